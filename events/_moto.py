@@ -1,0 +1,156 @@
+"""A moto server that applies DynamoDB requests one at a time (tests, benchmarks, local stack).
+
+Why not plain ``moto_server`` or ``moto.server.ThreadedMotoServer``: both serve each request on
+its own thread, and moto's DynamoDB backend has no locking. Measured with moto 5.2.5 and 8 threads
+racing to write the same key: concurrent ``TransactWriteItems`` calls both passed their condition
+check ("two winners"), and some failed with HTTP 500 ("dictionary changed size during iteration"
+while moto deep-copies the table for rollback). Real DynamoDB serialises writes to an item, so
+optimistic-concurrency tests need a server that does too.
+
+This server still accepts connections on many threads (HTTP/1.1 keep-alive), but requests whose
+``X-Amz-Target`` names DynamoDB or DynamoDB Streams run under one lock and their (small) response
+bodies are read inside it. Other services (S3 streaming GETs, SQS, EventBridge...) are untouched.
+
+Use in-process::
+
+    with SerialMotoServer() as server:
+        print(server.url)
+
+or as a separate process (prints ``MOTO_URL=http://127.0.0.1:PORT`` once it accepts requests)::
+
+    python -m events._moto --port 0
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import threading
+from collections.abc import Callable, Iterable
+from types import FrameType, TracebackType
+from typing import Any
+
+from moto.moto_server.werkzeug_app import (
+    DomainDispatcherApplication,
+    MotoRequestHandler,
+    create_backend_app,
+)
+from werkzeug.serving import BaseWSGIServer, make_server
+
+__all__ = ["SerialMotoServer"]
+
+_SERIALISED_TARGET_PREFIXES = ("DynamoDB_", "DynamoDBStreams_")
+
+WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+
+
+class _QuietRequestHandler(MotoRequestHandler):
+    """Moto's handler without one log line per request (errors are still logged)."""
+
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        return None
+
+
+def _serialise_dynamodb(app: WSGIApp) -> WSGIApp:
+    lock = threading.Lock()
+
+    def wrapped(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        target = environ.get("HTTP_X_AMZ_TARGET", "")
+        if not target.startswith(_SERIALISED_TARGET_PREFIXES):
+            return app(environ, start_response)
+        with lock:
+            result = app(environ, start_response)
+            try:
+                body = b"".join(result)
+            finally:
+                close = getattr(result, "close", None)
+                if close is not None:
+                    close()
+        return [body]
+
+    return wrapped
+
+
+class SerialMotoServer:
+    """moto server on a background thread; DynamoDB requests are applied one at a time.
+
+    ``port=0`` picks a free port; ``url`` is known after ``start()``.
+    """
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 0, *, quiet: bool = True) -> None:
+        self._host = host
+        self._port = port
+        self._quiet = quiet
+        self._server: BaseWSGIServer | None = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        if self._server is None:
+            msg = "moto server is not started"
+            raise RuntimeError(msg)
+        host, port = self._server.server_address[:2]
+        return f"http://{host!s}:{port}"
+
+    def start(self) -> str:
+        if self._server is not None:
+            return self.url
+        app = _serialise_dynamodb(DomainDispatcherApplication(create_backend_app))
+        handler = _QuietRequestHandler if self._quiet else MotoRequestHandler
+        # make_server binds before returning, so the port accepts connections from here on.
+        self._server = make_server(
+            self._host, self._port, app, threaded=True, request_handler=handler
+        )
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, name="moto-server", daemon=True
+        )
+        self._thread.start()
+        return self.url
+
+    def stop(self) -> None:
+        if self._server is None:
+            return
+        self._server.shutdown()
+        self._server.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+        self._server = None
+        self._thread = None
+
+    def __enter__(self) -> SerialMotoServer:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc_val: BaseException | None,
+        exc_tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
+    parser.add_argument("--verbose", action="store_true", help="log every request")
+    args = parser.parse_args(argv)
+
+    server = SerialMotoServer(args.host, args.port, quiet=not args.verbose)
+    stopped = threading.Event()
+
+    def _stop(signum: int, frame: FrameType | None) -> None:
+        stopped.set()
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    with server:
+        print(f"MOTO_URL={server.url}", flush=True)
+        stopped.wait()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

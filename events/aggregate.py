@@ -1,0 +1,58 @@
+"""Base classes every Ferry bounded context builds its aggregates and applications on.
+
+- ``FerryAggregate`` stamps ``customer_id`` and ``correlation_id`` on every event it triggers,
+  so that each stored event can be published on its own (see ``events.translate``).
+- ``FerryApplication`` records through the persistence module's *aggregate* recorder: Ferry does
+  not use eventsourcing's gapless application sequence (notification log); projections are fed by
+  the event table's DynamoDB stream → EventBridge instead (see docs/architecture.md).
+
+Domain event class names equal the published detail-types (``JobQueued`` …): that is the whole
+mapping from stored to published events. Event attributes are plain JSON values (str, int,
+float, bool, dict, list, datetime, UUID), never pydantic models.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from uuid import NAMESPACE_URL, UUID, uuid5
+
+from eventsourcing.application import Application
+from eventsourcing.domain import Aggregate
+from eventsourcing.persistence import AggregateRecorder
+
+_TRANSFER_NS = uuid5(NAMESPACE_URL, "https://ferry.invalid/transfer")
+
+
+class FerryAggregate(Aggregate):
+    """An aggregate whose events all carry customer_id and correlation_id."""
+
+    customer_id: str
+    correlation_id: str
+
+    class Event(Aggregate.Event):
+        customer_id: str
+        correlation_id: str
+
+    class Created(Event, Aggregate.Created):
+        pass
+
+    def trigger_event(self, event_class: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("customer_id", self.customer_id)
+        kwargs.setdefault("correlation_id", self.correlation_id)
+        super().trigger_event(event_class, **kwargs)
+
+
+class FerryApplication(Application):
+    """An eventsourcing Application on Ferry's event store (aggregate recorder only)."""
+
+    def construct_recorder(self) -> Any:
+        return self.factory.aggregate_recorder()
+
+    @property
+    def aggregate_recorder(self) -> AggregateRecorder:
+        return self.recorder
+
+
+def transfer_stream_id(job_id: str | UUID) -> UUID:
+    """The executor's Transfer stream of a job: deterministic, so every executor finds it."""
+    return uuid5(_TRANSFER_NS, str(job_id))

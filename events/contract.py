@@ -1,0 +1,456 @@
+"""Ferry's published event contract.
+
+Every integration event is a frozen pydantic model with its EventBridge ``source`` and
+``detail-type``. The EventBridge ``detail`` of a published event is exactly
+``model.model_dump(mode="json")``: the common envelope fields (event id, stream id and version,
+occurred_at, customer_id, correlation_id, schema_version) followed by the event's own fields.
+
+Rules:
+- Past-tense names, grouped by bounded context (endpoints, jobs, executor, routes).
+- No secret ever appears here: endpoint credentials are referenced by their Secrets Manager ARN.
+- Changes are additive. A breaking change gets a new ``SCHEMA_VERSION`` for that event.
+- ``events/schemas/<DetailType>.json`` is generated from these models
+  (``python -m events.schemas``) and checked in; a test fails when they drift.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, ClassVar
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+from ferry.names import SOURCE_ENDPOINTS, SOURCE_EXECUTOR, SOURCE_JOBS, SOURCE_ROUTES
+
+# ---------------------------------------------------------------------------------------------
+# Shared value types
+# ---------------------------------------------------------------------------------------------
+
+
+class EndpointType(StrEnum):
+    S3 = "s3"
+    SFTP = "sftp"
+
+
+class Direction(StrEnum):
+    INBOUND = "INBOUND"  # Ferry reads from it (a source)
+    OUTBOUND = "OUTBOUND"  # Ferry writes to it (a target)
+    BOTH = "BOTH"
+
+
+class EndpointStatus(StrEnum):
+    PENDING_VALIDATION = "PENDING_VALIDATION"
+    ACTIVE = "ACTIVE"
+    VALIDATION_FAILED = "VALIDATION_FAILED"
+    DISABLED = "DISABLED"
+
+
+class Flow(StrEnum):
+    S3_TO_S3 = "S3_TO_S3"
+    S3_TO_SFTP = "S3_TO_SFTP"
+    SFTP_TO_S3 = "SFTP_TO_S3"
+    SFTP_TO_SFTP = "SFTP_TO_SFTP"
+
+    @classmethod
+    def of(cls, source: EndpointType | str, target: EndpointType | str) -> Flow:
+        return cls(f"{EndpointType(source).value.upper()}_TO_{EndpointType(target).value.upper()}")
+
+
+class JobStatus(StrEnum):
+    RECEIVED = "RECEIVED"
+    QUEUED = "QUEUED"
+    RUNNING = "RUNNING"
+    VERIFYING = "VERIFYING"
+    SUCCEEDED = "SUCCEEDED"
+    FAILED = "FAILED"
+    CANCELLED = "CANCELLED"
+
+    @property
+    def is_final(self) -> bool:
+        return self in (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED)
+
+
+class PostAction(StrEnum):
+    NONE = "none"
+    DELETE = "delete"
+    MOVE = "move"
+
+
+class VerifyMode(StrEnum):
+    SIZE = "size"
+    DIGEST = "digest"
+    REREAD = "reread"
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Location(_Frozen):
+    """A file on an endpoint; ``path`` is relative to the endpoint's base_path / prefix."""
+
+    endpoint_id: str
+    path: str
+
+
+class TransferOptions(_Frozen):
+    overwrite: bool = False
+    post_action: PostAction = PostAction.NONE
+    move_to: str | None = Field(
+        default=None, description="Archive directory/prefix for post_action=move."
+    )
+    max_attempts: int = Field(default=5, ge=1, le=20)
+    verify: VerifyMode = VerifyMode.DIGEST
+
+
+class JobSpec(_Frozen):
+    """Everything an executor needs to run a job (no secrets: credentials are looked up)."""
+
+    flow: Flow
+    source: Location
+    target: Location
+    options: TransferOptions
+
+
+# ---------------------------------------------------------------------------------------------
+# The envelope
+# ---------------------------------------------------------------------------------------------
+
+
+class FerryEvent(_Frozen):
+    """Common fields of every published Ferry event."""
+
+    SOURCE: ClassVar[str] = ""
+    SCHEMA_VERSION: ClassVar[int] = 1
+
+    event_id: str = Field(
+        description="Unique and deterministic (uuid5 of stream_id and version): dedupe on it."
+    )
+    stream_id: str = Field(description="The aggregate (event stream) this event belongs to.")
+    version: int = Field(ge=1, description="Position of the event in its stream.")
+    occurred_at: AwareDatetime = Field(description="UTC, ISO 8601.")
+    customer_id: str
+    correlation_id: str = Field(
+        description="The job id for job and executor events; the endpoint/route id otherwise."
+    )
+    schema_version: int = 1
+
+    @classmethod
+    def detail_type(cls) -> str:
+        return cls.__name__
+
+
+# ---------------------------------------------------------------------------------------------
+# ferry.endpoints
+# ---------------------------------------------------------------------------------------------
+
+
+class EndpointEvent(FerryEvent):
+    SOURCE: ClassVar[str] = SOURCE_ENDPOINTS
+    endpoint_id: str
+
+
+class EndpointConfig(_Frozen):
+    """Non-secret connection settings of an endpoint (flat; fields depend on ``type``)."""
+
+    type: EndpointType
+    # s3
+    bucket: str | None = None
+    prefix: str | None = None
+    region: str | None = None
+    kms_key_id: str | None = None
+    # sftp
+    host: str | None = None
+    port: int | None = None
+    username: str | None = None
+    base_path: str | None = None
+    host_key: str | None = Field(
+        default=None, description="Pinned host key: OpenSSH public key line or SHA256: fingerprint."
+    )
+    auth_method: str | None = Field(default=None, description="private_key | password (sftp).")
+
+
+class EndpointRegistered(EndpointEvent):
+    name: str
+    direction: Direction
+    max_concurrency: int
+    config: EndpointConfig
+    secret_arn: str | None = Field(default=None, description="Credentials (never the values).")
+    actor: str
+
+
+class EndpointValidated(EndpointEvent):
+    checks: list[str] = Field(default_factory=list, description="What was checked.")
+    host_key_fingerprint: str | None = None
+
+
+class EndpointValidationFailed(EndpointEvent):
+    reason_code: str
+    message: str
+
+
+class EndpointUpdated(EndpointEvent):
+    changed: dict[str, Any] = Field(
+        description="Non-secret fields that changed, with their new values."
+    )
+    credentials_rotated: bool = False
+    secret_arn: str | None = None
+    actor: str
+
+
+class EndpointDisabled(EndpointEvent):
+    actor: str
+    reason: str | None = None
+
+
+class EndpointEnabled(EndpointEvent):
+    actor: str
+
+
+# ---------------------------------------------------------------------------------------------
+# ferry.jobs
+# ---------------------------------------------------------------------------------------------
+
+
+class JobEvent(FerryEvent):
+    SOURCE: ClassVar[str] = SOURCE_JOBS
+    job_id: str
+
+
+class JobRequested(JobEvent):
+    spec: JobSpec
+    idempotency_key: str
+    request_hash: str = Field(description="sha256 of the canonical request body.")
+    actor: str
+    redrive_of: str | None = None
+    route_id: str | None = None
+
+
+class JobQueued(JobEvent):
+    spec: JobSpec
+    attempt: int = 1
+
+
+class JobStarted(JobEvent):
+    """An executor holds the lease and is moving bytes (status RUNNING)."""
+
+    attempt: int
+    executor_id: str
+
+
+class JobVerified(JobEvent):
+    """All bytes are at the target and verified (status VERIFYING: post-action and release)."""
+
+    size: int
+    sha256: str
+    duration_seconds: float
+    throughput_bytes_per_second: float
+
+
+class JobRetryScheduled(JobEvent):
+    spec: JobSpec
+    attempt: int = Field(description="The attempt that will run next.")
+    next_attempt_at: AwareDatetime
+    error_code: str
+    error_message: str
+
+
+class JobSucceeded(JobEvent):
+    size: int
+    sha256: str
+    duration_seconds: float
+    throughput_bytes_per_second: float
+    attempts: int
+
+
+class JobFailed(JobEvent):
+    error_code: str
+    error_message: str
+    attempts: int
+
+
+class JobCancelled(JobEvent):
+    actor: str
+    reason: str | None = None
+
+
+class JobRedriven(JobEvent):
+    new_job_id: str
+    actor: str
+
+
+# ---------------------------------------------------------------------------------------------
+# ferry.executor (stream: the job's Transfer aggregate, correlation_id = job_id)
+# ---------------------------------------------------------------------------------------------
+
+
+class ExecutorEvent(FerryEvent):
+    SOURCE: ClassVar[str] = SOURCE_EXECUTOR
+    job_id: str
+
+
+class LeaseAcquired(ExecutorEvent):
+    owner_id: str
+    region: str
+    expires_at: AwareDatetime
+    attempt: int
+    takeover_from: str | None = Field(default=None, description="Previous (expired) owner.")
+
+
+class LeaseRenewed(ExecutorEvent):
+    owner_id: str
+    expires_at: AwareDatetime
+
+
+class LeaseReleased(ExecutorEvent):
+    owner_id: str
+    outcome: str = Field(description="succeeded | failed | retry | cancelled | abandoned")
+
+
+class TransferStarted(ExecutorEvent):
+    flow: Flow
+    leg: int = Field(default=1, description="1, or 2 for the staging→target leg of SFTP→SFTP.")
+    legs: int = 1
+    size: int
+    chunk_size: int
+    chunk_count: int
+    source_version: str | None = Field(default=None, description="ETag / mtime+size of source.")
+    upload_id: str | None = Field(default=None, description="S3 multipart upload id, if any.")
+    temp_path: str | None = Field(default=None, description="SFTP temp file, if any.")
+
+
+class ChunkCommitted(ExecutorEvent):
+    leg: int = 1
+    index: int
+    offset: int
+    length: int
+    sha256: str
+    part_number: int | None = None
+    etag: str | None = None
+    bytes_committed: int
+    bytes_total: int
+
+
+class TransferVerified(ExecutorEvent):
+    size: int
+    sha256: str
+    verify: VerifyMode
+    target_checksum: str | None = None
+    duration_seconds: float
+    throughput_bytes_per_second: float
+
+
+class TransferAttemptFailed(ExecutorEvent):
+    attempt: int
+    error_code: str
+    error_message: str
+    transient: bool
+    bytes_committed: int = 0
+
+
+class PostActionCompleted(ExecutorEvent):
+    action: PostAction
+    moved_to: str | None = None
+
+
+# ---------------------------------------------------------------------------------------------
+# ferry.routes (issue 5; declared here so the contract is defined once)
+# ---------------------------------------------------------------------------------------------
+
+
+class RouteEvent(FerryEvent):
+    SOURCE: ClassVar[str] = SOURCE_ROUTES
+    route_id: str
+
+
+class RouteCreated(RouteEvent):
+    definition: dict[str, Any]
+    actor: str
+
+
+class RouteUpdated(RouteEvent):
+    changed: dict[str, Any]
+    actor: str
+
+
+class RouteDisabled(RouteEvent):
+    actor: str
+
+
+class RouteEnabled(RouteEvent):
+    actor: str
+
+
+# ---------------------------------------------------------------------------------------------
+# Registry
+# ---------------------------------------------------------------------------------------------
+
+
+def _leaves(cls: type[FerryEvent]) -> list[type[FerryEvent]]:
+    out: list[type[FerryEvent]] = []
+    for sub in cls.__subclasses__():
+        if sub.__subclasses__():
+            out.extend(_leaves(sub))
+        elif not sub.__name__.endswith("Event"):
+            out.append(sub)
+    return out
+
+
+EVENT_TYPES: dict[str, type[FerryEvent]] = {c.detail_type(): c for c in _leaves(FerryEvent)}
+"""detail-type -> model, for every published event."""
+
+
+def parse_detail(detail_type: str, detail: dict[str, Any]) -> FerryEvent:
+    """Validate an EventBridge ``detail`` against its contract model."""
+    try:
+        model = EVENT_TYPES[detail_type]
+    except KeyError:
+        raise ValueError(f"unknown Ferry detail-type: {detail_type!r}") from None
+    return model.model_validate(detail)
+
+
+__all__ = [
+    "EVENT_TYPES",
+    "ChunkCommitted",
+    "Direction",
+    "EndpointConfig",
+    "EndpointDisabled",
+    "EndpointEnabled",
+    "EndpointRegistered",
+    "EndpointStatus",
+    "EndpointType",
+    "EndpointUpdated",
+    "EndpointValidated",
+    "EndpointValidationFailed",
+    "FerryEvent",
+    "Flow",
+    "JobCancelled",
+    "JobFailed",
+    "JobQueued",
+    "JobRedriven",
+    "JobRequested",
+    "JobRetryScheduled",
+    "JobSpec",
+    "JobStarted",
+    "JobStatus",
+    "JobSucceeded",
+    "JobVerified",
+    "LeaseAcquired",
+    "LeaseReleased",
+    "LeaseRenewed",
+    "Location",
+    "PostAction",
+    "PostActionCompleted",
+    "RouteCreated",
+    "RouteDisabled",
+    "RouteEnabled",
+    "RouteUpdated",
+    "TransferAttemptFailed",
+    "TransferOptions",
+    "TransferStarted",
+    "TransferVerified",
+    "VerifyMode",
+    "datetime",
+    "parse_detail",
+]

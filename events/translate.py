@@ -1,0 +1,139 @@
+"""The one adapter between stored aggregate events and published EventBridge events.
+
+stored event (eventsourcing ``StoredEvent``: originator_id, originator_version, topic, state)
+    → ``to_integration`` → contract model (``events.contract``)
+    → ``to_put_events_entry`` → an EventBridge PutEvents entry
+and back, for consumers: an SQS message body carrying an EventBridge event
+    → ``from_eventbridge`` → contract model.
+
+Stored events whose class name is not a published detail-type (none today) are internal and
+translate to ``None``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from typing import Any
+from uuid import NAMESPACE_URL, UUID, uuid5
+
+from eventsourcing.persistence import (
+    AggregateRecorder,
+    DatetimeAsISO,
+    DecimalAsStr,
+    JSONTranscoder,
+    StoredEvent,
+    UUIDAsHex,
+)
+
+from events.contract import EVENT_TYPES, FerryEvent
+
+_EVENT_ID_NS = uuid5(NAMESPACE_URL, "https://ferry.invalid/event")
+_NOT_FIELDS = frozenset({"timestamp", "originator_topic", "originator_id", "originator_version"})
+
+
+def _transcoder() -> JSONTranscoder:
+    transcoder = JSONTranscoder()
+    transcoder.register(UUIDAsHex())
+    transcoder.register(DecimalAsStr())
+    transcoder.register(DatetimeAsISO())
+    return transcoder
+
+
+_TRANSCODER = _transcoder()
+
+
+def event_id_for(stream_id: str | UUID, version: int) -> str:
+    """Deterministic event id: a replayed or re-published event keeps its id."""
+    return str(uuid5(_EVENT_ID_NS, f"{stream_id}:{version}"))
+
+
+def detail_type_of_topic(topic: str) -> str:
+    """'services.jobs.domain:Job.JobQueued' -> 'JobQueued'."""
+    return topic.rsplit(":", 1)[-1].rsplit(".", 1)[-1]
+
+
+def to_integration(stored: StoredEvent) -> FerryEvent | None:
+    """Translate a stored aggregate event to its published contract model (or None)."""
+    model = EVENT_TYPES.get(detail_type_of_topic(stored.topic))
+    if model is None:
+        return None
+    state: dict[str, Any] = _TRANSCODER.decode(stored.state)
+    fields = {k: _plain(v) for k, v in state.items() if k not in _NOT_FIELDS}
+    return model.model_validate(
+        {
+            "event_id": event_id_for(stored.originator_id, stored.originator_version),
+            "stream_id": str(stored.originator_id),
+            "version": stored.originator_version,
+            "occurred_at": state["timestamp"],
+            **fields,
+        }
+    )
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, UUID):
+        return str(value)
+    return value
+
+
+def stream_events(recorder: AggregateRecorder, stream_id: str | UUID) -> list[FerryEvent]:
+    """A stream's published events, in stream order (the audit trail)."""
+    out = []
+    for stored in recorder.select_events(
+        stream_id if isinstance(stream_id, UUID) else _as_uuid(stream_id)
+    ):
+        event = to_integration(stored)
+        if event is not None:
+            out.append(event)
+    return out
+
+
+def _as_uuid(value: str) -> UUID | str:
+    try:
+        return UUID(value)
+    except ValueError:
+        return value
+
+
+def to_put_events_entry(event: FerryEvent, bus_name: str) -> dict[str, Any]:
+    return {
+        "Source": event.SOURCE,
+        "DetailType": event.detail_type(),
+        "Detail": event.model_dump_json(),
+        "EventBusName": bus_name,
+        "Time": event.occurred_at,
+        "Resources": [],
+    }
+
+
+def audit_record(event: FerryEvent) -> dict[str, Any]:
+    """The shape of GET /jobs/{id}/events items — what downstream teams receive, flattened."""
+    return {
+        "event_id": event.event_id,
+        "detail-type": event.detail_type(),
+        "source": event.SOURCE,
+        "stream_id": event.stream_id,
+        "version": event.version,
+        "occurred_at": event.occurred_at.isoformat(),
+        "detail": event.model_dump(mode="json"),
+    }
+
+
+def from_eventbridge(envelope: dict[str, Any] | str) -> FerryEvent:
+    """Parse an EventBridge event (as delivered to SQS) into its contract model."""
+    if isinstance(envelope, str):
+        envelope = json.loads(envelope)
+    assert isinstance(envelope, dict)
+    detail_type = envelope["detail-type"]
+    model = EVENT_TYPES.get(detail_type)
+    if model is None:
+        raise ValueError(f"unknown Ferry detail-type: {detail_type!r}")
+    return model.model_validate(envelope["detail"])
+
+
+def merge_in_time_order(*streams: Iterable[FerryEvent]) -> list[FerryEvent]:
+    """Merge several streams' events (each already in stream order) by occurred_at, stably."""
+    merged = [e for s in streams for e in s]
+    merged.sort(key=lambda e: e.occurred_at)
+    return merged

@@ -1,0 +1,173 @@
+"""Resource names and environment variable names, shared by infra/, the local stack and the tests.
+
+One place, so that what `ferry up` creates on moto server and what the CDK app deploys to AWS
+cannot drift. Every name is derived from a *prefix* (the stack/deployment name, default "ferry")
+so that several deployments (or test runs) can share one account or one moto server.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+# --- environment variable names read by the services' settings models --------------------
+ENV_PREFIX = "FERRY_"
+ENV_AWS_ENDPOINT_URL = "AWS_ENDPOINT_URL"  # boto3 honours it natively (moto server locally)
+ENV_REGION = "AWS_DEFAULT_REGION"
+ENV_PERSISTENCE_MODULE = "PERSISTENCE_MODULE"  # eventsourcing's own mechanism
+ENV_EVENTS_TABLE = "FERRY_EVENTS_TABLE"
+ENV_ENDPOINTS_TABLE = "FERRY_ENDPOINTS_TABLE"
+ENV_JOBS_TABLE = "FERRY_JOBS_TABLE"
+ENV_IDEMPOTENCY_TABLE = "FERRY_IDEMPOTENCY_TABLE"
+ENV_LEASES_TABLE = "FERRY_LEASES_TABLE"
+ENV_API_KEYS_TABLE = "FERRY_API_KEYS_TABLE"
+ENV_ROUTES_TABLE = "FERRY_ROUTES_TABLE"
+ENV_BUS_NAME = "FERRY_BUS_NAME"
+ENV_EXECUTOR_QUEUE_URL = "FERRY_EXECUTOR_QUEUE_URL"
+ENV_PROJECTIONS_QUEUE_URL = "FERRY_PROJECTIONS_QUEUE_URL"
+ENV_JOBS_QUEUE_URL = "FERRY_JOBS_QUEUE_URL"
+ENV_VALIDATOR_QUEUE_URL = "FERRY_VALIDATOR_QUEUE_URL"
+ENV_STAGING_BUCKET = "FERRY_STAGING_BUCKET"
+ENV_SECRETS_PREFIX = "FERRY_SECRETS_PREFIX"
+ENV_DEPLOYMENT_REGION = "FERRY_REGION"
+
+
+@dataclass(frozen=True)
+class ResourceNames:
+    """Every named AWS resource of one Ferry deployment."""
+
+    prefix: str = "ferry"
+
+    # DynamoDB
+    @property
+    def events_table(self) -> str:
+        """The event store: pk stream_id (S), sk version (N); stream NEW_IMAGE."""
+        return f"{self.prefix}-events"
+
+    @property
+    def endpoints_table(self) -> str:
+        """Read model: endpoints (pk endpoint_id; GSI by customer_id)."""
+        return f"{self.prefix}-endpoints"
+
+    @property
+    def jobs_table(self) -> str:
+        """Read model: job status (pk job_id; GSI by customer_id + created_at; failures)."""
+        return f"{self.prefix}-jobs"
+
+    @property
+    def routes_table(self) -> str:
+        return f"{self.prefix}-routes"
+
+    @property
+    def idempotency_table(self) -> str:
+        return f"{self.prefix}-idempotency"
+
+    @property
+    def leases_table(self) -> str:
+        """Endpoint concurrency semaphore slots (leases with TTL)."""
+        return f"{self.prefix}-leases"
+
+    @property
+    def api_keys_table(self) -> str:
+        return f"{self.prefix}-api-keys"
+
+    # EventBridge
+    @property
+    def bus(self) -> str:
+        return f"{self.prefix}-bus"
+
+    @property
+    def archive(self) -> str:
+        return f"{self.prefix}-archive"
+
+    @property
+    def executor_rule(self) -> str:
+        return f"{self.prefix}-to-executor"
+
+    @property
+    def validator_rule(self) -> str:
+        return f"{self.prefix}-to-validator"
+
+    @property
+    def projections_rule(self) -> str:
+        return f"{self.prefix}-to-projections"
+
+    @property
+    def jobs_rule(self) -> str:
+        return f"{self.prefix}-to-jobs"
+
+    # SQS (each has a DLQ named <queue>-dlq)
+    @property
+    def executor_queue(self) -> str:
+        return f"{self.prefix}-executor"
+
+    @property
+    def validator_queue(self) -> str:
+        return f"{self.prefix}-validator"
+
+    @property
+    def projections_queue(self) -> str:
+        return f"{self.prefix}-projections"
+
+    @property
+    def jobs_queue(self) -> str:
+        """The jobs process manager's queue (executor events)."""
+        return f"{self.prefix}-jobs-pm"
+
+    @staticmethod
+    def dlq(queue_name: str) -> str:
+        return f"{queue_name}-dlq"
+
+    # S3
+    @property
+    def staging_bucket(self) -> str:
+        return f"{self.prefix}-staging"
+
+    # Secrets Manager
+    @property
+    def secrets_prefix(self) -> str:
+        """Endpoint credentials live under <secrets_prefix><customer_id>/<endpoint_id>."""
+        return f"{self.prefix}/endpoints/"
+
+    def endpoint_secret_name(self, customer_id: str, endpoint_id: str) -> str:
+        return f"{self.secrets_prefix}{customer_id}/{endpoint_id}"
+
+
+# EventBridge event sources, one per bounded context.
+SOURCE_ENDPOINTS = "ferry.endpoints"
+SOURCE_JOBS = "ferry.jobs"
+SOURCE_EXECUTOR = "ferry.executor"
+SOURCE_ROUTES = "ferry.routes"
+ALL_SOURCES = (SOURCE_ENDPOINTS, SOURCE_JOBS, SOURCE_EXECUTOR, SOURCE_ROUTES)
+
+# Which detail-types each queue receives (EventBridge rule patterns are built from these in
+# both infra/ and the local stack).
+EXECUTOR_DETAIL_TYPES = ("JobQueued", "JobRetryScheduled")
+VALIDATOR_DETAIL_TYPES = ("EndpointRegistered", "EndpointUpdated")
+JOBS_PM_DETAIL_TYPES = (
+    "LeaseAcquired",
+    "TransferStarted",
+    "TransferVerified",
+    "TransferAttemptFailed",
+    "LeaseReleased",
+)
+
+
+def rule_pattern(sources: tuple[str, ...], detail_types: tuple[str, ...] | None) -> dict:
+    """The EventBridge event pattern for a rule on the Ferry bus."""
+    pattern: dict = {"source": list(sources)}
+    if detail_types:
+        pattern["detail-type"] = list(detail_types)
+    return pattern
+
+
+RULES: dict[str, tuple[dict, str]] = {}
+"""rule attribute on ResourceNames -> (event pattern, queue attribute on ResourceNames)."""
+RULES = {
+    "executor_rule": (rule_pattern((SOURCE_JOBS,), EXECUTOR_DETAIL_TYPES), "executor_queue"),
+    "validator_rule": (
+        rule_pattern((SOURCE_ENDPOINTS,), VALIDATOR_DETAIL_TYPES),
+        "validator_queue",
+    ),
+    "projections_rule": (rule_pattern(ALL_SOURCES, None), "projections_queue"),
+    "jobs_rule": (rule_pattern((SOURCE_EXECUTOR,), JOBS_PM_DETAIL_TYPES), "jobs_queue"),
+}
