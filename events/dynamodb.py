@@ -1,0 +1,760 @@
+"""DynamoDB event store: an eventsourcing 9.5.6 persistence module.
+
+Selecting it
+============
+Set ``PERSISTENCE_MODULE=events.dynamodb``. ``InfrastructureFactory.construct`` finds the one
+factory class here, :class:`DynamoDBFactory`. Ferry applications subclass
+``eventsourcing.application.Application`` and override::
+
+    def construct_recorder(self) -> ApplicationRecorder:
+        return self.factory.aggregate_recorder()  # type: ignore[return-value]
+
+which works with this factory and with the in-memory ``eventsourcing.popo`` one (unit tests).
+(``Application.recorder`` is annotated ``ApplicationRecorder``, hence the ignore.) Snapshots,
+if enabled, go to their own table through ``aggregate_recorder(purpose="snapshots")``.
+
+Tests and the local stack should serve moto with ``events._moto.SerialMotoServer``: plain moto
+server lets racing conditional writes both succeed (see that module).
+
+Settings
+========
+Read from the eventsourcing ``Environment``, so ``<APPNAME>_<KEY>`` wins over ``<KEY>``:
+
+==========================  ==================================  ================================
+key                         default                             meaning
+==========================  ==================================  ================================
+``FERRY_EVENTS_TABLE``      ``ferry-events``                    aggregate events
+``FERRY_SNAPSHOTS_TABLE``   ``<events table>-snapshots``        snapshots (``purpose`` other
+                                                                than "events" reads
+                                                                ``FERRY_<PURPOSE>_TABLE``)
+``FERRY_TRACKING_TABLE``    ``ferry-tracking``                  tracking recorder
+``CREATE_TABLE``            ``yes``                             create missing tables when a
+                                                                recorder is made (DescribeTable,
+                                                                CreateTable); set ``no`` where
+                                                                CDK owns the tables
+``AWS_DEFAULT_REGION``      boto3's own lookup                  region of the client
+==========================  ==================================  ================================
+
+Endpoint and credentials are boto3's own business (``AWS_ENDPOINT_URL``,
+``AWS_ENDPOINT_URL_DYNAMODB``, profiles, roles): nothing here special-cases them.
+
+Events table and item format
+============================
+Partition key ``stream_id`` (S), sort key ``version`` (N), ``PAY_PER_REQUEST``, DynamoDB Streams
+with ``NEW_IMAGE`` (see :func:`create_events_table`). One item per stored event:
+
+=============  ====  ===========================================================
+attribute      type  value
+=============  ====  ===========================================================
+``stream_id``  S     ``str(StoredEvent.originator_id)`` (UUIDs in canonical form)
+``version``    N     ``StoredEvent.originator_version``
+``topic``      S     ``StoredEvent.topic`` (the domain event class topic)
+``state``      B     ``StoredEvent.state`` (mapper output: JSON, maybe compressed
+                     and/or encrypted according to COMPRESSOR_TOPIC/CIPHER_KEY)
+=============  ====  ===========================================================
+
+Consumers of the table's stream decode a record's ``NewImage`` with
+:func:`stored_event_from_item`, which accepts the low-level typed format (``{"S": ...}``,
+``{"N": ...}``, ``{"B": ...}``; ``B`` as bytes, or as base64 text as in records delivered by a
+Lambda event source) and the boto3 resource (deserialised) format. It returns the originator id
+as a ``UUID`` when ``stream_id`` is a canonical UUID string, else as ``str``;
+``Mapper.to_domain_event`` accepts both. :meth:`DynamoDBAggregateRecorder.select_events` returns
+the ``originator_id`` object it was given, so a reader gets back the type it asked with.
+
+Writes
+======
+``insert_events`` is all-or-nothing and optimistic:
+
+* every item is written with ``attribute_not_exists(stream_id)``: a second writer at the same
+  (stream, version) gets ``eventsourcing.persistence.IntegrityError``; so does a batch that
+  repeats a (stream, version) (checked before any request is sent);
+* one event: a conditional ``PutItem``; several: one ``TransactWriteItems``;
+* ``TransactWriteItems`` takes at most 100 items: a longer append raises ``ProgrammingError``.
+  It is **not** split: two transactions could half-succeed, which breaks the atomicity
+  aggregates rely on (an aggregate emitting > 100 events per command needs a different design).
+  DynamoDB also caps an item at 400 KB and a transaction at 4 MB: beyond that, ``DataError``
+  or ``ProgrammingError`` (from DynamoDB's ValidationException);
+* retries by botocore after an ambiguous failure (lost response) must not turn our own success
+  into a conflict: transactions carry a fresh ``ClientRequestToken`` (idempotent for 10
+  minutes), and a ``PutItem`` whose retry fails its condition against an item byte-identical
+  to ours counts as written;
+* writes refused only because another transaction on the same items was in flight
+  (``TransactionConflict``) are retried a few times with jittered backoff, then raise
+  ``OperationalError``; the outcome of the retry (success or ``IntegrityError``) is the answer.
+
+Reads
+=====
+``select_events`` runs a strongly consistent ``Query`` on ``stream_id`` with ``gt``/``lte`` as a
+key condition on ``version`` (``BETWEEN`` when both), ``desc`` as ``ScanIndexForward=False`` and
+``limit`` as ``Limit``, following ``LastEvaluatedKey`` until done.
+
+Decision: no notification log (application sequence)
+====================================================
+Ferry does not use the library's gapless application sequence: projections are fed by DynamoDB
+Streams -> EventBridge, and consumers dedupe by event id / (stream_id, version). A gapless
+sequence on DynamoDB needs a counter item updated in the transaction of every append, which
+serialises all appends of an application on one item (about 1,000 writes/s per item on AWS,
+minus conflicts and retries) and makes every append a transaction (twice the write cost).
+So this module provides, deliberately:
+
+* ``DynamoDBFactory.aggregate_recorder()`` -> :class:`DynamoDBAggregateRecorder` (events and,
+  with ``purpose="snapshots"``, snapshots);
+* ``DynamoDBFactory.tracking_recorder()`` -> :class:`DynamoDBTrackingRecorder`; it passes the
+  library's ``TrackingRecorderTestCase``;
+* ``DynamoDBFactory.application_recorder()`` and ``DynamoDBFactory.process_recorder()`` raise
+  ``eventsourcing.persistence.ProgrammingError`` explaining this decision.
+
+Unsupported, as a consequence: ``ApplicationRecorder.select_notifications``,
+``max_notification_id`` and ``subscribe``; ``ProcessRecorder`` (recording tracking atomically
+with events: ``insert_events(..., tracking=...)`` raises ``ProgrammingError``);
+``Application.notification_log`` / ``LocalNotificationLog``; the default
+``Application.construct_recorder``; ``ProcessApplication``/``System`` runners and eventsourcing
+projection runners reading this store's application sequence.
+
+Tracking table
+==============
+Partition key ``application_name`` (S); one item per upstream name holding the highest
+``notification_id`` (N) recorded (like the library's Postgres "single row tracking").
+``insert_tracking`` is a conditional update that succeeds only if no position is recorded or the
+recorded one is lower: a repeated or lower position raises ``IntegrityError``.
+
+Errors
+======
+botocore errors become the eventsourcing (PEP 249 style) hierarchy:
+``ConditionalCheckFailed`` -> ``IntegrityError``; ``ResourceNotFoundException`` and invalid
+requests -> ``ProgrammingError``; an item too large -> ``DataError``; throttling, capacity,
+conflicts, timeouts and connection failures -> ``OperationalError``; DynamoDB internal errors ->
+``InternalError``; missing credentials/region -> ``InterfaceError``.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import random
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from decimal import Decimal, InvalidOperation
+from typing import TYPE_CHECKING, Any
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    NoCredentialsError,
+    NoRegionError,
+    PartialCredentialsError,
+)
+from eventsourcing.persistence import (
+    AggregateRecorder,
+    ApplicationRecorder,
+    DatabaseError,
+    DataError,
+    InfrastructureFactory,
+    IntegrityError,
+    InterfaceError,
+    InternalError,
+    OperationalError,
+    PersistenceError,
+    ProcessRecorder,
+    ProgrammingError,
+    StoredEvent,
+    Tracking,
+    TrackingRecorder,
+)
+from eventsourcing.utils import Environment, EnvType, resolve_topic, strtobool
+
+if TYPE_CHECKING:
+    from uuid import UUID
+
+    from mypy_boto3_dynamodb.client import DynamoDBClient
+
+__all__ = [
+    "MAX_EVENTS_PER_APPEND",
+    "DynamoDBAggregateRecorder",
+    "DynamoDBFactory",
+    "DynamoDBTrackingRecorder",
+    "create_events_table",
+    "create_tracking_table",
+    "stored_event_from_item",
+]
+
+MAX_EVENTS_PER_APPEND = 100
+"""TransactWriteItems' item limit: the largest atomic append."""
+
+_TRANSACTION_CONFLICT_ATTEMPTS = 5
+
+NO_NOTIFICATION_LOG = (
+    "events.dynamodb provides no application sequence (notification log): Ferry feeds "
+    "projections from DynamoDB Streams -> EventBridge, and a gapless sequence on DynamoDB "
+    "would serialise every append on one counter item. Use "
+    "factory.aggregate_recorder() (override Application.construct_recorder to return it) "
+    "and, for consumers, factory.tracking_recorder(). See the events.dynamodb docstring."
+)
+
+
+# --------------------------------------------------------------------------- errors
+
+
+def _error_code(error: ClientError) -> str:
+    return str(error.response.get("Error", {}).get("Code", ""))
+
+
+def _translate(error: Exception) -> PersistenceError:
+    """Map a botocore error to eventsourcing's persistence error hierarchy."""
+    if isinstance(error, (NoCredentialsError, PartialCredentialsError, NoRegionError)):
+        return InterfaceError(str(error))
+    if isinstance(error, BotoCoreError):
+        # Connection refused/reset, timeouts, malformed responses.
+        return OperationalError(str(error))
+    if not isinstance(error, ClientError):
+        return DatabaseError(str(error))
+    code = _error_code(error)
+    message = str(error)
+    if code == "ConditionalCheckFailedException":
+        return IntegrityError(message)
+    if code == "TransactionCanceledException":
+        reasons = {r.get("Code") for r in error.response.get("CancellationReasons", [])}  # type: ignore[attr-defined]
+        if "ConditionalCheckFailed" in reasons:
+            return IntegrityError(message)
+        if "ValidationError" in reasons:
+            return DataError(message)
+        return OperationalError(message)
+    if code == "ValidationException":
+        if "size" in message.lower():
+            return DataError(message)
+        return ProgrammingError(message)
+    if code in {"ResourceNotFoundException", "SerializationException"}:
+        return ProgrammingError(message)
+    if code in {"InternalServerError", "InternalFailure"}:
+        return InternalError(message)
+    # Throttling, ProvisionedThroughputExceeded, RequestLimitExceeded, TransactionConflict,
+    # TransactionInProgress, AccessDenied, UnrecognizedClient, ServiceUnavailable...
+    return OperationalError(message)
+
+
+@contextmanager
+def _translated_errors() -> Iterator[None]:
+    try:
+        yield
+    except (BotoCoreError, ClientError) as error:
+        raise _translate(error) from error
+
+
+def _is_transaction_conflict(error: ClientError) -> bool:
+    """Another transaction on the same item(s) was in flight: worth retrying."""
+    code = _error_code(error)
+    if code == "TransactionConflictException":  # a plain write met a transaction
+        return True
+    if code != "TransactionCanceledException":
+        return False
+    reasons = {r.get("Code") for r in error.response.get("CancellationReasons", [])}  # type: ignore[attr-defined]
+    return "TransactionConflict" in reasons and "ConditionalCheckFailed" not in reasons
+
+
+def _conditional_write(send: Callable[[], object], written: Mapping[str, Any]) -> None:
+    """Send a conditional write, translating errors. Retries (with jittered backoff) when only
+    a concurrent transaction got in the way; treats a botocore retry that met our own earlier
+    success as success."""
+    for attempt in range(1, _TRANSACTION_CONFLICT_ATTEMPTS + 1):
+        try:
+            send()
+        except ClientError as error:
+            if _retried_onto_own_write(error, written):
+                return
+            if _is_transaction_conflict(error) and attempt < _TRANSACTION_CONFLICT_ATTEMPTS:
+                time.sleep(random.uniform(0, 0.01 * 2**attempt))
+                continue
+            raise _translate(error) from error
+        except BotoCoreError as error:
+            raise _translate(error) from error
+        return
+
+
+def _retried_onto_own_write(error: ClientError, item: Mapping[str, Any]) -> bool:
+    """True if a conditional write failed only because botocore's retry met our own earlier,
+    successful attempt (its response was lost): the request was retried and the existing item,
+    returned by ReturnValuesOnConditionCheckFailure=ALL_OLD, is exactly what we wrote."""
+    if _error_code(error) != "ConditionalCheckFailedException":
+        return False
+    retries = error.response.get("ResponseMetadata", {}).get("RetryAttempts", 0)
+    existing: Any = error.response.get("Item")  # type: ignore[typeddict-item]
+    return (
+        bool(retries) and isinstance(existing, Mapping) and _normalise(existing) == _normalise(item)
+    )
+
+
+def _normalise(item: Mapping[str, Any]) -> dict[str, tuple[str, Any]]:
+    out: dict[str, tuple[str, Any]] = {}
+    for name, value in item.items():
+        (kind, raw), *_ = value.items()
+        if kind == "N":
+            raw = Decimal(str(raw))
+        elif kind == "B":
+            raw = bytes(raw)
+        out[name] = (kind, raw)
+    return out
+
+
+# --------------------------------------------------------------------------- tables
+
+
+def _low_level_client(client_or_resource: Any) -> DynamoDBClient:
+    """Accept a boto3 DynamoDB client or a boto3 DynamoDB service resource."""
+    client = getattr(getattr(client_or_resource, "meta", None), "client", None)
+    return client if client is not None else client_or_resource  # type: ignore[no-any-return]
+
+
+def _ensure_table(
+    client_or_resource: Any,
+    table_name: str,
+    key_schema: list[dict[str, str]],
+    attribute_definitions: list[dict[str, str]],
+    stream_view_type: str | None,
+) -> bool:
+    client = _low_level_client(client_or_resource)
+    created = False
+    with _translated_errors():
+        try:
+            table = client.describe_table(TableName=table_name)["Table"]
+        except ClientError as error:
+            if _error_code(error) != "ResourceNotFoundException":
+                raise
+            kwargs: dict[str, Any] = {
+                "TableName": table_name,
+                "KeySchema": key_schema,
+                "AttributeDefinitions": attribute_definitions,
+                "BillingMode": "PAY_PER_REQUEST",
+            }
+            if stream_view_type is not None:
+                kwargs["StreamSpecification"] = {
+                    "StreamEnabled": True,
+                    "StreamViewType": stream_view_type,
+                }
+            try:
+                table = client.create_table(**kwargs)["TableDescription"]
+                created = True
+            except ClientError as create_error:
+                if _error_code(create_error) != "ResourceInUseException":
+                    raise
+                # Another process created it meanwhile: fine.
+                table = client.describe_table(TableName=table_name)["Table"]
+        if table.get("TableStatus") != "ACTIVE":
+            client.get_waiter("table_exists").wait(
+                TableName=table_name, WaiterConfig={"Delay": 1, "MaxAttempts": 300}
+            )
+    existing_keys = {(k["AttributeName"], k["KeyType"]) for k in table.get("KeySchema", [])}
+    wanted_keys = {(k["AttributeName"], k["KeyType"]) for k in key_schema}
+    if existing_keys and existing_keys != wanted_keys:
+        msg = (
+            f"DynamoDB table {table_name!r} exists with key schema {sorted(existing_keys)}, "
+            f"expected {sorted(wanted_keys)}"
+        )
+        raise ProgrammingError(msg)
+    return created
+
+
+def create_events_table(
+    client_or_resource: Any, table_name: str, *, stream_view_type: str | None = "NEW_IMAGE"
+) -> bool:
+    """Create the events table if missing; wait until it is ACTIVE. Returns True if created.
+
+    ``client_or_resource`` is a boto3 DynamoDB client or service resource. Key schema:
+    ``stream_id`` (S, partition) + ``version`` (N, sort); PAY_PER_REQUEST; DynamoDB Streams
+    with ``stream_view_type`` (None: no stream, e.g. for snapshots). An existing table is left
+    as it is (its stream settings are not changed) but must have the same key schema.
+    """
+    return _ensure_table(
+        client_or_resource,
+        table_name,
+        key_schema=[
+            {"AttributeName": "stream_id", "KeyType": "HASH"},
+            {"AttributeName": "version", "KeyType": "RANGE"},
+        ],
+        attribute_definitions=[
+            {"AttributeName": "stream_id", "AttributeType": "S"},
+            {"AttributeName": "version", "AttributeType": "N"},
+        ],
+        stream_view_type=stream_view_type,
+    )
+
+
+def create_tracking_table(client_or_resource: Any, table_name: str) -> bool:
+    """Create the tracking table (``application_name`` S partition key) if missing."""
+    return _ensure_table(
+        client_or_resource,
+        table_name,
+        key_schema=[{"AttributeName": "application_name", "KeyType": "HASH"}],
+        attribute_definitions=[{"AttributeName": "application_name", "AttributeType": "S"}],
+        stream_view_type=None,
+    )
+
+
+# --------------------------------------------------------------------------- items
+
+
+def _item_from_stored_event(stored_event: StoredEvent) -> dict[str, Any]:
+    return {
+        "stream_id": {"S": str(stored_event.originator_id)},
+        "version": {"N": str(int(stored_event.originator_version))},
+        "topic": {"S": stored_event.topic},
+        "state": {"B": bytes(stored_event.state)},
+    }
+
+
+def _plain(value: Any, type_code: str) -> Any:
+    """Unwrap a typed attribute value ({"S": ...}) or pass a deserialised one through."""
+    if isinstance(value, Mapping):
+        if len(value) == 1 and type_code in value:
+            return value[type_code]
+        msg = f"expected a DynamoDB {type_code!r} attribute value, got {dict(value)!r}"
+        raise ValueError(msg)
+    return value
+
+
+def _as_bytes(value: Any) -> bytes:
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return bytes(value)
+    inner = getattr(value, "value", None)  # boto3.dynamodb.types.Binary
+    if isinstance(inner, (bytes, bytearray)):
+        return bytes(inner)
+    if isinstance(value, str):  # Lambda event source records: base64 text
+        try:
+            return base64.b64decode(value, validate=True)
+        except binascii.Error as error:
+            msg = f"'state' is not valid base64: {error}"
+            raise ValueError(msg) from None
+    msg = f"'state' must be binary (bytes, Binary or base64 str), got {type(value).__name__}"
+    raise ValueError(msg)
+
+
+def _as_int(value: Any) -> int:
+    if isinstance(value, bool):
+        msg = "'version' must be a number"
+        raise ValueError(msg)
+    try:
+        number = Decimal(str(value))
+    except InvalidOperation:
+        msg = f"'version' is not a number: {value!r}"
+        raise ValueError(msg) from None
+    if number != number.to_integral_value():
+        msg = f"'version' is not an integer: {value!r}"
+        raise ValueError(msg)
+    return int(number)
+
+
+def _originator_id_from_stream_id(stream_id: str) -> UUID | str:
+    try:
+        parsed = uuid.UUID(stream_id)
+    except ValueError:
+        return stream_id
+    return parsed if str(parsed) == stream_id else stream_id
+
+
+def stored_event_from_item(item: Mapping[str, Any]) -> StoredEvent:
+    """Decode an events-table item (e.g. a DynamoDB Streams ``NewImage``) into a StoredEvent.
+
+    Accepts the low-level typed format (``{"stream_id": {"S": ...}, "version": {"N": "3"},
+    "state": {"B": b"..." or base64 str}, ...}``) and the boto3 resource format (``str``,
+    ``Decimal``/``int``, ``Binary``/``bytes``). ``originator_id`` is a ``UUID`` if
+    ``stream_id`` is a canonical UUID string, else the string. Raises ``ValueError`` for an
+    item that is not in the documented format.
+    """
+    try:
+        stream_id = _plain(item["stream_id"], "S")
+        version = _plain(item["version"], "N")
+        topic = _plain(item["topic"], "S")
+        state = _plain(item["state"], "B")
+    except KeyError as error:
+        msg = f"not an events-table item: missing attribute {error.args[0]!r}"
+        raise ValueError(msg) from None
+    if not isinstance(stream_id, str) or not isinstance(topic, str):
+        msg = "'stream_id' and 'topic' must be strings"
+        raise ValueError(msg)
+    return StoredEvent(
+        originator_id=_originator_id_from_stream_id(stream_id),
+        originator_version=_as_int(version),
+        topic=topic,
+        state=_as_bytes(state),
+    )
+
+
+# --------------------------------------------------------------------------- recorders
+
+
+class DynamoDBAggregateRecorder(AggregateRecorder):
+    """Stores aggregate events (or snapshots) in one DynamoDB table; see the module docstring."""
+
+    def __init__(self, client: DynamoDBClient, table_name: str) -> None:
+        self.client = client
+        self.table_name = table_name
+
+    def create_table(self, *, stream_view_type: str | None = "NEW_IMAGE") -> bool:
+        return create_events_table(self.client, self.table_name, stream_view_type=stream_view_type)
+
+    def insert_events(
+        self, stored_events: Sequence[StoredEvent], **kwargs: Any
+    ) -> Sequence[int] | None:
+        """Append atomically; IntegrityError if any (stream, version) exists or repeats.
+
+        At most MAX_EVENTS_PER_APPEND (100) events: a longer append raises ProgrammingError
+        rather than being split into several non-atomic transactions. Returns None: there are
+        no notification ids (see "no notification log" in the module docstring).
+        """
+        if kwargs.get("tracking") is not None:
+            msg = (
+                "DynamoDBAggregateRecorder cannot record tracking atomically with events "
+                "(no process recorder). " + NO_NOTIFICATION_LOG
+            )
+            raise ProgrammingError(msg)
+        if not stored_events:
+            return None
+        if len(stored_events) > MAX_EVENTS_PER_APPEND:
+            msg = (
+                f"Cannot append {len(stored_events)} events atomically: DynamoDB "
+                f"TransactWriteItems takes at most {MAX_EVENTS_PER_APPEND} items, and splitting "
+                "the append would break its atomicity. Emit fewer events per command."
+            )
+            raise ProgrammingError(msg)
+        items = [_item_from_stored_event(e) for e in stored_events]
+        keys = {(i["stream_id"]["S"], i["version"]["N"]) for i in items}
+        if len(keys) < len(items):
+            msg = f"Stored events repeat a (stream, version) within one append: {stored_events}"
+            raise IntegrityError(msg)
+        if len(items) == 1:
+            self._put(items[0])
+        else:
+            self._transact(items)
+        return None
+
+    def _put(self, item: dict[str, Any]) -> None:
+        _conditional_write(
+            lambda: self.client.put_item(
+                TableName=self.table_name,
+                Item=item,
+                ConditionExpression="attribute_not_exists(stream_id)",
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
+            ),
+            written=item,
+        )
+
+    def _transact(self, items: list[dict[str, Any]]) -> None:
+        transact_items: list[Any] = [
+            {
+                "Put": {
+                    "TableName": self.table_name,
+                    "Item": item,
+                    "ConditionExpression": "attribute_not_exists(stream_id)",
+                }
+            }
+            for item in items
+        ]
+        # A fresh token per attempt of ours; botocore's own retries of one attempt reuse it,
+        # which makes them idempotent. (A cancelled transaction returns no item, so
+        # _retried_onto_own_write never applies here.)
+        _conditional_write(
+            lambda: self.client.transact_write_items(
+                TransactItems=transact_items, ClientRequestToken=str(uuid.uuid4())
+            ),
+            written={},
+        )
+
+    def select_events(
+        self,
+        originator_id: UUID | str,
+        *,
+        gt: int | None = None,
+        lte: int | None = None,
+        desc: bool = False,
+        limit: int | None = None,
+    ) -> Sequence[StoredEvent]:
+        if limit is not None and limit <= 0:
+            return []
+        names = {"#s": "stream_id"}
+        values: dict[str, Any] = {":s": {"S": str(originator_id)}}
+        condition = "#s = :s"
+        if gt is not None and lte is not None:
+            if gt + 1 > lte:
+                return []
+            condition += " AND #v BETWEEN :lo AND :hi"
+            values[":lo"] = {"N": str(gt + 1)}
+            values[":hi"] = {"N": str(lte)}
+        elif gt is not None:
+            condition += " AND #v > :gt"
+            values[":gt"] = {"N": str(gt)}
+        elif lte is not None:
+            condition += " AND #v <= :hi"
+            values[":hi"] = {"N": str(lte)}
+        if len(values) > 1:
+            names["#v"] = "version"  # DynamoDB rejects unused attribute names
+        query: dict[str, Any] = {
+            "TableName": self.table_name,
+            "KeyConditionExpression": condition,
+            "ExpressionAttributeNames": names,
+            "ExpressionAttributeValues": values,
+            "ScanIndexForward": not desc,
+            "ConsistentRead": True,
+        }
+        results: list[StoredEvent] = []
+        with _translated_errors():
+            while True:
+                if limit is not None:
+                    query["Limit"] = limit - len(results)
+                page = self.client.query(**query)
+                results.extend(
+                    StoredEvent(
+                        originator_id=originator_id,
+                        originator_version=int(item["version"]["N"]),
+                        topic=item["topic"]["S"],
+                        state=bytes(item["state"]["B"]),
+                    )
+                    for item in page.get("Items", [])
+                )
+                last_key = page.get("LastEvaluatedKey")
+                if not last_key or (limit is not None and len(results) >= limit):
+                    break
+                query["ExclusiveStartKey"] = last_key
+        return results
+
+
+class DynamoDBTrackingRecorder(TrackingRecorder):
+    """Highest processed notification id per upstream application, one item per name."""
+
+    def __init__(self, client: DynamoDBClient, table_name: str) -> None:
+        self.client = client
+        self.table_name = table_name
+
+    def create_table(self) -> bool:
+        return create_tracking_table(self.client, self.table_name)
+
+    def insert_tracking(self, tracking: Tracking) -> None:
+        """Record a position; IntegrityError unless it is above the recorded one."""
+        key = {"application_name": {"S": tracking.application_name}}
+        notification_id = {"N": str(int(tracking.notification_id))}
+        _conditional_write(
+            lambda: self.client.update_item(
+                TableName=self.table_name,
+                Key=key,
+                UpdateExpression="SET #n = :n",
+                ConditionExpression="attribute_not_exists(#n) OR #n < :n",
+                ExpressionAttributeNames={"#n": "notification_id"},
+                ExpressionAttributeValues={":n": notification_id},
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
+            ),
+            written={**key, "notification_id": notification_id},
+        )
+
+    def max_tracking_id(self, application_name: str) -> int | None:
+        with _translated_errors():
+            response = self.client.get_item(
+                TableName=self.table_name,
+                Key={"application_name": {"S": application_name}},
+                ConsistentRead=True,
+                ProjectionExpression="#n",
+                ExpressionAttributeNames={"#n": "notification_id"},
+            )
+        value = response.get("Item", {}).get("notification_id")
+        return None if value is None else int(value["N"])
+
+
+# --------------------------------------------------------------------------- factory
+
+
+class DynamoDBFactory(InfrastructureFactory[DynamoDBTrackingRecorder]):
+    """Infrastructure factory for ``PERSISTENCE_MODULE=events.dynamodb``.
+
+    Provides aggregate and tracking recorders; application and process recorders raise
+    ProgrammingError by design (see the module docstring). One boto3 client per factory,
+    created on first use and closed by ``close()``.
+    """
+
+    FERRY_EVENTS_TABLE = "FERRY_EVENTS_TABLE"
+    FERRY_TRACKING_TABLE = "FERRY_TRACKING_TABLE"
+    AWS_DEFAULT_REGION = "AWS_DEFAULT_REGION"
+    CREATE_TABLE = "CREATE_TABLE"
+    DEFAULT_EVENTS_TABLE = "ferry-events"
+    DEFAULT_TRACKING_TABLE = "ferry-tracking"
+
+    aggregate_recorder_class: type[DynamoDBAggregateRecorder] = DynamoDBAggregateRecorder
+    tracking_recorder_class: type[DynamoDBTrackingRecorder] = DynamoDBTrackingRecorder
+
+    def __init__(self, env: Environment | EnvType | None) -> None:
+        super().__init__(env)
+        self._client: DynamoDBClient | None = None
+        self._client_lock = threading.Lock()
+
+    @property
+    def client(self) -> DynamoDBClient:
+        with self._client_lock:
+            if self._client is None:
+                session = boto3.session.Session(region_name=self.env.get(self.AWS_DEFAULT_REGION))
+                config = Config(
+                    retries={"mode": "standard", "max_attempts": 5},
+                    connect_timeout=5,
+                    read_timeout=20,
+                    max_pool_connections=32,
+                )
+                try:
+                    self._client = session.client("dynamodb", config=config)
+                except BotoCoreError as error:
+                    raise _translate(error) from error
+            return self._client
+
+    def env_create_table(self) -> bool:
+        return strtobool(self.env.get(self.CREATE_TABLE) or "yes")
+
+    def events_table_name(self) -> str:
+        return self.env.get(self.FERRY_EVENTS_TABLE) or self.DEFAULT_EVENTS_TABLE
+
+    def table_name(self, purpose: str = "events") -> str:
+        """``FERRY_EVENTS_TABLE`` for events, else ``FERRY_<PURPOSE>_TABLE`` defaulting to
+        ``<events table>-<purpose>`` (e.g. ``ferry-events-snapshots``)."""
+        if purpose == "events":
+            return self.events_table_name()
+        key = f"FERRY_{purpose.upper()}_TABLE"
+        return self.env.get(key) or f"{self.events_table_name()}-{purpose}"
+
+    def tracking_table_name(self) -> str:
+        return self.env.get(self.FERRY_TRACKING_TABLE) or self.DEFAULT_TRACKING_TABLE
+
+    def aggregate_recorder(self, purpose: str = "events") -> AggregateRecorder:
+        recorder = type(self).aggregate_recorder_class(self.client, self.table_name(purpose))
+        if self.env_create_table():
+            # Only the events table feeds the stream publisher.
+            recorder.create_table(stream_view_type="NEW_IMAGE" if purpose == "events" else None)
+        return recorder
+
+    def application_recorder(self) -> ApplicationRecorder:
+        raise ProgrammingError(NO_NOTIFICATION_LOG)
+
+    def process_recorder(self) -> ProcessRecorder:
+        raise ProgrammingError(NO_NOTIFICATION_LOG)
+
+    def tracking_recorder(
+        self, tracking_recorder_class: type[DynamoDBTrackingRecorder] | None = None
+    ) -> DynamoDBTrackingRecorder:
+        if tracking_recorder_class is None:
+            topic = self.env.get(self.TRACKING_RECORDER_TOPIC)
+            tracking_recorder_class = (
+                resolve_topic(topic) if topic else type(self).tracking_recorder_class
+            )
+        if not (
+            isinstance(tracking_recorder_class, type)
+            and issubclass(tracking_recorder_class, DynamoDBTrackingRecorder)
+        ):
+            msg = f"{tracking_recorder_class!r} is not a DynamoDBTrackingRecorder subclass"
+            raise ProgrammingError(msg)
+        recorder = tracking_recorder_class(self.client, self.tracking_table_name())
+        if self.env_create_table():
+            recorder.create_table()
+        return recorder
+
+    def close(self) -> None:
+        with self._client_lock:
+            if self._client is not None:
+                self._client.close()
+                self._client = None

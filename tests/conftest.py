@@ -1,0 +1,5 @@
+"""Shared pytest fixtures. Keep this file to imports: the fixtures live in tests/support/."""
+
+from tests.support.moto_server import aws_env, moto_server
+
+__all__ = ["aws_env", "moto_server"]
