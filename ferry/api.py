@@ -200,8 +200,14 @@ def principal(app: APIGatewayRestResolver) -> Principal:
     return found
 
 
+_LOCATIONS = frozenset({"body", "query", "path", "header", "cookie"})
+
+
 def _field_of(loc: tuple[Any, ...] | list[Any]) -> str | None:
-    parts = [str(p) for p in loc if p not in ("body", "query", "path", "header")]
+    """('body', 'source', 'path') -> 'source.path': only the leading location word is dropped."""
+    parts = [str(p) for p in loc]
+    if parts and parts[0] in _LOCATIONS:
+        parts = parts[1:]
     return ".".join(parts) or None
 
 

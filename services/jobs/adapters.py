@@ -1,0 +1,136 @@
+"""DynamoDB adapters of the jobs service's ports (the only boto3 in services/jobs)."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from boto3.dynamodb.types import TypeDeserializer
+from botocore.exceptions import ClientError
+
+from events.contract import Direction, EndpointStatus, EndpointType
+from services.jobs.ports import EndpointDirectory, EndpointInfo, IdempotencyRecord, IdempotencyStore
+
+_DESERIALIZER = TypeDeserializer()
+
+
+def _client(client: Any) -> Any:
+    if client is not None:
+        return client
+    import boto3
+
+    return boto3.client("dynamodb")
+
+
+def _plain(item: dict[str, Any]) -> dict[str, Any]:
+    return {k: _DESERIALIZER.deserialize(v) for k, v in item.items()}
+
+
+class DynamoEndpointDirectory(EndpointDirectory):
+    """Reads the endpoints read model (``<prefix>-endpoints``, pk endpoint_id)."""
+
+    def __init__(self, table_name: str, client: Any = None) -> None:
+        self._table = table_name
+        self._client = _client(client)
+
+    def get(self, endpoint_id: str) -> EndpointInfo | None:
+        item = self._client.get_item(
+            TableName=self._table, Key={"endpoint_id": {"S": endpoint_id}}, ConsistentRead=True
+        ).get("Item")
+        if not item:
+            return None
+        plain = _plain(item)
+        try:
+            return EndpointInfo(
+                endpoint_id=str(plain["endpoint_id"]),
+                customer_id=str(plain["customer_id"]),
+                type=EndpointType(plain["type"]),
+                direction=Direction(plain["direction"]),
+                status=EndpointStatus(plain["status"]),
+                config=dict(plain.get("config") or {}),
+            )
+        except (KeyError, ValueError):
+            return None  # an item the projection has not completed is not a usable endpoint
+
+
+def create_idempotency_table(client: Any, table_name: str) -> bool:
+    """Create the idempotency table (pk ``id``; TTL attribute ``expiration``). False if it exists."""
+    try:
+        client.create_table(
+            TableName=table_name,
+            KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+            AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+            BillingMode="PAY_PER_REQUEST",
+        )
+    except client.exceptions.ResourceInUseException:
+        return False
+    client.get_waiter("table_exists").wait(TableName=table_name)
+    try:
+        client.update_time_to_live(
+            TableName=table_name,
+            TimeToLiveSpecification={"Enabled": True, "AttributeName": "expiration"},
+        )
+    except ClientError:
+        pass  # TTL is housekeeping only: expiry is enforced by the claim's condition
+    return True
+
+
+class DynamoIdempotencyStore(IdempotencyStore):
+    """Idempotency keys as conditional puts on the ``<prefix>-idempotency`` table.
+
+    A claim succeeds when no item exists or the existing one has expired
+    (``attribute_not_exists(id) OR expiration < :now``; DynamoDB's TTL deletion is lazy, so
+    expiry is checked here, not left to TTL). DynamoDB serialises writes to one item, so two
+    concurrent claims of one key cannot both succeed.
+    """
+
+    def __init__(
+        self, table_name: str, client: Any = None, clock: Callable[[], float] = time.time
+    ) -> None:
+        self._table = table_name
+        self._client = _client(client)
+        self._clock = clock
+
+    def claim(
+        self, key: str, record: IdempotencyRecord, ttl_seconds: float
+    ) -> tuple[IdempotencyRecord, bool]:
+        for _ in range(5):
+            now = self._clock()
+            try:
+                self._client.put_item(
+                    TableName=self._table,
+                    Item={
+                        "id": {"S": key},
+                        "job_id": {"S": record.job_id},
+                        "request_hash": {"S": record.request_hash},
+                        "spec": {"S": json.dumps(record.spec, sort_keys=True)},
+                        "expiration": {"N": str(int(now + ttl_seconds))},
+                        "expires_at": {"N": repr(now + ttl_seconds)},
+                        "created_at": {"S": datetime.now(UTC).isoformat()},
+                    },
+                    ConditionExpression="attribute_not_exists(#id) OR #exp < :now",
+                    ExpressionAttributeNames={"#id": "id", "#exp": "expires_at"},
+                    ExpressionAttributeValues={":now": {"N": repr(now)}},
+                )
+                return record, True
+            except ClientError as error:
+                if error.response["Error"]["Code"] != "ConditionalCheckFailedException":
+                    raise
+            item = self._client.get_item(
+                TableName=self._table, Key={"id": {"S": key}}, ConsistentRead=True
+            ).get("Item")
+            if item is None:
+                continue  # deleted (TTL) between the put and the get: claim again
+            plain = _plain(item)
+            return (
+                IdempotencyRecord(
+                    job_id=str(plain["job_id"]),
+                    request_hash=str(plain["request_hash"]),
+                    spec=json.loads(plain["spec"]),
+                ),
+                False,
+            )
+        raise RuntimeError(f"could not claim idempotency key {key!r}")  # pragma: no cover

@@ -1,0 +1,549 @@
+"""The jobs application: submit / cancel / redrive (API) and the process manager's commands.
+
+Commands return ids and statuses. Every command that changes an existing job runs under
+optimistic concurrency: the API and the process manager may append to one job at the same time,
+so on the event store's IntegrityError the job is reloaded and the command retried (bounded).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, NamedTuple, TypeVar
+from uuid import UUID, uuid4
+
+from eventsourcing.application import AggregateNotFoundError
+from eventsourcing.persistence import IntegrityError
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator
+
+from events.aggregate import FerryApplication
+from events.contract import (
+    Direction,
+    EndpointStatus,
+    FerryEvent,
+    Flow,
+    JobSpec,
+    JobStatus,
+    LeaseAcquired,
+    LeaseReleased,
+    Location,
+    PostAction,
+    TransferAttemptFailed,
+    TransferOptions,
+    TransferVerified,
+    VerifyMode,
+)
+from services.jobs.domain import Job, JobAlreadyFinal, JobNotRedrivable, backoff_seconds
+from services.jobs.ports import (
+    EndpointDirectory,
+    EndpointInfo,
+    IdempotencyRecord,
+    IdempotencyStore,
+)
+
+T = TypeVar("T")
+
+IDEMPOTENCY_HEADER = "Idempotency-Key"
+MAX_PATH_LENGTH = 1024
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_KEY_OK = re.compile(r"^[\x21-\x7e]{1,255}$")
+
+# ---------------------------------------------------------------------------------------------
+# Errors (mapped to HTTP once, in handlers.py, by ``kind``)
+# ---------------------------------------------------------------------------------------------
+
+
+class JobsError(Exception):
+    kind = "unprocessable"  # not_found | conflict | unprocessable
+    code = "invalid_request"
+
+    def __init__(self, message: str, *, field: str | None = None, code: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.field = field
+        if code:
+            self.code = code
+
+
+class InvalidRequest(JobsError):
+    kind = "unprocessable"
+    code = "invalid_request"
+
+
+class EndpointNotFound(JobsError):
+    kind = "not_found"
+    code = "endpoint_not_found"
+
+
+class EndpointUnavailable(JobsError):
+    kind = "conflict"
+    code = "endpoint_unavailable"
+
+
+class JobNotFound(JobsError):
+    kind = "not_found"
+    code = "job_not_found"
+
+
+class JobConflict(JobsError):
+    kind = "conflict"
+    code = "job_conflict"
+
+
+class IdempotencyKeyReused(JobsError):
+    kind = "conflict"
+    code = "idempotency_key_reused"
+
+
+class ExecutorEventRejected(JobsError):
+    """An executor event that does not match its job (wrong customer): never applied."""
+
+    kind = "conflict"
+    code = "executor_event_rejected"
+
+
+# ---------------------------------------------------------------------------------------------
+# Requests
+# ---------------------------------------------------------------------------------------------
+
+
+def check_path(value: str, *, directory: bool = False) -> str:
+    """A path relative to an endpoint's base path / prefix that cannot escape it.
+
+    Raises ValueError with a human-readable reason.
+    """
+    if value == "":
+        raise ValueError("must not be empty")
+    if len(value) > MAX_PATH_LENGTH:
+        raise ValueError(f"must be at most {MAX_PATH_LENGTH} characters")
+    if "\x00" in value:
+        raise ValueError("must not contain NUL")
+    if _CONTROL.search(value):
+        raise ValueError("must not contain control characters")
+    if value.startswith("/"):
+        raise ValueError("must be relative to the endpoint's base path/prefix (no leading '/')")
+    if value.endswith("/") and not directory:
+        raise ValueError("must name a file (no trailing '/')")
+    segments = value.rstrip("/").split("/") if directory else value.split("/")
+    for segment in segments:
+        if segment in ("..", "."):
+            raise ValueError("must not contain '.' or '..' segments")
+        if segment == "":
+            raise ValueError("must not contain empty segments ('//')")
+    return value
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SourceRequest(_Strict):
+    endpoint_id: str = Field(min_length=1, max_length=128)
+    path: str = Field(description="Relative to the endpoint's base_path (SFTP) or prefix (S3).")
+    version: str | None = Field(
+        default=None,
+        max_length=1024,
+        description="Source version when known (ETag, mtime): part of the deduplication key.",
+    )
+
+    @field_validator("path")
+    @classmethod
+    def _path(cls, value: str) -> str:
+        return check_path(value)
+
+
+class TargetRequest(_Strict):
+    endpoint_id: str = Field(min_length=1, max_length=128)
+    path: str = Field(description="Relative to the endpoint's base_path (SFTP) or prefix (S3).")
+
+    @field_validator("path")
+    @classmethod
+    def _path(cls, value: str) -> str:
+        return check_path(value)
+
+
+class OptionsRequest(_Strict):
+    overwrite: StrictBool = False
+    post_action: PostAction = PostAction.NONE
+    move_to: str | None = Field(default=None, description="Required for post_action=move.")
+    max_attempts: int = Field(default=5, ge=1, le=20)
+    verify: VerifyMode = VerifyMode.DIGEST
+
+    @field_validator("move_to")
+    @classmethod
+    def _move_to(cls, value: str | None) -> str | None:
+        return None if value is None else check_path(value, directory=True)
+
+
+class TransferRequest(_Strict):
+    """POST /transfers."""
+
+    source: SourceRequest
+    target: TargetRequest
+    options: OptionsRequest = Field(default_factory=OptionsRequest)
+
+
+class Submitted(NamedTuple):
+    job_id: str
+    status: JobStatus
+    created: bool
+
+
+class Cancelled(NamedTuple):
+    job_id: str
+    status: JobStatus
+
+
+class Redriven(NamedTuple):
+    job_id: str
+    redrive_of: str
+
+
+@dataclass(frozen=True)
+class JobsPolicy:
+    dedupe_window_seconds: float = 600.0
+    idempotency_key_ttl_seconds: float = 24 * 3600.0
+    retry_base_seconds: float = 2.0
+    retry_cap_seconds: float = 300.0
+    max_save_attempts: int = 10
+
+
+def _digest(value: Any) -> str:
+    canonical = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def request_hash(request: TransferRequest) -> str:
+    """sha256 of the canonical request body (defaults filled in)."""
+    return _digest(request.model_dump(mode="json"))
+
+
+# ---------------------------------------------------------------------------------------------
+# The application
+# ---------------------------------------------------------------------------------------------
+
+
+class JobsApplication(FerryApplication):
+    def __init__(
+        self,
+        *,
+        endpoints: EndpointDirectory,
+        idempotency: IdempotencyStore,
+        policy: JobsPolicy | None = None,
+        clock: Callable[[], datetime] | None = None,
+        rand: Callable[[], float] = random.random,
+        env: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(env=env)
+        self.endpoints = endpoints
+        self.idempotency = idempotency
+        self.policy = policy or JobsPolicy()
+        self.clock = clock or (lambda: datetime.now(UTC))
+        self.rand = rand
+
+    # -- queries -----------------------------------------------------------------------------
+
+    def get_job(self, customer_id: str, job_id: str) -> Job:
+        job = self._load(job_id)
+        if job.customer_id != customer_id:
+            raise JobNotFound(f"no job {job_id}", field="job_id")
+        return job
+
+    # -- API commands ------------------------------------------------------------------------
+
+    def submit(
+        self,
+        customer_id: str,
+        actor: str,
+        request: TransferRequest,
+        idempotency_key: str | None = None,
+    ) -> Submitted:
+        """Create (or find, for a repeated request) a queued job."""
+        self._check_request(request)
+        source, target = self._usable_endpoints(
+            customer_id, request.source.endpoint_id, request.target.endpoint_id
+        )
+        spec = JobSpec(
+            flow=Flow.of(source.type, target.type),
+            source=Location(endpoint_id=source.endpoint_id, path=request.source.path),
+            target=Location(endpoint_id=target.endpoint_id, path=request.target.path),
+            options=TransferOptions(**request.options.model_dump()),
+        ).model_dump(mode="json")
+        body_hash = request_hash(request)
+        if idempotency_key is not None:
+            if not _KEY_OK.match(idempotency_key):
+                raise InvalidRequest(
+                    "Idempotency-Key must be 1-255 printable ASCII characters without spaces",
+                    field=IDEMPOTENCY_HEADER,
+                )
+            scope = f"{customer_id}#key#{hashlib.sha256(idempotency_key.encode()).hexdigest()}"
+            ttl = self.policy.idempotency_key_ttl_seconds
+            label = idempotency_key
+        else:
+            dedupe = _digest(
+                [
+                    request.source.endpoint_id,
+                    request.source.path,
+                    request.target.endpoint_id,
+                    request.target.path,
+                    request.source.version,
+                ]
+            )
+            scope = f"{customer_id}#auto#{dedupe}"
+            ttl = self.policy.dedupe_window_seconds
+            label = f"auto:{dedupe}"
+        mine = IdempotencyRecord(job_id=str(uuid4()), request_hash=body_hash, spec=spec)
+        held, claimed = self.idempotency.claim(scope, mine, ttl)
+        if not claimed and idempotency_key is not None and held.request_hash != body_hash:
+            raise IdempotencyKeyReused(
+                "this Idempotency-Key was already used with a different request body",
+                field=IDEMPOTENCY_HEADER,
+            )
+        return self._ensure_job(customer_id, actor, held, label, fresh=claimed)
+
+    def cancel(
+        self, customer_id: str, actor: str, job_id: str, reason: str | None = None
+    ) -> Cancelled:
+        def attempt() -> Cancelled:
+            job = self.get_job(customer_id, job_id)
+            try:
+                job.cancel(actor, reason)
+            except JobAlreadyFinal as error:
+                raise JobConflict(str(error), field="job_id") from None
+            self.save(job)
+            return Cancelled(job.job_id, job.status)
+
+        return self._retrying(attempt)
+
+    def redrive(self, customer_id: str, actor: str, job_id: str) -> Redriven:
+        """A FAILED or CANCELLED job → a new queued job referencing it (idempotent: a job that
+        was already redriven answers with the job it was redriven to)."""
+
+        def attempt() -> Redriven:
+            original = self.get_job(customer_id, job_id)
+            if original.redriven_to is not None:
+                return Redriven(original.redriven_to, original.job_id)
+            spec = original.spec
+            new_id = uuid4()
+            try:
+                original.mark_redriven(str(new_id), actor)
+            except JobNotRedrivable as error:
+                raise JobConflict(str(error), field="job_id") from None
+            self._usable_endpoints(
+                customer_id, spec["source"]["endpoint_id"], spec["target"]["endpoint_id"]
+            )
+            new = Job.request(
+                job_id=new_id,
+                customer_id=customer_id,
+                spec=spec,
+                idempotency_key=f"redrive:{original.job_id}",
+                request_hash=original.request_hash,
+                actor=actor,
+                redrive_of=original.job_id,
+                route_id=original.route_id,
+            )
+            self.save(original, new)
+            return Redriven(new.job_id, original.job_id)
+
+        return self._retrying(attempt)
+
+    # -- process manager commands -----------------------------------------------------------
+
+    def job_started(self, customer_id: str, job_id: str, attempt: int, executor_id: str) -> bool:
+        return self._update(customer_id, job_id, lambda job: job.start(attempt, executor_id))
+
+    def job_verified(
+        self,
+        customer_id: str,
+        job_id: str,
+        size: int,
+        sha256: str,
+        duration_seconds: float,
+        throughput_bytes_per_second: float,
+    ) -> bool:
+        return self._update(
+            customer_id,
+            job_id,
+            lambda job: job.verify(size, sha256, duration_seconds, throughput_bytes_per_second),
+        )
+
+    def job_released(self, customer_id: str, job_id: str, outcome: str) -> bool:
+        """Only a successful release finishes the job; a failed/retry release is driven by its
+        TransferAttemptFailed, a cancelled/abandoned one needs nothing from the job."""
+        if outcome != "succeeded":
+            return False
+        return self._update(customer_id, job_id, lambda job: job.succeed())
+
+    def job_attempt_failed(
+        self,
+        customer_id: str,
+        job_id: str,
+        attempt: int,
+        error_code: str,
+        error_message: str,
+        transient: bool,
+    ) -> bool:
+        def command(job: Job) -> bool:
+            delay = backoff_seconds(
+                max(attempt, 1),
+                self.policy.retry_base_seconds,
+                self.policy.retry_cap_seconds,
+                self.rand(),
+            )
+            next_at = self.clock() + timedelta(seconds=delay)
+            return job.attempt_failed(attempt, error_code, error_message, transient, next_at)
+
+        return self._update(customer_id, job_id, command)
+
+    def on_executor_event(self, event: FerryEvent) -> bool:
+        """Apply one executor event to its job. True when the job recorded something."""
+        if isinstance(event, LeaseAcquired):
+            return self.job_started(event.customer_id, event.job_id, event.attempt, event.owner_id)
+        if isinstance(event, TransferVerified):
+            return self.job_verified(
+                event.customer_id,
+                event.job_id,
+                event.size,
+                event.sha256,
+                event.duration_seconds,
+                event.throughput_bytes_per_second,
+            )
+        if isinstance(event, LeaseReleased):
+            return self.job_released(event.customer_id, event.job_id, event.outcome)
+        if isinstance(event, TransferAttemptFailed):
+            return self.job_attempt_failed(
+                event.customer_id,
+                event.job_id,
+                event.attempt,
+                event.error_code,
+                event.error_message,
+                event.transient,
+            )
+        return False  # progress events (TransferStarted, ChunkCommitted, ...) change no job state
+
+    # -- internals ---------------------------------------------------------------------------
+
+    def _load(self, job_id: str) -> Job:
+        try:
+            uuid = UUID(job_id)
+        except (ValueError, TypeError, AttributeError):
+            raise JobNotFound(f"no job {job_id}", field="job_id") from None
+        try:
+            job: Any = self.repository.get(uuid)
+        except AggregateNotFoundError:
+            raise JobNotFound(f"no job {job_id}", field="job_id") from None
+        if not isinstance(job, Job):
+            raise JobNotFound(f"no job {job_id}", field="job_id")
+        return job
+
+    def _update(self, customer_id: str, job_id: str, command: Callable[[Job], bool]) -> bool:
+        def attempt() -> bool:
+            job = self._load(job_id)
+            if job.customer_id != customer_id:
+                raise ExecutorEventRejected(
+                    f"event for job {job_id} names another customer", field="customer_id"
+                )
+            changed = command(job)
+            if changed:
+                self.save(job)
+            return changed
+
+        return self._retrying(attempt)
+
+    def _retrying(self, attempt: Callable[[], T]) -> T:
+        """Run a load-decide-save step again when another writer appended first."""
+        for tries in range(1, self.policy.max_save_attempts + 1):
+            try:
+                return attempt()
+            except IntegrityError:
+                if tries == self.policy.max_save_attempts:
+                    raise
+                time.sleep(random.uniform(0, 0.005 * tries))
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _ensure_job(
+        self, customer_id: str, actor: str, held: IdempotencyRecord, label: str, *, fresh: bool
+    ) -> Submitted:
+        """The job an idempotency record stands for: created here when it does not exist yet
+        (the claimant may have died after claiming). Version-1 appends are conditional, so
+        whoever creates it, there is exactly one job."""
+        job_id = UUID(held.job_id)
+        if not fresh:
+            try:
+                existing = self._load(held.job_id)
+                return Submitted(existing.job_id, existing.status, False)
+            except JobNotFound:
+                pass
+        job = Job.request(
+            job_id=job_id,
+            customer_id=customer_id,
+            spec=held.spec,
+            idempotency_key=label,
+            request_hash=held.request_hash,
+            actor=actor,
+        )
+        try:
+            self.save(job)
+        except IntegrityError:
+            existing = self._load(held.job_id)
+            return Submitted(existing.job_id, existing.status, False)
+        return Submitted(job.job_id, job.status, fresh)
+
+    def _check_request(self, request: TransferRequest) -> None:
+        if (request.source.endpoint_id, request.source.path) == (
+            request.target.endpoint_id,
+            request.target.path,
+        ):
+            raise InvalidRequest(
+                "source and target are the same file", field="target.path", code="same_location"
+            )
+        options = request.options
+        if options.post_action == PostAction.MOVE and not options.move_to:
+            raise InvalidRequest(
+                "post_action=move needs move_to", field="options.move_to", code="move_to_required"
+            )
+        if options.post_action != PostAction.MOVE and options.move_to is not None:
+            raise InvalidRequest(
+                "move_to is only allowed with post_action=move", field="options.move_to"
+            )
+
+    def _usable_endpoints(
+        self, customer_id: str, source_id: str, target_id: str
+    ) -> tuple[EndpointInfo, EndpointInfo]:
+        source = self._endpoint(customer_id, source_id, "source.endpoint_id")
+        target = self._endpoint(customer_id, target_id, "target.endpoint_id")
+        if source.direction not in (Direction.INBOUND, Direction.BOTH):
+            raise InvalidRequest(
+                f"endpoint {source_id} is {source.direction.value}: it cannot be a source",
+                field="source.endpoint_id",
+                code="direction_mismatch",
+            )
+        if target.direction not in (Direction.OUTBOUND, Direction.BOTH):
+            raise InvalidRequest(
+                f"endpoint {target_id} is {target.direction.value}: it cannot be a target",
+                field="target.endpoint_id",
+                code="direction_mismatch",
+            )
+        return source, target
+
+    def _endpoint(self, customer_id: str, endpoint_id: str, field: str) -> EndpointInfo:
+        found = self.endpoints.get(endpoint_id)
+        if found is None or found.customer_id != customer_id:
+            raise EndpointNotFound(f"no endpoint {endpoint_id}", field=field)
+        if found.status == EndpointStatus.DISABLED:
+            raise EndpointUnavailable(
+                f"endpoint {endpoint_id} is disabled", field=field, code="endpoint_disabled"
+            )
+        if found.status != EndpointStatus.ACTIVE:
+            raise EndpointUnavailable(
+                f"endpoint {endpoint_id} is {found.status.value}: it is not validated yet",
+                field=field,
+                code="endpoint_not_validated",
+            )
+        return found

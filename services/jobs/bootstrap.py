@@ -1,0 +1,69 @@
+"""Build the jobs service once per cold start / process start: adapters in, application out.
+
+Every adapter is a keyword argument; what is not given is built here from the settings
+(DynamoDB tables on AWS or on the local moto server, wherever AWS_ENDPOINT_URL points).
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+from ferry.api import ApiKeyStore, DynamoKeyStore
+from services.jobs.application import JobsApplication, JobsPolicy
+from services.jobs.ports import EndpointDirectory, IdempotencyStore
+from services.jobs.settings import JobsSettings
+
+
+@dataclass(frozen=True)
+class JobsService:
+    app: JobsApplication
+    keys: ApiKeyStore
+    settings: JobsSettings
+
+
+def policy_from(settings: JobsSettings) -> JobsPolicy:
+    return JobsPolicy(
+        dedupe_window_seconds=settings.jobs_dedupe_window_seconds,
+        idempotency_key_ttl_seconds=settings.jobs_idempotency_key_ttl_seconds,
+        retry_base_seconds=settings.jobs_retry_base_seconds,
+        retry_cap_seconds=settings.jobs_retry_cap_seconds,
+        max_save_attempts=settings.jobs_max_save_attempts,
+    )
+
+
+def bootstrap(
+    *,
+    settings: JobsSettings | None = None,
+    endpoints: EndpointDirectory | None = None,
+    idempotency: IdempotencyStore | None = None,
+    keys: ApiKeyStore | None = None,
+    env: dict[str, str] | None = None,
+    clock: Callable[[], datetime] | None = None,
+    rand: Callable[[], float] = random.random,
+) -> JobsService:
+    """The jobs application and the API key store, with production adapters by default.
+
+    ``env`` goes to eventsourcing (PERSISTENCE_MODULE etc.; the process environment otherwise).
+    """
+    settings = settings or JobsSettings()
+    if endpoints is None or idempotency is None or keys is None:
+        from services.jobs.adapters import DynamoEndpointDirectory, DynamoIdempotencyStore
+
+        if endpoints is None:
+            endpoints = DynamoEndpointDirectory(settings.endpoints_table)
+        if idempotency is None:
+            idempotency = DynamoIdempotencyStore(settings.idempotency_table)
+        if keys is None:
+            keys = DynamoKeyStore(settings.api_keys_table)
+    app = JobsApplication(
+        endpoints=endpoints,
+        idempotency=idempotency,
+        policy=policy_from(settings),
+        clock=clock,
+        rand=rand,
+        env=env,
+    )
+    return JobsService(app=app, keys=keys, settings=settings)

@@ -1,0 +1,328 @@
+"""The Job aggregate: one file transfer requested by a customer, from request to a final state.
+
+Status machine: RECEIVED → QUEUED → RUNNING → VERIFYING → SUCCEEDED | FAILED | CANCELLED, never
+backward. A retry keeps the job RUNNING (or VERIFYING, if the failure came after verification)
+with the next attempt number and ``next_attempt_at``.
+
+The executor reports through its own Transfer stream; the process manager turns those events into
+the commands below. Delivery is at least once and unordered, so every executor-driven command is
+idempotent: it returns False and records nothing when the event is a duplicate, stale (an older
+attempt) or arrives after a final state.
+
+Pure: no boto3, no clock, no randomness (the application passes ``next_attempt_at`` in).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from events.aggregate import FerryAggregate
+from events.contract import JobStatus
+
+_RANK = {
+    JobStatus.RECEIVED: 0,
+    JobStatus.QUEUED: 1,
+    JobStatus.RUNNING: 2,
+    JobStatus.VERIFYING: 3,
+    JobStatus.SUCCEEDED: 4,
+    JobStatus.FAILED: 4,
+    JobStatus.CANCELLED: 4,
+}
+
+
+class JobError(Exception):
+    """A command the job's current state does not allow."""
+
+
+class JobAlreadyFinal(JobError):
+    pass
+
+
+class JobNotRedrivable(JobError):
+    pass
+
+
+class VerificationPending(JobError):
+    """LeaseReleased(succeeded) arrived before TransferVerified: try again later."""
+
+
+def backoff_seconds(attempt: int, base: float, cap: float, rand: float) -> float:
+    """Exponential backoff with full jitter after failed attempt ``attempt`` (1-based).
+
+    ``rand`` is a uniform sample in [0, 1); the delay is in [0, min(cap, base * 2**(attempt-1))].
+    """
+    if attempt < 1:
+        raise ValueError("attempt is 1-based")
+    if not 0.0 <= rand <= 1.0:
+        raise ValueError("rand must be in [0, 1]")
+    ceiling = min(cap, base * (2 ** min(attempt - 1, 62)))
+    return rand * ceiling
+
+
+class Job(FerryAggregate):
+    def __init__(
+        self,
+        customer_id: str,
+        correlation_id: str,
+        job_id: str,
+        spec: dict[str, Any],
+        idempotency_key: str,
+        request_hash: str,
+        actor: str,
+        redrive_of: str | None = None,
+        route_id: str | None = None,
+    ) -> None:
+        self.customer_id = customer_id
+        self.correlation_id = correlation_id
+        self.job_id = job_id
+        self.spec = spec
+        self.idempotency_key = idempotency_key
+        self.request_hash = request_hash
+        self.actor = actor
+        self.redrive_of = redrive_of
+        self.route_id = route_id
+        self.status = JobStatus.RECEIVED
+        self.attempt = 0
+        self.max_attempts = int(spec.get("options", {}).get("max_attempts", 5))
+        self.next_attempt_at: datetime | None = None
+        self.executor_id: str | None = None
+        self.started: set[tuple[int, str]] = set()
+        self.verified: dict[str, Any] | None = None
+        self.error_code: str | None = None
+        self.error_message: str | None = None
+        self.redriven_to: str | None = None
+
+    # -- events ------------------------------------------------------------------------------
+
+    class JobRequested(FerryAggregate.Created):
+        job_id: str
+        spec: dict[str, Any]
+        idempotency_key: str
+        request_hash: str
+        actor: str
+        redrive_of: str | None
+        route_id: str | None
+
+    class JobQueued(FerryAggregate.Event):
+        job_id: str
+        spec: dict[str, Any]
+        attempt: int
+
+        def apply(self, aggregate: Any) -> None:
+            aggregate._advance(JobStatus.QUEUED)
+            aggregate.attempt = self.attempt
+
+    class JobStarted(FerryAggregate.Event):
+        job_id: str
+        attempt: int
+        executor_id: str
+
+        def apply(self, aggregate: Any) -> None:
+            aggregate._advance(JobStatus.RUNNING)
+            aggregate.attempt = self.attempt
+            aggregate.executor_id = self.executor_id
+            aggregate.next_attempt_at = None
+            aggregate.started.add((self.attempt, self.executor_id))
+
+    class JobVerified(FerryAggregate.Event):
+        job_id: str
+        size: int
+        sha256: str
+        duration_seconds: float
+        throughput_bytes_per_second: float
+
+        def apply(self, aggregate: Any) -> None:
+            aggregate._advance(JobStatus.VERIFYING)
+            aggregate.verified = {
+                "size": self.size,
+                "sha256": self.sha256,
+                "duration_seconds": self.duration_seconds,
+                "throughput_bytes_per_second": self.throughput_bytes_per_second,
+            }
+
+    class JobRetryScheduled(FerryAggregate.Event):
+        job_id: str
+        spec: dict[str, Any]
+        attempt: int
+        next_attempt_at: datetime
+        error_code: str
+        error_message: str
+
+        def apply(self, aggregate: Any) -> None:
+            aggregate._advance(JobStatus.RUNNING)
+            aggregate.attempt = self.attempt
+            aggregate.next_attempt_at = self.next_attempt_at
+            aggregate.executor_id = None
+            aggregate.error_code = self.error_code
+            aggregate.error_message = self.error_message
+
+    class JobSucceeded(FerryAggregate.Event):
+        job_id: str
+        size: int
+        sha256: str
+        duration_seconds: float
+        throughput_bytes_per_second: float
+        attempts: int
+
+        def apply(self, aggregate: Any) -> None:
+            aggregate._advance(JobStatus.SUCCEEDED)
+
+    class JobFailed(FerryAggregate.Event):
+        job_id: str
+        error_code: str
+        error_message: str
+        attempts: int
+
+        def apply(self, aggregate: Any) -> None:
+            aggregate._advance(JobStatus.FAILED)
+            aggregate.error_code = self.error_code
+            aggregate.error_message = self.error_message
+
+    class JobCancelled(FerryAggregate.Event):
+        job_id: str
+        actor: str
+        reason: str | None
+
+        def apply(self, aggregate: Any) -> None:
+            aggregate._advance(JobStatus.CANCELLED)
+
+    class JobRedriven(FerryAggregate.Event):
+        job_id: str
+        new_job_id: str
+        actor: str
+
+        def apply(self, aggregate: Any) -> None:
+            aggregate.redriven_to = self.new_job_id
+
+    # -- state helpers -----------------------------------------------------------------------
+
+    def _advance(self, to: JobStatus) -> None:
+        if self.status.is_final:
+            return
+        if _RANK[to] >= _RANK[self.status]:
+            self.status = to
+
+    @property
+    def is_final(self) -> bool:
+        return self.status.is_final
+
+    # -- commands: API -----------------------------------------------------------------------
+
+    @classmethod
+    def request(
+        cls,
+        *,
+        job_id: UUID,
+        customer_id: str,
+        spec: dict[str, Any],
+        idempotency_key: str,
+        request_hash: str,
+        actor: str,
+        redrive_of: str | None = None,
+        route_id: str | None = None,
+    ) -> Job:
+        """A new job, already queued (JobRequested + JobQueued: save them together)."""
+        job = cls._create(
+            cls.JobRequested,
+            id=job_id,
+            customer_id=customer_id,
+            correlation_id=str(job_id),
+            job_id=str(job_id),
+            spec=spec,
+            idempotency_key=idempotency_key,
+            request_hash=request_hash,
+            actor=actor,
+            redrive_of=redrive_of,
+            route_id=route_id,
+        )
+        job.trigger_event(cls.JobQueued, job_id=job.job_id, spec=spec, attempt=1)
+        return job
+
+    def cancel(self, actor: str, reason: str | None = None) -> None:
+        if self.is_final:
+            raise JobAlreadyFinal(f"job is {self.status.value}; it can no longer be cancelled")
+        self.trigger_event(self.JobCancelled, job_id=self.job_id, actor=actor, reason=reason)
+
+    def mark_redriven(self, new_job_id: str, actor: str) -> None:
+        if self.status not in (JobStatus.FAILED, JobStatus.CANCELLED):
+            raise JobNotRedrivable(
+                f"job is {self.status.value}; only FAILED or CANCELLED jobs can be redriven"
+            )
+        if self.redriven_to is not None:
+            raise JobNotRedrivable(f"job was already redriven to {self.redriven_to}")
+        self.trigger_event(self.JobRedriven, job_id=self.job_id, new_job_id=new_job_id, actor=actor)
+
+    # -- commands: process manager (idempotent; True when an event was recorded) -------------
+
+    def start(self, attempt: int, executor_id: str) -> bool:
+        if self.is_final or self.status == JobStatus.VERIFYING:
+            return False
+        if attempt < self.attempt or (attempt, executor_id) in self.started:
+            return False
+        self.trigger_event(
+            self.JobStarted, job_id=self.job_id, attempt=attempt, executor_id=executor_id
+        )
+        return True
+
+    def verify(
+        self, size: int, sha256: str, duration_seconds: float, throughput_bytes_per_second: float
+    ) -> bool:
+        if self.is_final or self.verified is not None:
+            return False
+        self.trigger_event(
+            self.JobVerified,
+            job_id=self.job_id,
+            size=size,
+            sha256=sha256,
+            duration_seconds=duration_seconds,
+            throughput_bytes_per_second=throughput_bytes_per_second,
+        )
+        return True
+
+    def succeed(self) -> bool:
+        if self.is_final:
+            return False
+        if self.verified is None:
+            raise VerificationPending("the transfer's verification has not been applied yet")
+        self.trigger_event(
+            self.JobSucceeded, job_id=self.job_id, attempts=max(self.attempt, 1), **self.verified
+        )
+        return True
+
+    def attempt_failed(
+        self,
+        attempt: int,
+        error_code: str,
+        error_message: str,
+        transient: bool,
+        next_attempt_at: datetime,
+    ) -> bool:
+        """Schedule the next attempt (transient, attempts left) or fail the job.
+
+        Only a failure of the current (or a newer) attempt counts: a duplicate, or an older
+        attempt's failure arriving late, is ignored (after handling, the attempt number has moved
+        on or the job is final).
+        """
+        if self.is_final or attempt < self.attempt:
+            return False
+        if transient and attempt < self.max_attempts:
+            self.trigger_event(
+                self.JobRetryScheduled,
+                job_id=self.job_id,
+                spec=self.spec,
+                attempt=attempt + 1,
+                next_attempt_at=next_attempt_at,
+                error_code=error_code,
+                error_message=error_message,
+            )
+        else:
+            self.trigger_event(
+                self.JobFailed,
+                job_id=self.job_id,
+                error_code=error_code,
+                error_message=error_message,
+                attempts=attempt,
+            )
+        return True

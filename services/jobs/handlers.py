@@ -1,0 +1,103 @@
+"""HTTP entry point of the jobs service: POST /transfers, POST /jobs/{id}/cancel, POST /jobs/{id}/redrive.
+
+``handler`` builds the resolver (and the application) once per cold start; tests build one with
+their own adapters through :func:`build_resolver`.
+"""
+
+from __future__ import annotations
+
+from typing import Any, TypeVar
+
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.event_handler import Response, content_types
+from pydantic import BaseModel
+
+from ferry.api import FerryResolver, error_response, json_handler, make_resolver, principal
+from services.jobs.application import IDEMPOTENCY_HEADER, JobsError, TransferRequest
+from services.jobs.bootstrap import JobsService, bootstrap
+
+logger = Logger(service="ferry-jobs")
+
+_STATUS = {"not_found": 404, "conflict": 409, "unprocessable": 422}
+
+
+class JobAccepted(BaseModel):
+    job_id: str
+    status: str
+
+
+class JobRedriveAccepted(BaseModel):
+    job_id: str
+    redrive_of: str
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def _accepted(body: M) -> Response[M]:
+    return Response(status_code=202, content_type=content_types.APPLICATION_JSON, body=body)
+
+
+class ErrorDetail(BaseModel):
+    code: str
+    message: str
+    field: str | None = None
+
+
+class ErrorEnvelope(BaseModel):
+    error: ErrorDetail
+
+
+def _responses(model: type[BaseModel]) -> dict[int, Any]:
+    error = {
+        "description": "Rejected (the field is named where one is at fault)",
+        "content": {"application/json": {"model": ErrorEnvelope}},
+    }
+    return {
+        202: {"description": "Accepted", "content": {"application/json": {"model": model}}},
+        404: error,
+        409: error,
+        422: error,
+    }
+
+
+def build_resolver(service: JobsService) -> FerryResolver:
+    app = make_resolver(service.keys)
+    jobs = service.app
+
+    @app.exception_handler(JobsError)
+    def _jobs_error(ex: JobsError) -> Response:
+        return error_response(_STATUS.get(ex.kind, 422), ex.code, ex.message, ex.field)
+
+    @app.post("/transfers", summary="Submit a transfer", responses=_responses(JobAccepted))
+    def submit_transfer(body: TransferRequest) -> Response[JobAccepted]:
+        caller = principal(app)
+        key = app.current_event.headers.get(IDEMPOTENCY_HEADER)
+        result = jobs.submit(caller.customer_id, caller.key_id, body, key)
+        logger.info(
+            "transfer submitted", extra={"job_id": result.job_id, "new_job": result.created}
+        )
+        return _accepted(JobAccepted(job_id=result.job_id, status=result.status.value))
+
+    @app.post("/jobs/<job_id>/cancel", summary="Cancel a job", responses=_responses(JobAccepted))
+    def cancel_job(job_id: str) -> Response[JobAccepted]:
+        caller = principal(app)
+        result = jobs.cancel(caller.customer_id, caller.key_id, job_id)
+        logger.info("job cancelled", extra={"job_id": job_id})
+        return _accepted(JobAccepted(job_id=result.job_id, status=result.status.value))
+
+    @app.post(
+        "/jobs/<job_id>/redrive",
+        summary="Redrive a FAILED or CANCELLED job as a new job",
+        responses=_responses(JobRedriveAccepted),
+    )
+    def redrive_job(job_id: str) -> Response[JobRedriveAccepted]:
+        caller = principal(app)
+        result = jobs.redrive(caller.customer_id, caller.key_id, job_id)
+        logger.info("job redriven", extra={"job_id": result.job_id, "redrive_of": job_id})
+        return _accepted(JobRedriveAccepted(job_id=result.job_id, redrive_of=result.redrive_of))
+
+    return app
+
+
+handler = json_handler(lambda: build_resolver(bootstrap()))

@@ -1,0 +1,63 @@
+"""The jobs process manager: executor events (SQS batch of EventBridge events from the
+``<prefix>-jobs-pm`` queue) → job commands. Partial batch failures: a record that fails is
+retried by SQS (and reaches the DLQ after maxReceiveCount); the others are deleted.
+
+Every command is idempotent (see ``services.jobs.domain``), so redelivery is harmless.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.utilities.batch import (
+    BatchProcessor,
+    EventType,
+    process_partial_response,
+)
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+
+from events.translate import from_eventbridge
+from services.jobs.application import JobsApplication
+from services.jobs.bootstrap import bootstrap
+
+logger = Logger(service="ferry-jobs-pm")
+
+
+def make_handler(
+    app_factory: Callable[[], JobsApplication],
+) -> Callable[[dict[str, Any], Any], dict[str, Any]]:
+    """An SQS batch handler over a lazily built application (once per cold start)."""
+    holder: dict[str, JobsApplication] = {}
+
+    def record_handler(record: SQSRecord) -> bool:
+        event = from_eventbridge(record.body)
+        changed = holder["app"].on_executor_event(event)
+        logger.info(
+            "executor event applied" if changed else "executor event: nothing to record",
+            extra={
+                "job_id": getattr(event, "job_id", None),
+                "event_id": event.event_id,
+                "detail_type": event.detail_type(),
+                "stream_version": event.version,
+            },
+        )
+        return changed
+
+    def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+        if "app" not in holder:
+            holder["app"] = app_factory()
+        # A batch whose every record failed is reported like any other (each listed), rather
+        # than raised: SQS retries exactly the listed records either way.
+        processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
+        return dict(
+            process_partial_response(
+                event=event, record_handler=record_handler, processor=processor, context=context
+            )
+        )
+
+    return handler
+
+
+handler = make_handler(lambda: bootstrap().app)

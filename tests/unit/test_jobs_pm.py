@@ -1,0 +1,526 @@
+"""The jobs process manager: executor events → job state, retries, idempotency (in-memory).
+
+Executor events are built as the executor publishes them (contract models), wrapped in the
+EventBridge envelope and an SQS record, and fed to the real batch handler.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from itertools import count
+from typing import Any
+from uuid import UUID, uuid4
+
+import pytest
+from eventsourcing.persistence import IntegrityError
+
+from events.aggregate import transfer_stream_id
+from events.contract import (
+    ChunkCommitted,
+    Direction,
+    EndpointStatus,
+    EndpointType,
+    FerryEvent,
+    Flow,
+    JobStatus,
+    LeaseAcquired,
+    LeaseReleased,
+    LeaseRenewed,
+    PostAction,
+    PostActionCompleted,
+    TransferAttemptFailed,
+    TransferStarted,
+    TransferVerified,
+    VerifyMode,
+)
+from events.translate import event_id_for, stream_events, to_integration
+from ferry.api import InMemoryKeyStore
+from services.jobs.application import (
+    JobsApplication,
+    TransferRequest,
+)
+from services.jobs.bootstrap import bootstrap
+from services.jobs.domain import Job, backoff_seconds
+from services.jobs.ports import EndpointInfo, InMemoryEndpointDirectory, InMemoryIdempotencyStore
+from services.jobs.process_manager import make_handler
+from services.jobs.settings import JobsSettings
+
+NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
+BASE, CAP = 2.0, 30.0
+
+
+class Executor:
+    """Publishes a job's Transfer-stream events the way the executor does."""
+
+    def __init__(self, job_id: str, customer_id: str = "cust-a", owner: str = "exec-1") -> None:
+        self.job_id = job_id
+        self.customer_id = customer_id
+        self.owner = owner
+        self.stream = transfer_stream_id(job_id)
+        self._versions = count(1)
+
+    def event(self, cls: type[FerryEvent], **fields: Any) -> FerryEvent:
+        version = next(self._versions)
+        return cls.model_validate(
+            {
+                "event_id": event_id_for(self.stream, version),
+                "stream_id": str(self.stream),
+                "version": version,
+                "occurred_at": NOW.isoformat(),
+                "customer_id": self.customer_id,
+                "correlation_id": self.job_id,
+                "job_id": self.job_id,
+                **fields,
+            }
+        )
+
+    def lease(self, attempt: int = 1, owner: str | None = None) -> FerryEvent:
+        return self.event(
+            LeaseAcquired,
+            owner_id=owner or self.owner,
+            region="us-east-1",
+            expires_at=(NOW + timedelta(minutes=1)).isoformat(),
+            attempt=attempt,
+        )
+
+    def progress(self, chunks: int = 3) -> list[FerryEvent]:
+        out = [
+            self.event(
+                TransferStarted, flow=Flow.S3_TO_SFTP, size=300, chunk_size=100, chunk_count=3
+            ),
+            self.event(
+                LeaseRenewed,
+                owner_id=self.owner,
+                expires_at=(NOW + timedelta(minutes=2)).isoformat(),
+            ),
+        ]
+        for i in range(chunks):
+            out.append(
+                self.event(
+                    ChunkCommitted,
+                    index=i,
+                    offset=i * 100,
+                    length=100,
+                    sha256="0" * 64,
+                    bytes_committed=(i + 1) * 100,
+                    bytes_total=300,
+                )
+            )
+        return out
+
+    def verified(self) -> FerryEvent:
+        return self.event(
+            TransferVerified,
+            size=300,
+            sha256="a" * 64,
+            verify=VerifyMode.DIGEST,
+            duration_seconds=1.5,
+            throughput_bytes_per_second=200.0,
+        )
+
+    def post_action(self) -> FerryEvent:
+        return self.event(PostActionCompleted, action=PostAction.NONE)
+
+    def released(self, outcome: str = "succeeded") -> FerryEvent:
+        return self.event(LeaseReleased, owner_id=self.owner, outcome=outcome)
+
+    def failed(self, attempt: int, transient: bool, code: str = "connection_reset") -> FerryEvent:
+        return self.event(
+            TransferAttemptFailed,
+            attempt=attempt,
+            error_code=code,
+            error_message=f"{code} during attempt {attempt}",
+            transient=transient,
+        )
+
+
+def sqs_record(event: FerryEvent | str, message_id: str | None = None) -> dict[str, Any]:
+    body = (
+        event
+        if isinstance(event, str)
+        else json.dumps(
+            {
+                "version": "0",
+                "id": str(uuid4()),
+                "source": event.SOURCE,
+                "detail-type": event.detail_type(),
+                "account": "000000000000",
+                "time": NOW.isoformat(),
+                "region": "us-east-1",
+                "resources": [],
+                "detail": event.model_dump(mode="json"),
+            }
+        )
+    )
+    return {
+        "messageId": message_id or str(uuid4()),
+        "receiptHandle": "rh",
+        "body": body,
+        "attributes": {"ApproximateReceiveCount": "1"},
+        "messageAttributes": {},
+        "md5OfBody": "",
+        "eventSource": "aws:sqs",
+        "eventSourceARN": "arn:aws:sqs:us-east-1:000000000000:ferry-jobs-pm",
+        "awsRegion": "us-east-1",
+    }
+
+
+class World:
+    def __init__(self, rand: float = 0.5, max_attempts: int = 3) -> None:
+        self.source = EndpointInfo(
+            "src", "cust-a", EndpointType.S3, Direction.BOTH, EndpointStatus.ACTIVE
+        )
+        self.target = EndpointInfo(
+            "tgt", "cust-a", EndpointType.SFTP, Direction.BOTH, EndpointStatus.ACTIVE
+        )
+        self.app = bootstrap(
+            settings=JobsSettings(jobs_retry_base_seconds=BASE, jobs_retry_cap_seconds=CAP),
+            endpoints=InMemoryEndpointDirectory([self.source, self.target]),
+            idempotency=InMemoryIdempotencyStore(),
+            keys=InMemoryKeyStore(),
+            clock=lambda: NOW,
+            rand=lambda: rand,
+        ).app
+        self.handler = make_handler(lambda: self.app)
+        self.max_attempts = max_attempts
+
+    def submit(self) -> str:
+        request = TransferRequest.model_validate(
+            {
+                "source": {"endpoint_id": "src", "path": f"in/{uuid4().hex}.bin"},
+                "target": {"endpoint_id": "tgt", "path": "out/file.bin"},
+                "options": {"max_attempts": self.max_attempts},
+            }
+        )
+        return self.app.submit("cust-a", "key-test", request).job_id
+
+    def feed(self, *events: FerryEvent | str) -> dict[str, Any]:
+        return self.handler({"Records": [sqs_record(e) for e in events]}, None)
+
+    def job(self, job_id: str) -> Job:
+        return self.app.get_job("cust-a", job_id)
+
+    def trail(self, job_id: str) -> list[str]:
+        return [e.detail_type() for e in stream_events(self.app.recorder, job_id)]
+
+
+@pytest.fixture
+def world() -> World:
+    return World()
+
+
+# --------------------------------------------------------------------------------------------
+# Stories
+# --------------------------------------------------------------------------------------------
+
+
+def test_a_job_runs_to_success(world: World) -> None:
+    job_id = world.submit()
+    ex = Executor(job_id)
+    assert world.feed(ex.lease()) == {"batchItemFailures": []}
+    assert world.job(job_id).status == JobStatus.RUNNING
+    world.feed(*ex.progress())
+    assert world.trail(job_id) == ["JobRequested", "JobQueued", "JobStarted"]
+    world.feed(ex.verified())
+    assert world.job(job_id).status == JobStatus.VERIFYING
+    world.feed(ex.post_action(), ex.released())
+    job = world.job(job_id)
+    assert job.status == JobStatus.SUCCEEDED
+    assert world.trail(job_id) == [
+        "JobRequested",
+        "JobQueued",
+        "JobStarted",
+        "JobVerified",
+        "JobSucceeded",
+    ]
+    events = stream_events(world.app.recorder, job_id)
+    started, succeeded = events[2], events[4]
+    assert started.model_dump(include={"attempt", "executor_id"}) == {
+        "attempt": 1,
+        "executor_id": "exec-1",
+    }
+    assert succeeded.model_dump(
+        include={"size", "sha256", "duration_seconds", "throughput_bytes_per_second", "attempts"}
+    ) == {
+        "size": 300,
+        "sha256": "a" * 64,
+        "duration_seconds": 1.5,
+        "throughput_bytes_per_second": 200.0,
+        "attempts": 1,
+    }
+
+
+def test_a_transient_failure_schedules_a_retry_with_backoff_then_succeeds(world: World) -> None:
+    job_id = world.submit()
+    ex = Executor(job_id)
+    world.feed(ex.lease(), *ex.progress(1), ex.failed(1, transient=True), ex.released("retry"))
+    job = world.job(job_id)
+    assert job.status == JobStatus.RUNNING
+    assert job.attempt == 2
+    retry = stream_events(world.app.recorder, job_id)[-1]
+    assert retry.detail_type() == "JobRetryScheduled"
+    detail = retry.model_dump(mode="json")
+    assert detail["attempt"] == 2
+    assert detail["error_code"] == "connection_reset"
+    assert detail["spec"]["flow"] == "S3_TO_SFTP"
+    delay = (retry.next_attempt_at - NOW).total_seconds()  # type: ignore[attr-defined]
+    assert delay == pytest.approx(0.5 * BASE)  # rand 0.5 x min(cap, base * 2**0)
+
+    world.feed(ex.lease(attempt=2, owner="exec-2"), *ex.progress(), ex.verified(), ex.released())
+    job = world.job(job_id)
+    assert job.status == JobStatus.SUCCEEDED
+    assert stream_events(world.app.recorder, job_id)[-1].attempts == 2  # type: ignore[attr-defined]
+
+
+def test_attempts_exhausted_fails_the_job() -> None:
+    world = World(max_attempts=3)
+    job_id = world.submit()
+    ex = Executor(job_id)
+    for attempt in (1, 2, 3):
+        world.feed(ex.lease(attempt=attempt), ex.failed(attempt, transient=True))
+    job = world.job(job_id)
+    assert job.status == JobStatus.FAILED
+    assert world.trail(job_id).count("JobRetryScheduled") == 2
+    failed = stream_events(world.app.recorder, job_id)[-1]
+    assert failed.model_dump(include={"error_code", "attempts"}) == {
+        "error_code": "connection_reset",
+        "attempts": 3,
+    }
+
+
+def test_a_permanent_failure_fails_at_once(world: World) -> None:
+    job_id = world.submit()
+    ex = Executor(job_id)
+    world.feed(ex.lease(), ex.failed(1, transient=False, code="auth_failed"), ex.released("failed"))
+    assert world.job(job_id).status == JobStatus.FAILED
+    assert world.trail(job_id)[-1] == "JobFailed"
+    assert "JobRetryScheduled" not in world.trail(job_id)
+
+
+def test_duplicate_deliveries_change_nothing(world: World) -> None:
+    job_id = world.submit()
+    ex = Executor(job_id)
+    lease, fail = ex.lease(), ex.failed(1, transient=True)
+    lease2 = ex.lease(attempt=2, owner="exec-2")
+    verified, released = ex.verified(), ex.released()
+    story = [lease, lease, fail, lease, fail, lease2, lease2, fail, verified, verified]
+    story += [lease2, released, released, verified, fail, lease]
+    for event in story:
+        assert world.feed(event) == {"batchItemFailures": []}
+    assert world.trail(job_id) == [
+        "JobRequested",
+        "JobQueued",
+        "JobStarted",
+        "JobRetryScheduled",
+        "JobStarted",
+        "JobVerified",
+        "JobSucceeded",
+    ]
+
+
+def test_an_old_attempts_late_failure_is_ignored(world: World) -> None:
+    job_id = world.submit()
+    ex = Executor(job_id)
+    world.feed(ex.lease(), ex.failed(1, transient=True), ex.lease(attempt=2, owner="exec-2"))
+    late = Executor(job_id)
+    late._versions = count(100)
+    world.feed(late.failed(1, transient=False, code="late"), late.lease(attempt=1))
+    job = world.job(job_id)
+    assert job.status == JobStatus.RUNNING
+    assert job.attempt == 2
+    assert job.executor_id == "exec-2"
+
+
+def test_a_takeover_by_another_executor_records_the_new_owner(world: World) -> None:
+    job_id = world.submit()
+    ex = Executor(job_id)
+    world.feed(ex.lease(owner="exec-1"), ex.lease(owner="exec-9"))
+    assert world.trail(job_id).count("JobStarted") == 2
+    assert world.job(job_id).executor_id == "exec-9"
+
+
+def test_cancel_then_late_executor_events_record_nothing(world: World) -> None:
+    job_id = world.submit()
+    ex = Executor(job_id)
+    world.feed(ex.lease())
+    world.app.cancel("cust-a", "key-test", job_id)
+    before = world.trail(job_id)
+    result = world.feed(
+        *ex.progress(), ex.failed(1, transient=True), ex.verified(), ex.released("succeeded")
+    )
+    assert result == {"batchItemFailures": []}
+    assert world.trail(job_id) == before
+    assert world.job(job_id).status == JobStatus.CANCELLED
+
+
+def test_status_never_goes_backward(world: World) -> None:
+    job_id = world.submit()
+    ex = Executor(job_id)
+    world.feed(ex.verified())  # out of order: verified before the lease event
+    assert world.job(job_id).status == JobStatus.VERIFYING
+    world.feed(ex.lease())
+    assert world.job(job_id).status == JobStatus.VERIFYING
+    world.feed(ex.failed(1, transient=True))  # post-action failed after verification
+    job = world.job(job_id)
+    assert job.status == JobStatus.VERIFYING
+    assert job.attempt == 2
+    world.feed(ex.lease(attempt=2), ex.released())
+    assert world.job(job_id).status == JobStatus.SUCCEEDED
+    world.feed(ex.failed(2, transient=False), ex.lease(attempt=3))
+    assert world.job(job_id).status == JobStatus.SUCCEEDED
+
+
+def test_release_before_verification_is_retried_later(world: World) -> None:
+    job_id = world.submit()
+    ex = Executor(job_id)
+    verified = ex.verified()
+    record = sqs_record(ex.released(), message_id="early-release")
+    result = world.handler({"Records": [record]}, None)
+    assert result == {"batchItemFailures": [{"itemIdentifier": "early-release"}]}
+    world.feed(verified)
+    assert world.handler({"Records": [record]}, None) == {"batchItemFailures": []}
+    assert world.job(job_id).status == JobStatus.SUCCEEDED
+
+
+def test_bad_records_fail_alone(world: World) -> None:
+    job_id = world.submit()
+    ex = Executor(job_id)
+    foreign = Executor(job_id, customer_id="cust-b")
+    records = [
+        sqs_record(ex.lease(), "good-1"),
+        sqs_record("not json", "bad-json"),
+        sqs_record(foreign.lease(owner="intruder"), "other-customer"),
+        sqs_record(Executor(str(uuid4())).lease(), "no-such-job"),
+        sqs_record(json.dumps({"detail-type": "Nonsense", "detail": {}}), "unknown-type"),
+        sqs_record(ex.verified(), "good-2"),
+    ]
+    result = world.handler({"Records": records}, None)
+    failed = {f["itemIdentifier"] for f in result["batchItemFailures"]}
+    assert failed == {"bad-json", "other-customer", "no-such-job", "unknown-type"}
+    assert world.job(job_id).status == JobStatus.VERIFYING
+    assert world.job(job_id).executor_id == "exec-1"
+
+
+# --------------------------------------------------------------------------------------------
+# Concurrency: the API and the process manager append to one job at once
+# --------------------------------------------------------------------------------------------
+
+
+class RacingApp(JobsApplication):
+    """Before the first save after a load, another writer appends to the same job."""
+
+    def __init__(self, race: Any, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.race = race
+        self.conflicts = 0
+
+    def save(self, *objs: Any, **kwargs: Any) -> Any:
+        if self.race is not None:
+            race, self.race = self.race, None
+            race(self)
+        try:
+            return super().save(*objs, **kwargs)
+        except IntegrityError:
+            self.conflicts += 1
+            raise
+
+
+def _racing(race: Any) -> tuple[RacingApp, str]:
+    source = EndpointInfo("src", "c", EndpointType.S3, Direction.BOTH, EndpointStatus.ACTIVE)
+    target = EndpointInfo("tgt", "c", EndpointType.S3, Direction.BOTH, EndpointStatus.ACTIVE)
+    app = RacingApp(
+        None,
+        endpoints=InMemoryEndpointDirectory([source, target]),
+        idempotency=InMemoryIdempotencyStore(),
+    )
+    request = TransferRequest.model_validate(
+        {
+            "source": {"endpoint_id": "src", "path": "a"},
+            "target": {"endpoint_id": "tgt", "path": "b"},
+        }
+    )
+    job_id = app.submit("c", "k", request).job_id
+    app.race = race
+    return app, job_id
+
+
+def test_cancel_retries_after_a_concurrent_process_manager_append() -> None:
+    app, job_id = _racing(lambda a: None)
+    app.race = lambda a: JobsApplication.save(a, _started(a, job_id))
+    assert app.cancel("c", "k", job_id).status == JobStatus.CANCELLED
+    assert app.conflicts == 1
+    trail = [e.detail_type() for e in stream_events(app.recorder, job_id)]
+    assert trail == ["JobRequested", "JobQueued", "JobStarted", "JobCancelled"]
+
+
+def test_process_manager_retries_after_a_concurrent_cancel() -> None:
+    app, job_id = _racing(None)
+
+    def cancel_first(a: JobsApplication) -> None:
+        job: Job = a.repository.get(UUID(job_id))
+        job.cancel("k")
+        JobsApplication.save(a, job)
+
+    app.race = cancel_first
+    assert app.job_started("c", job_id, 1, "exec-1") is False  # reloaded: cancelled, ignored
+    assert app.conflicts == 1
+    assert app.get_job("c", job_id).status == JobStatus.CANCELLED
+
+
+def _started(app: JobsApplication, job_id: str) -> Job:
+    job: Job = app.repository.get(UUID(job_id))
+    assert job.start(1, "exec-1")
+    return job
+
+
+# --------------------------------------------------------------------------------------------
+# Backoff and the contract
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("attempt", range(1, 25))
+@pytest.mark.parametrize("rand", [0.0, 1e-9, 0.25, 0.5, 0.999999, 1.0])
+def test_backoff_is_within_full_jitter_bounds(attempt: int, rand: float) -> None:
+    ceiling = min(300.0, 2.0 * 2 ** (attempt - 1))
+    delay = backoff_seconds(attempt, 2.0, 300.0, rand)
+    assert 0.0 <= delay <= ceiling
+    assert delay == pytest.approx(rand * ceiling)
+
+
+def test_backoff_rejects_nonsense() -> None:
+    with pytest.raises(ValueError):
+        backoff_seconds(0, 2.0, 300.0, 0.5)
+    with pytest.raises(ValueError):
+        backoff_seconds(1, 2.0, 300.0, 1.5)
+    assert backoff_seconds(10_000, 2.0, 300.0, 1.0) == 300.0
+
+
+def test_every_event_the_service_emits_translates_to_the_contract() -> None:
+    """Run every path that emits events and translate each stored event (extra="forbid")."""
+    world = World(max_attempts=2)
+    seen: set[str] = set()
+    job_ids = [world.submit() for _ in range(3)]
+    a, b = Executor(job_ids[0]), Executor(job_ids[1])
+    world.feed(a.lease(), a.failed(1, True), a.lease(2), a.verified(), a.released())
+    world.feed(b.lease(), b.failed(1, True), b.failed(2, True))
+    world.app.cancel("cust-a", "key-test", job_ids[2])
+    new = world.app.redrive("cust-a", "key-test", job_ids[1]).job_id
+    for job_id in [*job_ids, new]:
+        stored = list(world.app.recorder.select_events(UUID(job_id)))
+        for event in stored:
+            model = to_integration(event)
+            assert model is not None, event.topic
+            assert model.SOURCE == "ferry.jobs"
+            seen.add(model.detail_type())
+    assert seen == {
+        "JobRequested",
+        "JobQueued",
+        "JobStarted",
+        "JobVerified",
+        "JobRetryScheduled",
+        "JobSucceeded",
+        "JobFailed",
+        "JobCancelled",
+        "JobRedriven",
+    }
