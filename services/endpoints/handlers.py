@@ -1,0 +1,182 @@
+"""HTTP routes of the endpoints service (API Gateway REST → Lambda, Powertools resolver).
+
+POST /endpoints · PATCH /endpoints/{endpoint_id} · POST /endpoints/{endpoint_id}/disable ·
+POST /endpoints/{endpoint_id}/enable. (GETs are served by services/projections.)
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from aws_lambda_powertools.event_handler import Response, content_types
+
+from events.contract import EndpointConfig
+from ferry.api import FerryResolver, error_response, json_handler, principal
+from services.endpoints.application import (
+    ConcurrentModification,
+    Credentials,
+    EndpointsApplication,
+    Registration,
+)
+from services.endpoints.domain import Endpoint, EndpointError, EndpointNotFound
+from services.endpoints.schemas import (
+    SECRET_FIELDS,
+    InvalidRequest,
+    SftpRegistration,
+    parse_patch,
+    parse_registration,
+)
+
+__all__ = ["add_routes", "endpoint_body", "handler"]
+
+
+def add_routes(resolver: FerryResolver, app: EndpointsApplication) -> FerryResolver:
+    @resolver.post("/endpoints")
+    def register() -> Response[dict[str, Any]]:
+        request = parse_registration(_json_body(resolver))
+        credentials = None
+        if isinstance(request, SftpRegistration):
+            credentials = Credentials(
+                username=request.username,
+                private_key=request.private_key,
+                passphrase=request.passphrase,
+                password=request.password,
+            )
+        config = EndpointConfig.model_validate(
+            request.model_dump(
+                exclude={"name", "direction", "max_concurrency", *SECRET_FIELDS},
+                exclude_none=True,
+            )
+        )
+        who = principal(resolver)
+        endpoint = app.register(
+            customer_id=who.customer_id,
+            actor=who.key_id,
+            registration=Registration(
+                name=request.name,
+                direction=request.direction.value,
+                max_concurrency=request.max_concurrency,
+                config=config,
+                credentials=credentials,
+            ),
+        )
+        return _respond(201, endpoint)
+
+    @resolver.patch("/endpoints/<endpoint_id>")
+    def update(endpoint_id: str) -> Response[dict[str, Any]]:
+        request = parse_patch(_json_body(resolver))
+        given = request.model_fields_set
+        changes = {k: _plain(getattr(request, k)) for k in sorted(given - SECRET_FIELDS)}
+        credentials = None
+        if request.private_key or request.password:
+            credentials = Credentials(
+                username="",  # the application takes it from the endpoint's settings
+                private_key=request.private_key,
+                passphrase=request.passphrase,
+                password=request.password,
+            )
+        who = principal(resolver)
+        endpoint = app.update(
+            customer_id=who.customer_id,
+            endpoint_id=endpoint_id,
+            actor=who.key_id,
+            changes=changes,
+            credentials=credentials,
+        )
+        return _respond(200, endpoint)
+
+    @resolver.post("/endpoints/<endpoint_id>/disable")
+    def disable(endpoint_id: str) -> Response[dict[str, Any]]:
+        body = _json_body(resolver, optional=True) or {}
+        reason = body.get("reason") if isinstance(body, dict) else None
+        if reason is not None and (not isinstance(reason, str) or len(reason) > 500):
+            raise InvalidRequest("reason: a string of at most 500 characters", "reason")
+        if isinstance(body, dict) and set(body) - {"reason"}:
+            field = sorted(set(body) - {"reason"})[0]
+            raise InvalidRequest(f"{field}: unknown field", field)
+        who = principal(resolver)
+        endpoint = app.disable(
+            customer_id=who.customer_id, endpoint_id=endpoint_id, actor=who.key_id, reason=reason
+        )
+        return _respond(200, endpoint)
+
+    @resolver.post("/endpoints/<endpoint_id>/enable")
+    def enable(endpoint_id: str) -> Response[dict[str, Any]]:
+        who = principal(resolver)
+        endpoint = app.enable(
+            customer_id=who.customer_id, endpoint_id=endpoint_id, actor=who.key_id
+        )
+        return _respond(200, endpoint)
+
+    @resolver.exception_handler(InvalidRequest)
+    def _invalid(ex: InvalidRequest) -> Response[dict[str, Any]]:
+        status, code = (400, "invalid_json") if ex.field == "body" else (422, "validation_error")
+        return error_response(status, code, ex.message, ex.field)
+
+    @resolver.exception_handler(EndpointError)
+    def _domain(ex: EndpointError) -> Response[dict[str, Any]]:
+        if isinstance(ex, EndpointNotFound):
+            return error_response(404, "not_found", "endpoint not found", "endpoint_id")
+        if isinstance(ex, ConcurrentModification):
+            return error_response(409, "conflict", ex.message)
+        return error_response(422, "validation_error", ex.message, ex.field)
+
+    return resolver
+
+
+def endpoint_body(endpoint: Endpoint) -> dict[str, Any]:
+    """The API's view of an endpoint: flat settings, no credential, no secret ARN."""
+    config = {k: v for k, v in endpoint.config.items() if k != "type"}
+    return {
+        "endpoint_id": str(endpoint.id),
+        "name": endpoint.name,
+        "type": endpoint.type.value,
+        "direction": endpoint.direction,
+        "max_concurrency": endpoint.max_concurrency,
+        **config,
+        "auth_method": endpoint.config.get("auth_method"),
+        "has_credentials": endpoint.secret_arn is not None,
+        "status": endpoint.status.value,
+        "status_reason": endpoint.status_reason,
+        "created_at": endpoint.created_at.isoformat(),
+        "updated_at": endpoint.updated_at.isoformat(),
+        "validated_at": endpoint.validated_at.isoformat() if endpoint.validated_at else None,
+        "version": endpoint.version,
+    }
+
+
+def _respond(status: int, endpoint: Endpoint) -> Response[dict[str, Any]]:
+    return Response(
+        status_code=status,
+        content_type=content_types.APPLICATION_JSON,
+        body=endpoint_body(endpoint),
+    )
+
+
+def _json_body(resolver: FerryResolver, *, optional: bool = False) -> Any:
+    raw = resolver.current_event.body
+    if raw is None or (isinstance(raw, str) and not raw.strip()):
+        if optional:
+            return None
+        raise InvalidRequest("a JSON body is required", "body")
+    if resolver.current_event.is_base64_encoded:
+        raw = resolver.current_event.decoded_body
+    try:
+        return json.loads(raw or "")
+    except (ValueError, TypeError):
+        raise InvalidRequest("request body is not valid JSON", "body") from None
+
+
+def _plain(value: Any) -> Any:
+    return getattr(value, "value", value)
+
+
+def _build() -> FerryResolver:
+    from services.endpoints.bootstrap import bootstrap
+
+    return bootstrap()[1]
+
+
+handler = json_handler(_build)
+"""Lambda entry point: ``services/endpoints/handlers.py:handler``."""

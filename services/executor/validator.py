@@ -1,0 +1,346 @@
+"""The endpoint validator (data plane): EndpointRegistered / EndpointUpdated → a connectivity
+check → EndpointValidated (ACTIVE) or EndpointValidationFailed (reason code) on the endpoint's
+stream.
+
+It loads the endpoint from the event store (through ``EndpointsApplication``; the read model
+may lag), checks the configuration *as of the version it loaded*, and records the verdict with
+that version: a verdict for a configuration that has changed meanwhile is dropped by the
+aggregate, and so is a second verdict for the same configuration. Redelivered, duplicated or
+out-of-order messages are therefore harmless; an endpoint whose current configuration already
+has a verdict is not checked again.
+
+Checks — SFTP: connect with the pinned host key, authenticate, stat base_path (it must exist
+and be a directory). S3: head_bucket, list the prefix (one key).
+Messages in verdicts never contain a secret (the SFTP adapter's messages carry none, S3 errors
+are reduced to their codes).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from aws_lambda_powertools import Logger
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from events.contract import EndpointRegistered, EndpointType, EndpointUpdated
+from events.translate import from_eventbridge
+from ferry import names
+from services.endpoints.domain import EndpointNotFound
+from services.executor.endpoint_access import EndpointView, SecretsReader, open_sftp, s3_client_for
+from services.executor.errors import TransferError
+from services.executor.sftp import fingerprint_of_key_line
+
+if TYPE_CHECKING:
+    from services.endpoints.application import EndpointsApplication
+
+__all__ = [
+    "EndpointValidator",
+    "ValidatorSettings",
+    "ValidatorWorker",
+    "Verdict",
+    "handle_message",
+]
+
+logger = Logger(service="ferry-validator")
+
+
+class ValidatorSettings(BaseSettings):
+    """``FERRY_VALIDATOR_*`` (queue URL, timeouts) plus the region. The event store is chosen
+    by eventsourcing's own PERSISTENCE_MODULE / FERRY_EVENTS_TABLE variables."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="FERRY_VALIDATOR_", extra="ignore", populate_by_name=True
+    )
+
+    queue_url: str = Field(
+        default="", validation_alias=AliasChoices(names.ENV_VALIDATOR_QUEUE_URL, "queue_url")
+    )
+    region: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices(names.ENV_DEPLOYMENT_REGION, names.ENV_REGION, "region"),
+    )
+    sftp_timeout: float = Field(default=15.0, gt=0)
+    wait_seconds: int = Field(default=20, ge=0, le=20)
+    transient_retries: int = Field(default=1, ge=0, le=5)
+    retry_delay_seconds: float = Field(default=1.0, ge=0)
+
+
+@dataclass(frozen=True)
+class Verdict:
+    ok: bool
+    checks: list[str] = field(default_factory=list)
+    host_key_fingerprint: str | None = None
+    reason_code: str | None = None
+    message: str | None = None
+    transient: bool = False
+
+
+class EndpointValidator:
+    """Checks endpoints and records verdicts through the endpoints application."""
+
+    def __init__(
+        self,
+        app: EndpointsApplication,
+        secrets: SecretsReader,
+        *,
+        sftp_timeout: float = 15.0,
+        s3_client: Callable[[EndpointView], Any] = s3_client_for,
+        transient_retries: int = 1,
+        retry_delay_seconds: float = 1.0,
+    ) -> None:
+        self.app = app
+        self.secrets = secrets
+        self.sftp_timeout = sftp_timeout
+        self.s3_client = s3_client
+        self.transient_retries = transient_retries
+        self.retry_delay_seconds = retry_delay_seconds
+
+    # --- entry points ----------------------------------------------------------------------
+    def handle_message(self, body: str) -> None:
+        """One SQS message body (an EventBridge event). Returns when the message is done with
+        (validated, skipped or unusable); raises only for failures worth a redelivery."""
+        try:
+            event = from_eventbridge(body)
+        except Exception as exc:
+            logger.warning(
+                "dropping an unreadable validator message", extra={"error": type(exc).__name__}
+            )
+            return
+        if not isinstance(event, EndpointRegistered | EndpointUpdated):
+            logger.info("ignoring event", extra={"detail_type": event.detail_type()})
+            return
+        self.validate(event.endpoint_id)
+
+    def validate(self, endpoint_id: str) -> bool | None:
+        """Check the endpoint's current configuration if it has no verdict yet. Returns True
+        if a verdict was recorded, False if it was dropped (stale/duplicate), None if there
+        was nothing to do."""
+        try:
+            endpoint = self.app.get(endpoint_id)
+        except EndpointNotFound:
+            logger.warning(
+                "endpoint not found; nothing to validate", extra={"endpoint_id": endpoint_id}
+            )
+            return None
+        if not endpoint.needs_validation:
+            logger.info("endpoint already validated", extra={"endpoint_id": endpoint_id})
+            return None
+        view = EndpointView.from_aggregate(endpoint)
+        verdict = self.check(view)
+        for _ in range(self.transient_retries):
+            if verdict.ok or not verdict.transient:
+                break
+            time.sleep(self.retry_delay_seconds)
+            verdict = self.check(view)
+        recorded = self.app.record_validation(
+            endpoint_id,
+            view.version,
+            verdict.ok,
+            checks=verdict.checks,
+            host_key_fingerprint=verdict.host_key_fingerprint,
+            reason_code=verdict.reason_code,
+            message=verdict.message,
+        )
+        logger.info(
+            "endpoint validation",
+            extra={
+                "endpoint_id": endpoint_id,
+                "ok": verdict.ok,
+                "reason_code": verdict.reason_code,
+                "checked_version": view.version,
+                "recorded": recorded,
+            },
+        )
+        return recorded
+
+    # --- checks ----------------------------------------------------------------------------
+    def check(self, view: EndpointView) -> Verdict:
+        try:
+            if view.type is EndpointType.SFTP:
+                return self._check_sftp(view)
+            return self._check_s3(view)
+        except TransferError as exc:
+            return Verdict(
+                False, reason_code=exc.code, message=exc.message, transient=exc.transient
+            )
+
+    def _check_sftp(self, view: EndpointView) -> Verdict:
+        checks: list[str] = []
+        base_path = view.config.base_path or "/"
+        with open_sftp(view, self.secrets, self.sftp_timeout, fresh_credentials=True) as session:
+            checks += ["connect", "host_key", "authenticate"]
+            st = session.stat(base_path)
+            if st is None:
+                return Verdict(
+                    False,
+                    checks,
+                    reason_code="BASE_PATH_MISSING",
+                    message=f"{base_path} does not exist",
+                )
+            if not st.is_dir:
+                return Verdict(
+                    False,
+                    checks,
+                    reason_code="BASE_PATH_NOT_A_DIRECTORY",
+                    message=f"{base_path} is not a directory",
+                )
+            checks.append("stat_base_path")
+        host_key = view.config.host_key or ""
+        fingerprint = (
+            host_key
+            if host_key.upper().startswith("SHA256:")
+            else fingerprint_of_key_line(host_key)
+        )
+        return Verdict(True, checks, host_key_fingerprint=fingerprint)
+
+    def _check_s3(self, view: EndpointView) -> Verdict:
+        bucket = view.config.bucket or ""
+        client = self.s3_client(view)
+        checks: list[str] = []
+        try:
+            client.head_bucket(Bucket=bucket)
+            checks.append("head_bucket")
+            client.list_objects_v2(Bucket=bucket, Prefix=view.config.prefix or "", MaxKeys=1)
+            checks.append("list_prefix")
+        except Exception as exc:
+            code, message, transient = _s3_reason(exc, bucket, "list" if checks else "head")
+            return Verdict(False, checks, reason_code=code, message=message, transient=transient)
+        return Verdict(True, checks)
+
+
+def _s3_reason(exc: Exception, bucket: str, step: str) -> tuple[str, str, bool]:
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    if isinstance(exc, ClientError):
+        error = exc.response.get("Error", {})
+        code = str(error.get("Code", ""))
+        status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
+        if code in ("404", "NoSuchBucket", "NotFound"):
+            return "BUCKET_NOT_FOUND", f"bucket {bucket} does not exist", False
+        if code in ("403", "AccessDenied", "Forbidden", "AllAccessDisabled"):
+            what = "listing the prefix" if step == "list" else "bucket access"
+            return "ACCESS_DENIED", f"{what} denied on bucket {bucket}", False
+        if code in ("301", "PermanentRedirect", "AuthorizationHeaderMalformed", "400"):
+            return "WRONG_REGION", f"bucket {bucket} is in another region", False
+        if status >= 500 or code in ("SlowDown", "ServiceUnavailable", "InternalError"):
+            return "REMOTE_ERROR", f"S3 answered {code or status}", True
+        return (
+            f"S3_{code or status}".upper(),
+            f"S3 answered {code or status} for bucket {bucket}",
+            False,
+        )
+    if isinstance(exc, BotoCoreError | OSError):
+        return "CONNECTION_FAILED", f"S3 unreachable ({type(exc).__name__})", True
+    raise exc
+
+
+# --- the SQS worker ---------------------------------------------------------------------------
+class ValidatorWorker:
+    """Long-polls the validator queue; deletes each message once handled."""
+
+    def __init__(
+        self,
+        validator: EndpointValidator,
+        queue_url: str,
+        *,
+        sqs: Any = None,
+        wait_seconds: int = 20,
+        max_messages: int = 10,
+    ) -> None:
+        if sqs is None:
+            import boto3
+
+            sqs = boto3.client("sqs")
+        self.validator = validator
+        self.queue_url = queue_url
+        self.sqs = sqs
+        self.wait_seconds = wait_seconds
+        self.max_messages = max_messages
+
+    @classmethod
+    def from_env(cls) -> ValidatorWorker:
+        """The production worker: settings from the environment (FERRY_VALIDATOR_QUEUE_URL,
+        PERSISTENCE_MODULE / FERRY_EVENTS_TABLE for the event store, region)."""
+        return build_worker()
+
+    def poll_once(self) -> int:
+        """Receive one batch and handle it; returns how many messages were handled."""
+        response = self.sqs.receive_message(
+            QueueUrl=self.queue_url,
+            MaxNumberOfMessages=self.max_messages,
+            WaitTimeSeconds=self.wait_seconds,
+        )
+        handled = 0
+        for message in response.get("Messages", []):
+            try:
+                self.validator.handle_message(message["Body"])
+            except Exception:
+                logger.exception("validator message failed; it will be redelivered")
+                continue
+            self.sqs.delete_message(QueueUrl=self.queue_url, ReceiptHandle=message["ReceiptHandle"])
+            handled += 1
+        return handled
+
+    def run(self, stop_event: threading.Event) -> None:
+        logger.info("validator worker started", extra={"queue_url": self.queue_url})
+        while not stop_event.is_set():
+            try:
+                self.poll_once()
+            except Exception:
+                logger.exception("validator poll failed")
+                stop_event.wait(1.0)
+        logger.info("validator worker stopped")
+
+
+# --- production wiring --------------------------------------------------------------------------
+_default: dict[str, EndpointValidator] = {}
+_default_lock = threading.Lock()
+
+
+def build_validator(settings: ValidatorSettings | None = None) -> EndpointValidator:
+    """Production validator: the endpoints application on the event store selected by the
+    environment (PERSISTENCE_MODULE), Secrets Manager, S3 clients per endpoint."""
+    import boto3
+
+    from services.endpoints.bootstrap import build_application
+
+    settings = settings or ValidatorSettings()
+    app = build_application()
+    secrets = SecretsReader(boto3.client("secretsmanager", region_name=settings.region))
+    return EndpointValidator(
+        app,
+        secrets,
+        sftp_timeout=settings.sftp_timeout,
+        transient_retries=settings.transient_retries,
+        retry_delay_seconds=settings.retry_delay_seconds,
+    )
+
+
+def build_worker(
+    settings: ValidatorSettings | None = None, validator: EndpointValidator | None = None
+) -> ValidatorWorker:
+    import boto3
+
+    settings = settings or ValidatorSettings()
+    if not settings.queue_url:
+        raise ValueError(f"{names.ENV_VALIDATOR_QUEUE_URL} is not set")
+    return ValidatorWorker(
+        validator or build_validator(settings),
+        settings.queue_url,
+        sqs=boto3.client("sqs", region_name=settings.region),
+        wait_seconds=settings.wait_seconds,
+    )
+
+
+def handle_message(body: str) -> None:
+    """Module-level entry point with the production validator (built once per process)."""
+    with _default_lock:
+        if "validator" not in _default:
+            _default["validator"] = build_validator()
+        validator = _default["validator"]
+    validator.handle_message(body)

@@ -1,0 +1,352 @@
+"""The endpoint validator against moto server (event store on DynamoDB, Secrets Manager, S3,
+EventBridge → SQS) and a real OpenSSH sshd on 127.0.0.1.
+
+Endpoints are registered through the real HTTP handler (bootstrap with the production Secrets
+Manager adapter); the validator runs as a separate application instance on the same event table,
+as it would in the executor process.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ed25519
+
+from events.contract import EndpointStatus
+from events.translate import stream_events, to_put_events_entry
+from ferry.api import InMemoryKeyStore, issue_key
+from ferry.apigw import rest_event
+from ferry.names import RULES, ResourceNames
+from services.endpoints.application import EndpointsApplication
+from services.endpoints.bootstrap import bootstrap, build_application
+from services.endpoints.settings import EndpointsSettings
+from services.executor.endpoint_access import SecretsReader
+from services.executor.validator import EndpointValidator, ValidatorWorker
+from tests.support.moto_server import aws_environment, unique_name
+from tests.support.sshd import TEST_PASSWORD, SshdServer, sftp_dir, sshd
+
+__all__ = ["sftp_dir", "sshd"]
+
+
+def _other_host_key() -> str:
+    key = ed25519.Ed25519PrivateKey.generate().public_key()
+    return key.public_bytes(
+        serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH
+    ).decode()
+
+
+@dataclass
+class Stack:
+    app: EndpointsApplication  # the API's application
+    resolver: Any
+    validator: EndpointValidator  # the data plane's, on the same event table
+    key: str
+    prefix: str
+    env: dict[str, str]
+
+    def register(self, body: dict[str, Any]) -> str:
+        response = self.resolver.resolve(
+            rest_event(
+                "POST", "/endpoints", body=json.dumps(body), headers={"x-api-key": self.key}
+            ),
+            None,
+        )
+        assert response["statusCode"] == 201, response["body"]
+        return str(json.loads(response["body"])["endpoint_id"])
+
+    def patch(self, endpoint_id: str, body: dict[str, Any]) -> dict[str, Any]:
+        response = self.resolver.resolve(
+            rest_event(
+                "PATCH",
+                f"/endpoints/{endpoint_id}",
+                body=json.dumps(body),
+                headers={"x-api-key": self.key},
+            ),
+            None,
+        )
+        assert response["statusCode"] == 200, response["body"]
+        return dict(json.loads(response["body"]))
+
+    def message(self, endpoint_id: str, index: int = -1) -> str:
+        """The SQS body EventBridge would deliver for one of the endpoint's events."""
+        event = stream_events(self.app.recorder, endpoint_id)[index]
+        entry = to_put_events_entry(event, "bus")
+        return json.dumps(
+            {
+                "version": "0",
+                "id": str(uuid.uuid4()),
+                "source": entry["Source"],
+                "detail-type": entry["DetailType"],
+                "detail": json.loads(entry["Detail"]),
+            }
+        )
+
+    def validate(self, endpoint_id: str) -> Any:
+        self.validator.handle_message(self.message(endpoint_id))
+        return stream_events(self.app.recorder, endpoint_id)[-1]
+
+    def status(self, endpoint_id: str) -> EndpointStatus:
+        return self.app.get(endpoint_id).status
+
+
+@pytest.fixture(scope="module")
+def module_aws_env(moto_server: str) -> Iterator[dict[str, str]]:
+    """aws_env for the whole module (building applications costs ~1 s of botocore loading, so
+    the stack is built once; endpoints are separate streams, so tests don't interfere)."""
+    with pytest.MonkeyPatch.context() as patch:
+        for name in ("AWS_CA_BUNDLE", "AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_SESSION_TOKEN"):
+            patch.delenv(name, raising=False)
+        variables = aws_environment(moto_server)
+        for name, value in variables.items():
+            patch.setenv(name, value)
+        yield variables
+
+
+@pytest.fixture(scope="module")
+def stack(module_aws_env: dict[str, str]) -> Stack:
+    env = {"PERSISTENCE_MODULE": "events.dynamodb", "FERRY_EVENTS_TABLE": unique_name("events")}
+    prefix = unique_name("ferry")
+    settings = EndpointsSettings(prefix=prefix)
+    keys = InMemoryKeyStore()
+    key, _ = issue_key(keys, "cust-int")
+    app, resolver = bootstrap(keys=keys, env=env, settings=settings)
+    validator = EndpointValidator(
+        build_application(env=env, settings=settings),
+        SecretsReader(boto3.client("secretsmanager")),
+        sftp_timeout=5.0,
+        retry_delay_seconds=0.1,
+    )
+    return Stack(app, resolver, validator, key, prefix, env)
+
+
+def sftp_endpoint(server: SshdServer, base_path: Path | str, **overrides: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "name": "sshd",
+        "type": "sftp",
+        "direction": "BOTH",
+        "host": server.host,
+        "port": server.port,
+        "username": server.username,
+        "base_path": str(base_path),
+        "host_key": server.host_key_line,
+        "private_key": server.private_key_text,
+    }
+    body.update(overrides)
+    return {k: v for k, v in body.items() if v is not None}
+
+
+# --- SFTP -----------------------------------------------------------------------------------
+def test_good_sftp_endpoint_becomes_active(stack: Stack, sshd: SshdServer, sftp_dir: Path) -> None:
+    eid = stack.register(sftp_endpoint(sshd, sftp_dir))
+    assert stack.status(eid) is EndpointStatus.PENDING_VALIDATION
+    validated = stack.validate(eid)
+    assert validated.detail_type() == "EndpointValidated", validated
+    assert validated.checks == ["connect", "host_key", "authenticate", "stat_base_path"]
+    assert validated.host_key_fingerprint == sshd.host_key_fingerprint
+    assert stack.status(eid) is EndpointStatus.ACTIVE
+    # Redelivery of the same message: no second check, no second event.
+    logins = sshd.accepted_logins()
+    stack.validator.handle_message(stack.message(eid, 0))
+    assert len(stream_events(stack.app.recorder, eid)) == 2
+    assert sshd.accepted_logins() == logins
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {"private_key": None, "password": TEST_PASSWORD},
+        {"host_key": "fingerprint"},
+        {"private_key": "encrypted", "passphrase": "passphrase"},
+        {"private_key": "rsa"},
+    ],
+    ids=["password", "sha256-pin", "encrypted-key", "rsa-pem"],
+)
+def test_sftp_auth_variants_become_active(
+    stack: Stack, sshd: SshdServer, sftp_dir: Path, overrides: dict[str, Any]
+) -> None:
+    resolved = dict(overrides)
+    if overrides.get("host_key") == "fingerprint":
+        resolved["host_key"] = sshd.host_key_fingerprint
+    if overrides.get("private_key") == "encrypted":
+        resolved["private_key"] = sshd.encrypted_private_key_text
+        resolved["passphrase"] = sshd.key_passphrase
+    if overrides.get("private_key") == "rsa":
+        resolved["private_key"] = sshd.rsa_private_key_text
+    eid = stack.register(sftp_endpoint(sshd, sftp_dir, **resolved))
+    event = stack.validate(eid)
+    assert event.detail_type() == "EndpointValidated", event
+    assert stack.status(eid) is EndpointStatus.ACTIVE
+
+
+def test_wrong_host_key_fails_without_authenticating(
+    stack: Stack, sshd: SshdServer, sftp_dir: Path
+) -> None:
+    logins = sshd.accepted_logins()
+    eid = stack.register(sftp_endpoint(sshd, sftp_dir, host_key=_other_host_key()))
+    failed = stack.validate(eid)
+    assert failed.detail_type() == "EndpointValidationFailed"
+    assert failed.reason_code == "HOST_KEY_MISMATCH"
+    assert stack.status(eid) is EndpointStatus.VALIDATION_FAILED
+    assert sshd.accepted_logins() == logins  # no credential was ever sent
+
+
+def test_wrong_password_is_auth_failed_then_rotation_fixes_it(
+    stack: Stack, sshd: SshdServer, sftp_dir: Path
+) -> None:
+    wrong = "not-the-password-42"
+    eid = stack.register(sftp_endpoint(sshd, sftp_dir, private_key=None, password=wrong))
+    failed = stack.validate(eid)
+    assert failed.reason_code == "AUTH_FAILED", failed
+    assert wrong not in failed.message and TEST_PASSWORD not in failed.message
+    assert stack.status(eid) is EndpointStatus.VALIDATION_FAILED
+
+    body = stack.patch(eid, {"password": TEST_PASSWORD})
+    assert body["status"] == "PENDING_VALIDATION"
+    validated = stack.validate(eid)  # fresh credentials: the rotated secret is read
+    assert validated.detail_type() == "EndpointValidated", validated
+    assert stack.status(eid) is EndpointStatus.ACTIVE
+
+
+def test_untrusted_key_is_auth_failed(stack: Stack, sshd: SshdServer, sftp_dir: Path) -> None:
+    eid = stack.register(sftp_endpoint(sshd, sftp_dir, private_key=sshd.untrusted_private_key_text))
+    assert stack.validate(eid).reason_code == "AUTH_FAILED"
+
+
+def test_missing_base_path(stack: Stack, sshd: SshdServer, sftp_dir: Path) -> None:
+    eid = stack.register(sftp_endpoint(sshd, sftp_dir / "nope"))
+    failed = stack.validate(eid)
+    assert failed.reason_code == "BASE_PATH_MISSING"
+    assert stack.status(eid) is EndpointStatus.VALIDATION_FAILED
+
+
+def test_base_path_that_is_a_file(stack: Stack, sshd: SshdServer, sftp_dir: Path) -> None:
+    (sftp_dir / "file.txt").write_text("x")
+    eid = stack.register(sftp_endpoint(sshd, sftp_dir / "file.txt"))
+    assert stack.validate(eid).reason_code == "BASE_PATH_NOT_A_DIRECTORY"
+
+
+def test_sshd_down_is_connection_failed(stack: Stack, sshd: SshdServer, sftp_dir: Path) -> None:
+    eid = stack.register(sftp_endpoint(sshd, sftp_dir))
+    sshd.stop()
+    try:
+        failed = stack.validate(eid)
+    finally:
+        sshd.start()
+    assert failed.reason_code == "CONNECTION_FAILED"
+
+
+# --- S3 -------------------------------------------------------------------------------------------
+def s3_endpoint(bucket: str) -> dict[str, Any]:
+    return {"name": "s3", "type": "s3", "direction": "BOTH", "bucket": bucket, "prefix": "in/"}
+
+
+def test_s3_existing_bucket_becomes_active(stack: Stack) -> None:
+    bucket = unique_name("bucket")
+    boto3.client("s3").create_bucket(Bucket=bucket)
+    eid = stack.register(s3_endpoint(bucket))
+    validated = stack.validate(eid)
+    assert validated.detail_type() == "EndpointValidated", validated
+    assert validated.checks == ["head_bucket", "list_prefix"]
+    assert stack.status(eid) is EndpointStatus.ACTIVE
+
+
+def test_s3_missing_bucket_fails(stack: Stack) -> None:
+    eid = stack.register(s3_endpoint(unique_name("missing")))
+    failed = stack.validate(eid)
+    assert failed.reason_code == "BUCKET_NOT_FOUND", failed
+    assert stack.status(eid) is EndpointStatus.VALIDATION_FAILED
+
+
+# --- the worker: EventBridge rule → SQS → ValidatorWorker ----------------------------------------
+@pytest.fixture(scope="module")
+def validator_queue(stack: Stack) -> Iterator[str]:
+    names = ResourceNames(stack.prefix)
+    events = boto3.client("events")
+    sqs = boto3.client("sqs")
+    events.create_event_bus(Name=names.bus)
+    queue_url = sqs.create_queue(QueueName=names.validator_queue)["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])[
+        "Attributes"
+    ]["QueueArn"]
+    pattern, _ = RULES["validator_rule"]
+    events.put_rule(
+        Name=names.validator_rule, EventBusName=names.bus, EventPattern=json.dumps(pattern)
+    )
+    events.put_targets(
+        Rule=names.validator_rule, EventBusName=names.bus, Targets=[{"Id": "q", "Arn": queue_arn}]
+    )
+    yield queue_url
+
+
+def test_worker_validates_from_the_queue_and_deletes_messages(
+    stack: Stack, sshd: SshdServer, sftp_dir: Path, validator_queue: str
+) -> None:
+    bucket = unique_name("bucket")
+    boto3.client("s3").create_bucket(Bucket=bucket)
+    sftp_id = stack.register(sftp_endpoint(sshd, sftp_dir))
+    s3_id = stack.register(s3_endpoint(bucket))
+    stack.app.disable(customer_id="cust-int", endpoint_id=s3_id, actor="k")  # not routed to us
+    bus = ResourceNames(stack.prefix).bus
+    entries: list[Any] = [
+        to_put_events_entry(e, bus)
+        for eid in (sftp_id, s3_id)
+        for e in stream_events(stack.app.recorder, eid)
+    ]
+    assert not boto3.client("events").put_events(Entries=entries)["FailedEntryCount"]
+
+    sqs = boto3.client("sqs")
+    worker = ValidatorWorker(stack.validator, validator_queue, sqs=sqs, wait_seconds=1)
+    stop = threading.Event()
+    thread = threading.Thread(target=worker.run, args=(stop,), daemon=True)
+    thread.start()
+    try:
+        for _ in range(60):
+            pending = [e for e in (sftp_id, s3_id) if stack.app.get(e).needs_validation]
+            if not pending:
+                break
+            stop.wait(0.5)
+    finally:
+        stop.set()
+        thread.join(timeout=10)
+    assert not thread.is_alive()
+    assert stack.status(sftp_id) is EndpointStatus.ACTIVE
+    assert stack.status(s3_id) is EndpointStatus.DISABLED  # validated, still disabled
+    assert stack.app.get(s3_id).validation_status is EndpointStatus.ACTIVE
+    attributes = sqs.get_queue_attributes(
+        QueueUrl=validator_queue,
+        AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+    )["Attributes"]
+    assert attributes == {
+        "ApproximateNumberOfMessages": "0",
+        "ApproximateNumberOfMessagesNotVisible": "0",
+    }
+
+
+def test_worker_from_env_uses_the_production_wiring(
+    stack: Stack, validator_queue: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bucket = unique_name("bucket")
+    boto3.client("s3").create_bucket(Bucket=bucket)
+    eid = stack.register(s3_endpoint(bucket))
+    monkeypatch.setenv("FERRY_VALIDATOR_QUEUE_URL", validator_queue)
+    monkeypatch.setenv("FERRY_VALIDATOR_WAIT_SECONDS", "1")
+    for name, value in stack.env.items():  # PERSISTENCE_MODULE, FERRY_EVENTS_TABLE
+        monkeypatch.setenv(name, value)
+    worker = ValidatorWorker.from_env()
+    boto3.client("sqs").send_message(QueueUrl=validator_queue, MessageBody=stack.message(eid, 0))
+    handled = 0
+    for _ in range(5):
+        handled += worker.poll_once()
+        if handled:
+            break
+    assert handled == 1
+    assert stack.status(eid) is EndpointStatus.ACTIVE
