@@ -131,6 +131,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import os
 import random
 import threading
 import time
@@ -664,6 +665,39 @@ class DynamoDBTrackingRecorder(TrackingRecorder):
 # --------------------------------------------------------------------------- factory
 
 
+_CLIENTS: dict[tuple[str | None, ...], DynamoDBClient] = {}
+_CLIENTS_LOCK = threading.Lock()
+
+
+def _shared_client(region: str | None) -> DynamoDBClient:
+    """One client per process and configuration: building a boto3 session parses botocore's
+    endpoint data (~0.9 s), too slow for every Application construction. Clients are
+    thread-safe; the key includes what boto3 reads from the environment."""
+    key = (
+        region,
+        os.environ.get("AWS_ENDPOINT_URL"),
+        os.environ.get("AWS_ENDPOINT_URL_DYNAMODB"),
+        os.environ.get("AWS_ACCESS_KEY_ID"),
+        os.environ.get("AWS_DEFAULT_REGION"),
+    )
+    with _CLIENTS_LOCK:
+        client = _CLIENTS.get(key)
+        if client is None:
+            session = boto3.session.Session(region_name=region)
+            config = Config(
+                retries={"mode": "standard", "max_attempts": 5},
+                connect_timeout=5,
+                read_timeout=20,
+                max_pool_connections=32,
+            )
+            try:
+                client = session.client("dynamodb", config=config)
+            except BotoCoreError as error:
+                raise _translate(error) from error
+            _CLIENTS[key] = client
+        return client
+
+
 class DynamoDBFactory(InfrastructureFactory[DynamoDBTrackingRecorder]):
     """Infrastructure factory for ``PERSISTENCE_MODULE=events.dynamodb``.
 
@@ -691,17 +725,7 @@ class DynamoDBFactory(InfrastructureFactory[DynamoDBTrackingRecorder]):
     def client(self) -> DynamoDBClient:
         with self._client_lock:
             if self._client is None:
-                session = boto3.session.Session(region_name=self.env.get(self.AWS_DEFAULT_REGION))
-                config = Config(
-                    retries={"mode": "standard", "max_attempts": 5},
-                    connect_timeout=5,
-                    read_timeout=20,
-                    max_pool_connections=32,
-                )
-                try:
-                    self._client = session.client("dynamodb", config=config)
-                except BotoCoreError as error:
-                    raise _translate(error) from error
+                self._client = _shared_client(self.env.get(self.AWS_DEFAULT_REGION))
             return self._client
 
     def env_create_table(self) -> bool:

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 # --- environment variable names read by the services' settings models --------------------
 ENV_PREFIX = "FERRY_"
+ENV_RESOURCE_PREFIX = "FERRY_PREFIX"  # the deployment prefix of ResourceNames (default "ferry")
 ENV_AWS_ENDPOINT_URL = "AWS_ENDPOINT_URL"  # boto3 honours it natively (moto server locally)
 ENV_REGION = "AWS_DEFAULT_REGION"
 ENV_PERSISTENCE_MODULE = "PERSISTENCE_MODULE"  # eventsourcing's own mechanism
@@ -171,3 +172,55 @@ RULES = {
     "projections_rule": (rule_pattern(ALL_SOURCES, None), "projections_queue"),
     "jobs_rule": (rule_pattern((SOURCE_EXECUTOR,), JOBS_PM_DETAIL_TYPES), "jobs_queue"),
 }
+
+
+# --- routes (issue 5): appended by the routes engineer ------------------------------------------
+ENV_ROUTE_SCAN_TABLE = "FERRY_ROUTE_SCAN_TABLE"
+ENV_ROUTES_QUEUE_URL = "FERRY_ROUTES_QUEUE_URL"
+ENV_ROUTES_PROJECTIONS_QUEUE_URL = "FERRY_ROUTES_PROJECTIONS_QUEUE_URL"
+ENV_ROUTES_TICK_QUEUE_URL = "FERRY_ROUTES_TICK_QUEUE_URL"
+
+
+def route_scan_table(names: ResourceNames) -> str:
+    """The pull scanner's working state (stable-file detection, pending post-actions):
+    pk ``route_id`` (S), sk ``key`` (S)."""
+    return f"{names.prefix}-route-scan"
+
+
+def routes_queue(names: ResourceNames) -> str:
+    """S3 "Object Created" events (default bus) → the push consumer."""
+    return f"{names.prefix}-routes-push"
+
+
+def routes_rule(names: ResourceNames) -> str:
+    """Rule on the account's DEFAULT bus: source aws.s3, detail-type Object Created."""
+    return f"{names.prefix}-s3-to-routes"
+
+
+def routes_projections_queue(names: ResourceNames) -> str:
+    """ferry.routes events → the routes read-model consumer."""
+    return f"{names.prefix}-routes-projections"
+
+
+def routes_projections_rule(names: ResourceNames) -> str:
+    return f"{names.prefix}-to-routes-projections"
+
+
+def routes_tick_queue(names: ResourceNames) -> str:
+    """Scanner ticks (AWS: an EventBridge Scheduler schedule; locally: services.routes.ticker)."""
+    return f"{names.prefix}-routes-tick"
+
+
+def routes_tick_schedule(names: ResourceNames) -> str:
+    return f"{names.prefix}-routes-tick"
+
+
+DEFAULT_BUS = "default"
+S3_OBJECT_CREATED_PATTERN: dict = {"source": ["aws.s3"], "detail-type": ["Object Created"]}
+ROUTES_PROJECTIONS_PATTERN: dict = rule_pattern((SOURCE_ROUTES,), None)
+ROUTES_RULES: dict[str, tuple[str, dict, str]] = {
+    "routes_rule": (DEFAULT_BUS, S3_OBJECT_CREATED_PATTERN, "routes_queue"),
+    "routes_projections_rule": ("ferry", ROUTES_PROJECTIONS_PATTERN, "routes_projections_queue"),
+}
+"""rule function name -> (bus: "default" = the account's default bus, "ferry" = <prefix>-bus;
+event pattern; queue function name), the functions above taking ResourceNames."""
