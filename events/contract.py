@@ -10,16 +10,16 @@ Rules:
 - No secret ever appears here: endpoint credentials are referenced by their Secrets Manager ARN.
 - Changes are additive. A breaking change gets a new ``SCHEMA_VERSION`` for that event.
 - ``events/schemas/<DetailType>.json`` is generated from these models
-  (``python -m events.schemas``) and checked in; a test fails when they drift.
+  (``python -m events.schema_gen``) and checked in; a test fails when they drift.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, ClassVar
+from typing import Annotated, Any, ClassVar
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field
 
 from ferry.names import SOURCE_ENDPOINTS, SOURCE_EXECUTOR, SOURCE_JOBS, SOURCE_ROUTES
 
@@ -382,6 +382,76 @@ class RouteEnabled(RouteEvent):
     actor: str
 
 
+# Ledger events of a route's files (issue 5). Stream: one per (route, path), id = uuid5 of
+# route_id and path (``services.routes.domain.file_stream_id``); correlation_id = route_id.
+# They record decisions (first sight, a skip and its reason, a dispatch, the delivery outcome),
+# not every observation of a listing.
+
+
+def _as_list(value: Any) -> Any:
+    return [value] if isinstance(value, str) else value
+
+
+JobIds = Annotated[list[str], BeforeValidator(_as_list)]
+
+
+class FileDiscovered(RouteEvent):
+    path: str = Field(description="Relative to the source endpoint's base_path / prefix.")
+    size: int
+    modified_at: AwareDatetime | None = None
+    file_version: str = Field(description="size:mtime (pull) or ETag / version id (push).")
+    first_seen_at: AwareDatetime
+
+
+class FileSkipped(RouteEvent):
+    path: str
+    reason: str = Field(
+        description="duplicate | unstable | too_small | too_large | pattern | not_done | "
+        "invalid_path | ferry_written"
+    )
+    size: int | None = None
+    modified_at: AwareDatetime | None = None
+    file_version: str | None = None
+    detail: str | None = None
+
+
+class FileDispatched(RouteEvent):
+    path: str
+    size: int
+    modified_at: AwareDatetime | None = None
+    file_version: str
+    job_ids: JobIds = Field(description="One job per target, in target order.")
+    target_paths: JobIds = Field(description="The rendered target paths, in target order.")
+
+
+class FileDelivered(RouteEvent):
+    """Every fan-out job of a dispatched file version SUCCEEDED."""
+
+    path: str
+    file_version: str
+    job_ids: JobIds
+
+
+class FileDeliveryFailed(RouteEvent):
+    """At least one fan-out job FAILED or was CANCELLED: the source is left where it is."""
+
+    path: str
+    file_version: str
+    job_ids: JobIds
+    failed_job_ids: JobIds
+    error_code: str
+    error_message: str
+
+
+class FilePostActionCompleted(RouteEvent):
+    """The route's post_action ran on the source after every target succeeded."""
+
+    path: str
+    file_version: str
+    action: PostAction
+    moved_to: str | None = None
+
+
 # ---------------------------------------------------------------------------------------------
 # Registry
 # ---------------------------------------------------------------------------------------------
@@ -424,6 +494,12 @@ __all__ = [
     "EndpointValidated",
     "EndpointValidationFailed",
     "FerryEvent",
+    "FileDelivered",
+    "FileDeliveryFailed",
+    "FileDiscovered",
+    "FileDispatched",
+    "FilePostActionCompleted",
+    "FileSkipped",
     "Flow",
     "JobCancelled",
     "JobFailed",

@@ -1,0 +1,201 @@
+"""Read-model stores: DynamoDB (the only boto3 user of this service) and in memory."""
+
+from __future__ import annotations
+
+import copy
+import threading
+from decimal import Decimal
+from typing import Any
+
+from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+
+from ferry.names import ResourceNames
+from services.projections.application import (
+    ConcurrentUpdate,
+    IndexQuery,
+    Page,
+    ReadModelStore,
+    strip_none,
+)
+from services.projections.readmodels import ENDPOINTS, JOBS, KEY_ATTRIBUTE, Item
+
+_SERIALIZER = TypeSerializer()
+_DESERIALIZER = TypeDeserializer()
+
+
+def _to_dynamo(value: Any) -> Any:
+    if isinstance(value, float):
+        return Decimal(repr(value))
+    if isinstance(value, dict):
+        return {k: _to_dynamo(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_to_dynamo(v) for v in value]
+    return value
+
+
+def _from_dynamo(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, dict):
+        return {k: _from_dynamo(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_from_dynamo(v) for v in value]
+    return value
+
+
+def serialize(item: Item) -> dict[str, Any]:
+    return {k: _SERIALIZER.serialize(_to_dynamo(v)) for k, v in strip_none(item).items()}
+
+
+def deserialize(item: dict[str, Any]) -> Item:
+    return {k: _from_dynamo(_DESERIALIZER.deserialize(v)) for k, v in item.items()}
+
+
+class DynamoReadModelStore(ReadModelStore):
+    def __init__(self, client: Any, names: ResourceNames | None = None, **tables: str):
+        names = names or ResourceNames()
+        self.client = client
+        self.tables = {
+            ENDPOINTS: tables.get("endpoints_table") or names.endpoints_table,
+            JOBS: tables.get("jobs_table") or names.jobs_table,
+        }
+
+    def get(self, kind: str, key: str) -> Item | None:
+        found = self.client.get_item(
+            TableName=self.tables[kind],
+            Key={KEY_ATTRIBUTE[kind]: {"S": key}},
+            ConsistentRead=True,
+        ).get("Item")
+        return deserialize(found) if found else None
+
+    def put(self, kind: str, item: Item, expected: dict[str, int] | None) -> None:
+        names: dict[str, str] = {}
+        values: dict[str, Any] = {}
+        if expected is None:
+            names["#k"] = KEY_ATTRIBUTE[kind]
+            condition = "attribute_not_exists(#k)"
+        else:
+            parts = []
+            for i, (attribute, version) in enumerate(sorted(expected.items())):
+                names[f"#v{i}"] = attribute
+                values[f":v{i}"] = {"N": str(version)}
+                parts.append(f"#v{i} = :v{i}")
+            condition = " AND ".join(parts)
+        request: dict[str, Any] = {
+            "TableName": self.tables[kind],
+            "Item": serialize(item),
+            "ConditionExpression": condition,
+            "ExpressionAttributeNames": names,
+        }
+        if values:
+            request["ExpressionAttributeValues"] = values
+        try:
+            self.client.put_item(**request)
+        except self.client.exceptions.ConditionalCheckFailedException:
+            raise ConcurrentUpdate(f"{kind}/{item[KEY_ATTRIBUTE[kind]]} changed") from None
+
+    def query(self, query: IndexQuery) -> Page:
+        names = {"#p": query.partition_attribute}
+        values: dict[str, Any] = {":p": {"S": query.partition_value}}
+        condition = "#p = :p"
+        if query.since and query.until:
+            condition += " AND #c BETWEEN :s AND :u"
+            values[":s"], values[":u"] = {"S": query.since}, {"S": query.until}
+        elif query.since:
+            condition += " AND #c >= :s"
+            values[":s"] = {"S": query.since}
+        elif query.until:
+            condition += " AND #c <= :u"
+            values[":u"] = {"S": query.until}
+        if query.since or query.until:
+            names["#c"] = "created_at"
+        request: dict[str, Any] = {
+            "TableName": self.tables[query.kind],
+            "IndexName": query.index,
+            "KeyConditionExpression": condition,
+            "ExpressionAttributeNames": names,
+            "ExpressionAttributeValues": values,
+            "ScanIndexForward": not query.newest_first,
+            "Limit": query.limit,
+        }
+        if query.start_key:
+            request["ExclusiveStartKey"] = {k: {"S": v} for k, v in query.start_key.items()}
+        page = self.client.query(**request)
+        last = page.get("LastEvaluatedKey")
+        return Page(
+            items=[deserialize(i) for i in page.get("Items", [])],
+            last_key={k: v["S"] for k, v in last.items()} if last else None,
+        )
+
+    def scan(self, kind: str) -> list[Item]:
+        items: list[Item] = []
+        request: dict[str, Any] = {"TableName": self.tables[kind], "ConsistentRead": True}
+        while True:
+            page = self.client.scan(**request)
+            items.extend(deserialize(i) for i in page.get("Items", []))
+            if not page.get("LastEvaluatedKey"):
+                return items
+            request["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+
+class InMemoryReadModelStore(ReadModelStore):
+    """The same semantics in a dict (unit tests; pagination like a DynamoDB GSI query)."""
+
+    def __init__(self) -> None:
+        self.items: dict[str, dict[str, Item]] = {ENDPOINTS: {}, JOBS: {}}
+        self._lock = threading.Lock()
+
+    def get(self, kind: str, key: str) -> Item | None:
+        with self._lock:
+            found = self.items[kind].get(key)
+            return copy.deepcopy(found) if found is not None else None
+
+    def put(self, kind: str, item: Item, expected: dict[str, int] | None) -> None:
+        key = item[KEY_ATTRIBUTE[kind]]
+        with self._lock:
+            current = self.items[kind].get(key)
+            if expected is None:
+                ok = current is None
+            else:
+                ok = current is not None and all(current.get(a) == v for a, v in expected.items())
+            if not ok:
+                raise ConcurrentUpdate(f"{kind}/{key} changed")
+            self.items[kind][key] = copy.deepcopy(strip_none(item))
+
+    def query(self, query: IndexQuery) -> Page:
+        key_attribute = KEY_ATTRIBUTE[query.kind]
+
+        def sort_key(item: Item) -> tuple[str, str]:
+            return (item["created_at"], item[key_attribute])
+
+        with self._lock:
+            matching = [
+                copy.deepcopy(i)
+                for i in self.items[query.kind].values()
+                if i.get(query.partition_attribute) == query.partition_value
+                and isinstance(i.get("created_at"), str)
+                and (query.since is None or i["created_at"] >= query.since)
+                and (query.until is None or i["created_at"] <= query.until)
+            ]
+        matching.sort(key=sort_key, reverse=query.newest_first)
+        if query.start_key:
+            start = (query.start_key["created_at"], query.start_key[key_attribute])
+            matching = [
+                i
+                for i in matching
+                if (sort_key(i) < start if query.newest_first else sort_key(i) > start)
+            ]
+        page = matching[: query.limit]
+        last = None
+        if len(matching) > query.limit and page:
+            tail = page[-1]
+            last = {
+                key_attribute: tail[key_attribute],
+                query.partition_attribute: tail[query.partition_attribute],
+                "created_at": tail["created_at"],
+            }
+        return Page(items=page, last_key=last)
+
+    def scan(self, kind: str) -> list[Item]:
+        with self._lock:
+            return copy.deepcopy(list(self.items[kind].values()))

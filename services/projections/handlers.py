@@ -1,0 +1,82 @@
+"""The query API (GET routes): thin Powertools handlers over ``Queries``."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from aws_lambda_powertools.event_handler import Response, content_types
+from aws_lambda_powertools.event_handler.openapi.models import APIKey, APIKeyIn
+from aws_lambda_powertools.event_handler.openapi.params import Path, Query
+
+from events.contract import JobStatus
+from ferry.api import API_KEY_HEADER, FerryResolver, json_handler, make_resolver, principal
+from services.projections.application import EndpointList, EndpointView, JobList, JobView
+from services.projections.bootstrap import Projections, bootstrap
+
+TITLE = "Ferry API"
+
+
+def build_app(projections: Projections) -> FerryResolver:
+    app = make_resolver(projections.keys)
+    queries = projections.queries
+    docs: dict[str, Any] = {
+        "title": TITLE,
+        "security_schemes": {"apiKey": APIKey(name=API_KEY_HEADER, in_=APIKeyIn.header)},
+        "security": [{"apiKey": []}],
+    }
+    app.enable_swagger(path="/swagger", **docs)
+
+    @app.get("/openapi.json", include_in_schema=False)
+    def openapi():  # no return annotation: the schema generator cannot model Response
+        return Response(
+            status_code=200,
+            content_type=content_types.APPLICATION_JSON,
+            body=app.get_openapi_json_schema(**docs),
+        )
+
+    @app.get("/endpoints", summary="This customer's endpoints, oldest first")
+    def list_endpoints(
+        limit: Annotated[int, Query(ge=1, le=100)] = 50,
+        next_token: Annotated[str | None, Query(max_length=4096)] = None,
+    ) -> EndpointList:
+        return queries.list_endpoints(principal(app).customer_id, limit, next_token)
+
+    @app.get("/endpoints/<endpoint_id>", summary="One endpoint (read model)")
+    def get_endpoint(endpoint_id: Annotated[str, Path()]) -> EndpointView:
+        return queries.get_endpoint(principal(app).customer_id, endpoint_id)
+
+    @app.get("/endpoints/<endpoint_id>/events", summary="The endpoint's event history")
+    def endpoint_events(endpoint_id: Annotated[str, Path()]) -> dict[str, Any]:
+        return {"events": queries.endpoint_events(principal(app).customer_id, endpoint_id)}
+
+    @app.get("/jobs", summary="This customer's jobs, newest first")
+    def list_jobs(
+        status: Annotated[JobStatus | None, Query()] = None,
+        since: Annotated[datetime | None, Query()] = None,
+        until: Annotated[datetime | None, Query()] = None,
+        limit: Annotated[int, Query(ge=1, le=100)] = 50,
+        next_token: Annotated[str | None, Query(max_length=4096)] = None,
+    ) -> JobList:
+        return queries.list_jobs(
+            principal(app).customer_id,
+            status=status,
+            since=since,
+            until=until,
+            limit=limit,
+            next_token=next_token,
+        )
+
+    @app.get("/jobs/<job_id>", summary="A job's status and progress (read model)")
+    def get_job(job_id: Annotated[str, Path()]) -> JobView:
+        return queries.get_job(principal(app).customer_id, job_id)
+
+    @app.get("/jobs/<job_id>/events", summary="The job's full event history (audit trail)")
+    def job_events(job_id: Annotated[str, Path()]) -> dict[str, Any]:
+        return {"events": queries.job_events(principal(app).customer_id, job_id)}
+
+    return app
+
+
+handler = json_handler(lambda: build_app(bootstrap()))
+"""Lambda entry point (API Gateway REST proxy integration)."""

@@ -1,0 +1,89 @@
+"""The read-model tables (docs/architecture.md, "Read models"): created by the local stack, the
+tests and ``rebuild``; infra/ mirrors these definitions."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ferry.names import ResourceNames
+
+ENDPOINTS_CUSTOMER_INDEX = "customer-index"
+JOBS_CUSTOMER_CREATED_INDEX = "customer-created-index"
+JOBS_CUSTOMER_STATUS_INDEX = "customer-status-index"
+
+
+def _gsi(name: str, partition: str, sort: str) -> dict[str, Any]:
+    return {
+        "IndexName": name,
+        "KeySchema": [
+            {"AttributeName": partition, "KeyType": "HASH"},
+            {"AttributeName": sort, "KeyType": "RANGE"},
+        ],
+        "Projection": {"ProjectionType": "ALL"},
+    }
+
+
+def table_definitions(names: ResourceNames) -> list[dict[str, Any]]:
+    """CreateTable requests for both read-model tables (on-demand billing)."""
+    return [
+        {
+            "TableName": names.endpoints_table,
+            "KeySchema": [{"AttributeName": "endpoint_id", "KeyType": "HASH"}],
+            "AttributeDefinitions": [
+                {"AttributeName": "endpoint_id", "AttributeType": "S"},
+                {"AttributeName": "customer_id", "AttributeType": "S"},
+                {"AttributeName": "created_at", "AttributeType": "S"},
+            ],
+            "GlobalSecondaryIndexes": [
+                _gsi(ENDPOINTS_CUSTOMER_INDEX, "customer_id", "created_at"),
+            ],
+            "BillingMode": "PAY_PER_REQUEST",
+        },
+        {
+            "TableName": names.jobs_table,
+            "KeySchema": [{"AttributeName": "job_id", "KeyType": "HASH"}],
+            "AttributeDefinitions": [
+                {"AttributeName": "job_id", "AttributeType": "S"},
+                {"AttributeName": "customer_id", "AttributeType": "S"},
+                {"AttributeName": "customer_status", "AttributeType": "S"},
+                {"AttributeName": "created_at", "AttributeType": "S"},
+            ],
+            "GlobalSecondaryIndexes": [
+                _gsi(JOBS_CUSTOMER_CREATED_INDEX, "customer_id", "created_at"),
+                _gsi(JOBS_CUSTOMER_STATUS_INDEX, "customer_status", "created_at"),
+            ],
+            "BillingMode": "PAY_PER_REQUEST",
+        },
+    ]
+
+
+def create_read_model_tables(dynamodb_client: Any, names: ResourceNames) -> list[str]:
+    """Create the endpoints and jobs read-model tables if missing; returns the names created."""
+    created = []
+    for definition in table_definitions(names):
+        try:
+            dynamodb_client.create_table(**definition)
+        except dynamodb_client.exceptions.ResourceInUseException:
+            continue
+        created.append(definition["TableName"])
+    for name in created:
+        dynamodb_client.get_waiter("table_exists").wait(
+            TableName=name, WaiterConfig={"Delay": 1, "MaxAttempts": 120}
+        )
+    return created
+
+
+def delete_read_model_tables(dynamodb_client: Any, names: ResourceNames) -> list[str]:
+    """Delete both read-model tables if present; returns the names deleted."""
+    deleted = []
+    for name in (names.endpoints_table, names.jobs_table):
+        try:
+            dynamodb_client.delete_table(TableName=name)
+        except dynamodb_client.exceptions.ResourceNotFoundException:
+            continue
+        deleted.append(name)
+    for name in deleted:
+        dynamodb_client.get_waiter("table_not_exists").wait(
+            TableName=name, WaiterConfig={"Delay": 1, "MaxAttempts": 120}
+        )
+    return deleted
