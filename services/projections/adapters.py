@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import threading
+from collections.abc import Iterable
 from decimal import Decimal
 from typing import Any
 
@@ -19,6 +20,7 @@ from services.projections.application import (
 )
 from services.projections.readmodels import ENDPOINTS, JOBS, KEY_ATTRIBUTE, Item
 
+_BATCH_GET_ATTEMPTS = 5
 _SERIALIZER = TypeSerializer()
 _DESERIALIZER = TypeDeserializer()
 
@@ -67,6 +69,30 @@ class DynamoReadModelStore(ReadModelStore):
             ConsistentRead=True,
         ).get("Item")
         return deserialize(found) if found else None
+
+    def get_many(self, kind: str, keys: Iterable[str]) -> dict[str, Item]:
+        """BatchGetItem (strongly consistent), 100 keys a call, unprocessed keys asked again."""
+        table, attribute = self.tables[kind], KEY_ATTRIBUTE[kind]
+        wanted = list(dict.fromkeys(keys))
+        found: dict[str, Item] = {}
+        for start in range(0, len(wanted), 100):
+            request: dict[str, Any] = {
+                table: {
+                    "Keys": [{attribute: {"S": k}} for k in wanted[start : start + 100]],
+                    "ConsistentRead": True,
+                }
+            }
+            for _ in range(_BATCH_GET_ATTEMPTS):
+                response = self.client.batch_get_item(RequestItems=request)
+                for raw in response.get("Responses", {}).get(table, []):
+                    item = deserialize(raw)
+                    found[item[attribute]] = item
+                request = response.get("UnprocessedKeys") or {}
+                if not request:
+                    break
+            else:
+                raise RuntimeError(f"{kind}: keys still unprocessed after BatchGetItem retries")
+        return found
 
     def put(self, kind: str, item: Item, expected: dict[str, int] | None) -> None:
         names: dict[str, str] = {}

@@ -1,4 +1,14 @@
-"""The projection consumer: SQS batches of EventBridge events → read models (partial failures)."""
+"""The projection consumer: SQS batches of EventBridge events → read models (partial failures).
+
+The whole batch is projected at once (``Projector.handle_batch``): records are grouped by target
+read-model item, and each item is read once and written once (one conditional write) whatever
+the number of its events in the batch. The response is built here rather than by Powertools'
+``BatchProcessor`` (which handles records one by one): ``batchItemFailures`` lists exactly the
+unreadable records and the records of the item groups that failed, in delivery order. A batch
+whose every record fails is reported the same way (all listed), which SQS treats like an error.
+Correctness does not depend on the batch size: a record's event is applied once, in stream
+order, whichever batch (or retry) it arrives in.
+"""
 
 from __future__ import annotations
 
@@ -6,14 +16,10 @@ from collections.abc import Callable
 from typing import Any
 
 from aws_lambda_powertools import Logger
-from aws_lambda_powertools.utilities.batch import (
-    BatchProcessor,
-    EventType,
-    process_partial_response,
-)
-from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from aws_lambda_powertools.utilities.data_classes import SQSEvent
 
 from events.translate import from_eventbridge
+from services.projections.application import BatchOutcome, Delivery
 from services.projections.bootstrap import Projections, bootstrap
 
 logger = Logger(service="ferry-projections")
@@ -22,28 +28,51 @@ Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
 
 
 def make_handler(projections: Projections) -> Handler:
-    processor = BatchProcessor(event_type=EventType.SQS)
-
-    def record_handler(record: SQSRecord) -> str:
-        event = from_eventbridge(record.body)
-        outcome = projections.projector.handle(event)
-        logger.debug(
-            "projected",
-            detail_type=event.detail_type(),
-            stream_id=event.stream_id,
-            version=event.version,
-            correlation_id=event.correlation_id,
-            outcome=outcome,
-        )
-        return outcome
-
     def handle(event: dict[str, Any], context: Any) -> dict[str, Any]:
-        response = process_partial_response(
-            event=event, record_handler=record_handler, processor=processor, context=context
-        )
-        return dict(response)
+        records = list(SQSEvent(event).records)
+        failed: set[str] = set()
+        deliveries: list[Delivery] = []
+        for record in records:
+            try:
+                deliveries.append(Delivery(record.message_id, from_eventbridge(record.body)))
+            except Exception:  # a poison record fails alone
+                logger.exception("unreadable record", message_id=record.message_id)
+                failed.add(record.message_id)
+        outcome = projections.projector.handle_batch(deliveries)
+        _log(outcome)
+        failed.update(outcome.failed)
+        return {
+            "batchItemFailures": [
+                {"itemIdentifier": r.message_id} for r in records if r.message_id in failed
+            ]
+        }
 
     return handle
+
+
+def _log(outcome: BatchOutcome) -> None:
+    for error in outcome.read_errors:
+        logger.warning("batch read failed, reading item by item", error=error)
+    for item in outcome.items:
+        if item.error is not None:
+            logger.warning(
+                "projection failed",
+                kind=item.kind,
+                key=item.key,
+                records=item.record_ids,
+                error=f"{type(item.error).__name__}: {item.error}",
+            )
+        else:
+            logger.debug(
+                "projected",
+                kind=item.kind,
+                key=item.key,
+                records=len(item.record_ids),
+                applied=item.applied,
+                caught_up=item.caught_up,
+                duplicates=item.duplicates,
+                conflicts=item.conflicts,
+            )
 
 
 _built: dict[str, Handler] = {}
