@@ -1,0 +1,562 @@
+"""Adapters of the routes service's ports: DynamoDB (read models, scan state), S3, SFTP and the
+jobs service's application. The only boto3 in services/routes."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from decimal import Decimal
+from typing import Any
+
+from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+from botocore.exceptions import ClientError
+
+from events.contract import Direction, EndpointStatus, EndpointType
+from services.routes.application import DispatchRefused
+from services.routes.ports import (
+    EndpointDirectory,
+    EndpointInfo,
+    JobState,
+    JobStatusReader,
+    JobSubmitter,
+    ListedFile,
+    ObjectInfo,
+    ObjectInspector,
+    PendingDelivery,
+    RouteDirectory,
+    ScanState,
+    ScanStateStore,
+    SourceOpener,
+    SourceSession,
+)
+from services.routes.readmodel import FILE_SK, ROUTE_SK, Item, RoutesReadModel, VersionConflict
+
+_DES = TypeDeserializer()
+_SER = TypeSerializer()
+CUSTOMER_INDEX = "customer-index"
+
+
+def _client(client: Any, service: str = "dynamodb") -> Any:
+    if client is not None:
+        return client
+    import boto3
+
+    return boto3.client(service)  # type: ignore[call-overload]
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list | set | tuple):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _to_dynamo(value: Any) -> Any:
+    if isinstance(value, float):
+        return Decimal(repr(value))
+    if isinstance(value, dict):
+        return {k: _to_dynamo(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_to_dynamo(v) for v in value]
+    return value
+
+
+def deserialize(item: dict[str, Any]) -> Item:
+    return {k: _plain(_DES.deserialize(v)) for k, v in item.items()}
+
+
+def serialize(item: Item) -> dict[str, Any]:
+    return {k: _SER.serialize(_to_dynamo(v)) for k, v in item.items()}
+
+
+# ---------------------------------------------------------------------------------------------
+# Tables
+# ---------------------------------------------------------------------------------------------
+
+
+def create_tables(client: Any, routes_table: str, scan_table: str) -> None:
+    """The routes read model (pk route_id, sk sk; GSI customer-index) and the scan state table
+    (pk route_id, sk key). Idempotent."""
+    definitions = [
+        {
+            "TableName": routes_table,
+            "KeySchema": [
+                {"AttributeName": "route_id", "KeyType": "HASH"},
+                {"AttributeName": "sk", "KeyType": "RANGE"},
+            ],
+            "AttributeDefinitions": [
+                {"AttributeName": "route_id", "AttributeType": "S"},
+                {"AttributeName": "sk", "AttributeType": "S"},
+                {"AttributeName": "customer_id", "AttributeType": "S"},
+                {"AttributeName": "created_at", "AttributeType": "S"},
+            ],
+            "GlobalSecondaryIndexes": [
+                {
+                    "IndexName": CUSTOMER_INDEX,
+                    "KeySchema": [
+                        {"AttributeName": "customer_id", "KeyType": "HASH"},
+                        {"AttributeName": "created_at", "KeyType": "RANGE"},
+                    ],
+                    "Projection": {"ProjectionType": "ALL"},
+                }
+            ],
+            "BillingMode": "PAY_PER_REQUEST",
+        },
+        {
+            "TableName": scan_table,
+            "KeySchema": [
+                {"AttributeName": "route_id", "KeyType": "HASH"},
+                {"AttributeName": "key", "KeyType": "RANGE"},
+            ],
+            "AttributeDefinitions": [
+                {"AttributeName": "route_id", "AttributeType": "S"},
+                {"AttributeName": "key", "AttributeType": "S"},
+            ],
+            "BillingMode": "PAY_PER_REQUEST",
+        },
+    ]
+    for definition in definitions:
+        try:
+            client.create_table(**definition)
+        except client.exceptions.ResourceInUseException:
+            continue
+
+
+# ---------------------------------------------------------------------------------------------
+# Read models
+# ---------------------------------------------------------------------------------------------
+
+
+class DynamoRoutesReadModel(RoutesReadModel, RouteDirectory):
+    def __init__(self, table_name: str, client: Any = None) -> None:
+        self._table = table_name
+        self._client = _client(client)
+
+    def get(self, route_id: str, sk: str) -> Item | None:
+        found = self._client.get_item(
+            TableName=self._table,
+            Key={"route_id": {"S": route_id}, "sk": {"S": sk}},
+            ConsistentRead=True,
+        ).get("Item")
+        return deserialize(found) if found else None
+
+    def put(self, item: Item, expected_version: int | None) -> None:
+        condition: dict[str, Any]
+        if expected_version is None:
+            condition = {"ConditionExpression": "attribute_not_exists(route_id)"}
+        else:
+            condition = {
+                "ConditionExpression": "#v = :v",
+                "ExpressionAttributeNames": {"#v": "version"},
+                "ExpressionAttributeValues": {":v": {"N": str(expected_version)}},
+            }
+        try:
+            self._client.put_item(TableName=self._table, Item=serialize(item), **condition)
+        except ClientError as error:
+            if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                raise VersionConflict(item["sk"]) from None
+            raise
+
+    def _query(self, **kwargs: Any) -> Iterator[Item]:
+        paginator = self._client.get_paginator("query")
+        for page in paginator.paginate(TableName=self._table, **kwargs):
+            for raw in page.get("Items", []):
+                yield deserialize(raw)
+
+    def routes_of(self, customer_id: str) -> list[Item]:
+        return list(
+            self._query(
+                IndexName=CUSTOMER_INDEX,
+                KeyConditionExpression="customer_id = :c",
+                ExpressionAttributeValues={":c": {"S": customer_id}},
+            )
+        )
+
+    def enabled(self, trigger: str) -> list[Item]:
+        out: list[Item] = []
+        paginator = self._client.get_paginator("scan")
+        for page in paginator.paginate(
+            TableName=self._table,
+            FilterExpression="sk = :r AND enabled = :t AND trigger_type = :g",
+            ExpressionAttributeValues={
+                ":r": {"S": ROUTE_SK},
+                ":t": {"BOOL": True},
+                ":g": {"S": trigger},
+            },
+        ):
+            out.extend(deserialize(raw) for raw in page.get("Items", []))
+        return out
+
+    def enabled_routes(self, trigger: str) -> list[tuple[str, str, dict[str, Any]]]:
+        return [(i["route_id"], i["customer_id"], i["definition"]) for i in self.enabled(trigger)]
+
+    def files(self, route_id: str, name: str | None, limit: int) -> list[Item]:
+        kwargs: dict[str, Any] = {
+            "KeyConditionExpression": "route_id = :r AND begins_with(sk, :f)",
+            "ExpressionAttributeValues": {":r": {"S": route_id}, ":f": {"S": FILE_SK}},
+        }
+        if name:
+            kwargs["FilterExpression"] = "#p = :n OR #n = :n OR contains(#p, :n)"
+            kwargs["ExpressionAttributeNames"] = {"#p": "path", "#n": "name"}
+            kwargs["ExpressionAttributeValues"][":n"] = {"S": name}
+        out: list[Item] = []
+        for item in self._query(**kwargs):
+            out.append(item)
+            if len(out) >= limit:
+                break
+        return out
+
+
+class InMemoryRouteDirectory(RouteDirectory):
+    """A RouteDirectory over an in-memory read model (unit tests, and the API-less local path)."""
+
+    def __init__(self, store: Any) -> None:
+        self.store = store
+
+    def enabled_routes(self, trigger: str) -> list[tuple[str, str, dict[str, Any]]]:
+        return [
+            (i["route_id"], i["customer_id"], i["definition"]) for i in self.store.enabled(trigger)
+        ]
+
+
+class DynamoEndpointDirectory(EndpointDirectory):
+    """Reads the endpoints read model (``<prefix>-endpoints``, pk endpoint_id)."""
+
+    def __init__(self, table_name: str, client: Any = None) -> None:
+        self._table = table_name
+        self._client = _client(client)
+
+    def get(self, endpoint_id: str) -> EndpointInfo | None:
+        raw = self._client.get_item(
+            TableName=self._table, Key={"endpoint_id": {"S": endpoint_id}}, ConsistentRead=True
+        ).get("Item")
+        if not raw:
+            return None
+        item = deserialize(raw)
+        try:
+            return EndpointInfo(
+                endpoint_id=str(item["endpoint_id"]),
+                customer_id=str(item["customer_id"]),
+                type=EndpointType(item.get("type") or item["config"]["type"]),
+                status=EndpointStatus(item["status"]),
+                direction=Direction(item.get("direction") or "BOTH"),
+                config=dict(item.get("config") or {}),
+            )
+        except (KeyError, ValueError):
+            return None
+
+
+class DynamoJobStatusReader(JobStatusReader):
+    """Reads the jobs read model (``<prefix>-jobs``, pk job_id)."""
+
+    def __init__(self, table_name: str, client: Any = None) -> None:
+        self._table = table_name
+        self._client = _client(client)
+
+    def get(self, job_id: str) -> JobState | None:
+        raw = self._client.get_item(
+            TableName=self._table, Key={"job_id": {"S": job_id}}, ConsistentRead=True
+        ).get("Item")
+        if not raw:
+            return None
+        item = deserialize(raw)
+        return JobState(str(item.get("status")), item.get("error_code"), item.get("error_message"))
+
+
+# ---------------------------------------------------------------------------------------------
+# Scan state
+# ---------------------------------------------------------------------------------------------
+
+
+class DynamoScanStateStore(ScanStateStore):
+    """``<prefix>-route-scan``: pk route_id; sk ``f#<path>`` (file state), ``p#<path>#<version>``
+    (pending delivery), ``tick`` (last tick)."""
+
+    def __init__(self, table_name: str, client: Any = None) -> None:
+        self._table = table_name
+        self._client = _client(client)
+
+    def get_many(self, route_id: str, paths: list[str]) -> dict[str, ScanState]:
+        out: dict[str, ScanState] = {}
+        unique = list(dict.fromkeys(paths))
+        for start in range(0, len(unique), 100):
+            keys = [
+                {"route_id": {"S": route_id}, "key": {"S": "f#" + p}}
+                for p in unique[start : start + 100]
+            ]
+            request: dict[str, Any] = {self._table: {"Keys": keys, "ConsistentRead": True}}
+            while request:
+                response = self._client.batch_get_item(RequestItems=request)
+                for raw in response.get("Responses", {}).get(self._table, []):
+                    item = deserialize(raw)
+                    out[item["path"]] = ScanState(
+                        path=item["path"],
+                        size=int(item["size"]),
+                        mtime=float(item["mtime"]),
+                        checks=int(item["checks"]),
+                        first_seen=float(item["first_seen"]),
+                        decided=str(item.get("decided") or ""),
+                    )
+                request = response.get("UnprocessedKeys") or {}
+        return out
+
+    def put_many(self, route_id: str, states: list[ScanState]) -> None:
+        for start in range(0, len(states), 25):
+            writes = [
+                {
+                    "PutRequest": {
+                        "Item": serialize(
+                            {
+                                "route_id": route_id,
+                                "key": "f#" + s.path,
+                                "path": s.path,
+                                "size": s.size,
+                                "mtime": s.mtime,
+                                "checks": s.checks,
+                                "first_seen": s.first_seen,
+                                "decided": s.decided,
+                            }
+                        )
+                    }
+                }
+                for s in states[start : start + 25]
+            ]
+            request: dict[str, Any] = {self._table: writes}
+            while request:
+                response = self._client.batch_write_item(RequestItems=request)
+                request = response.get("UnprocessedItems") or {}
+
+    def pending(self, route_id: str, limit: int) -> list[PendingDelivery]:
+        response = self._client.query(
+            TableName=self._table,
+            KeyConditionExpression="route_id = :r AND begins_with(#k, :p)",
+            ExpressionAttributeNames={"#k": "key"},
+            ExpressionAttributeValues={":r": {"S": route_id}, ":p": {"S": "p#"}},
+            Limit=limit,
+            ConsistentRead=True,
+        )
+        out = []
+        for raw in response.get("Items", []):
+            item = deserialize(raw)
+            out.append(PendingDelivery(item["path"], item["file_version"], tuple(item["job_ids"])))
+        return out
+
+    def _pending_key(self, route_id: str, pending: PendingDelivery) -> dict[str, Any]:
+        return {
+            "route_id": {"S": route_id},
+            "key": {"S": f"p#{pending.path}#{pending.file_version}"},
+        }
+
+    def add_pending(self, route_id: str, pendings: list[PendingDelivery]) -> None:
+        items = [
+            {
+                "PutRequest": {
+                    "Item": {
+                        **self._pending_key(route_id, pending),
+                        **serialize(
+                            {
+                                "path": pending.path,
+                                "file_version": pending.file_version,
+                                "job_ids": list(pending.job_ids),
+                            }
+                        ),
+                    }
+                }
+            }
+            for pending in pendings
+        ]
+        for start in range(0, len(items), 25):
+            request: dict[str, Any] = {self._table: items[start : start + 25]}
+            while request:
+                response = self._client.batch_write_item(RequestItems=request)
+                request = response.get("UnprocessedItems") or {}
+
+    def remove_pending(self, route_id: str, pending: PendingDelivery) -> None:
+        self._client.delete_item(TableName=self._table, Key=self._pending_key(route_id, pending))
+
+    def last_tick(self, route_id: str) -> float | None:
+        raw = self._client.get_item(
+            TableName=self._table,
+            Key={"route_id": {"S": route_id}, "key": {"S": "tick"}},
+            ConsistentRead=True,
+        ).get("Item")
+        return float(deserialize(raw)["at"]) if raw else None
+
+    def set_last_tick(self, route_id: str, when: float) -> None:
+        self._client.put_item(
+            TableName=self._table,
+            Item=serialize({"route_id": route_id, "key": "tick", "at": when}),
+        )
+
+
+# ---------------------------------------------------------------------------------------------
+# Jobs: through the jobs service's application
+# ---------------------------------------------------------------------------------------------
+
+
+class JobsApplicationSubmitter(JobSubmitter):
+    """Creates jobs with ``services.jobs.application.JobsApplication.submit``.
+
+    ``route_id`` is passed when the jobs application's submit accepts it (JobRequested has the
+    field); until then the jobs are created without it."""
+
+    def __init__(self, jobs_app: Any) -> None:
+        import inspect
+
+        self._jobs = jobs_app
+        self._takes_route = "route_id" in inspect.signature(jobs_app.submit).parameters
+
+    def submit(
+        self,
+        customer_id: str,
+        actor: str,
+        request: dict[str, Any],
+        idempotency_key: str,
+        route_id: str,
+    ) -> str:
+        from services.jobs.application import JobsError, TransferRequest
+
+        parsed = TransferRequest.model_validate(request)
+        extra = {"route_id": route_id} if self._takes_route else {}
+        try:
+            result = self._jobs.submit(customer_id, actor, parsed, idempotency_key, **extra)
+        except JobsError as error:
+            raise DispatchRefused(error.code, error.message) from None
+        return str(result.job_id)
+
+
+# ---------------------------------------------------------------------------------------------
+# S3
+# ---------------------------------------------------------------------------------------------
+
+
+class S3ObjectInspector(ObjectInspector):
+    def __init__(self, client: Any = None) -> None:
+        self._client = _client(client, "s3")
+
+    def head(self, bucket: str, key: str) -> ObjectInfo | None:
+        try:
+            head = self._client.head_object(Bucket=bucket, Key=key)
+        except ClientError as error:
+            if error.response["Error"]["Code"] in ("404", "NoSuchKey", "NotFound"):
+                return None
+            raise
+        return ObjectInfo(
+            size=int(head["ContentLength"]),
+            etag=str(head.get("ETag", "")).strip('"'),
+            version_id=head.get("VersionId"),
+            last_modified=head["LastModified"].timestamp(),
+            metadata={k.lower(): v for k, v in (head.get("Metadata") or {}).items()},
+        )
+
+
+class S3Source(SourceSession):
+    def __init__(self, client: Any, endpoint: EndpointInfo) -> None:
+        self._client = client
+        self._bucket = str(endpoint.bucket)
+        self._prefix = endpoint.prefix
+
+    def iter_files(self, directory: str, recursive: bool) -> Iterator[ListedFile]:
+        base = self._prefix + (directory.rstrip("/") + "/" if directory else "")
+        kwargs: dict[str, Any] = {
+            "Bucket": self._bucket,
+            "Prefix": base,
+            "PaginationConfig": {"PageSize": 1000},
+        }
+        if not recursive:
+            kwargs["Delimiter"] = "/"
+        for page in self._client.get_paginator("list_objects_v2").paginate(**kwargs):
+            for obj in page.get("Contents", []):
+                key = obj["Key"]
+                if key.endswith("/"):
+                    continue
+                yield ListedFile(
+                    path=key[len(self._prefix) :],
+                    size=int(obj["Size"]),
+                    mtime=obj["LastModified"].timestamp(),
+                    etag=str(obj.get("ETag", "")).strip('"'),
+                )
+
+    def exists(self, path: str) -> bool:
+        try:
+            self._client.head_object(Bucket=self._bucket, Key=self._prefix + path)
+            return True
+        except ClientError:
+            return False
+
+    def remove(self, path: str) -> None:
+        self._client.delete_object(Bucket=self._bucket, Key=self._prefix + path)
+
+    def move(self, path: str, to: str) -> None:
+        self._client.copy_object(
+            Bucket=self._bucket,
+            Key=self._prefix + to,
+            CopySource={"Bucket": self._bucket, "Key": self._prefix + path},
+        )
+        self._client.delete_object(Bucket=self._bucket, Key=self._prefix + path)
+
+
+# ---------------------------------------------------------------------------------------------
+# SFTP (through the executor's adapter and credentials access)
+# ---------------------------------------------------------------------------------------------
+
+
+class SftpSource(SourceSession):
+    def __init__(self, session: Any, base_path: str) -> None:
+        self._session = session
+        self._base = base_path.rstrip("/") or ""
+
+    def _full(self, path: str) -> str:
+        return f"{self._base}/{path}" if path else (self._base or "/")
+
+    def iter_files(self, directory: str, recursive: bool) -> Iterator[ListedFile]:
+        stack = [directory.strip("/")]
+        while stack:
+            current = stack.pop()
+            for entry in self._session.iter_dir(self._full(current)):
+                rel = f"{current}/{entry.name}" if current else entry.name
+                if entry.is_dir:
+                    if recursive:
+                        stack.append(rel)
+                    continue
+                yield ListedFile(path=rel, size=int(entry.size), mtime=float(entry.mtime))
+
+    def exists(self, path: str) -> bool:
+        return self._session.stat(self._full(path)) is not None
+
+    def remove(self, path: str) -> None:
+        self._session.remove(self._full(path), missing_ok=True)
+
+    def move(self, path: str, to: str) -> None:
+        directory = to.rsplit("/", 1)[0] if "/" in to else ""
+        if directory:
+            self._session.makedirs(self._full(directory))
+        self._session.rename(self._full(path), self._full(to), overwrite=True)
+
+    def close(self) -> None:
+        self._session.close()
+
+
+class EndpointSourceOpener(SourceOpener):
+    """Opens an S3 client or an SFTP session for a route's source endpoint."""
+
+    def __init__(self, endpoints_table: str, s3_client: Any = None, secrets: Any = None) -> None:
+        self._endpoints_table = endpoints_table
+        self._s3 = s3_client
+        self._secrets = secrets
+
+    def open(self, endpoint: EndpointInfo) -> SourceSession:
+        if endpoint.type is EndpointType.S3:
+            return S3Source(_client(self._s3, "s3"), endpoint)
+        from services.executor.endpoint_access import DynamoEndpointDirectory as Views
+        from services.executor.endpoint_access import SecretsReader, open_sftp
+
+        view = Views(self._endpoints_table).get(endpoint.endpoint_id)
+        if view is None:
+            raise LookupError(f"endpoint {endpoint.endpoint_id} vanished")
+        if self._secrets is None:
+            self._secrets = SecretsReader()
+        session = open_sftp(view, self._secrets)
+        return SftpSource(session, view.config.base_path or "/")

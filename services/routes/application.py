@@ -1,0 +1,410 @@
+"""The routes application: route commands (API) and the ledger commands the push consumer and
+the pull scanner use to record decisions and turn files into jobs.
+
+Jobs are ordinary jobs, created through the jobs service's application (port ``JobSubmitter``)
+with a deterministic idempotency key per (route, target, file version): a repeated S3 event, a
+replay or a second scanner never makes a second job, while a new version of a file does.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+from uuid import UUID, uuid4
+
+from eventsourcing.application import AggregateNotFoundError
+from eventsourcing.persistence import IntegrityError
+
+from events.aggregate import FerryApplication
+from events.contract import Direction, EndpointStatus, EndpointType, FerryEvent
+from events.translate import stream_events
+from services.routes.definition import (
+    UPDATABLE,
+    InvalidDefinition,
+    RouteDefinition,
+    check_rendered,
+    parse_definition,
+    render,
+    template_values,
+)
+from services.routes.domain import Route, RouteConflict, RouteError, RouteFile, file_stream_id
+from services.routes.ports import EndpointDirectory, EndpointInfo, JobSubmitter
+
+
+class RoutesError(Exception):
+    kind = "unprocessable"  # not_found | conflict | unprocessable
+    code = "validation_error"
+
+    def __init__(self, message: str, *, field: str | None = None, code: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.field = field
+        if code:
+            self.code = code
+
+
+class InvalidRoute(RoutesError):
+    kind = "unprocessable"
+
+
+class NotFound(RoutesError):
+    kind = "not_found"
+    code = "not_found"
+
+
+class DispatchRefused(Exception):
+    """The jobs service refused a job (e.g. a target endpoint was disabled since)."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+@dataclass(frozen=True)
+class RouteView:
+    """A route as the data plane uses it."""
+
+    route_id: str
+    customer_id: str
+    definition: RouteDefinition
+
+    @classmethod
+    def of(cls, route_id: str, customer_id: str, definition: dict[str, Any]) -> RouteView:
+        return cls(route_id, customer_id, RouteDefinition.model_validate(definition))
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A file a route may dispatch (pull: a listed file; push: an S3 object)."""
+
+    path: str  # endpoint-relative (what the job names)
+    relpath: str  # relative to the route's source path ({relpath})
+    size: int
+    modified_at: datetime | None
+    file_version: str
+    key_parts: tuple[str, ...]  # what identifies this version in the idempotency key
+    first_seen_at: datetime
+
+
+@dataclass(frozen=True)
+class Dispatch:
+    outcome: str  # dispatched | duplicate | refused | invalid_path
+    job_ids: tuple[str, ...] = ()
+
+
+def idempotency_key(route_id: str, target_index: int, target_endpoint: str, *parts: str) -> str:
+    digest = hashlib.sha256(
+        json.dumps([route_id, target_index, target_endpoint, *parts]).encode()
+    ).hexdigest()
+    return f"route-{digest}"
+
+
+class RoutesApplication(FerryApplication):
+    def __init__(
+        self,
+        *,
+        endpoints: EndpointDirectory,
+        jobs: JobSubmitter,
+        staging_bucket: str = "ferry-staging",
+        env: Any = None,
+    ) -> None:
+        super().__init__(env=env)
+        self.endpoints = endpoints
+        self.jobs = jobs
+        self.staging_bucket = staging_bucket
+
+    # -- route commands ----------------------------------------------------------------------
+
+    def create(self, customer_id: str, actor: str, raw: Any) -> Route:
+        definition = _parse(raw)
+        self._check_endpoints(customer_id, definition)
+        route = Route.create(uuid4(), customer_id, definition.as_json(), actor)
+        self.save(route)
+        return route
+
+    def update(self, customer_id: str, actor: str, route_id: str, raw: Any) -> Route:
+        if not isinstance(raw, dict) or not raw:
+            raise InvalidRoute("a JSON object with the fields to change is required", field="body")
+        for key in raw:
+            if key not in UPDATABLE:
+                hint = " (use /disable or /enable)" if key == "enabled" else ""
+                raise InvalidRoute(f"{key}: unknown or not updatable field{hint}", field=key)
+        route = self.get_route(customer_id, route_id)
+        definition = _parse({**route.definition, **raw})
+        self._check_endpoints(customer_id, definition)
+        full = definition.as_json()
+        route.update({k: full[k] for k in raw}, actor)
+        self._save(route)
+        return route
+
+    def disable(self, customer_id: str, actor: str, route_id: str) -> Route:
+        route = self.get_route(customer_id, route_id)
+        if route.disable(actor):
+            self._save(route)
+        return route
+
+    def enable(self, customer_id: str, actor: str, route_id: str) -> Route:
+        route = self.get_route(customer_id, route_id)
+        if route.enable(actor):
+            self._save(route)
+        return route
+
+    # -- queries -----------------------------------------------------------------------------
+
+    def get_route(self, customer_id: str, route_id: str) -> Route:
+        try:
+            found: Any = self.repository.get(UUID(route_id))
+        except (ValueError, AggregateNotFoundError):
+            raise NotFound("route not found", field="route_id") from None
+        if not isinstance(found, Route) or found.customer_id != customer_id:
+            raise NotFound("route not found", field="route_id")
+        return found
+
+    def route_events(self, customer_id: str, route_id: str) -> list[FerryEvent]:
+        route = self.get_route(customer_id, route_id)
+        return stream_events(self.aggregate_recorder, route.id)
+
+    def ledger(self, route_id: str, path: str) -> RouteFile | None:
+        try:
+            found: Any = self.repository.get(file_stream_id(route_id, path))
+        except AggregateNotFoundError:
+            return None
+        return found if isinstance(found, RouteFile) else None
+
+    def file_events(self, route_id: str, path: str) -> list[FerryEvent]:
+        return stream_events(self.aggregate_recorder, file_stream_id(route_id, path))
+
+    # -- ledger commands (push consumer, pull scanner) --------------------------------------
+
+    def record_skip(
+        self,
+        route: RouteView,
+        candidate: Candidate,
+        reason: str,
+        detail: str | None = None,
+    ) -> bool:
+        for _ in range(5):
+            ledger = self._ledger_for(route, candidate)
+            recorded = ledger.skip(
+                reason,
+                size=candidate.size,
+                modified_at=candidate.modified_at,
+                file_version=candidate.file_version,
+                detail=detail,
+            )
+            if not recorded and not ledger.pending_events:
+                return False
+            try:
+                self.save(ledger)
+                return recorded
+            except IntegrityError:
+                continue
+        raise RouteConflict("the file ledger kept changing; try again")
+
+    def dispatch(self, route: RouteView, candidate: Candidate, when: datetime) -> Dispatch:
+        """Create one job per target for a file version, unless it was dispatched already."""
+        definition = route.definition
+        for _ in range(5):
+            ledger = self._ledger_for(route, candidate)
+            if ledger.was_dispatched(
+                candidate.file_version, once_per_name=definition.once_per_name
+            ):
+                self._save_quietly(ledger, "duplicate", candidate)
+                return Dispatch("duplicate")
+            values = template_values(
+                candidate.relpath, customer=route.customer_id, route=definition.name, when=when
+            )
+            targets: list[str] = []
+            for index, target in enumerate(definition.targets):
+                try:
+                    targets.append(check_rendered(render(target.path_template, values)))
+                except ValueError as error:
+                    self._save_quietly(
+                        ledger, "invalid_path", candidate, f"targets.{index}: {error}"
+                    )
+                    return Dispatch("invalid_path")
+            job_ids: list[str] = []
+            for index, (target, target_path) in enumerate(
+                zip(definition.targets, targets, strict=True)
+            ):
+                request = {
+                    "source": {
+                        "endpoint_id": definition.source.endpoint_id,
+                        "path": candidate.path,
+                        "version": candidate.file_version,
+                    },
+                    "target": {"endpoint_id": target.endpoint_id, "path": target_path},
+                    "options": {
+                        "overwrite": definition.overwrite,
+                        "post_action": "none",  # the route's post_action runs after all targets
+                        "max_attempts": definition.max_attempts,
+                        "verify": definition.verify.value,
+                    },
+                }
+                parts = (candidate.path,) if definition.once_per_name else candidate.key_parts
+                key = idempotency_key(route.route_id, index, target.endpoint_id, *parts)
+                try:
+                    job_ids.append(
+                        self.jobs.submit(
+                            route.customer_id,
+                            f"route:{route.route_id}",
+                            request,
+                            key,
+                            route.route_id,
+                        )
+                    )
+                except DispatchRefused as refused:
+                    self._save_quietly(
+                        ledger, "refused", candidate, f"{refused.code}: {refused.message}"
+                    )
+                    return Dispatch("refused")
+            ledger.dispatch(
+                size=candidate.size,
+                modified_at=candidate.modified_at,
+                file_version=candidate.file_version,
+                job_ids=job_ids,
+                target_paths=targets,
+            )
+            try:
+                self.save(ledger)
+            except IntegrityError:
+                continue  # another consumer recorded first: reload (the jobs are idempotent)
+            return Dispatch("dispatched", tuple(job_ids))
+        raise RouteConflict("the file ledger kept changing; try again")
+
+    def settle(
+        self,
+        route_id: str,
+        path: str,
+        file_version: str,
+        *,
+        failed: list[tuple[str, str, str]] | None = None,
+        post_action: tuple[str, str | None] | None = None,
+    ) -> bool:
+        """Record a dispatched version's outcome: FileDeliveryFailed (``failed`` = job id,
+        error code, message), FilePostActionCompleted (``post_action`` = action, moved_to) or
+        FileDelivered."""
+        ledger = self.ledger(route_id, path)
+        if ledger is None:
+            return False
+        if failed:
+            first = failed[0]
+            changed = ledger.delivery_failed(
+                file_version, [f[0] for f in failed], first[1], first[2]
+            )
+        elif post_action is not None:
+            changed = ledger.post_action_completed(file_version, post_action[0], post_action[1])
+        else:
+            changed = ledger.delivered(file_version)
+        if changed:
+            try:
+                self.save(ledger)
+            except IntegrityError:
+                return False
+        return changed
+
+    # -- internals ---------------------------------------------------------------------------
+
+    def _ledger_for(self, route: RouteView, candidate: Candidate) -> RouteFile:
+        found = self.ledger(route.route_id, candidate.path)
+        if found is not None:
+            return found
+        return RouteFile.discover(
+            customer_id=route.customer_id,
+            route_id=route.route_id,
+            path=candidate.path,
+            size=candidate.size,
+            modified_at=candidate.modified_at,
+            file_version=candidate.file_version,
+            first_seen_at=candidate.first_seen_at,
+        )
+
+    def _save_quietly(
+        self, ledger: RouteFile, reason: str, candidate: Candidate, detail: str | None = None
+    ) -> None:
+        ledger.skip(
+            reason,
+            size=candidate.size,
+            modified_at=candidate.modified_at,
+            file_version=candidate.file_version,
+            detail=detail,
+        )
+        try:
+            self.save(ledger)
+        except IntegrityError:
+            pass  # someone else recorded a decision about this file first: theirs stands
+
+    def _save(self, route: Route) -> None:
+        try:
+            self.save(route)
+        except IntegrityError:
+            raise RoutesError(
+                "the route was changed concurrently; try again", code="conflict"
+            ) from None
+
+    def _check_endpoints(self, customer_id: str, definition: RouteDefinition) -> None:
+        source = self._endpoint(customer_id, definition.source.endpoint_id, "source.endpoint_id")
+        if source.direction not in (Direction.INBOUND, Direction.BOTH):
+            raise InvalidRoute(
+                f"endpoint {source.endpoint_id} is {source.direction}: it cannot be a source",
+                field="source.endpoint_id",
+                code="direction_mismatch",
+            )
+        if definition.trigger.type == "event" and source.type is not EndpointType.S3:
+            raise InvalidRoute(
+                "an event trigger needs an S3 source (SFTP sources are polled: use a schedule)",
+                field="trigger.type",
+            )
+        if source.type is EndpointType.S3 and source.bucket == self.staging_bucket:
+            raise InvalidRoute(
+                "Ferry's staging bucket cannot be a route source", field="source.endpoint_id"
+            )
+        for index, target in enumerate(definition.targets):
+            field = f"targets.{index}.endpoint_id"
+            found = self._endpoint(customer_id, target.endpoint_id, field)
+            if found.direction not in (Direction.OUTBOUND, Direction.BOTH):
+                raise InvalidRoute(
+                    f"endpoint {found.endpoint_id} is {found.direction}: it cannot be a target",
+                    field=field,
+                    code="direction_mismatch",
+                )
+
+    def _endpoint(self, customer_id: str, endpoint_id: str, field: str) -> EndpointInfo:
+        found = self.endpoints.get(endpoint_id)
+        if found is None or found.customer_id != customer_id:
+            raise NotFound(f"no endpoint {endpoint_id}", field=field, code="endpoint_not_found")
+        if found.status == EndpointStatus.DISABLED:
+            raise InvalidRoute(
+                f"endpoint {endpoint_id} is disabled", field=field, code="endpoint_disabled"
+            )
+        return found
+
+
+def _parse(raw: Any) -> RouteDefinition:
+    try:
+        return parse_definition(raw)
+    except InvalidDefinition as error:
+        raise InvalidRoute(error.message, field=error.field) from None
+
+
+def utc(epoch: float) -> datetime:
+    return datetime.fromtimestamp(epoch, UTC)
+
+
+__all__ = [
+    "Candidate",
+    "Dispatch",
+    "DispatchRefused",
+    "InvalidRoute",
+    "NotFound",
+    "RouteError",
+    "RouteView",
+    "RoutesApplication",
+    "RoutesError",
+    "idempotency_key",
+    "utc",
+]

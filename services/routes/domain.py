@@ -1,0 +1,344 @@
+"""The Route aggregate (a customer's "files that arrive here go there" rule) and the RouteFile
+aggregate (the de-duplication ledger of one file path of one route).
+
+Route stream: id = route_id (uuid4), correlation_id = route_id. Events: RouteCreated (the full
+validated definition), RouteUpdated (changed top-level fields with their new values),
+RouteDisabled, RouteEnabled.
+
+RouteFile stream: id = :func:`file_stream_id` (uuid5 of route_id and path), correlation_id =
+route_id. Events record *decisions*: FileDiscovered (first sight), FileSkipped (reason),
+FileDispatched (job ids), FileDelivered / FileDeliveryFailed (outcome of every fan-out job),
+FilePostActionCompleted. A decision is recorded once per file version (``file_version``: size and
+mtime for pull, ETag / version id for push), so repeated observations add nothing.
+
+Pure: no boto3, no clock (times are passed in).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+from uuid import NAMESPACE_URL, UUID, uuid5
+
+from events.aggregate import FerryAggregate
+
+_FILE_NS = uuid5(NAMESPACE_URL, "https://ferry.invalid/route-file")
+
+
+def file_stream_id(route_id: str, path: str) -> UUID:
+    """The ledger stream of one path of one route: deterministic, so every scanner finds it."""
+    return uuid5(_FILE_NS, f"{route_id}\x00{path}")
+
+
+class RouteError(Exception):
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.field = field
+
+
+class RouteNotFound(RouteError):
+    pass
+
+
+class RouteConflict(RouteError):
+    pass
+
+
+class Route(FerryAggregate):
+    class RouteCreated(FerryAggregate.Created):
+        route_id: str
+        definition: dict[str, Any]
+        actor: str
+
+    def __init__(
+        self,
+        *,
+        customer_id: str,
+        correlation_id: str,
+        route_id: str,
+        definition: dict[str, Any],
+        actor: str,
+    ) -> None:
+        self.customer_id = customer_id
+        self.correlation_id = correlation_id
+        self.route_id = route_id
+        self.definition = dict(definition)
+        self.enabled = bool(definition.get("enabled", True))
+        self.last_actor = actor
+
+    @classmethod
+    def create(
+        cls, route_id: UUID, customer_id: str, definition: dict[str, Any], actor: str
+    ) -> Route:
+        return cls._create(
+            cls.RouteCreated,
+            id=route_id,
+            customer_id=customer_id,
+            correlation_id=str(route_id),
+            route_id=str(route_id),
+            definition=definition,
+            actor=actor,
+        )
+
+    class RouteUpdated(FerryAggregate.Event):
+        route_id: str
+        changed: dict[str, Any]
+        actor: str
+
+        def apply(self, aggregate: Any) -> None:
+            aggregate.definition = {**aggregate.definition, **self.changed}
+            aggregate.last_actor = self.actor
+
+    class RouteDisabled(FerryAggregate.Event):
+        route_id: str
+        actor: str
+
+        def apply(self, aggregate: Any) -> None:
+            aggregate.enabled = False
+            aggregate.definition = {**aggregate.definition, "enabled": False}
+            aggregate.last_actor = self.actor
+
+    class RouteEnabled(FerryAggregate.Event):
+        route_id: str
+        actor: str
+
+        def apply(self, aggregate: Any) -> None:
+            aggregate.enabled = True
+            aggregate.definition = {**aggregate.definition, "enabled": True}
+            aggregate.last_actor = self.actor
+
+    def update(self, changed: dict[str, Any], actor: str) -> bool:
+        changes = {k: v for k, v in changed.items() if self.definition.get(k) != v}
+        if not changes:
+            return False
+        self.trigger_event(self.RouteUpdated, route_id=self.route_id, changed=changes, actor=actor)
+        return True
+
+    def disable(self, actor: str) -> bool:
+        if not self.enabled:
+            return False
+        self.trigger_event(self.RouteDisabled, route_id=self.route_id, actor=actor)
+        return True
+
+    def enable(self, actor: str) -> bool:
+        if self.enabled:
+            return False
+        self.trigger_event(self.RouteEnabled, route_id=self.route_id, actor=actor)
+        return True
+
+
+class RouteFile(FerryAggregate):
+    """The ledger of one path of one route."""
+
+    class FileDiscovered(FerryAggregate.Created):
+        route_id: str
+        path: str
+        size: int
+        modified_at: datetime | None
+        file_version: str
+        first_seen_at: datetime
+
+    def __init__(
+        self,
+        *,
+        customer_id: str,
+        correlation_id: str,
+        route_id: str,
+        path: str,
+        size: int,
+        modified_at: datetime | None,
+        file_version: str,
+        first_seen_at: datetime,
+    ) -> None:
+        self.customer_id = customer_id
+        self.correlation_id = correlation_id
+        self.route_id = route_id
+        self.path = path
+        self.first_seen_at = first_seen_at
+        self.last_skip: tuple[str | None, str] | None = None
+        # file_version -> {"job_ids": [...], "target_paths": [...], "outcome": None|...}
+        self.dispatched: dict[str, dict[str, Any]] = {}
+
+    @classmethod
+    def discover(
+        cls,
+        *,
+        customer_id: str,
+        route_id: str,
+        path: str,
+        size: int,
+        modified_at: datetime | None,
+        file_version: str,
+        first_seen_at: datetime,
+    ) -> RouteFile:
+        return cls._create(
+            cls.FileDiscovered,
+            id=file_stream_id(route_id, path),
+            customer_id=customer_id,
+            correlation_id=route_id,
+            route_id=route_id,
+            path=path,
+            size=size,
+            modified_at=modified_at,
+            file_version=file_version,
+            first_seen_at=first_seen_at,
+        )
+
+    class FileSkipped(FerryAggregate.Event):
+        route_id: str
+        path: str
+        reason: str
+        size: int | None
+        modified_at: datetime | None
+        file_version: str | None
+        detail: str | None
+
+        def apply(self, aggregate: Any) -> None:
+            aggregate.last_skip = (self.file_version, self.reason)
+
+    class FileDispatched(FerryAggregate.Event):
+        route_id: str
+        path: str
+        size: int
+        modified_at: datetime | None
+        file_version: str
+        job_ids: list[str]
+        target_paths: list[str]
+
+        def apply(self, aggregate: Any) -> None:
+            aggregate.last_skip = None
+            aggregate.dispatched[self.file_version] = {
+                "job_ids": list(self.job_ids),
+                "target_paths": list(self.target_paths),
+                "outcome": None,
+            }
+
+    class FileDelivered(FerryAggregate.Event):
+        route_id: str
+        path: str
+        file_version: str
+        job_ids: list[str]
+
+        def apply(self, aggregate: Any) -> None:
+            aggregate.dispatched[self.file_version]["outcome"] = "delivered"
+
+    class FileDeliveryFailed(FerryAggregate.Event):
+        route_id: str
+        path: str
+        file_version: str
+        job_ids: list[str]
+        failed_job_ids: list[str]
+        error_code: str
+        error_message: str
+
+        def apply(self, aggregate: Any) -> None:
+            aggregate.dispatched[self.file_version]["outcome"] = "failed"
+
+    class FilePostActionCompleted(FerryAggregate.Event):
+        route_id: str
+        path: str
+        file_version: str
+        action: str
+        moved_to: str | None
+
+        def apply(self, aggregate: Any) -> None:
+            aggregate.dispatched[self.file_version]["outcome"] = "post_action_completed"
+
+    # -- commands ----------------------------------------------------------------------------
+
+    def was_dispatched(self, file_version: str, *, once_per_name: bool = False) -> bool:
+        return bool(self.dispatched) if once_per_name else file_version in self.dispatched
+
+    def skip(
+        self,
+        reason: str,
+        *,
+        size: int | None,
+        modified_at: datetime | None,
+        file_version: str | None,
+        detail: str | None = None,
+    ) -> bool:
+        """Record a skip unless the same decision was already recorded for this version."""
+        if self.last_skip == (file_version, reason):
+            return False
+        self.trigger_event(
+            self.FileSkipped,
+            route_id=self.route_id,
+            path=self.path,
+            reason=reason,
+            size=size,
+            modified_at=modified_at,
+            file_version=file_version,
+            detail=detail,
+        )
+        return True
+
+    def dispatch(
+        self,
+        *,
+        size: int,
+        modified_at: datetime | None,
+        file_version: str,
+        job_ids: list[str],
+        target_paths: list[str],
+    ) -> None:
+        self.trigger_event(
+            self.FileDispatched,
+            route_id=self.route_id,
+            path=self.path,
+            size=size,
+            modified_at=modified_at,
+            file_version=file_version,
+            job_ids=job_ids,
+            target_paths=target_paths,
+        )
+
+    def outcome(self, file_version: str) -> str | None:
+        found = self.dispatched.get(file_version)
+        return None if found is None else found["outcome"]
+
+    def delivered(self, file_version: str) -> bool:
+        found = self.dispatched.get(file_version)
+        if found is None or found["outcome"] is not None:
+            return False
+        self.trigger_event(
+            self.FileDelivered,
+            route_id=self.route_id,
+            path=self.path,
+            file_version=file_version,
+            job_ids=found["job_ids"],
+        )
+        return True
+
+    def delivery_failed(
+        self, file_version: str, failed_job_ids: list[str], error_code: str, error_message: str
+    ) -> bool:
+        found = self.dispatched.get(file_version)
+        if found is None or found["outcome"] is not None:
+            return False
+        self.trigger_event(
+            self.FileDeliveryFailed,
+            route_id=self.route_id,
+            path=self.path,
+            file_version=file_version,
+            job_ids=found["job_ids"],
+            failed_job_ids=failed_job_ids,
+            error_code=error_code,
+            error_message=error_message,
+        )
+        return True
+
+    def post_action_completed(self, file_version: str, action: str, moved_to: str | None) -> bool:
+        found = self.dispatched.get(file_version)
+        if found is None or found["outcome"] not in (None, "delivered"):
+            return False
+        self.trigger_event(
+            self.FilePostActionCompleted,
+            route_id=self.route_id,
+            path=self.path,
+            file_version=file_version,
+            action=action,
+            moved_to=moved_to,
+        )
+        return True

@@ -1,0 +1,231 @@
+"""The push consumer: S3 "Object Created" events (source aws.s3, from the account's default
+bus, via the routes queue) → one job per target of every enabled ``event`` route whose source
+matches the object.
+
+At least once and out of order: the job's idempotency key is (route, target, bucket, key, version
+id or ETag) and the file ledger refuses a version it has dispatched, so a repeated or replayed
+event makes no second job while a new version of the key does.
+
+No loops: Ferry's staging bucket is never a route source, and an object carrying the
+``ferry-job-id`` metadata (written by the executor) is skipped.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.utilities.batch import (
+    BatchProcessor,
+    EventType,
+    process_partial_response,
+)
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+
+from services.routes.application import Candidate, RoutesApplication, RouteView, utc
+from services.routes.ports import (
+    EndpointDirectory,
+    EndpointInfo,
+    ObjectInspector,
+    PendingDelivery,
+    RouteDirectory,
+    ScanStateStore,
+)
+
+logger = Logger(service="ferry-routes-push")
+
+FERRY_JOB_METADATA = "ferry-job-id"
+
+
+@dataclass(frozen=True)
+class S3Object:
+    bucket: str
+    key: str
+    size: int
+    etag: str
+    version_id: str | None
+    time: datetime
+
+    @classmethod
+    def from_event(cls, envelope: dict[str, Any]) -> S3Object:
+        detail = envelope["detail"]
+        obj = detail["object"]
+        raw_time = envelope.get("time")
+        when = (
+            datetime.fromisoformat(str(raw_time).replace("Z", "+00:00"))
+            if raw_time
+            else datetime.now(UTC)
+        )
+        return cls(
+            bucket=str(detail["bucket"]["name"]),
+            key=str(obj["key"]),
+            size=int(obj.get("size") or 0),
+            # AWS sends "etag"; moto server sends "eTag" (and version-id "null" when unversioned)
+            etag=str(obj.get("etag") or obj.get("eTag") or "").strip('"'),
+            version_id=None if obj.get("version-id") in (None, "", "null") else obj["version-id"],
+            time=when,
+        )
+
+    @property
+    def version(self) -> str:
+        return self.version_id or self.etag
+
+
+def relative_to_route(
+    obj: S3Object, endpoint: EndpointInfo, source_path: str, recursive: bool
+) -> tuple[str, str] | None:
+    """(endpoint-relative path, route-relative path) when the object is in the route's source."""
+    if endpoint.bucket != obj.bucket or not obj.key.startswith(endpoint.prefix):
+        return None
+    path = obj.key[len(endpoint.prefix) :]
+    base = source_path.rstrip("/") + "/" if source_path else ""
+    if not path.startswith(base):
+        return None
+    relpath = path[len(base) :]
+    if not relpath or relpath.endswith("/") or (not recursive and "/" in relpath):
+        return None
+    return path, relpath
+
+
+class PushConsumer:
+    def __init__(
+        self,
+        *,
+        app: RoutesApplication,
+        routes: RouteDirectory,
+        endpoints: EndpointDirectory,
+        objects: ObjectInspector,
+        state: ScanStateStore,
+        staging_bucket: str,
+        cache_seconds: float = 10.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.app = app
+        self.routes = routes
+        self.endpoints = endpoints
+        self.objects = objects
+        self.state = state
+        self.staging_bucket = staging_bucket
+        self.cache_seconds = cache_seconds
+        self.clock = clock
+        self._cache: dict[str, tuple[float, Any]] = {}
+
+    def _endpoint(self, endpoint_id: str) -> EndpointInfo | None:
+        found: EndpointInfo | None = self._cached(
+            "endpoint:" + endpoint_id, lambda: self.endpoints.get(endpoint_id)
+        )
+        return found
+
+    def _cached(self, key: str, load: Callable[[], Any]) -> Any:
+        """Routes and endpoints change rarely: a warm Lambda re-reads them every few seconds."""
+        now = self.clock()
+        hit = self._cache.get(key)
+        if hit is not None and now - hit[0] < self.cache_seconds:
+            return hit[1]
+        value = load()
+        self._cache[key] = (now, value)
+        return value
+
+    def handle(self, envelope: dict[str, Any]) -> list[str]:
+        """Handle one S3 event; returns one outcome per matching route."""
+        obj = S3Object.from_event(envelope)
+        if obj.bucket == self.staging_bucket:
+            return []
+        outcomes: list[str] = []
+        head = None
+        routes = self._cached("routes", lambda: self.routes.enabled_routes("event"))
+        for route_id, customer_id, definition in routes:
+            route = RouteView.of(route_id, customer_id, definition)
+            source = route.definition.source
+            endpoint: EndpointInfo | None = self._endpoint(source.endpoint_id)
+            if endpoint is None or endpoint.customer_id != customer_id:
+                continue
+            found = relative_to_route(obj, endpoint, source.path, source.recursive)
+            if found is None:
+                continue
+            path, relpath = found
+            if head is None:
+                head = self.objects.head(obj.bucket, obj.key)
+                if head is None:
+                    return ["gone"]  # deleted since: nothing to deliver
+            candidate = Candidate(
+                path=path,
+                relpath=relpath,
+                size=obj.size,
+                modified_at=utc(head.last_modified),
+                file_version=obj.version,
+                key_parts=(obj.bucket, obj.key, obj.version),
+                first_seen_at=obj.time,
+            )
+            if FERRY_JOB_METADATA in head.metadata:
+                self.app.record_skip(
+                    route,
+                    candidate,
+                    "ferry_written",
+                    f"written by job {head.metadata[FERRY_JOB_METADATA]}",
+                )
+                outcomes.append("ferry_written")
+                continue
+            reason = _skip_reason(route, relpath, obj.size)
+            if reason is not None:
+                self.app.record_skip(route, candidate, *reason)
+                outcomes.append(reason[0])
+                continue
+            result = self.app.dispatch(route, candidate, when=obj.time)
+            if result.outcome == "dispatched":
+                self.state.add_pending(
+                    route.route_id, [PendingDelivery(path, obj.version, result.job_ids)]
+                )
+            outcomes.append(result.outcome)
+        return outcomes
+
+
+def _skip_reason(route: RouteView, relpath: str, size: int) -> tuple[str, str] | None:
+    source = route.definition.source
+    name = relpath.rsplit("/", 1)[-1]
+    if not source.matches(relpath):
+        return "pattern", f"{name!r} does not match {source.pattern!r}"
+    if source.min_size is not None and size < source.min_size:
+        return "too_small", f"{size} < min_size {source.min_size}"
+    if source.max_size is not None and size > source.max_size:
+        return "too_large", f"{size} > max_size {source.max_size}"
+    return None
+
+
+Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
+
+
+def make_handler(consumer: PushConsumer) -> Handler:
+    processor = BatchProcessor(event_type=EventType.SQS)
+
+    def record_handler(record: SQSRecord) -> list[str]:
+        envelope = json.loads(record.body)
+        outcomes = consumer.handle(envelope)
+        logger.debug("s3 event", outcomes=outcomes)
+        return outcomes
+
+    def handle(event: dict[str, Any], context: Any) -> dict[str, Any]:
+        return dict(
+            process_partial_response(
+                event=event, record_handler=record_handler, processor=processor, context=context
+            )
+        )
+
+    return handle
+
+
+_built: dict[str, Handler] = {}
+
+
+def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """Lambda entry point (SQS event source, ReportBatchItemFailures)."""
+    if "handler" not in _built:
+        from services.routes.bootstrap import build_push_consumer
+
+        _built["handler"] = make_handler(build_push_consumer())
+    return _built["handler"](event, context)

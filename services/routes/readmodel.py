@@ -1,0 +1,258 @@
+"""The routes read model: one item per route and one per (route, file path) — the ledger answer
+of GET /routes/{id}/files?name=… — folded from ferry.routes events by the routes projection
+consumer (``services/routes/consumer.py``).
+
+Table ``<prefix>-routes``: pk ``route_id`` (S), sk ``sk`` (S): ``"route"`` for the route item,
+``"file#<path>"`` for a file item. Sparse GSI ``customer-index`` (``customer_id``,
+``created_at``) holds route items only (file items carry ``route_customer`` instead).
+
+Order-safe and idempotent like the other read models (docs/architecture.md): an item records the
+last applied version of its stream; an event at or below it is a duplicate and is dropped; an
+event beyond the next version triggers a catch-up read of the stream from the event store; writes
+are conditional on the version read.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from typing import Any
+
+from events import contract as c
+
+Item = dict[str, Any]
+ROUTE_SK = "route"
+FILE_SK = "file#"
+HISTORY_LIMIT = 20
+
+
+class VersionConflict(Exception):
+    """The item changed since it was read (another consumer wrote first)."""
+
+
+class RoutesReadModel(ABC):
+    @abstractmethod
+    def get(self, route_id: str, sk: str) -> Item | None: ...
+
+    @abstractmethod
+    def put(self, item: Item, expected_version: int | None) -> None:
+        """Write ``item``; ``expected_version`` None = must not exist, else must equal."""
+
+    @abstractmethod
+    def routes_of(self, customer_id: str) -> list[Item]: ...
+
+    @abstractmethod
+    def enabled(self, trigger: str) -> list[Item]: ...
+
+    @abstractmethod
+    def files(self, route_id: str, name: str | None, limit: int) -> list[Item]: ...
+
+
+class InMemoryRoutesReadModel(RoutesReadModel):
+    def __init__(self) -> None:
+        self.items: dict[tuple[str, str], Item] = {}
+
+    def get(self, route_id: str, sk: str) -> Item | None:
+        found = self.items.get((route_id, sk))
+        return dict(found) if found else None
+
+    def put(self, item: Item, expected_version: int | None) -> None:
+        key = (item["route_id"], item["sk"])
+        current = self.items.get(key)
+        if (current is None) != (expected_version is None) or (
+            current is not None and current["version"] != expected_version
+        ):
+            raise VersionConflict(str(key))
+        self.items[key] = dict(item)
+
+    def routes_of(self, customer_id: str) -> list[Item]:
+        found = [
+            i
+            for i in self.items.values()
+            if i["sk"] == ROUTE_SK and i["customer_id"] == customer_id
+        ]
+        return sorted(found, key=lambda i: i["created_at"])
+
+    def enabled(self, trigger: str) -> list[Item]:
+        return [
+            i
+            for i in self.items.values()
+            if i["sk"] == ROUTE_SK and i["enabled"] and i["trigger_type"] == trigger
+        ]
+
+    def files(self, route_id: str, name: str | None, limit: int) -> list[Item]:
+        found = [
+            i
+            for (r, sk), i in sorted(self.items.items())
+            if r == route_id and sk.startswith(FILE_SK) and _named(i, name)
+        ]
+        return found[:limit]
+
+
+def _named(item: Item, name: str | None) -> bool:
+    return name is None or item["path"] == name or item["name"] == name or name in item["path"]
+
+
+# ---------------------------------------------------------------------------------------------
+# Folds
+# ---------------------------------------------------------------------------------------------
+
+
+def key_of(event: c.FerryEvent) -> tuple[str, str] | None:
+    if isinstance(event, c.RouteCreated | c.RouteUpdated | c.RouteDisabled | c.RouteEnabled):
+        return event.route_id, ROUTE_SK
+    path = getattr(event, "path", None)
+    if isinstance(event, c.RouteEvent) and isinstance(path, str):
+        return event.route_id, FILE_SK + path
+    return None
+
+
+def fold(item: Item | None, event: c.FerryEvent) -> Item:
+    if key_of(event) is None:
+        raise ValueError(f"not a routes event: {event.detail_type()}")
+    if isinstance(event, c.RouteCreated | c.RouteUpdated | c.RouteDisabled | c.RouteEnabled):
+        return fold_route(item, event)
+    assert isinstance(event, c.RouteEvent)
+    return fold_file(item, event)
+
+
+def fold_route(item: Item | None, event: c.RouteEvent) -> Item:
+    at = event.occurred_at.isoformat()
+    new: Item = dict(item or {})
+    if isinstance(event, c.RouteCreated):
+        new = {
+            "route_id": event.route_id,
+            "sk": ROUTE_SK,
+            "customer_id": event.customer_id,
+            "definition": dict(event.definition),
+            "created_at": at,
+        }
+    elif isinstance(event, c.RouteUpdated):
+        new["definition"] = {**new.get("definition", {}), **event.changed}
+    elif isinstance(event, c.RouteDisabled):
+        new["definition"] = {**new.get("definition", {}), "enabled": False}
+    elif isinstance(event, c.RouteEnabled):
+        new["definition"] = {**new.get("definition", {}), "enabled": True}
+    definition = new.get("definition", {})
+    new["name"] = definition.get("name")
+    new["enabled"] = bool(definition.get("enabled", True))
+    new["trigger_type"] = (definition.get("trigger") or {}).get("type")
+    new["updated_at"] = at
+    new["version"] = event.version
+    return new
+
+
+def fold_file(item: Item | None, event: c.RouteEvent) -> Item:
+    at = event.occurred_at.isoformat()
+    path = str(getattr(event, "path"))  # noqa: B009 - every file event has a path
+    new: Item = dict(item or {})
+    if isinstance(event, c.FileDiscovered):
+        new = {
+            "route_id": event.route_id,
+            "sk": FILE_SK + path,
+            "route_customer": event.customer_id,
+            "path": path,
+            "name": path.rsplit("/", 1)[-1],
+            "first_seen_at": event.first_seen_at.isoformat(),
+            "status": "discovered",
+            "history": [],
+        }
+    entry: Item = {"at": at, "event": event.detail_type()}
+    fv = getattr(event, "file_version", None)
+    if fv is not None:
+        entry["file_version"] = fv
+        new["file_version"] = fv
+    if isinstance(event, c.FileDiscovered):
+        entry["size"] = event.size
+    elif isinstance(event, c.FileSkipped):
+        new["status"] = "skipped"
+        new["reason"] = event.reason
+        new["detail"] = event.detail
+        entry.update(reason=event.reason, detail=event.detail)
+    elif isinstance(event, c.FileDispatched):
+        new["status"] = "dispatched"
+        new["reason"] = None
+        new["detail"] = None
+        new["job_ids"] = list(event.job_ids)
+        new["target_paths"] = list(event.target_paths)
+        new["dispatched_at"] = at
+        entry.update(job_ids=list(event.job_ids), size=event.size)
+    elif isinstance(event, c.FileDelivered):
+        new["status"] = "delivered"
+    elif isinstance(event, c.FileDeliveryFailed):
+        new["status"] = "failed"
+        new["reason"] = event.error_code
+        new["detail"] = event.error_message
+        entry.update(failed_job_ids=list(event.failed_job_ids), error_code=event.error_code)
+    elif isinstance(event, c.FilePostActionCompleted):
+        new["status"] = "post_action_completed"
+        new["moved_to"] = event.moved_to
+        entry.update(action=event.action.value, moved_to=event.moved_to)
+    new["history"] = [*new.get("history", []), entry][-HISTORY_LIMIT:]
+    new["updated_at"] = at
+    new["version"] = event.version
+    return new
+
+
+# ---------------------------------------------------------------------------------------------
+# The projector
+# ---------------------------------------------------------------------------------------------
+
+
+class RoutesProjector:
+    def __init__(
+        self,
+        store: RoutesReadModel,
+        history: Callable[[str], list[c.FerryEvent]],
+        max_attempts: int = 5,
+    ) -> None:
+        self.store = store
+        self.history = history
+        self.max_attempts = max_attempts
+
+    def handle(self, event: c.FerryEvent) -> str:
+        key = key_of(event)
+        if key is None:
+            return "ignored"
+        for _ in range(self.max_attempts):
+            item = self.store.get(*key)
+            applied = int(item["version"]) if item else 0
+            if event.version <= applied:
+                return "duplicate"
+            if event.version == applied + 1:
+                events = [event]
+                outcome = "applied"
+            else:
+                events = [e for e in self.history(event.stream_id) if e.version > applied]
+                outcome = "caught_up"
+            new = item
+            for each in events:
+                new = fold(new, each)
+            assert new is not None
+            try:
+                self.store.put(new, applied if item else None)
+                return outcome
+            except VersionConflict:
+                continue
+        raise VersionConflict(f"gave up on {key}")
+
+
+def route_body(item: Item, failing_files: int | None = None) -> Item:
+    body = {
+        "route_id": item["route_id"],
+        **item.get("definition", {}),
+        "enabled": item.get("enabled"),
+        "created_at": item.get("created_at"),
+        "updated_at": item.get("updated_at"),
+        "version": item.get("version"),
+    }
+    if failing_files is not None:
+        body["status"] = (
+            "FAILING" if failing_files else ("ENABLED" if item.get("enabled") else "DISABLED")
+        )
+        body["failing_files"] = failing_files
+    return body
+
+
+def file_body(item: Item) -> Item:
+    return {k: v for k, v in item.items() if k not in ("sk", "route_customer")}

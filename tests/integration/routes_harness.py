@@ -1,0 +1,207 @@
+"""Shared set-up of the routes integration tests (moto server over HTTP): tables, endpoints as
+read-model items, the routes and jobs applications on the DynamoDB event store, SQS draining."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+from uuid import uuid4
+
+import boto3
+
+from events.dynamodb import create_events_table
+from events.translate import stream_events
+from ferry.api import InMemoryKeyStore
+from ferry.names import ResourceNames, route_scan_table
+from services.jobs.adapters import create_idempotency_table
+from services.jobs.bootstrap import bootstrap as jobs_bootstrap
+from services.jobs.settings import JobsSettings
+from services.projections.tables import create_read_model_tables
+from services.routes.adapters import (
+    DynamoEndpointDirectory,
+    DynamoRoutesReadModel,
+    JobsApplicationSubmitter,
+    create_tables,
+)
+from services.routes.application import RoutesApplication
+from services.routes.readmodel import RoutesProjector
+from services.routes.settings import RoutesSettings
+from tests.support.moto_server import unique_name
+
+Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
+
+
+class RoutesStack:
+    def __init__(self) -> None:
+        self.names = ResourceNames(unique_name("routes"))
+        self.ddb = boto3.client("dynamodb")
+        create_events_table(self.ddb, self.names.events_table)
+        create_read_model_tables(self.ddb, self.names)
+        create_idempotency_table(self.ddb, self.names.idempotency_table)
+        create_tables(self.ddb, self.names.routes_table, route_scan_table(self.names))
+        self.customer = unique_name("cust")
+        self.env = {
+            "PERSISTENCE_MODULE": "events.dynamodb",
+            "FERRY_EVENTS_TABLE": self.names.events_table,
+        }
+        self.settings = RoutesSettings(
+            prefix=self.names.prefix,
+            dispatch_limit=100,
+        )
+        self.jobs = jobs_bootstrap(
+            settings=JobsSettings(
+                endpoints_table=self.names.endpoints_table,
+                idempotency_table=self.names.idempotency_table,
+                api_keys_table=self.names.api_keys_table,
+            ),
+            keys=InMemoryKeyStore(),
+            env=self.env,
+        ).app
+        self.app = RoutesApplication(
+            endpoints=DynamoEndpointDirectory(self.names.endpoints_table),
+            jobs=JobsApplicationSubmitter(self.jobs),
+            staging_bucket=self.names.staging_bucket,
+            env=self.env,
+        )
+        self.read_model = DynamoRoutesReadModel(self.names.routes_table)
+        self.projector = RoutesProjector(
+            self.read_model, lambda s: stream_events(self.app.aggregate_recorder, s)
+        )
+
+    def put_endpoint(self, kind: str, **config: Any) -> str:
+        endpoint_id = str(uuid4())
+        now = datetime.now(UTC).isoformat()
+        item = {
+            "endpoint_id": endpoint_id,
+            "customer_id": self.customer,
+            "name": f"{kind}-{endpoint_id[:6]}",
+            "type": kind,
+            "direction": "BOTH",
+            "max_concurrency": 4,
+            "status": "ACTIVE",
+            "config": {"type": kind, **config},
+            "secret_arn": config.pop("secret_arn", None),
+            "created_at": now,
+            "updated_at": now,
+            "version": 2,
+        }
+        from services.routes.adapters import serialize
+
+        self.ddb.put_item(
+            TableName=self.names.endpoints_table,
+            Item=serialize({k: v for k, v in item.items() if v is not None}),
+        )
+        return endpoint_id
+
+    def create_route(self, definition: dict[str, Any]) -> str:
+        route = self.app.create(self.customer, "key-test", definition)
+        for event in self.app.route_events(self.customer, route.route_id):
+            self.projector.handle(event)
+        return route.route_id
+
+    def project_file(self, route_id: str, path: str) -> None:
+        for event in self.app.file_events(route_id, path):
+            self.projector.handle(event)
+
+    def job_requested_count(self) -> int:
+        count = 0
+        paginator = self.ddb.get_paginator("scan")
+        for page in paginator.paginate(
+            TableName=self.names.events_table,
+            FilterExpression="contains(topic, :t)",
+            ExpressionAttributeValues={":t": {"S": "JobRequested"}},
+            Select="COUNT",
+        ):
+            count += page["Count"]
+        return count
+
+
+def drain(
+    queue_url: str,
+    handle: Handler | list[Handler],
+    *,
+    idle_polls: int = 3,
+    keep: list[str] | None = None,
+    expect: int = 0,
+    timeout: float = 15.0,
+) -> int:
+    """Receive every message of a queue and give it to SQS-batch Lambda handlers (a list: one
+    thread each, like concurrent Lambda instances); returns the number of messages handled."""
+    handlers = handle if isinstance(handle, list) else [handle]
+    counts = [0] * len(handlers)
+    errors: list[BaseException] = []
+    lock = threading.Lock()
+    deadline = time.monotonic() + timeout
+
+    def work(index: int) -> None:
+        sqs = boto3.client("sqs")
+        idle = 0
+        try:
+            while idle < idle_polls or (sum(counts) < expect and time.monotonic() < deadline):
+                messages = sqs.receive_message(
+                    QueueUrl=queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=0
+                ).get("Messages", [])
+                if not messages:
+                    idle += 1
+                    time.sleep(0.1)
+                    continue
+                idle = 0
+                records = [
+                    {
+                        "messageId": m["MessageId"],
+                        "receiptHandle": m["ReceiptHandle"],
+                        "body": m["Body"],
+                        "attributes": {},
+                        "messageAttributes": {},
+                        "md5OfBody": m.get("MD5OfBody", ""),
+                        "eventSource": "aws:sqs",
+                        "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:q",
+                        "awsRegion": "us-east-1",
+                    }
+                    for m in messages
+                ]
+                response = handlers[index]({"Records": records}, None)
+                failed = {f["itemIdentifier"] for f in response.get("batchItemFailures", [])}
+                assert not failed, f"handler failed messages: {failed}"
+                for m in messages:
+                    sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=m["ReceiptHandle"])
+                with lock:
+                    counts[index] += len(messages)
+                    if keep is not None:
+                        keep.extend(m["Body"] for m in messages)
+        except BaseException as error:  # surfaced in the test's thread
+            errors.append(error)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(len(handlers))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    if errors:
+        raise errors[0]
+    return sum(counts)
+
+
+def wait_for(predicate: Callable[[], bool], timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.1)
+    raise AssertionError("condition not met in time")
+
+
+def queue_with_rule(bus: str, rule: str, pattern: dict[str, Any]) -> str:
+    sqs = boto3.client("sqs")
+    events = boto3.client("events")
+    url = sqs.create_queue(QueueName=unique_name("q"))["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
+    events.put_rule(Name=rule, EventBusName=bus, EventPattern=json.dumps(pattern))
+    events.put_targets(Rule=rule, EventBusName=bus, Targets=[{"Id": "routes", "Arn": arn}])
+    return url

@@ -1,0 +1,623 @@
+"""services/routes: the API (validation), the pull scanner (stable detection, dedupe, limits,
+fan-out post-action), the push consumer (idempotency) and the ledger read model — in memory."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+from uuid import uuid4
+
+import pytest
+
+from events import contract as c
+from events.translate import to_integration
+from ferry.api import InMemoryKeyStore, issue_key
+from ferry.apigw import rest_event
+from services.routes.application import RoutesApplication, idempotency_key
+from services.routes.bootstrap import RoutesService
+from services.routes.definition import (
+    check_template,
+    cron_matches,
+    parse_definition,
+    render,
+    template_values,
+)
+from services.routes.domain import file_stream_id
+from services.routes.handlers import build_resolver
+from services.routes.ports import (
+    EndpointInfo,
+    FakeJobs,
+    FakeObjects,
+    FakeSource,
+    InMemoryEndpointDirectory,
+    InMemoryScanStateStore,
+    ObjectInfo,
+    RouteDirectory,
+)
+from services.routes.push import PushConsumer
+from services.routes.readmodel import InMemoryRoutesReadModel, RoutesProjector
+from services.routes.scanner import Scanner, ScannerPolicy
+from services.routes.settings import RoutesSettings
+
+CUSTOMER = "cust-a"
+STAGING = "ferry-staging"
+
+
+class AppRouteDirectory(RouteDirectory):
+    """Enabled routes straight from the event store (what the read model would say)."""
+
+    def __init__(self, app: RoutesApplication) -> None:
+        self.app = app
+        self.ids: list[str] = []
+
+    def enabled_routes(self, trigger: str) -> list[tuple[str, str, dict[str, Any]]]:
+        out = []
+        for route_id in self.ids:
+            route = self.app.get_route(CUSTOMER, route_id)
+            if route.enabled and route.definition["trigger"]["type"] == trigger:
+                out.append((route_id, CUSTOMER, route.definition))
+        return out
+
+
+def _endpoint(kind: c.EndpointType, **config: Any) -> EndpointInfo:
+    status = config.pop("status", c.EndpointStatus.ACTIVE)
+    customer = config.pop("customer", CUSTOMER)
+    return EndpointInfo(
+        endpoint_id=str(uuid4()),
+        customer_id=customer,
+        type=kind,
+        status=status,
+        config={"type": kind.value, **config},
+    )
+
+
+@dataclass
+class World:
+    app: RoutesApplication
+    jobs: FakeJobs
+    endpoints: InMemoryEndpointDirectory
+    source: FakeSource
+    state: InMemoryScanStateStore
+    routes: AppRouteDirectory
+    scanner: Scanner
+    push: PushConsumer
+    objects: FakeObjects
+    read_model: InMemoryRoutesReadModel
+    key: str
+    other_key: str
+    ep: dict[str, EndpointInfo] = field(default_factory=dict)
+
+    def call(self, method: str, path: str, body: Any = None, *, key: str | None = None) -> Any:
+        resolver = build_resolver(
+            RoutesService(self.app, self.read_model, self._keys, RoutesSettings())
+        )
+        payload = body if isinstance(body, str) or body is None else json.dumps(body)
+        query = None
+        if "?" in path:
+            path, qs = path.split("?", 1)
+            query = dict(p.split("=", 1) for p in qs.split("&"))
+        response = resolver.resolve(
+            rest_event(
+                method, path, body=payload, headers={"x-api-key": key or self.key}, query=query
+            ),
+            None,
+        )
+        return response["statusCode"], json.loads(response["body"])
+
+    _keys: Any = None
+
+    def route(self, **overrides: Any) -> str:
+        definition: dict[str, Any] = {
+            "name": "invoices",
+            "source": {
+                "endpoint_id": self.ep["sftp"].endpoint_id,
+                "path": "out",
+                "pattern": "*.csv",
+            },
+            "targets": [
+                {"endpoint_id": self.ep["s3"].endpoint_id, "path_template": "in/{filename}"}
+            ],
+            "trigger": {"type": "schedule", "every": "1m"},
+        }
+        definition.update(overrides)
+        route = self.app.create(CUSTOMER, "key-1", definition)
+        self.routes.ids.append(route.route_id)
+        return route.route_id
+
+    def project(self, route_id: str, paths: list[str]) -> None:
+        projector = RoutesProjector(self.read_model, lambda s: [])
+        for event in self.app.route_events(CUSTOMER, route_id):
+            projector.handle(event)
+        for path in paths:
+            for event in self.app.file_events(route_id, path):
+                projector.handle(event)
+
+
+@pytest.fixture
+def world() -> World:
+    endpoints = InMemoryEndpointDirectory()
+    jobs = FakeJobs()
+    app = RoutesApplication(endpoints=endpoints, jobs=jobs, staging_bucket=STAGING)
+    source = FakeSource()
+    state = InMemoryScanStateStore()
+    routes = AppRouteDirectory(app)
+    objects = FakeObjects()
+    scanner = Scanner(
+        app=app,
+        routes=routes,
+        endpoints=endpoints,
+        sources=source,
+        state=state,
+        job_status=jobs,
+        policy=ScannerPolicy(dispatch_limit=100),
+    )
+    push = PushConsumer(
+        app=app,
+        routes=routes,
+        endpoints=endpoints,
+        objects=objects,
+        state=state,
+        staging_bucket=STAGING,
+    )
+    keys = InMemoryKeyStore()
+    key, _ = issue_key(keys, CUSTOMER)
+    other_key, _ = issue_key(keys, "cust-b")
+    w = World(
+        app,
+        jobs,
+        endpoints,
+        source,
+        state,
+        routes,
+        scanner,
+        push,
+        objects,
+        InMemoryRoutesReadModel(),
+        key,
+        other_key,
+    )
+    w._keys = keys
+    w.ep = {
+        "sftp": _endpoint(c.EndpointType.SFTP, host="h", base_path="/home/p"),
+        "s3": _endpoint(c.EndpointType.S3, bucket="archive", prefix="arch"),
+        "s3b": _endpoint(c.EndpointType.S3, bucket="outbox", prefix=""),
+        "disabled": _endpoint(c.EndpointType.S3, bucket="x", status=c.EndpointStatus.DISABLED),
+        "foreign": _endpoint(c.EndpointType.S3, bucket="y", customer="cust-b"),
+        "staging": _endpoint(c.EndpointType.S3, bucket=STAGING),
+    }
+    for endpoint in w.ep.values():
+        endpoints.put(endpoint)
+    return w
+
+
+def _body(w: World, **overrides: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "name": "r",
+        "source": {"endpoint_id": w.ep["s3b"].endpoint_id, "path": "out"},
+        "targets": [{"endpoint_id": w.ep["s3"].endpoint_id, "path_template": "{filename}"}],
+        "trigger": {"type": "event"},
+    }
+    body.update(overrides)
+    return body
+
+
+# ---------------------------------------------------------------------------------------------
+# API and validation
+# ---------------------------------------------------------------------------------------------
+
+
+def test_create_get_update_disable_enable_and_events(world: World) -> None:
+    status, created = world.call("POST", "/routes", _body(world))
+    assert status == 201, created
+    route_id = created["route_id"]
+    assert created["enabled"] is True and created["source"]["pattern"] == "*"
+
+    status, patched = world.call("PATCH", f"/routes/{route_id}", {"once_per_name": True})
+    assert status == 200 and patched["once_per_name"] is True
+    assert world.call("POST", f"/routes/{route_id}/disable")[1]["enabled"] is False
+    assert world.call("POST", f"/routes/{route_id}/enable")[1]["enabled"] is True
+
+    status, events = world.call("GET", f"/routes/{route_id}/events")
+    assert [e["detail-type"] for e in events["items"]] == [
+        "RouteCreated",
+        "RouteUpdated",
+        "RouteDisabled",
+        "RouteEnabled",
+    ]
+    assert events["items"][1]["detail"]["changed"] == {"once_per_name": True}
+
+    world.project(route_id, [])
+    status, listed = world.call("GET", "/routes")
+    assert [r["route_id"] for r in listed["items"]] == [route_id]
+    # another customer sees nothing
+    assert world.call("GET", f"/routes/{route_id}", key=world.other_key)[0] == 404
+    assert world.call("GET", "/routes", key=world.other_key)[1]["items"] == []
+
+
+@pytest.mark.parametrize(
+    ("change", "status", "field"),
+    [
+        ({"colour": "red"}, 422, "colour"),
+        ({"source": {"endpoint_id": "E", "path": "out", "bogus": 1}}, 422, "source.bogus"),
+        ({"source": {"endpoint_id": "E", "pattern": "[abc"}}, 422, "source.pattern"),
+        ({"source": {"endpoint_id": "E", "pattern": "(x", "regex": True}}, 422, "source.pattern"),
+        ({"source": {"endpoint_id": "E", "min_size": 9, "max_size": 1}}, 422, "source.max_size"),
+        ({"source": {"endpoint_id": "E", "path": "../up"}}, 422, "source.path"),
+        (
+            {"targets": [{"endpoint_id": "T", "path_template": "{nope}/x"}]},
+            422,
+            "targets.0.path_template",
+        ),
+        (
+            {"targets": [{"endpoint_id": "T", "path_template": "../{filename}"}]},
+            422,
+            "targets.0.path_template",
+        ),
+        (
+            {"targets": [{"endpoint_id": "T", "path_template": "/abs/{filename}"}]},
+            422,
+            "targets.0.path_template",
+        ),
+        (
+            {"targets": [{"endpoint_id": "T", "path_template": "a/{yyyy!r}"}]},
+            422,
+            "targets.0.path_template",
+        ),
+        ({"targets": []}, 422, "targets"),
+        ({"trigger": {"type": "schedule"}}, 422, "trigger.every"),
+        ({"trigger": {"type": "schedule", "cron": "61 * * * *"}}, 422, "trigger.cron"),
+        ({"trigger": {"type": "schedule", "every": "5 minutes"}}, 422, "trigger.every"),
+        ({"trigger": {"type": "sometimes"}}, 422, "trigger.type"),
+        ({"post_action": "move"}, 422, "move_to"),
+        ({"stable": {"done_marker": "{other}.ok"}}, 422, "stable.done_marker"),
+    ],
+)
+def test_invalid_definitions_name_the_field(
+    world: World, change: dict[str, Any], status: int, field: str
+) -> None:
+    body = _body(world, **change)
+    if "source" in change:
+        body["source"] = {**change["source"], "endpoint_id": world.ep["s3b"].endpoint_id}
+    if change.get("targets"):
+        body["targets"] = [{**change["targets"][0], "endpoint_id": world.ep["s3"].endpoint_id}]
+    got, answer = world.call("POST", "/routes", body)
+    assert (got, answer["error"].get("field")) == (status, field), answer
+
+
+@pytest.mark.parametrize(
+    ("which", "where", "status", "field"),
+    [
+        ("sftp", "source", 422, "trigger.type"),  # event trigger on an SFTP source
+        ("disabled", "source", 422, "source.endpoint_id"),
+        ("disabled", "target", 422, "targets.0.endpoint_id"),
+        ("foreign", "source", 404, "source.endpoint_id"),
+        ("foreign", "target", 404, "targets.0.endpoint_id"),
+        ("staging", "source", 422, "source.endpoint_id"),
+        ("unknown", "target", 404, "targets.0.endpoint_id"),
+    ],
+)
+def test_endpoint_checks(world: World, which: str, where: str, status: int, field: str) -> None:
+    endpoint_id = world.ep[which].endpoint_id if which in world.ep else str(uuid4())
+    body = _body(world)
+    if where == "source":
+        body["source"] = {"endpoint_id": endpoint_id}
+    else:
+        body["targets"] = [{"endpoint_id": endpoint_id}]
+    got, answer = world.call("POST", "/routes", body)
+    assert (got, answer["error"].get("field")) == (status, field), answer
+
+
+def test_bad_json_and_patch_of_unknown_or_enabled_fields(world: World) -> None:
+    assert world.call("POST", "/routes", "{nope")[0] == 400
+    route_id = world.call("POST", "/routes", _body(world))[1]["route_id"]
+    got, answer = world.call("PATCH", f"/routes/{route_id}", {"enabled": False})
+    assert (got, answer["error"]["field"]) == (422, "enabled")
+    got, answer = world.call("PATCH", f"/routes/{route_id}", {"trigger": {"type": "nope"}})
+    assert (got, answer["error"]["field"]) == (422, "trigger.type")
+    assert world.call("PATCH", f"/routes/{uuid4()}", {"name": "x"})[0] == 404
+
+
+def test_templates_render_and_cannot_escape() -> None:
+    values = template_values(
+        "sub/report.final.csv", customer="acme", route="daily", when=datetime(2026, 3, 4)
+    )
+    assert render("{customer}/{yyyy}/{mm}/", values) == "acme/2026/03/report.final.csv"
+    assert render("x/{stem}-{dd}.{ext}", values) == "x/report.final-04.csv"
+    assert render("{route}/{relpath}", values) == "daily/sub/report.final.csv"
+    for bad in ("../{filename}", "{filename}/../..", "/etc/{filename}", "a//{filename}", "{x}"):
+        with pytest.raises(ValueError):
+            check_template(bad)
+
+
+def test_cron_matcher() -> None:
+    monday_0905 = datetime(2026, 11, 23, 9, 5, tzinfo=UTC)
+    assert cron_matches("*/5 9-17 * * 1-5", monday_0905)
+    assert not cron_matches("*/5 9-17 * * 0,6", monday_0905)
+    assert not cron_matches("0 * * * *", monday_0905)
+
+
+# ---------------------------------------------------------------------------------------------
+# Pull: stable detection, dedupe, versions, once_per_name, limits
+# ---------------------------------------------------------------------------------------------
+
+T0 = 1_800_000_000.0
+
+
+def test_a_growing_file_is_dispatched_only_after_it_stops_growing(world: World) -> None:
+    route_id = world.route()
+    for tick, size in enumerate([10, 20, 30]):
+        world.source.put("out/slow.csv", size, T0 + tick)
+        assert world.scanner.tick(T0 + 60 * tick).dispatched == 0
+    # unchanged for stable.checks (2) observations → dispatched exactly once
+    report = world.scanner.tick(T0 + 180)
+    assert report.dispatched == 1
+    assert world.scanner.tick(T0 + 240).dispatched == 0
+    [job] = world.jobs.requests.values()
+    assert job["source"] == {
+        "endpoint_id": world.ep["sftp"].endpoint_id,
+        "path": "out/slow.csv",
+        "version": f"30:{int(T0 + 2)}",
+    }
+    assert job["target"]["path"] == "in/slow.csv"
+    assert job["options"]["post_action"] == "none"
+    reasons = [
+        (e.detail_type(), getattr(e, "reason", None))
+        for e in world.app.file_events(route_id, "out/slow.csv")
+    ]
+    assert reasons == [
+        ("FileDiscovered", None),
+        ("FileSkipped", "unstable"),
+        ("FileSkipped", "unstable"),
+        ("FileDispatched", None),
+    ]
+
+
+def test_min_age_and_done_marker(world: World) -> None:
+    world.route(stable={"checks": 1, "min_age": "5m", "done_marker": "{name}.done"})
+    world.source.put("out/a.csv", 5, T0)
+    assert world.scanner.tick(T0 + 60).skipped.get("unstable") == 1  # too young
+    assert world.scanner.tick(T0 + 400).skipped.get("not_done") == 1
+    world.source.put("out/a.csv.done", 0, T0)
+    report = world.scanner.tick(T0 + 500)
+    assert report.dispatched == 1 and "pattern" not in report.skipped  # the marker is no file
+
+
+def test_dedupe_new_version_and_once_per_name(world: World) -> None:
+    plain = world.route(stable={"checks": 1})
+    once = world.route(stable={"checks": 1}, once_per_name=True, name="once")
+    world.source.put("out/a.csv", 5, T0)
+    assert world.scanner.tick(T0).dispatched == 2
+    assert world.scanner.tick(T0 + 60).dispatched == 0  # same version: nothing, no events
+    events_before = len(world.app.file_events(plain, "out/a.csv"))
+    assert world.scanner.tick(T0 + 120).dispatched == 0
+    assert len(world.app.file_events(plain, "out/a.csv")) == events_before
+    world.source.put("out/a.csv", 7, T0 + 100)  # a new version
+    assert world.scanner.tick(T0 + 180).dispatched == 1  # only the plain route
+    assert len(world.jobs.requests) == 3
+    once_ledger = world.app.ledger(once, "out/a.csv")
+    assert once_ledger is not None and once_ledger.last_skip == (f"7:{int(T0 + 100)}", "duplicate")
+
+
+def test_per_tick_limit_is_backpressure(world: World) -> None:
+    world.scanner.policy = ScannerPolicy(dispatch_limit=3)
+    world.route(stable={"checks": 1})
+    for i in range(8):
+        world.source.put(f"out/f{i}.csv", i, T0)
+    dispatched = [world.scanner.tick(T0 + 60 * t).dispatched for t in range(4)]
+    assert dispatched == [3, 3, 2, 0]
+    assert len(world.jobs.requests) == 8
+
+
+def test_steady_directory_costs_no_writes(world: World) -> None:
+    world.route(stable={"checks": 2})
+    for i in range(50):
+        world.source.put(f"out/f{i}.csv", i, T0)
+    world.scanner.tick(T0)
+    world.scanner.tick(T0 + 60)
+    writes = world.state.writes
+    world.scanner.tick(T0 + 120)
+    assert world.state.writes == writes
+
+
+# ---------------------------------------------------------------------------------------------
+# Fan-out and post-action
+# ---------------------------------------------------------------------------------------------
+
+
+def _fan_out(world: World) -> str:
+    return world.route(
+        stable={"checks": 1},
+        targets=[
+            {"endpoint_id": world.ep["s3"].endpoint_id, "path_template": "{customer}/{yyyy}/"},
+            {"endpoint_id": world.ep["s3b"].endpoint_id, "path_template": "bank/{filename}"},
+        ],
+        post_action="move",
+        move_to="archive",
+    )
+
+
+def test_post_action_only_after_every_target_succeeded(world: World) -> None:
+    route_id = _fan_out(world)
+    world.source.put("out/pay.csv", 5, T0)
+    world.scanner.tick(T0)
+    first, second = sorted(world.jobs.requests)
+    assert world.jobs.requests[first]["target"]["path"] == "cust-a/2027/pay.csv"
+    world.jobs.finish(first, "SUCCEEDED")
+    world.scanner.tick(T0 + 60)
+    assert "out/pay.csv" in world.source.files  # one target still running
+    world.jobs.finish(second, "SUCCEEDED")
+    world.scanner.tick(T0 + 120)
+    assert "archive/pay.csv" in world.source.files and "out/pay.csv" not in world.source.files
+    last = world.app.file_events(route_id, "out/pay.csv")[-1]
+    assert isinstance(last, c.FilePostActionCompleted) and last.moved_to == "archive/pay.csv"
+
+
+def test_one_failed_target_leaves_the_source_and_shows_the_failure(world: World) -> None:
+    route_id = _fan_out(world)
+    world.source.put("out/pay.csv", 5, T0)
+    world.scanner.tick(T0)
+    first, second = sorted(world.jobs.requests)
+    world.jobs.finish(first, "SUCCEEDED")
+    world.jobs.finish(second, "FAILED", "PERMISSION_DENIED")
+    world.scanner.tick(T0 + 60)
+    world.scanner.tick(T0 + 120)
+    assert "out/pay.csv" in world.source.files
+    last = world.app.file_events(route_id, "out/pay.csv")[-1]
+    assert isinstance(last, c.FileDeliveryFailed) and last.failed_job_ids == [second]
+    world.project(route_id, ["out/pay.csv"])
+    _status, route = world.call("GET", f"/routes/{route_id}")
+    assert route["status"] == "FAILING" and route["failing_files"] == ["out/pay.csv"]
+
+
+# ---------------------------------------------------------------------------------------------
+# The ledger answers "why wasn't X sent?"
+# ---------------------------------------------------------------------------------------------
+
+
+def test_ledger_answers_why_a_file_was_not_sent(world: World) -> None:
+    route_id = world.route(once_per_name=True)
+    world.source.put("out/growing.csv", 1, T0)
+    world.source.put("out/notes.txt", 1, T0)
+    world.source.put("out/again.csv", 1, T0)
+    world.scanner.tick(T0)
+    world.source.put("out/growing.csv", 2, T0 + 30)
+    world.scanner.tick(T0 + 60)
+    world.scanner.tick(T0 + 120)  # again.csv dispatched (stable)
+    world.source.put("out/again.csv", 9, T0 + 130)  # new version, but once_per_name
+    world.scanner.tick(T0 + 180)
+    world.scanner.tick(T0 + 240)
+    paths = ["out/growing.csv", "out/notes.txt", "out/again.csv"]
+    world.project(route_id, paths)
+
+    def why(name: str) -> dict[str, Any]:
+        status, answer = world.call("GET", f"/routes/{route_id}/files?name={name}")
+        assert status == 200
+        [item] = answer["items"]
+        return item
+
+    assert why("notes.txt")["reason"] == "pattern"
+    assert why("again.csv")["reason"] == "duplicate"
+    growing = why("growing.csv")
+    assert [h.get("reason") for h in growing["history"]][:2] == [None, "unstable"]
+    assert growing["first_seen_at"].startswith("2027-01-15")
+    assert world.call("GET", f"/routes/{route_id}/files?name=x", key=world.other_key)[0] == 404
+
+
+# ---------------------------------------------------------------------------------------------
+# Push
+# ---------------------------------------------------------------------------------------------
+
+
+def _s3_event(bucket: str, key: str, etag: str, size: int = 5) -> dict[str, Any]:
+    return {
+        "source": "aws.s3",
+        "detail-type": "Object Created",
+        "time": "2026-11-22T10:00:00Z",
+        "detail": {
+            "bucket": {"name": bucket},
+            "object": {"key": key, "size": size, "etag": etag, "sequencer": "01"},
+        },
+    }
+
+
+def test_push_idempotency_new_versions_and_no_loops(world: World) -> None:
+    route_id = world.route(
+        source={"endpoint_id": world.ep["s3b"].endpoint_id, "path": "out", "pattern": "*.csv"},
+        targets=[
+            {"endpoint_id": world.ep["s3b"].endpoint_id, "path_template": "delivered/{filename}"},
+            {"endpoint_id": world.ep["sftp"].endpoint_id, "path_template": "{filename}"},
+        ],
+        trigger={"type": "event"},
+    )
+    world.objects.objects[("outbox", "out/a.csv")] = ObjectInfo(5, "e1", None, T0, {})
+    assert world.push.handle(_s3_event("outbox", "out/a.csv", "e1")) == ["dispatched"]
+    assert world.push.handle(_s3_event("outbox", "out/a.csv", "e1")) == ["duplicate"]
+    assert len(world.jobs.requests) == 2
+    assert world.push.handle(_s3_event("outbox", "out/a.csv", "e2")) == ["dispatched"]
+    assert len(world.jobs.requests) == 4
+    # the target lands in the same bucket, outside the source prefix: no route matches
+    assert world.push.handle(_s3_event("outbox", "delivered/a.csv", "e1")) == []
+    # an object Ferry wrote (metadata ferry-job-id) inside the source prefix is skipped
+    world.objects.objects[("outbox", "out/b.csv")] = ObjectInfo(
+        5, "e3", None, T0, {"ferry-job-id": "job-1"}
+    )
+    assert world.push.handle(_s3_event("outbox", "out/b.csv", "e3")) == ["ferry_written"]
+    assert world.push.handle(_s3_event(STAGING, "out/a.csv", "e1")) == []
+    world.objects.objects[("outbox", "out/c.txt")] = ObjectInfo(5, "e4", None, T0, {})
+    assert world.push.handle(_s3_event("outbox", "out/c.txt", "e4")) == ["pattern"]
+    assert len(world.jobs.requests) == 4
+    assert set(world.jobs.route_of.values()) == {route_id}
+
+
+def test_push_idempotency_key_is_deterministic() -> None:
+    a = idempotency_key("r", 0, "t", "bucket", "key", "etag")
+    assert a == idempotency_key("r", 0, "t", "bucket", "key", "etag")
+    assert a != idempotency_key("r", 1, "t", "bucket", "key", "etag")
+    assert a != idempotency_key("r", 0, "t", "bucket", "key", "etag2")
+    assert len(a) < 255 and " " not in a
+
+
+# ---------------------------------------------------------------------------------------------
+# Read model order-safety and the contract
+# ---------------------------------------------------------------------------------------------
+
+
+def test_projection_is_idempotent_and_catches_up_out_of_order(world: World) -> None:
+    route_id = world.route(stable={"checks": 1})
+    world.source.put("out/a.csv", 1, T0)
+    world.scanner.tick(T0)
+    events = world.app.file_events(route_id, "out/a.csv")
+    store = InMemoryRoutesReadModel()
+    projector = RoutesProjector(store, lambda stream_id: events)
+    assert projector.handle(events[-1]) == "caught_up"
+    assert projector.handle(events[0]) == "duplicate"
+    item = store.get(route_id, "file#out/a.csv")
+    assert item is not None and item["status"] == "dispatched" and item["version"] == len(events)
+    assert str(file_stream_id(route_id, "out/a.csv")) == events[0].stream_id
+
+
+def test_every_emitted_domain_event_translates_to_the_contract(world: World) -> None:
+    route_id = _fan_out(world)
+    world.app.update(CUSTOMER, "k", route_id, {"name": "renamed"})
+    world.app.disable(CUSTOMER, "k", route_id)
+    world.app.enable(CUSTOMER, "k", route_id)
+    world.source.put("out/a.csv", 1, T0)
+    world.source.put("out/b.txt", 1, T0)
+    world.scanner.tick(T0)
+    for job_id in list(world.jobs.requests):
+        world.jobs.finish(job_id, "SUCCEEDED")
+    world.scanner.tick(T0 + 60)
+    seen = set()
+    for stream in (
+        world.app.recorder.select_events(world.app.get_route(CUSTOMER, route_id).id),
+        world.app.recorder.select_events(file_stream_id(route_id, "out/a.csv")),
+        world.app.recorder.select_events(file_stream_id(route_id, "out/b.txt")),
+    ):
+        for stored in stream:
+            event = to_integration(stored)
+            assert event is not None
+            seen.add(event.detail_type())
+    assert {
+        "RouteCreated",
+        "RouteUpdated",
+        "RouteDisabled",
+        "RouteEnabled",
+        "FileDiscovered",
+        "FileSkipped",
+        "FileDispatched",
+        "FilePostActionCompleted",
+    } <= seen
+
+
+def test_parse_definition_defaults() -> None:
+    definition = parse_definition(
+        {
+            "name": "n",
+            "source": {"endpoint_id": "s"},
+            "targets": [{"endpoint_id": "t"}],
+            "trigger": {"type": "event"},
+        }
+    )
+    assert definition.stable.checks == 2 and definition.targets[0].path_template == "{filename}"
