@@ -263,8 +263,10 @@ class JobsApplication(FerryApplication):
         actor: str,
         request: TransferRequest,
         idempotency_key: str | None = None,
+        route_id: str | None = None,
     ) -> Submitted:
-        """Create (or find, for a repeated request) a queued job."""
+        """Create (or find, for a repeated request) a queued job (``route_id``: the route that
+        dispatched it, if any)."""
         self._check_request(request)
         source, target = self._usable_endpoints(
             customer_id, request.source.endpoint_id, request.target.endpoint_id
@@ -305,7 +307,7 @@ class JobsApplication(FerryApplication):
                 "this Idempotency-Key was already used with a different request body",
                 field=IDEMPOTENCY_HEADER,
             )
-        return self._ensure_job(customer_id, actor, held, label, fresh=claimed)
+        return self._ensure_job(customer_id, actor, held, label, fresh=claimed, route_id=route_id)
 
     def cancel(
         self, customer_id: str, actor: str, job_id: str, reason: str | None = None
@@ -468,7 +470,14 @@ class JobsApplication(FerryApplication):
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _ensure_job(
-        self, customer_id: str, actor: str, held: IdempotencyRecord, label: str, *, fresh: bool
+        self,
+        customer_id: str,
+        actor: str,
+        held: IdempotencyRecord,
+        label: str,
+        *,
+        fresh: bool,
+        route_id: str | None = None,
     ) -> Submitted:
         """The job an idempotency record stands for: created here when it does not exist yet
         (the claimant may have died after claiming). Version-1 appends are conditional, so
@@ -487,6 +496,7 @@ class JobsApplication(FerryApplication):
             idempotency_key=label,
             request_hash=held.request_hash,
             actor=actor,
+            route_id=route_id,
         )
         try:
             self.save(job)

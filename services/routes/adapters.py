@@ -397,16 +397,11 @@ class DynamoScanStateStore(ScanStateStore):
 
 
 class JobsApplicationSubmitter(JobSubmitter):
-    """Creates jobs with ``services.jobs.application.JobsApplication.submit``.
-
-    ``route_id`` is passed when the jobs application's submit accepts it (JobRequested has the
-    field); until then the jobs are created without it."""
+    """Creates jobs with ``services.jobs.application.JobsApplication.submit`` (JobRequested
+    records the route_id)."""
 
     def __init__(self, jobs_app: Any) -> None:
-        import inspect
-
         self._jobs = jobs_app
-        self._takes_route = "route_id" in inspect.signature(jobs_app.submit).parameters
 
     def submit(
         self,
@@ -419,9 +414,10 @@ class JobsApplicationSubmitter(JobSubmitter):
         from services.jobs.application import JobsError, TransferRequest
 
         parsed = TransferRequest.model_validate(request)
-        extra = {"route_id": route_id} if self._takes_route else {}
         try:
-            result = self._jobs.submit(customer_id, actor, parsed, idempotency_key, **extra)
+            result = self._jobs.submit(
+                customer_id, actor, parsed, idempotency_key, route_id=route_id
+            )
         except JobsError as error:
             raise DispatchRefused(error.code, error.message) from None
         return str(result.job_id)

@@ -4,7 +4,6 @@ makes exactly one per target; objects Ferry writes never trigger a route."""
 
 from __future__ import annotations
 
-import inspect
 import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -13,7 +12,6 @@ import boto3
 import pytest
 
 from ferry.names import S3_OBJECT_CREATED_PATTERN
-from services.jobs.application import JobsApplication
 from services.routes.bootstrap import build_push_consumer
 from services.routes.push import make_handler
 from tests.integration.routes_harness import RoutesStack, drain, queue_with_rule
@@ -148,10 +146,6 @@ def test_push_jobs_duplicates_replays_new_versions_and_no_loops(push: dict[str, 
     assert stack.job_requested_count() == N * 2 + 2
 
 
-@pytest.mark.skipif(
-    "route_id" not in inspect.signature(JobsApplication.submit).parameters,
-    reason="JobsApplication.submit takes no route_id yet (asked the lead / jobs engineer)",
-)
 def test_route_jobs_carry_the_route_id(push: dict[str, Any]) -> None:
     stack: RoutesStack = push["stack"]
     push["s3"].put_object(Bucket=push["outbox"], Key="out/one.csv", Body=b"1")
