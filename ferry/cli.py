@@ -1,0 +1,818 @@
+"""``ferry``: run the local stack and drive the Ferry HTTP API from a terminal.
+
+    ferry up                      # the local stack: prints API URL, API key, AWS endpoint
+    ferry demo [--exit]           # the stack + an SFTP server + one transfer per flow
+    ferry endpoints add --name in --type s3 --bucket b --direction INBOUND
+    ferry transfer --from EP:path --to EP:path
+    ferry status JOB --watch
+    ferry jobs | events JOB | cancel JOB | redrive JOB
+    ferry keys create CUSTOMER | projections rebuild
+
+Configuration: ``<data-dir>/config.json`` (written by ``ferry up``; ``--data-dir`` or
+FERRY_DATA_DIR, default ./.ferry), overridden by FERRY_API_URL / FERRY_API_KEY. Human output by
+default, ``--json`` for scripts; every failure exits non-zero with the API's message and field.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import sys
+import threading
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+FINAL_STATUSES = ("SUCCEEDED", "FAILED", "CANCELLED")
+DEFAULT_DATA_DIR = ".ferry"
+
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+class CliError(Exception):
+    def __init__(self, message: str, *, field: str | None = None, status: int | None = None):
+        super().__init__(message)
+        self.message = message
+        self.field = field
+        self.status = status
+
+
+# ------------------------------------------------------------------------------------------
+# Configuration and the HTTP client
+# ------------------------------------------------------------------------------------------
+
+
+def data_dir_of(args: argparse.Namespace) -> Path:
+    return Path(args.data_dir or os.environ.get("FERRY_DATA_DIR") or DEFAULT_DATA_DIR)
+
+
+def load_config(args: argparse.Namespace) -> dict[str, Any]:
+    from ferry.local.keys import read_config
+
+    config = read_config(data_dir_of(args))
+    if os.environ.get("FERRY_API_URL"):
+        config["api_url"] = os.environ["FERRY_API_URL"]
+    if os.environ.get("FERRY_API_KEY"):
+        config["api_key"] = os.environ["FERRY_API_KEY"]
+    return config
+
+
+class ApiClient:
+    """A tiny JSON client for the Ferry API (urllib only)."""
+
+    def __init__(self, api_url: str, api_key: str, timeout: float = 30.0) -> None:
+        self.api_url = api_url.rstrip("/")
+        self.api_key = api_key
+        self.timeout = timeout
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace) -> ApiClient:
+        config = load_config(args)
+        if not config.get("api_url") or not config.get("api_key"):
+            raise CliError(
+                f"no API configured: run `ferry up` (writes {data_dir_of(args)}/config.json) "
+                "or set FERRY_API_URL and FERRY_API_KEY"
+            )
+        return cls(str(config["api_url"]), str(config["api_key"]))
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        *,
+        query: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> Any:
+        url = self.api_url + path
+        if query:
+            clean = {k: str(v) for k, v in query.items() if v is not None}
+            if clean:
+                url += "?" + urllib.parse.urlencode(clean)
+        data = json.dumps(body).encode() if body is not None else None
+        all_headers = {"x-api-key": self.api_key, "Accept": "application/json"}
+        if data is not None:
+            all_headers["Content-Type"] = "application/json"
+        all_headers.update(headers or {})
+        req = urllib.request.Request(url, data=data, method=method, headers=all_headers)
+        try:
+            with urllib.request.urlopen(req, timeout=self.timeout) as resp:
+                raw = resp.read()
+        except urllib.error.HTTPError as error:
+            raise _api_error(error) from None
+        except urllib.error.URLError as error:
+            raise CliError(f"cannot reach the API at {self.api_url}: {error.reason}") from None
+        except (TimeoutError, ConnectionError) as error:
+            raise CliError(f"cannot reach the API at {self.api_url}: {error}") from None
+        return json.loads(raw) if raw else None
+
+
+def _api_error(error: urllib.error.HTTPError) -> CliError:
+    raw = error.read()
+    try:
+        payload = json.loads(raw)
+        detail = payload.get("error") if isinstance(payload, dict) else None
+    except ValueError:
+        detail = None
+    if isinstance(detail, dict):
+        return CliError(
+            f"{detail.get('message', 'request failed')} ({error.code} {detail.get('code', '')})",
+            field=detail.get("field"),
+            status=error.code,
+        )
+    text = raw.decode(errors="replace")[:300]
+    return CliError(f"HTTP {error.code}: {text}", status=error.code)
+
+
+def _items(payload: Any, *keys: str) -> list[dict[str, Any]]:
+    if isinstance(payload, list):
+        return payload
+    if isinstance(payload, dict):
+        for key in (*keys, "items"):
+            if isinstance(payload.get(key), list):
+                return list(payload[key])
+    return []
+
+
+def _emit_json(value: Any) -> None:
+    sys.stdout.write(json.dumps(value, indent=2, default=str) + "\n")
+    sys.stdout.flush()
+
+
+# ------------------------------------------------------------------------------------------
+# Local stack
+# ------------------------------------------------------------------------------------------
+
+
+def _signal_event() -> threading.Event:
+    stop = threading.Event()
+
+    def _handler(signum: int, frame: Any) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGINT, _handler)
+    signal.signal(signal.SIGTERM, _handler)
+    return stop
+
+
+def print_stack_lines(info: Any) -> None:
+    print(f"API URL: {info.api_url}", flush=True)
+    print(f"API key: {info.api_key}", flush=True)
+    print(f"AWS endpoint: {info.aws_endpoint}", flush=True)
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    from ferry.local.stack import LocalStack, PortInUse
+
+    stop = _signal_event()
+    stack = LocalStack(
+        data_dir_of(args),
+        api_port=args.port,
+        moto_port=args.moto_port,
+        on_event=lambda msg: err.print(f"[yellow]ferry up:[/] {msg}"),
+    )
+    try:
+        try:
+            info = stack.start()
+        except PortInUse as error:
+            raise CliError(str(error)) from None
+        print_stack_lines(info)
+        for module in info.missing:
+            err.print(f"[yellow]not available yet:[/] {module}")
+        err.print(f"Logs: {info.data_dir / 'logs'}   Ctrl-C stops everything.")
+        return stack.wait(stop)
+    finally:
+        stack.stop()
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from ferry.local.demo import run_demo
+
+    return run_demo(args, data_dir_of(args))
+
+
+def cmd_keys_create(args: argparse.Namespace) -> int:
+    from ferry.api import DynamoKeyStore, issue_key
+    from ferry.local import bootstrap
+    from ferry.local.keys import FileBackedKeyStore
+    from ferry.names import ResourceNames
+
+    config = load_config(args)
+    endpoint = os.environ.get("AWS_ENDPOINT_URL") or config.get("aws_endpoint")
+    if not endpoint:
+        raise CliError("no AWS endpoint: run `ferry up` first (or set AWS_ENDPOINT_URL)")
+    region = str(config.get("region") or "us-east-1")
+    table = DynamoKeyStore(
+        ResourceNames().api_keys_table,
+        client=bootstrap.aws_client("dynamodb", str(endpoint), region),
+    )
+    try:
+        key, principal = issue_key(FileBackedKeyStore(data_dir_of(args), table), args.customer)
+    except Exception as error:
+        raise CliError(f"cannot write the API key ({type(error).__name__}: {error})") from None
+    if args.json:
+        _emit_json(
+            {"api_key": key, "customer_id": principal.customer_id, "key_id": principal.key_id}
+        )
+    else:
+        print(f"API key: {key}")
+        err.print(f"customer {principal.customer_id}, key id {principal.key_id} (shown once)")
+    return 0
+
+
+def cmd_projections_rebuild(args: argparse.Namespace) -> int:
+    config = load_config(args)
+    endpoint = os.environ.get("AWS_ENDPOINT_URL") or config.get("aws_endpoint")
+    if endpoint:
+        from ferry.local.bootstrap import service_environment
+        from ferry.names import ResourceNames
+
+        os.environ.update(
+            service_environment(
+                ResourceNames(), str(endpoint), str(config.get("region") or "us-east-1"), {}
+            )
+        )
+    try:
+        from services.projections import rebuild as rebuild_module
+    except ImportError as error:
+        raise CliError(f"services.projections.rebuild is not available: {error}") from None
+    import contextlib
+    import io
+
+    started = time.monotonic()
+    captured = io.StringIO()
+    with contextlib.redirect_stdout(captured):
+        try:
+            code = rebuild_module.main([])
+        except Exception as error:
+            raise CliError(f"rebuild failed: {type(error).__name__}: {error}") from None
+    message = captured.getvalue().strip()
+    if code:
+        raise CliError(f"rebuild failed (exit {code}): {message}")
+    summary = {"rebuilt": True, "seconds": round(time.monotonic() - started, 2), "report": message}
+    if args.json:
+        _emit_json(summary)
+    else:
+        out.print(message or f"read models rebuilt in {summary['seconds']} s")
+    return 0
+
+
+# ------------------------------------------------------------------------------------------
+# Endpoints
+# ------------------------------------------------------------------------------------------
+
+ENDPOINT_COLUMNS = ("endpoint_id", "name", "type", "direction", "status", "status_reason")
+
+
+def endpoint_body(args: argparse.Namespace) -> dict[str, Any]:
+    """The flat POST /endpoints body; key files are read from disk, never echoed."""
+    body: dict[str, Any] = {"name": args.name, "type": args.type}
+    for attr in ("direction", "max_concurrency"):
+        if getattr(args, attr) is not None:
+            body[attr] = getattr(args, attr)
+    if args.type == "s3":
+        for attr in ("bucket", "prefix", "region", "kms_key_id"):
+            if getattr(args, attr) is not None:
+                body[attr] = getattr(args, attr)
+        return body
+    for attr in ("host", "port", "username", "base_path", "host_key"):
+        if getattr(args, attr) is not None:
+            body[attr] = getattr(args, attr)
+    if args.host_key_file:
+        body["host_key"] = _read_file(args.host_key_file, "--host-key-file").strip()
+    if args.private_key_file:
+        body["private_key"] = _read_file(args.private_key_file, "--private-key-file")
+    if args.passphrase is not None:
+        body["passphrase"] = args.passphrase
+    if args.passphrase_env:
+        body["passphrase"] = _env_value(args.passphrase_env, "--passphrase-env")
+    if args.password is not None:
+        body["password"] = args.password
+    if args.password_env:
+        body["password"] = _env_value(args.password_env, "--password-env")
+    return body
+
+
+def _read_file(path: str, option: str) -> str:
+    try:
+        return Path(path).expanduser().read_text()
+    except OSError as error:
+        raise CliError(f"cannot read {path}: {error.strerror}", field=option) from None
+
+
+def _env_value(name: str, option: str) -> str:
+    value = os.environ.get(name)
+    if value is None:
+        raise CliError(f"environment variable {name} is not set", field=option)
+    return value
+
+
+def _table(*columns: str) -> Table:
+    table = Table()
+    for column in columns:
+        table.add_column(column, overflow="fold")
+    return table
+
+
+def _endpoint_table(endpoints: list[dict[str, Any]]) -> Table:
+    table = _table(*ENDPOINT_COLUMNS)
+    for e in endpoints:
+        table.add_row(*(_cell(e.get(c)) for c in ENDPOINT_COLUMNS))
+    return table
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, dict | list):
+        return json.dumps(value)
+    return str(value)
+
+
+def cmd_endpoints_add(args: argparse.Namespace) -> int:
+    client = ApiClient.from_args(args)
+    created = client.request("POST", "/endpoints", endpoint_body(args))
+    if args.wait:
+        created = wait_for_endpoint(client, created["endpoint_id"], args.wait)
+    if args.json:
+        _emit_json(created)
+    else:
+        out.print(_endpoint_table([created]))
+    if args.wait and created.get("status") != "ACTIVE":
+        raise CliError(
+            f"endpoint {created['endpoint_id']} is {created.get('status')}: "
+            f"{created.get('status_reason') or 'not ACTIVE'}"
+        )
+    return 0
+
+
+def wait_for_endpoint(client: ApiClient, endpoint_id: str, timeout: float) -> dict[str, Any]:
+    """Poll GET /endpoints/{id} until it is no longer PENDING_VALIDATION (or the timeout)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            found: dict[str, Any] = client.request("GET", f"/endpoints/{endpoint_id}")
+        except CliError as error:
+            if error.status != 404:  # the read model may lag the command by a moment
+                raise
+            found = {"endpoint_id": endpoint_id, "status": "PENDING_VALIDATION"}
+        if found.get("status") not in (None, "PENDING_VALIDATION") or time.monotonic() > deadline:
+            return found
+        time.sleep(0.25)
+
+
+def cmd_endpoints_list(args: argparse.Namespace) -> int:
+    client = ApiClient.from_args(args)
+    payload = client.request("GET", "/endpoints", query={"limit": args.limit})
+    endpoints = _items(payload, "endpoints")
+    if args.json:
+        _emit_json(payload)
+    else:
+        out.print(_endpoint_table(endpoints))
+    return 0
+
+
+def cmd_endpoints_show(args: argparse.Namespace) -> int:
+    found = ApiClient.from_args(args).request("GET", f"/endpoints/{args.endpoint_id}")
+    if args.json:
+        _emit_json(found)
+    else:
+        table = Table("field", "value", show_header=False)
+        for k, v in found.items():
+            table.add_row(k, _cell(v))
+        out.print(table)
+    return 0
+
+
+def cmd_endpoints_state(args: argparse.Namespace) -> int:
+    found = ApiClient.from_args(args).request(
+        "POST", f"/endpoints/{args.endpoint_id}/{args.endpoint_command}"
+    )
+    if args.json:
+        _emit_json(found)
+    else:
+        out.print(f"endpoint {args.endpoint_id}: {(found or {}).get('status', 'ok')}")
+    return 0
+
+
+# ------------------------------------------------------------------------------------------
+# Jobs
+# ------------------------------------------------------------------------------------------
+
+JOB_COLUMNS = ("job_id", "status", "flow", "source", "target", "progress", "attempt", "error")
+
+
+def parse_location(value: str, option: str) -> dict[str, str]:
+    endpoint_id, sep, path = value.partition(":")
+    if not sep or not endpoint_id or not path:
+        raise CliError(f"{option} must be ENDPOINT_ID:PATH, got {value!r}", field=option)
+    return {"endpoint_id": endpoint_id, "path": path}
+
+
+def transfer_body(args: argparse.Namespace) -> dict[str, Any]:
+    options: dict[str, Any] = {}
+    if args.overwrite:
+        options["overwrite"] = True
+    if args.post_action:
+        options["post_action"] = args.post_action
+    if args.move_to:
+        options["move_to"] = args.move_to
+    if args.verify:
+        options["verify"] = args.verify
+    if args.max_attempts is not None:
+        options["max_attempts"] = args.max_attempts
+    body: dict[str, Any] = {
+        "source": parse_location(args.source, "--from"),
+        "target": parse_location(args.target, "--to"),
+    }
+    if options:
+        body["options"] = options
+    return body
+
+
+def cmd_transfer(args: argparse.Namespace) -> int:
+    client = ApiClient.from_args(args)
+    headers = {"Idempotency-Key": args.idempotency_key} if args.idempotency_key else None
+    created = client.request("POST", "/transfers", transfer_body(args), headers=headers)
+    if args.watch:
+        return watch_job(client, created["job_id"], as_json=args.json, timeout=args.timeout)
+    if args.json:
+        _emit_json(created)
+    else:
+        out.print(f"job {created['job_id']}: {created.get('status')}")
+    return 0
+
+
+def _loc(value: Any) -> str:
+    if isinstance(value, dict):
+        return f"{str(value.get('endpoint_id', ''))[:8]}:{value.get('path', '')}"
+    return _cell(value)
+
+
+def human_bytes(n: Any) -> str:
+    try:
+        size = float(n)
+    except (TypeError, ValueError):
+        return ""
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if size < 1000 or unit == "TB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1000
+    return ""
+
+
+def _progress(job: dict[str, Any]) -> str:
+    total, done = job.get("bytes_total"), job.get("bytes_committed")
+    if total in (None, 0):
+        return human_bytes(done) if done else ""
+    return f"{human_bytes(done or 0)} / {human_bytes(total)}"
+
+
+def job_table(jobs: list[dict[str, Any]]) -> Table:
+    table = _table(*JOB_COLUMNS)
+    styles = {"SUCCEEDED": "green", "FAILED": "red", "CANCELLED": "yellow"}
+    for j in jobs:
+        status = str(j.get("status", ""))
+        table.add_row(
+            _cell(j.get("job_id")),
+            f"[{styles.get(status, 'cyan')}]{status}[/]",
+            _cell(j.get("flow")),
+            _loc(j.get("source")),
+            _loc(j.get("target")),
+            _progress(j),
+            _cell(j.get("attempt")),
+            _cell(j.get("error_code")),
+        )
+    return table
+
+
+def fetch_job(client: ApiClient, job_id: str) -> dict[str, Any]:
+    found: dict[str, Any] = client.request("GET", f"/jobs/{job_id}")
+    return found
+
+
+def watch_job(client: ApiClient, job_id: str, *, as_json: bool, timeout: float) -> int:
+    """Follow a job until a final status: a progress bar, or JSON lines on each change."""
+    from rich.progress import (
+        BarColumn,
+        DownloadColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TransferSpeedColumn,
+    )
+
+    deadline = time.monotonic() + timeout
+    job: dict[str, Any] = {}
+    if as_json:
+        last = None
+        while True:
+            job = _fetch_or_pending(client, job_id)
+            snapshot = (job.get("status"), job.get("bytes_committed"), job.get("attempt"))
+            if snapshot != last:
+                sys.stdout.write(json.dumps(job, default=str) + "\n")
+                sys.stdout.flush()
+                last = snapshot
+            if job.get("status") in FINAL_STATUSES or time.monotonic() > deadline:
+                break
+            time.sleep(0.3)
+    else:
+        with Progress(
+            TextColumn("[bold]{task.fields[status]:<10}"),
+            BarColumn(),
+            DownloadColumn(),
+            TransferSpeedColumn(),
+            TimeElapsedColumn(),
+            console=err,
+        ) as progress:
+            task = progress.add_task(job_id, total=None, status="…")
+            while True:
+                job = _fetch_or_pending(client, job_id)
+                total = job.get("bytes_total")
+                progress.update(
+                    task,
+                    total=total or None,
+                    completed=job.get("bytes_committed") or 0,
+                    status=job.get("status", ""),
+                )
+                if job.get("status") in FINAL_STATUSES or time.monotonic() > deadline:
+                    if job.get("status") == "SUCCEEDED" and total:
+                        progress.update(task, completed=total)
+                    break
+                time.sleep(0.3)
+        out.print(job_table([job]))
+        if job.get("error_message"):
+            out.print(f"[red]{job.get('error_code')}[/]: {escape(str(job['error_message']))}")
+    status = job.get("status")
+    if status == "SUCCEEDED":
+        return 0
+    if status not in FINAL_STATUSES:
+        err.print(f"[yellow]timed out after {timeout:.0f} s; job is {status}[/]")
+        return 3
+    return 1
+
+
+def _fetch_or_pending(client: ApiClient, job_id: str) -> dict[str, Any]:
+    try:
+        return fetch_job(client, job_id)
+    except CliError as error:
+        if error.status == 404:  # the read model lags the command by a moment
+            return {"job_id": job_id, "status": "RECEIVED"}
+        raise
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    client = ApiClient.from_args(args)
+    if args.watch:
+        return watch_job(client, args.job_id, as_json=args.json, timeout=args.timeout)
+    job = fetch_job(client, args.job_id)
+    if args.json:
+        _emit_json(job)
+    else:
+        out.print(job_table([job]))
+        if job.get("error_message"):
+            out.print(f"[red]{job.get('error_code')}[/]: {escape(str(job['error_message']))}")
+    return 1 if job.get("status") in ("FAILED", "CANCELLED") else 0
+
+
+def cmd_jobs(args: argparse.Namespace) -> int:
+    client = ApiClient.from_args(args)
+    query = {
+        "status": args.status,
+        "limit": args.limit,
+        "since": args.since,
+        "until": args.until,
+        "next_token": args.next_token,
+    }
+    payload = client.request("GET", "/jobs", query=query)
+    if args.json:
+        _emit_json(payload)
+        return 0
+    out.print(job_table(_items(payload, "jobs")))
+    token = payload.get("next_token") if isinstance(payload, dict) else None
+    if token:
+        out.print(f"more: ferry jobs --next-token {token}")
+    return 0
+
+
+def _summary(detail: dict[str, Any]) -> str:
+    skip = {
+        "job_id",
+        "event_id",
+        "stream_id",
+        "version",
+        "occurred_at",
+        "customer_id",
+        "correlation_id",
+        "schema_version",
+    }
+    parts = []
+    for k, v in detail.items():
+        if k in skip or v in (None, "", [], {}):
+            continue
+        text = json.dumps(v, default=str) if isinstance(v, dict | list) else str(v)
+        if k == "sha256" or k.endswith("_sha256"):
+            text = text[:12] + "…"
+        parts.append(f"{k}={text[:48]}")
+    return " ".join(parts)[:200]
+
+
+def events_table(events: list[dict[str, Any]]) -> Table:
+    table = _table("occurred_at", "stream", "v", "detail-type", "detail")
+    for e in events:
+        table.add_row(
+            _cell(e.get("occurred_at")),
+            _cell(e.get("stream_id"))[:8],
+            _cell(e.get("version")),
+            _cell(e.get("detail-type")),
+            _summary(e.get("detail") or {}),
+        )
+    return table
+
+
+def cmd_events(args: argparse.Namespace) -> int:
+    client = ApiClient.from_args(args)
+    kind = "endpoints" if args.endpoint else "jobs"
+    payload = client.request("GET", f"/{kind}/{args.id}/events")
+    if args.json:
+        _emit_json(payload)
+    else:
+        out.print(events_table(_items(payload, "events")))
+    return 0
+
+
+def cmd_job_action(args: argparse.Namespace) -> int:
+    client = ApiClient.from_args(args)
+    result = client.request("POST", f"/jobs/{args.job_id}/{args.action}")
+    if args.json:
+        _emit_json(result)
+    else:
+        result = result or {}
+        if args.action == "redrive":
+            out.print(
+                f"job {args.job_id} redriven as {result.get('job_id')}: {result.get('status')}"
+            )
+        else:
+            out.print(f"job {args.job_id}: {result.get('status', 'cancel requested')}")
+    return 0
+
+
+# ------------------------------------------------------------------------------------------
+# Parser
+# ------------------------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--data-dir", default=None, help="local stack state (default ./.ferry or FERRY_DATA_DIR)"
+    )
+    common.add_argument("--json", action="store_true", help="machine-readable output")
+
+    parser = argparse.ArgumentParser(prog="ferry", description="Ferry: managed file transfer")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    up = sub.add_parser("up", parents=[common], help="run the local stack in the foreground")
+    up.add_argument("--port", type=int, default=8080, help="API port (0: any free port)")
+    up.add_argument("--moto-port", type=int, default=5000, help="moto server port (0: any)")
+    up.set_defaults(func=cmd_up)
+
+    demo = sub.add_parser(
+        "demo", parents=[common], help="the local stack + SFTP server + one transfer per flow"
+    )
+    demo.add_argument("--port", type=int, default=8080, help="API port (0: any free port)")
+    demo.add_argument("--moto-port", type=int, default=5000, help="moto server port (0: any)")
+    demo.add_argument("--sftp-port", type=int, default=2222, help="SFTP port (0: any)")
+    demo.add_argument("--size-mb", type=int, default=200, help="size of the large demo file")
+    demo.add_argument("--exit", action="store_true", help="stop everything when done")
+    demo.add_argument("--timeout", type=float, default=600, help="per-step timeout, seconds")
+    demo.set_defaults(func=cmd_demo)
+
+    keys = sub.add_parser("keys", help="API keys of the local stack")
+    keys_sub = keys.add_subparsers(dest="keys_command", required=True, metavar="ACTION")
+    kc = keys_sub.add_parser("create", parents=[common], help="a new API key for a customer")
+    kc.add_argument("customer")
+    kc.set_defaults(func=cmd_keys_create)
+
+    ep = sub.add_parser("endpoints", help="register and manage endpoints")
+    ep_sub = ep.add_subparsers(dest="endpoints_command", required=True, metavar="ACTION")
+    add = ep_sub.add_parser("add", parents=[common], help="register an endpoint")
+    add.add_argument("--name", required=True)
+    add.add_argument("--type", required=True, choices=["s3", "sftp"])
+    add.add_argument("--direction", choices=["INBOUND", "OUTBOUND", "BOTH"])
+    add.add_argument("--max-concurrency", type=int)
+    add.add_argument("--bucket")
+    add.add_argument("--prefix")
+    add.add_argument("--region")
+    add.add_argument("--kms-key-id")
+    add.add_argument("--host")
+    add.add_argument("--port", type=int)
+    add.add_argument("--username")
+    add.add_argument("--base-path")
+    add.add_argument("--host-key", help="OpenSSH host key line or SHA256: fingerprint")
+    add.add_argument("--host-key-file", help="file holding the host key line")
+    add.add_argument("--private-key-file")
+    add.add_argument("--passphrase", help="private key passphrase (prefer --passphrase-env)")
+    add.add_argument("--passphrase-env", help="read the passphrase from this variable")
+    add.add_argument("--password", help="SFTP password (prefer --password-env)")
+    add.add_argument("--password-env", help="read the password from this variable")
+    add.add_argument(
+        "--wait",
+        type=float,
+        nargs="?",
+        const=60.0,
+        default=None,
+        help="wait (seconds, default 60) until validated; non-zero exit unless ACTIVE",
+    )
+    add.set_defaults(func=cmd_endpoints_add)
+    ls = ep_sub.add_parser("list", parents=[common], help="this customer's endpoints")
+    ls.add_argument("--limit", type=int)
+    ls.set_defaults(func=cmd_endpoints_list)
+    show = ep_sub.add_parser("show", parents=[common], help="one endpoint")
+    show.add_argument("endpoint_id")
+    show.set_defaults(func=cmd_endpoints_show)
+    for action in ("disable", "enable"):
+        p = ep_sub.add_parser(action, parents=[common], help=f"{action} an endpoint")
+        p.add_argument("endpoint_id")
+        p.set_defaults(func=cmd_endpoints_state, endpoint_command=action)
+
+    tr = sub.add_parser("transfer", parents=[common], help="submit a transfer job")
+    tr.add_argument("--from", dest="source", required=True, metavar="ENDPOINT_ID:PATH")
+    tr.add_argument("--to", dest="target", required=True, metavar="ENDPOINT_ID:PATH")
+    tr.add_argument("--overwrite", action="store_true")
+    tr.add_argument("--post-action", choices=["none", "delete", "move"])
+    tr.add_argument("--move-to")
+    tr.add_argument("--verify", choices=["size", "digest", "reread"])
+    tr.add_argument("--max-attempts", type=int)
+    tr.add_argument("--idempotency-key")
+    tr.add_argument("--watch", action="store_true", help="follow it until it finishes")
+    tr.add_argument("--timeout", type=float, default=3600)
+    tr.set_defaults(func=cmd_transfer)
+
+    st = sub.add_parser("status", parents=[common], help="a job's status")
+    st.add_argument("job_id")
+    st.add_argument("--watch", action="store_true", help="follow it until it finishes")
+    st.add_argument("--timeout", type=float, default=3600)
+    st.set_defaults(func=cmd_status)
+
+    jobs = sub.add_parser("jobs", parents=[common], help="this customer's jobs")
+    jobs.add_argument("--status")
+    jobs.add_argument("--limit", type=int)
+    jobs.add_argument("--since")
+    jobs.add_argument("--until")
+    jobs.add_argument("--next-token")
+    jobs.set_defaults(func=cmd_jobs)
+
+    ev = sub.add_parser("events", parents=[common], help="a job's audit trail")
+    ev.add_argument("id", metavar="JOB_ID")
+    ev.add_argument("--endpoint", action="store_true", help="the id is an endpoint's")
+    ev.set_defaults(func=cmd_events)
+
+    for action, text in (("cancel", "cancel a job"), ("redrive", "re-run a failed job")):
+        p = sub.add_parser(action, parents=[common], help=text)
+        p.add_argument("job_id")
+        p.set_defaults(func=cmd_job_action, action=action)
+
+    proj = sub.add_parser("projections", help="read models")
+    proj_sub = proj.add_subparsers(dest="projections_command", required=True, metavar="ACTION")
+    rb = proj_sub.add_parser(
+        "rebuild", parents=[common], help="drop and replay every read model from the event store"
+    )
+    rb.set_defaults(func=cmd_projections_rebuild)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        code: int = args.func(args)
+        return code
+    except CliError as error:
+        where = f" [field: {error.field}]" if error.field else ""
+        if getattr(args, "json", False):
+            payload: dict[str, Any] = {"error": {"message": error.message}}
+            if error.field:
+                payload["error"]["field"] = error.field
+            if error.status:
+                payload["error"]["status"] = error.status
+            sys.stderr.write(json.dumps(payload) + "\n")
+        else:
+            err.print(f"[red]error:[/] {escape(error.message + where)}")
+        return 2 if error.status is None else 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
