@@ -300,4 +300,5 @@ def json_handler(resolver_factory: Callable[[], FerryResolver]) -> Any:
             holder["app"] = resolver_factory()
         return holder["app"].resolve(event, context)
 
+    handler.resolver_factory = resolver_factory  # type: ignore[attr-defined]
     return handler

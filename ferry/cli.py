@@ -187,8 +187,6 @@ def cmd_up(args: argparse.Namespace) -> int:
         except PortInUse as error:
             raise CliError(str(error)) from None
         print_stack_lines(info)
-        for module in info.missing:
-            err.print(f"[yellow]not available yet:[/] {module}")
         err.print(f"Logs: {info.data_dir / 'logs'}   Ctrl-C stops everything.")
         return stack.wait(stop)
     finally:
@@ -789,6 +787,10 @@ def build_parser() -> argparse.ArgumentParser:
         "rebuild", parents=[common], help="drop and replay every read model from the event store"
     )
     rb.set_defaults(func=cmd_projections_rebuild)
+
+    from ferry.cli_routes import register as register_routes
+
+    register_routes(sub, ApiClient.from_args)
     return parser
 
 

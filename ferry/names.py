@@ -114,6 +114,41 @@ class ResourceNames:
         """The jobs process manager's queue (executor events)."""
         return f"{self.prefix}-jobs-pm"
 
+    # Routes (issue 5)
+    @property
+    def route_scan_table(self) -> str:
+        """The pull scanner's working state (stable-file detection, pending post-actions):
+        pk ``route_id`` (S), sk ``key`` (S)."""
+        return f"{self.prefix}-route-scan"
+
+    @property
+    def routes_queue(self) -> str:
+        """S3 "Object Created" events (default bus) → the push consumer."""
+        return f"{self.prefix}-routes-push"
+
+    @property
+    def routes_rule(self) -> str:
+        """Rule on the account's DEFAULT bus: source aws.s3, detail-type Object Created."""
+        return f"{self.prefix}-s3-to-routes"
+
+    @property
+    def routes_projections_queue(self) -> str:
+        """ferry.routes events → the routes read-model consumer."""
+        return f"{self.prefix}-routes-projections"
+
+    @property
+    def routes_projections_rule(self) -> str:
+        return f"{self.prefix}-to-routes-projections"
+
+    @property
+    def routes_tick_queue(self) -> str:
+        """Scanner ticks (AWS: an EventBridge Scheduler schedule; locally: services.routes.ticker)."""
+        return f"{self.prefix}-routes-tick"
+
+    @property
+    def routes_tick_schedule(self) -> str:
+        return f"{self.prefix}-routes-tick"
+
     @staticmethod
     def dlq(queue_name: str) -> str:
         return f"{queue_name}-dlq"
@@ -181,40 +216,6 @@ ENV_ROUTES_PROJECTIONS_QUEUE_URL = "FERRY_ROUTES_PROJECTIONS_QUEUE_URL"
 ENV_ROUTES_TICK_QUEUE_URL = "FERRY_ROUTES_TICK_QUEUE_URL"
 
 
-def route_scan_table(names: ResourceNames) -> str:
-    """The pull scanner's working state (stable-file detection, pending post-actions):
-    pk ``route_id`` (S), sk ``key`` (S)."""
-    return f"{names.prefix}-route-scan"
-
-
-def routes_queue(names: ResourceNames) -> str:
-    """S3 "Object Created" events (default bus) → the push consumer."""
-    return f"{names.prefix}-routes-push"
-
-
-def routes_rule(names: ResourceNames) -> str:
-    """Rule on the account's DEFAULT bus: source aws.s3, detail-type Object Created."""
-    return f"{names.prefix}-s3-to-routes"
-
-
-def routes_projections_queue(names: ResourceNames) -> str:
-    """ferry.routes events → the routes read-model consumer."""
-    return f"{names.prefix}-routes-projections"
-
-
-def routes_projections_rule(names: ResourceNames) -> str:
-    return f"{names.prefix}-to-routes-projections"
-
-
-def routes_tick_queue(names: ResourceNames) -> str:
-    """Scanner ticks (AWS: an EventBridge Scheduler schedule; locally: services.routes.ticker)."""
-    return f"{names.prefix}-routes-tick"
-
-
-def routes_tick_schedule(names: ResourceNames) -> str:
-    return f"{names.prefix}-routes-tick"
-
-
 DEFAULT_BUS = "default"
 S3_OBJECT_CREATED_PATTERN: dict = {"source": ["aws.s3"], "detail-type": ["Object Created"]}
 ROUTES_PROJECTIONS_PATTERN: dict = rule_pattern((SOURCE_ROUTES,), None)
@@ -222,5 +223,5 @@ ROUTES_RULES: dict[str, tuple[str, dict, str]] = {
     "routes_rule": (DEFAULT_BUS, S3_OBJECT_CREATED_PATTERN, "routes_queue"),
     "routes_projections_rule": ("ferry", ROUTES_PROJECTIONS_PATTERN, "routes_projections_queue"),
 }
-"""rule function name -> (bus: "default" = the account's default bus, "ferry" = <prefix>-bus;
-event pattern; queue function name), the functions above taking ResourceNames."""
+"""rule attribute on ResourceNames -> (bus: "default" = the account's default bus, "ferry" =
+<prefix>-bus; event pattern; queue attribute on ResourceNames)."""

@@ -1,20 +1,14 @@
 """The merged OpenAPI document of Ferry's one REST API (served at GET /openapi.json).
 
-Three Lambda functions (endpoints, jobs, projections) each own a Powertools resolver that knows
-its routes and pydantic models; this module asks each resolver for its generated document and
-merges paths and component schemas into one, with the ``x-api-key`` security scheme.
-
-How a handler module's resolver is found (first that exists): the resolver its ``handler``
-(made by ``ferry.api.json_handler``) already built in this process, else a new one from that
-handler's ``resolver_factory``; else a no-argument factory function named ``build_app`` /
-``make_app`` / ``create_app`` / ``build_resolver`` / ``make_resolver_app``; else a module
-attribute ``app`` / ``resolver``.
+Four Lambda functions (endpoints, jobs, projections, routes) each own a Powertools resolver that
+knows its routes and pydantic models; this module asks each for its generated document (through
+the ``resolver_factory`` that ``ferry.api.json_handler`` attaches to every handler) and merges
+paths and component schemas into one, with the ``x-api-key`` security scheme.
 """
 
 from __future__ import annotations
 
 import importlib
-import inspect
 import json
 import logging
 import os
@@ -27,9 +21,8 @@ HANDLER_MODULES = (
     "services.endpoints.handlers",
     "services.jobs.handlers",
     "services.projections.handlers",
+    "services.routes.handlers",
 )
-_FACTORY_NAMES = ("build_app", "make_app", "create_app", "build_resolver", "make_resolver_app")
-_INSTANCE_NAMES = ("app", "resolver")
 
 TITLE = "Ferry API"
 VERSION = "1.0.0"
@@ -42,55 +35,10 @@ _cache: dict[str, Any] = {}
 _lock = threading.Lock()
 
 
-def _resolver_of(module_name: str) -> Any | None:
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as error:
-        log.warning("openapi: %s not importable (%s)", module_name, error)
-        return None
-    handler = getattr(module, "handler", None)
-    if handler is not None:
-        with_closure = getattr(handler, "__wrapped__", handler)
-        try:
-            nonlocals = inspect.getclosurevars(with_closure).nonlocals
-        except TypeError:
-            nonlocals = {}
-        built = (nonlocals.get("holder") or {}).get("app")
-        if built is not None and hasattr(built, "get_openapi_schema"):
-            return built  # this process already built it (a warm "Lambda")
-        factory = nonlocals.get("resolver_factory")
-        if callable(factory):
-            return _call_factory(factory)
-    for name in _FACTORY_NAMES:
-        factory = getattr(module, name, None)
-        if callable(factory) and _takes_no_arguments(factory):
-            return _call_factory(factory)
-    for name in _INSTANCE_NAMES:
-        found = getattr(module, name, None)
-        if found is not None and hasattr(found, "get_openapi_schema"):
-            return found
-    log.warning("openapi: no resolver found in %s", module_name)
-    return None
-
-
-def _takes_no_arguments(function: Any) -> bool:
-    try:
-        parameters = inspect.signature(function).parameters.values()
-    except (TypeError, ValueError):
-        return False
-    return all(
-        p.default is not inspect.Parameter.empty or p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
-        for p in parameters
-    )
-
-
-def _call_factory(factory: Any) -> Any | None:
+def _resolver_of(module_name: str) -> Any:
     os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
-    try:
-        return factory()
-    except Exception:
-        log.exception("openapi: building the resolver failed")
-        return None
+    handler = importlib.import_module(module_name).handler
+    return handler.resolver_factory()
 
 
 def _schema_of(resolver: Any) -> dict[str, Any]:
@@ -130,14 +78,7 @@ def merged_openapi(*, refresh: bool = False) -> dict[str, Any]:
     """The merged document (built once per process)."""
     with _lock:
         if refresh or "doc" not in _cache:
-            documents = []
-            for module_name in HANDLER_MODULES:
-                resolver = _resolver_of(module_name)
-                if resolver is not None:
-                    documents.append(_schema_of(resolver))
-            doc = merge(documents)
-            if len(documents) < len(HANDLER_MODULES):
-                return doc  # incomplete: don't cache, a later call may find the rest
-            _cache["doc"] = doc
+            documents = [_schema_of(_resolver_of(m)) for m in HANDLER_MODULES]
+            _cache["doc"] = merge(documents)
         result: dict[str, Any] = _cache["doc"]
         return result

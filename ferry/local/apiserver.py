@@ -35,6 +35,7 @@ log = logging.getLogger("ferry.local.apiserver")
 ENDPOINTS_HANDLER = "services.endpoints.handlers:handler"
 JOBS_HANDLER = "services.jobs.handlers:handler"
 PROJECTIONS_HANDLER = "services.projections.handlers:handler"
+ROUTES_HANDLER = "services.routes.handlers:handler"
 
 # (method, resource template, handler) — one REST API, three Lambda functions.
 ROUTES: tuple[tuple[str, str, str], ...] = (
@@ -51,8 +52,16 @@ ROUTES: tuple[tuple[str, str, str], ...] = (
     ("GET", "/jobs", PROJECTIONS_HANDLER),
     ("GET", "/jobs/{job_id}", PROJECTIONS_HANDLER),
     ("GET", "/jobs/{job_id}/events", PROJECTIONS_HANDLER),
+    ("POST", "/routes", ROUTES_HANDLER),
+    ("GET", "/routes", ROUTES_HANDLER),
+    ("GET", "/routes/{route_id}", ROUTES_HANDLER),
+    ("PATCH", "/routes/{route_id}", ROUTES_HANDLER),
+    ("POST", "/routes/{route_id}/disable", ROUTES_HANDLER),
+    ("POST", "/routes/{route_id}/enable", ROUTES_HANDLER),
+    ("GET", "/routes/{route_id}/events", ROUTES_HANDLER),
+    ("GET", "/routes/{route_id}/files", ROUTES_HANDLER),
 )
-HANDLERS = (ENDPOINTS_HANDLER, JOBS_HANDLER, PROJECTIONS_HANDLER)
+HANDLERS = (ENDPOINTS_HANDLER, JOBS_HANDLER, PROJECTIONS_HANDLER, ROUTES_HANDLER)
 
 SWAGGER_HTML = """<!doctype html>
 <html><head><title>Ferry API</title><meta charset="utf-8">

@@ -13,16 +13,15 @@ services' own creators, so the local stack cannot drift from what is deployed:
   policy allowing events.amazonaws.com),
 - the staging bucket.
 
-A creator another service has not written yet is reported in ``Resources.missing`` (and the
-stack keeps going): the table then does not exist and the service that needs it fails loudly.
+- the routes tables (``services.routes.adapters.create_tables``), the routes queues, the push
+  rule on the account's DEFAULT bus (S3 "Object Created") and the routes read-model rule
+  (``ferry.names.ROUTES_RULES``).
 """
 
 from __future__ import annotations
 
-import importlib
 import json
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -37,19 +36,14 @@ log = logging.getLogger("ferry.local.bootstrap")
 
 DLQ_MAX_RECEIVE_COUNT = 5
 QUEUE_VISIBILITY_TIMEOUT = 60
-QUEUE_NAMES = ("executor_queue", "validator_queue", "projections_queue", "jobs_queue")
-
-# (description, module, function, argument): each function takes (dynamodb client, X) where X
-# is the ResourceNames (argument None) or the table name of that ResourceNames attribute.
-_TABLE_CREATORS: tuple[tuple[str, str, str, str | None], ...] = (
-    ("read-model tables", "services.projections.tables", "create_read_model_tables", None),
-    (
-        "idempotency table",
-        "services.jobs.adapters",
-        "create_idempotency_table",
-        "idempotency_table",
-    ),
-    ("leases table", "services.executor.adapters", "create_leases_table", "leases_table"),
+QUEUE_NAMES = (
+    "executor_queue",
+    "validator_queue",
+    "projections_queue",
+    "jobs_queue",
+    "routes_queue",
+    "routes_projections_queue",
+    "routes_tick_queue",
 )
 
 
@@ -62,7 +56,6 @@ class Resources:
     region: str
     queue_urls: dict[str, str] = field(default_factory=dict)  # queue attribute -> URL
     bus_arn: str = ""
-    missing: list[str] = field(default_factory=list)  # creators not (yet) available
 
     def environment(self) -> dict[str, str]:
         """Environment variables every service process reads (names from ``ferry.names``)."""
@@ -109,6 +102,7 @@ def service_environment(
             n.ENV_LEASES_TABLE: names.leases_table,
             n.ENV_API_KEYS_TABLE: names.api_keys_table,
             n.ENV_ROUTES_TABLE: names.routes_table,
+            n.ENV_ROUTE_SCAN_TABLE: names.route_scan_table,
             n.ENV_BUS_NAME: names.bus,
             n.ENV_STAGING_BUCKET: names.staging_bucket,
             n.ENV_SECRETS_PREFIX: names.secrets_prefix,
@@ -120,6 +114,9 @@ def service_environment(
         "validator_queue": n.ENV_VALIDATOR_QUEUE_URL,
         "projections_queue": n.ENV_PROJECTIONS_QUEUE_URL,
         "jobs_queue": n.ENV_JOBS_QUEUE_URL,
+        "routes_queue": n.ENV_ROUTES_QUEUE_URL,
+        "routes_projections_queue": n.ENV_ROUTES_PROJECTIONS_QUEUE_URL,
+        "routes_tick_queue": n.ENV_ROUTES_TICK_QUEUE_URL,
     }
     for attr, url in queue_urls.items():
         if attr in env_of_queue:
@@ -133,7 +130,7 @@ def create_resources(
     """Create (or find) every resource; safe to call again on the same server."""
     out = Resources(names=names, endpoint_url=endpoint_url, region=region)
     ddb = aws_client("dynamodb", endpoint_url, region)
-    _create_tables(ddb, names, out)
+    _create_tables(ddb, names)
     _create_messaging(names, endpoint_url, region, out)
     _create_bucket(aws_client("s3", endpoint_url, region), names.staging_bucket, region)
     return out
@@ -142,27 +139,19 @@ def create_resources(
 # --------------------------------------------------------------------------------- DynamoDB
 
 
-def _create_tables(ddb: Any, names: n.ResourceNames, out: Resources) -> None:
+def _create_tables(ddb: Any, names: n.ResourceNames) -> None:
     from events.dynamodb import create_events_table
+    from services.executor.adapters import create_leases_table
+    from services.jobs.adapters import create_idempotency_table
+    from services.projections.tables import create_read_model_tables
+    from services.routes.adapters import create_tables as create_routes_tables
 
     create_events_table(ddb, names.events_table)
     DynamoKeyStore.create_table(ddb, names.api_keys_table)
-    for what, module, function, table_attr in _TABLE_CREATORS:
-        creator = _optional(module, function)
-        if creator is None:
-            # TODO(local stack): the owning service has not published this creator yet.
-            log.warning("%s: %s.%s is not available yet; skipped", what, module, function)
-            out.missing.append(f"{module}.{function}")
-            continue
-        creator(ddb, names if table_attr is None else getattr(names, table_attr))
-
-
-def _optional(module: str, function: str) -> Callable[..., Any] | None:
-    try:
-        found = getattr(importlib.import_module(module), function, None)
-    except ImportError:
-        return None
-    return found if callable(found) else None
+    create_read_model_tables(ddb, names)
+    create_idempotency_table(ddb, names.idempotency_table)
+    create_leases_table(ddb, names.leases_table)
+    create_routes_tables(ddb, names.routes_table, names.route_scan_table)
 
 
 # ------------------------------------------------------------------------- EventBridge/SQS
@@ -191,11 +180,16 @@ def _create_messaging(
     for attr in QUEUE_NAMES:
         out.queue_urls[attr] = _create_queue(sqs, getattr(names, attr))
 
-    for rule_attr, (pattern, queue_attr) in n.RULES.items():
+    rules = [(names.bus, rule, pattern, queue) for rule, (pattern, queue) in n.RULES.items()]
+    rules += [
+        (n.DEFAULT_BUS if bus == n.DEFAULT_BUS else names.bus, rule, pattern, queue)
+        for rule, (bus, pattern, queue) in n.ROUTES_RULES.items()
+    ]
+    for bus, rule_attr, pattern, queue_attr in rules:
         rule_name = getattr(names, rule_attr)
         rule_arn = events.put_rule(
             Name=rule_name,
-            EventBusName=names.bus,
+            EventBusName=bus,
             EventPattern=json.dumps(pattern),
             State="ENABLED",
         )["RuleArn"]
@@ -207,7 +201,7 @@ def _create_messaging(
         )
         events.put_targets(
             Rule=rule_name,
-            EventBusName=names.bus,
+            EventBusName=bus,
             Targets=[{"Id": queue_attr, "Arn": queue_arn}],
         )
 

@@ -109,8 +109,6 @@ def _run(args: argparse.Namespace, data_dir: Path, stop: Any) -> int:
         print(f"API URL: {info.api_url}", flush=True)
         print(f"API key: {info.api_key}", flush=True)
         print(f"AWS endpoint: {info.aws_endpoint}", flush=True)
-        for module in info.missing:
-            console.print(f"[yellow]not available yet:[/] {module}")
         sftp = _start_sftp(stack, args)
         console.print(
             f"SFTP server: sftp://{sftp['username']}@{sftp['host']}:{sftp['port']} "

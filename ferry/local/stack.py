@@ -18,7 +18,6 @@ Everything the services run is the code that runs in AWS; only those stand-ins a
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import os
 import socket
 import sys
@@ -27,7 +26,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -87,7 +86,6 @@ class StackInfo:
     aws_endpoint: str
     region: str
     data_dir: Path
-    missing: list[str] = field(default_factory=list)
 
     def config(self) -> dict[str, Any]:
         return {
@@ -103,6 +101,8 @@ class StackInfo:
 SQS_SERVICES: tuple[tuple[str, str, str], ...] = (
     ("projections", "services.projections.consumer:handler", "projections_queue"),
     ("jobs-process-manager", "services.jobs.process_manager:handler", "jobs_queue"),
+    ("routes-push", "services.routes.push:handler", "routes_queue"),
+    ("routes-projections", "services.routes.consumer:handler", "routes_projections_queue"),
 )
 
 
@@ -182,7 +182,6 @@ class LocalStack:
                 "FERRY_PREFIX": self.names.prefix,
             }
         )
-        missing = list(self.resources.missing)
         supervisor.add(
             Service(
                 "api",
@@ -205,9 +204,7 @@ class LocalStack:
                 env={**service_env, "POWERTOOLS_SERVICE_NAME": "ferry-publisher"},
             )
         )
-        missing += _missing_modules("events.publisher")
         for name, handler, queue_attr in SQS_SERVICES:
-            missing += _missing_modules(handler.split(":")[0])
             supervisor.add(
                 Service(
                     name,
@@ -226,7 +223,6 @@ class LocalStack:
                 )
             )
         if self.with_executor:
-            missing += _missing_modules("services.executor.__main__")
             supervisor.add(
                 Service(
                     "executor",
@@ -241,6 +237,19 @@ class LocalStack:
                     },
                 )
             )
+            # Routes: the pull scanner (data plane) and, standing in for EventBridge Scheduler
+            # (moto's schedules never fire), the ticker that feeds its queue.
+            for name, module in (
+                ("routes-ticker", "services.routes.ticker"),
+                ("routes-scanner", "services.routes.scanner"),
+            ):
+                supervisor.add(
+                    Service(
+                        name,
+                        [py, "-m", module],
+                        env={**service_env, "POWERTOOLS_SERVICE_NAME": f"ferry-{name}"},
+                    )
+                )
         wait_for_port("127.0.0.1", self.api_port, 30, lambda: "api" in supervisor.pids())
         self.info = StackInfo(
             api_url=self.api_url,
@@ -248,7 +257,6 @@ class LocalStack:
             aws_endpoint=self.aws_endpoint,
             region=REGION,
             data_dir=self.data_dir,
-            missing=missing,
         )
         keys.write_config(self.data_dir, self.info.config())
         self._watcher = threading.Thread(target=self._watch, name="supervisor", daemon=True)
@@ -303,15 +311,3 @@ class LocalStack:
             except OSError:
                 time.sleep(0.1)
         return False
-
-
-def _missing_modules(*modules: str) -> list[str]:
-    out = []
-    for module in modules:
-        try:
-            found = importlib.util.find_spec(module)
-        except (ImportError, ValueError):
-            found = None
-        if found is None:
-            out.append(module)
-    return out

@@ -57,7 +57,7 @@ class RoutesSettings(BaseSettings):
 
     @property
     def scan(self) -> str:
-        return self.scan_table or names.route_scan_table(self.names)
+        return self.scan_table or self.names.route_scan_table
 
     @property
     def endpoints(self) -> str:

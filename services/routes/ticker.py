@@ -1,8 +1,8 @@
 """LOCAL STAND-IN for EventBridge Scheduler: sends a tick message to the routes tick queue every
 ``FERRY_ROUTES_TICK_SECONDS`` (default 10 s).
 
-In AWS an EventBridge Scheduler schedule (``ferry.names.routes_tick_schedule``, rate(1 minute))
-targets the tick queue (``ferry.names.routes_tick_queue``). moto accepts schedules but never
+In AWS an EventBridge Scheduler schedule (``ResourceNames.routes_tick_schedule``, rate(1 minute))
+targets the tick queue (``ResourceNames.routes_tick_queue``). moto accepts schedules but never
 fires them, so the local supervisor runs ``python -m services.routes.ticker`` instead. The
 scanner (``python -m services.routes.scanner``) consumes the ticks and decides per route whether
 it is due (``every`` / ``cron``).

@@ -16,7 +16,7 @@ import boto3
 from events.dynamodb import create_events_table
 from events.translate import stream_events
 from ferry.api import InMemoryKeyStore
-from ferry.names import ResourceNames, route_scan_table
+from ferry.names import ResourceNames
 from services.jobs.adapters import create_idempotency_table
 from services.jobs.bootstrap import bootstrap as jobs_bootstrap
 from services.jobs.settings import JobsSettings
@@ -42,7 +42,7 @@ class RoutesStack:
         create_events_table(self.ddb, self.names.events_table)
         create_read_model_tables(self.ddb, self.names)
         create_idempotency_table(self.ddb, self.names.idempotency_table)
-        create_tables(self.ddb, self.names.routes_table, route_scan_table(self.names))
+        create_tables(self.ddb, self.names.routes_table, self.names.route_scan_table)
         self.customer = unique_name("cust")
         self.env = {
             "PERSISTENCE_MODULE": "events.dynamodb",

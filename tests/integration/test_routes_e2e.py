@@ -18,7 +18,6 @@ import pytest
 from events.contract import JobQueued
 from events.translate import stream_events
 from ferry.api import InMemoryKeyStore
-from ferry.names import route_scan_table
 from services.jobs.adapters import create_idempotency_table
 from services.jobs.application import JobsApplication
 from services.jobs.bootstrap import bootstrap as jobs_bootstrap
@@ -73,7 +72,7 @@ def world(aws_env: dict[str, str], sshd: SshdServer, sftp_dir: Path) -> dict[str
     stack = Stack(aws_env, sshd, sftp_dir)
     names = stack.names
     create_idempotency_table(stack.ddb, names.idempotency_table)
-    create_tables(stack.ddb, names.routes_table, route_scan_table(names))
+    create_tables(stack.ddb, names.routes_table, names.route_scan_table)
     env = {"PERSISTENCE_MODULE": "events.dynamodb", "FERRY_EVENTS_TABLE": names.events_table}
     jobs = jobs_bootstrap(
         settings=JobsSettings(
@@ -148,7 +147,7 @@ def _route(world: dict[str, Any]) -> tuple[str, Scanner]:
         routes=OneRoute(app, stack.customer_id, route.route_id),
         endpoints=app.endpoints,
         sources=EndpointSourceOpener(stack.names.endpoints_table),
-        state=DynamoScanStateStore(route_scan_table(stack.names)),
+        state=DynamoScanStateStore(stack.names.route_scan_table),
         job_status=JobStreamStatus(world["jobs"], stack.customer_id),
     )
     return route.route_id, scanner
@@ -252,7 +251,7 @@ def test_push_objects_are_delivered_and_ferry_writes_do_not_loop(world: dict[str
             routes=OneRoute(app, stack.customer_id, route.route_id),
             endpoints=app.endpoints,
             objects=S3ObjectInspector(),
-            state=DynamoScanStateStore(route_scan_table(stack.names)),
+            state=DynamoScanStateStore(stack.names.route_scan_table),
             staging_bucket=stack.names.staging_bucket,
         )
     )
