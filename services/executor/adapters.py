@@ -1,0 +1,321 @@
+"""The executor's boto3 adapters: S3 (with error mapping), the endpoint semaphore (leases
+table), the job status reader (jobs read model), the SQS queue, and endpoint access.
+
+This is the only executor module (besides ``sftp.py``) that touches boto3.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import logging
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    ConnectionClosedError,
+    EndpointConnectionError,
+    ReadTimeoutError,
+)
+
+from services.executor import errors
+
+log = logging.getLogger(__name__)
+
+_BOTO_CONFIG = Config(
+    retries={"max_attempts": 3, "mode": "standard"},
+    max_pool_connections=32,
+    connect_timeout=10,
+    read_timeout=60,
+    tcp_keepalive=True,
+    # Ferry checks integrity itself (chunk sha256, part MD5 ETags); botocore's default
+    # CRC on every request/response costs CPU and rejects composite checksums of copies.
+    request_checksum_calculation="when_required",
+    response_checksum_validation="when_required",
+)
+
+_NOT_FOUND = {"NoSuchKey", "404", "NotFound", "NoSuchBucket"}
+_DENIED = {"AccessDenied", "403", "Forbidden", "AllAccessDisabled", "InvalidAccessKeyId"}
+_THROTTLED = {"SlowDown", "Throttling", "ThrottlingException", "RequestLimitExceeded", "503"}
+_EXISTS = {"PreconditionFailed", "412", "ConditionalRequestConflict"}
+
+
+def s3_error(exc: BaseException, what: str) -> errors.TransferError:
+    """Map a boto3/botocore exception to the executor's taxonomy (message without secrets)."""
+    if isinstance(exc, errors.TransferError):
+        return exc
+    if isinstance(exc, ClientError):
+        code = str(exc.response.get("Error", {}).get("Code", ""))
+        status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
+        msg = f"{what}: S3 {code or status}"
+        if code in _NOT_FOUND:
+            return errors.SourceNotFound(msg)
+        if code in _DENIED:
+            return errors.PermissionDenied(msg)
+        if code in _EXISTS:
+            return errors.TargetExists(msg)
+        if code in _THROTTLED:
+            return errors.Throttled(msg)
+        if status >= 500 or code in {"InternalError", "ServiceUnavailable", "RequestTimeout"}:
+            return errors.RemoteServerError(msg)
+        return errors.TransferError(msg, code=f"S3_{code or status}".upper(), transient=False)
+    if isinstance(exc, ReadTimeoutError):
+        return errors.TransferTimeout(f"{what}: S3 timed out")
+    if isinstance(exc, EndpointConnectionError | ConnectionClosedError | ConnectionError):
+        return errors.ConnectionFailed(f"{what}: S3 connection failed")
+    if isinstance(exc, BotoCoreError | OSError):
+        return errors.ConnectionFailed(f"{what}: {type(exc).__name__}")
+    return errors.TransferError(f"{what}: {type(exc).__name__}", code="INTERNAL", transient=False)
+
+
+def s3_client(region: str | None = None) -> Any:
+    return boto3.client("s3", region_name=region, config=_BOTO_CONFIG)
+
+
+def md5_etag_of_parts(part_etags: list[str]) -> str:
+    """The ETag S3 gives a multipart object whose parts have these (MD5) ETags."""
+    digest = hashlib.md5(b"".join(bytes.fromhex(e.strip('"')) for e in part_etags))
+    return f"{digest.hexdigest()}-{len(part_etags)}"
+
+
+def is_md5_etag(etag: str | None) -> bool:
+    e = (etag or "").strip('"')
+    return len(e) == 32 and all(c in "0123456789abcdef" for c in e)
+
+
+def sha256_from_checksum(value: str | None) -> str | None:
+    """A full-object ChecksumSHA256 (base64) as hex; None for composite ones (``...-N``)."""
+    if not value or "-" in value:
+        return None
+    try:
+        return base64.b64decode(value).hex()
+    except ValueError:
+        return None
+
+
+def iter_body(body: Any, size: int) -> Iterator[bytes]:
+    """Read a botocore StreamingBody in pieces of ``size`` bytes (the last shorter)."""
+    buf = bytearray()
+    while True:
+        data = body.read(size - len(buf))
+        if not data:
+            break
+        buf += data
+        if len(buf) >= size:
+            yield bytes(buf)
+            buf.clear()
+    if buf:
+        yield bytes(buf)
+
+
+# --- endpoint semaphore -----------------------------------------------------------------------
+def create_leases_table(client: Any, table_name: str) -> None:
+    """The endpoint semaphore table: pk endpoint_id (S), sk slot (N); TTL on ``ttl``."""
+    try:
+        client.create_table(
+            TableName=table_name,
+            AttributeDefinitions=[
+                {"AttributeName": "endpoint_id", "AttributeType": "S"},
+                {"AttributeName": "slot", "AttributeType": "N"},
+            ],
+            KeySchema=[
+                {"AttributeName": "endpoint_id", "KeyType": "HASH"},
+                {"AttributeName": "slot", "KeyType": "RANGE"},
+            ],
+            BillingMode="PAY_PER_REQUEST",
+        )
+    except ClientError as exc:
+        if exc.response["Error"]["Code"] != "ResourceInUseException":
+            raise
+        return
+    client.get_waiter("table_exists").wait(TableName=table_name)
+    try:
+        client.update_time_to_live(
+            TableName=table_name,
+            TimeToLiveSpecification={"Enabled": True, "AttributeName": "ttl"},
+        )
+    except ClientError:  # pragma: no cover - optional
+        pass
+
+
+class DynamoSemaphore:
+    """Per-endpoint counting semaphore across every executor. Each slot is a lease item
+    (``endpoint_id``, ``slot``) taken with a conditional put when free or expired, renewed by
+    the heartbeat and deleted on release; a dead holder's slot frees itself at expiry."""
+
+    def __init__(self, table_name: str, client: Any | None = None) -> None:
+        self.table = table_name
+        self.client = client or boto3.client("dynamodb", config=_BOTO_CONFIG)
+
+    def try_acquire(
+        self, endpoint_id: str, limit: int, holder: str, lease_seconds: float
+    ) -> int | None:
+        now = time.time()
+        for slot in range(max(1, limit)):
+            try:
+                self.client.put_item(
+                    TableName=self.table,
+                    Item={
+                        "endpoint_id": {"S": endpoint_id},
+                        "slot": {"N": str(slot)},
+                        "holder": {"S": holder},
+                        "expires_at": {"N": f"{now + lease_seconds:.3f}"},
+                        "ttl": {"N": str(int(now + lease_seconds + 3600))},
+                    },
+                    ConditionExpression="attribute_not_exists(endpoint_id) OR expires_at < :now OR holder = :me",
+                    ExpressionAttributeValues={":now": {"N": f"{now:.3f}"}, ":me": {"S": holder}},
+                )
+                return slot
+            except ClientError as exc:
+                if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
+                    raise
+        return None
+
+    def renew(self, endpoint_id: str, slot: int, holder: str, lease_seconds: float) -> bool:
+        now = time.time()
+        try:
+            self.client.update_item(
+                TableName=self.table,
+                Key={"endpoint_id": {"S": endpoint_id}, "slot": {"N": str(slot)}},
+                UpdateExpression="SET expires_at = :exp, #ttl = :ttl",
+                ConditionExpression="holder = :me",
+                ExpressionAttributeNames={"#ttl": "ttl"},
+                ExpressionAttributeValues={
+                    ":exp": {"N": f"{now + lease_seconds:.3f}"},
+                    ":ttl": {"N": str(int(now + lease_seconds + 3600))},
+                    ":me": {"S": holder},
+                },
+            )
+            return True
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
+                raise
+            return False
+
+    def release(self, endpoint_id: str, slot: int, holder: str) -> None:
+        try:
+            self.client.delete_item(
+                TableName=self.table,
+                Key={"endpoint_id": {"S": endpoint_id}, "slot": {"N": str(slot)}},
+                ConditionExpression="holder = :me",
+                ExpressionAttributeValues={":me": {"S": holder}},
+            )
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
+                raise
+
+
+# --- job read model ----------------------------------------------------------------------------
+class DynamoJobStatus:
+    """Reads ``status`` from the jobs read model (None when the item is not there yet)."""
+
+    def __init__(self, table_name: str, client: Any | None = None) -> None:
+        self.table = table_name
+        self.client = client or boto3.client("dynamodb", config=_BOTO_CONFIG)
+
+    def status(self, job_id: str) -> str | None:
+        try:
+            item = self.client.get_item(
+                TableName=self.table,
+                Key={"job_id": {"S": job_id}},
+                ProjectionExpression="#s",
+                ExpressionAttributeNames={"#s": "status"},
+            ).get("Item")
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] == "ResourceNotFoundException":
+                return None
+            raise
+        return item["status"]["S"] if item and "status" in item else None
+
+
+# --- SQS -------------------------------------------------------------------------------------
+@dataclass
+class Message:
+    body: str
+    receipt_handle: str
+    message_id: str
+
+
+class SqsQueue:
+    def __init__(self, queue_url: str, client: Any | None = None) -> None:
+        self.url = queue_url
+        self.client = client or boto3.client("sqs", config=_BOTO_CONFIG)
+
+    def receive(self, max_messages: int, wait_seconds: int) -> list[Message]:
+        resp = self.client.receive_message(
+            QueueUrl=self.url,
+            MaxNumberOfMessages=max(1, min(10, max_messages)),
+            WaitTimeSeconds=wait_seconds,
+        )
+        return [
+            Message(m["Body"], m["ReceiptHandle"], m["MessageId"]) for m in resp.get("Messages", [])
+        ]
+
+    def delete(self, message: Message) -> None:
+        self.client.delete_message(QueueUrl=self.url, ReceiptHandle=message.receipt_handle)
+
+    def extend(self, message: Message, seconds: int) -> None:
+        self.client.change_message_visibility(
+            QueueUrl=self.url,
+            ReceiptHandle=message.receipt_handle,
+            VisibilityTimeout=max(0, min(int(seconds), 43200)),
+        )
+
+    def send(self, body: dict[str, Any] | str) -> None:
+        self.client.send_message(
+            QueueUrl=self.url, MessageBody=body if isinstance(body, str) else json.dumps(body)
+        )
+
+
+# --- endpoints ---------------------------------------------------------------------------------
+class EndpointAccess:
+    """The engine's endpoint port over ``endpoint_access`` (read model + Secrets Manager)."""
+
+    def __init__(self, directory: Any, secrets: Any, *, sftp_timeout: float = 20.0) -> None:
+        self.directory = directory
+        self.secrets = secrets
+        self.sftp_timeout = sftp_timeout
+        self._s3: dict[str | None, Any] = {}
+        self._lock = __import__("threading").Lock()
+
+    def get(self, endpoint_id: str) -> Any:
+        from services.executor.engine import Endpoint
+
+        view = self.directory.get(endpoint_id)
+        if view is None:
+            raise errors.InvalidConfiguration(f"endpoint {endpoint_id} not found")
+        cfg = view.config
+        return Endpoint(
+            endpoint_id=view.endpoint_id,
+            type=str(view.type.value if hasattr(view.type, "value") else view.type),
+            max_concurrency=int(view.max_concurrency or 1),
+            bucket=cfg.bucket,
+            prefix=cfg.prefix,
+            base_path=cfg.base_path,
+            kms_key_id=cfg.kms_key_id,
+            raw=view,
+        )
+
+    def resolve(self, endpoint: Any, path: str) -> str:
+        from services.executor.endpoint_access import resolve_path
+
+        return resolve_path(endpoint.raw, path)
+
+    def sftp(self, endpoint: Any) -> Any:
+        from services.executor.endpoint_access import open_sftp
+
+        return open_sftp(endpoint.raw, self.secrets, self.sftp_timeout)
+
+    def s3(self, endpoint: Any | None) -> Any:
+        region = endpoint.raw.config.region if endpoint is not None else None
+        with self._lock:
+            if region not in self._s3:
+                self._s3[region] = s3_client(region)
+            return self._s3[region]

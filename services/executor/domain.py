@@ -1,0 +1,454 @@
+"""The Transfer aggregate (one per job) and the pure rules of the data plane.
+
+Stream: ``events.aggregate.transfer_stream_id(job_id)``; correlation_id = job_id. Events are the
+executor's contract events (``events/contract.py``): LeaseAcquired, LeaseRenewed,
+TransferStarted, ChunkCommitted, TransferVerified, PostActionCompleted, TransferAttemptFailed,
+LeaseReleased. The first LeaseAcquired of a stream is the aggregate's "created" event
+(``Transfer.Opened.LeaseAcquired``: same detail-type, a different class only because
+eventsourcing needs a created event); every later lease is ``Transfer.LeaseAcquired``.
+
+The lease is the stream itself: LeaseAcquired is appended at the expected version, so two
+executors racing for one job conflict in the event store and exactly one wins.
+
+Resume: a leg's committed chunks are contiguous from index 0 (they are committed in order), so
+its resume point is the end of the last committed chunk; S3 multipart resumes with the same
+upload id and the recorded (part number, ETag) pairs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from events.aggregate import FerryAggregate, transfer_stream_id
+
+MiB = 1024 * 1024
+S3_MIN_PART = 5 * MiB
+S3_MAX_PARTS = 10_000
+S3_MAX_PART = 5 * 1024 * MiB
+
+OUTCOMES = ("succeeded", "failed", "retry", "cancelled", "abandoned")
+FINAL_OUTCOMES = ("succeeded", "failed", "cancelled")
+
+
+class LeaseHeld(Exception):
+    """Another executor holds an unexpired lease on this transfer."""
+
+    def __init__(self, owner_id: str, expires_at: datetime) -> None:
+        super().__init__(f"lease held by {owner_id} until {expires_at.isoformat()}")
+        self.owner_id = owner_id
+        self.expires_at = expires_at
+
+
+class TransferFinished(Exception):
+    """The transfer already ended (released succeeded/failed/cancelled)."""
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+# --- chunk planning ---------------------------------------------------------------------------
+def plan_chunk_size(size: int, chunk_size: int, *, s3_parts: bool) -> int:
+    """The chunk size for a file: the setting, raised to S3's 5 MiB minimum part size when the
+    chunks are S3 parts, and grown (whole MiB) so a file never needs more than 10,000 parts."""
+    chunk = max(chunk_size, S3_MIN_PART) if s3_parts else chunk_size
+    if size > chunk * S3_MAX_PARTS:
+        per_part = -(-size // S3_MAX_PARTS)
+        chunk = -(-per_part // MiB) * MiB
+    return chunk
+
+
+def chunk_count(size: int, chunk_size: int) -> int:
+    """Chunks of a leg; an empty file is one empty chunk (so it still gets a ChunkCommitted)."""
+    return max(1, -(-size // chunk_size))
+
+
+@dataclass
+class Chunk:
+    index: int
+    offset: int
+    length: int
+    sha256: str
+    part_number: int | None = None
+    etag: str | None = None
+
+
+@dataclass
+class Leg:
+    leg: int
+    legs: int
+    size: int
+    chunk_size: int
+    chunk_count: int
+    source_version: str | None
+    upload_id: str | None
+    temp_path: str | None
+    chunks: list[Chunk] = field(default_factory=list)
+
+    @property
+    def next_offset(self) -> int:
+        return self.chunks[-1].offset + self.chunks[-1].length if self.chunks else 0
+
+    @property
+    def next_index(self) -> int:
+        return len(self.chunks)
+
+    @property
+    def complete(self) -> bool:
+        return self.next_offset >= self.size and len(self.chunks) >= self.chunk_count
+
+    def parts(self) -> list[dict[str, Any]]:
+        return [
+            {"PartNumber": c.part_number, "ETag": c.etag}
+            for c in self.chunks
+            if c.part_number is not None
+        ]
+
+
+# --- the aggregate ---------------------------------------------------------------------------
+class Transfer(FerryAggregate):
+    """A job's data-plane history: leases, legs, chunks, verification, outcome."""
+
+    job_id: str
+    lease_owner: str | None
+    lease_expires_at: datetime | None
+    lease_held: bool
+    attempt: int
+    legs: dict[int, Leg]
+    verified: dict[str, Any] | None
+    post_action_done: bool
+    outcome: str | None
+    failures: list[dict[str, Any]]
+    started_at: datetime | None
+
+    def __init__(self, job_id: str, customer_id: str, correlation_id: str) -> None:
+        self.customer_id = customer_id
+        self.correlation_id = correlation_id
+        self._reset(job_id)
+
+    def _reset(self, job_id: str) -> None:
+        self.job_id = job_id
+        self.lease_owner = None
+        self.lease_expires_at = None
+        self.lease_held = False
+        self.attempt = 0
+        self.legs = {}
+        self.verified = None
+        self.post_action_done = False
+        self.outcome = None
+        self.failures = []
+        self.started_at = None
+
+    def _take_lease(self, owner_id: str, expires_at: datetime, attempt: int) -> None:
+        self.lease_owner = owner_id
+        self.lease_expires_at = expires_at
+        self.lease_held = True
+        self.attempt = attempt
+        self.outcome = None
+
+    class Opened:
+        """Namespace of the created event (eventsourcing needs a distinct created class)."""
+
+        class LeaseAcquired(FerryAggregate.Created):
+            job_id: str
+            owner_id: str
+            region: str
+            expires_at: datetime
+            attempt: int
+            takeover_from: str | None
+
+            def apply(self, aggregate: Any) -> None:
+                aggregate._take_lease(self.owner_id, self.expires_at, self.attempt)
+
+    class LeaseAcquired(FerryAggregate.Event):
+        job_id: str
+        owner_id: str
+        region: str
+        expires_at: datetime
+        attempt: int
+        takeover_from: str | None
+
+        def apply(self, aggregate: Any) -> None:
+            aggregate._take_lease(self.owner_id, self.expires_at, self.attempt)
+
+    class LeaseRenewed(FerryAggregate.Event):
+        job_id: str
+        owner_id: str
+        expires_at: datetime
+
+        def apply(self, aggregate: Any) -> None:
+            aggregate.lease_expires_at = self.expires_at
+
+    class LeaseReleased(FerryAggregate.Event):
+        job_id: str
+        owner_id: str
+        outcome: str
+
+        def apply(self, aggregate: Any) -> None:
+            aggregate.lease_held = False
+            aggregate.outcome = self.outcome
+
+    class TransferStarted(FerryAggregate.Event):
+        job_id: str
+        flow: str
+        leg: int
+        legs: int
+        size: int
+        chunk_size: int
+        chunk_count: int
+        source_version: str | None
+        upload_id: str | None
+        temp_path: str | None
+
+        def apply(self, aggregate: Any) -> None:
+            aggregate.legs[self.leg] = Leg(
+                leg=self.leg,
+                legs=self.legs,
+                size=self.size,
+                chunk_size=self.chunk_size,
+                chunk_count=self.chunk_count,
+                source_version=self.source_version,
+                upload_id=self.upload_id,
+                temp_path=self.temp_path,
+            )
+            aggregate.verified = None
+            if aggregate.started_at is None:
+                aggregate.started_at = self.timestamp
+
+    class ChunkCommitted(FerryAggregate.Event):
+        job_id: str
+        leg: int
+        index: int
+        offset: int
+        length: int
+        sha256: str
+        part_number: int | None
+        etag: str | None
+        bytes_committed: int
+        bytes_total: int
+
+        def apply(self, aggregate: Any) -> None:
+            aggregate.legs[self.leg].chunks.append(
+                Chunk(
+                    self.index, self.offset, self.length, self.sha256, self.part_number, self.etag
+                )
+            )
+
+    class TransferVerified(FerryAggregate.Event):
+        job_id: str
+        size: int
+        sha256: str
+        verify: str
+        target_checksum: str | None
+        duration_seconds: float
+        throughput_bytes_per_second: float
+
+        def apply(self, aggregate: Any) -> None:
+            aggregate.verified = {
+                "size": self.size,
+                "sha256": self.sha256,
+                "duration_seconds": self.duration_seconds,
+                "throughput_bytes_per_second": self.throughput_bytes_per_second,
+            }
+
+    class PostActionCompleted(FerryAggregate.Event):
+        job_id: str
+        action: str
+        moved_to: str | None
+
+        def apply(self, aggregate: Any) -> None:
+            aggregate.post_action_done = True
+
+    class TransferAttemptFailed(FerryAggregate.Event):
+        job_id: str
+        attempt: int
+        error_code: str
+        error_message: str
+        transient: bool
+        bytes_committed: int
+
+        def apply(self, aggregate: Any) -> None:
+            aggregate.failures.append(
+                {"attempt": self.attempt, "code": self.error_code, "transient": self.transient}
+            )
+
+    # --- commands ----------------------------------------------------------------------------
+    @classmethod
+    def open(
+        cls,
+        *,
+        job_id: str,
+        customer_id: str,
+        owner_id: str,
+        region: str,
+        attempt: int,
+        lease_for: timedelta,
+        now: datetime | None = None,
+    ) -> Transfer:
+        expires = (now or utcnow()) + lease_for
+        return cls._create(
+            cls.Opened.LeaseAcquired,
+            id=transfer_stream_id(job_id),
+            customer_id=customer_id,
+            correlation_id=job_id,
+            job_id=job_id,
+            owner_id=owner_id,
+            region=region,
+            expires_at=expires,
+            attempt=attempt,
+            takeover_from=None,
+        )
+
+    @property
+    def finished(self) -> bool:
+        return not self.lease_held and self.outcome in FINAL_OUTCOMES
+
+    def acquire(
+        self,
+        *,
+        owner_id: str,
+        region: str,
+        attempt: int,
+        lease_for: timedelta,
+        now: datetime | None = None,
+    ) -> None:
+        now = now or utcnow()
+        if self.finished:
+            raise TransferFinished(f"transfer of job {self.job_id} ended: {self.outcome}")
+        takeover: str | None = None
+        if self.lease_held and self.lease_owner is not None:
+            assert self.lease_expires_at is not None
+            if self.lease_owner != owner_id and self.lease_expires_at > now:
+                raise LeaseHeld(self.lease_owner, self.lease_expires_at)
+            takeover = self.lease_owner
+        self.trigger_event(
+            self.LeaseAcquired,
+            job_id=self.job_id,
+            owner_id=owner_id,
+            region=region,
+            expires_at=now + lease_for,
+            attempt=max(attempt, self.attempt),
+            takeover_from=takeover,
+        )
+
+    def renew(self, *, owner_id: str, lease_for: timedelta, now: datetime | None = None) -> None:
+        self._check_owner(owner_id)
+        self.trigger_event(
+            self.LeaseRenewed,
+            job_id=self.job_id,
+            owner_id=owner_id,
+            expires_at=(now or utcnow()) + lease_for,
+        )
+
+    def release(self, *, owner_id: str, outcome: str) -> None:
+        if outcome not in OUTCOMES:
+            raise ValueError(f"unknown outcome {outcome!r}")
+        self._check_owner(owner_id)
+        self.trigger_event(
+            self.LeaseReleased, job_id=self.job_id, owner_id=owner_id, outcome=outcome
+        )
+
+    def start_leg(
+        self,
+        *,
+        flow: str,
+        leg: int,
+        legs: int,
+        size: int,
+        chunk_size: int,
+        source_version: str | None = None,
+        upload_id: str | None = None,
+        temp_path: str | None = None,
+    ) -> Leg:
+        self.trigger_event(
+            self.TransferStarted,
+            job_id=self.job_id,
+            flow=flow,
+            leg=leg,
+            legs=legs,
+            size=size,
+            chunk_size=chunk_size,
+            chunk_count=chunk_count(size, chunk_size),
+            source_version=source_version,
+            upload_id=upload_id,
+            temp_path=temp_path,
+        )
+        return self.legs[leg]
+
+    def commit_chunk(
+        self,
+        *,
+        leg: int,
+        offset: int,
+        length: int,
+        sha256: str,
+        part_number: int | None = None,
+        etag: str | None = None,
+    ) -> Chunk:
+        state = self.legs[leg]
+        if offset != state.next_offset:
+            raise ValueError(f"chunk at {offset} is not the next one ({state.next_offset})")
+        self.trigger_event(
+            self.ChunkCommitted,
+            job_id=self.job_id,
+            leg=leg,
+            index=state.next_index,
+            offset=offset,
+            length=length,
+            sha256=sha256,
+            part_number=part_number,
+            etag=etag,
+            bytes_committed=offset + length,
+            bytes_total=state.size,
+        )
+        return state.chunks[-1]
+
+    def verify(
+        self,
+        *,
+        size: int,
+        sha256: str,
+        verify: str,
+        target_checksum: str | None,
+        duration_seconds: float,
+    ) -> None:
+        self.trigger_event(
+            self.TransferVerified,
+            job_id=self.job_id,
+            size=size,
+            sha256=sha256,
+            verify=verify,
+            target_checksum=target_checksum,
+            duration_seconds=round(duration_seconds, 6),
+            throughput_bytes_per_second=round(size / duration_seconds, 3)
+            if duration_seconds > 0
+            else 0.0,
+        )
+
+    def post_action(self, *, action: str, moved_to: str | None) -> None:
+        self.trigger_event(
+            self.PostActionCompleted, job_id=self.job_id, action=action, moved_to=moved_to
+        )
+
+    def fail_attempt(self, *, code: str, message: str, transient: bool) -> None:
+        self.trigger_event(
+            self.TransferAttemptFailed,
+            job_id=self.job_id,
+            attempt=self.attempt,
+            error_code=code,
+            error_message=message[:1000],
+            transient=transient,
+            bytes_committed=self.bytes_committed,
+        )
+
+    @property
+    def bytes_committed(self) -> int:
+        if not self.legs:
+            return 0
+        return self.legs[max(self.legs)].next_offset
+
+    def _check_owner(self, owner_id: str) -> None:
+        if self.lease_owner != owner_id or not self.lease_held:
+            raise LeaseHeld(self.lease_owner or "-", self.lease_expires_at or utcnow())

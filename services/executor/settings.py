@@ -1,0 +1,70 @@
+"""Executor settings: the only reader of the environment (pydantic-settings)."""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from ferry.names import ResourceNames
+
+MiB = 1024 * 1024
+
+#: Chunk size chosen by bench/transfer.py (see bench/README.md): 8 MiB parts reach the
+#: throughput plateau on S3 and SFTP while keeping memory at a few chunks in flight.
+DEFAULT_CHUNK_SIZE = 8 * MiB
+
+
+def _default_executor_id() -> str:
+    return f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+
+
+class ExecutorSettings(BaseSettings):
+    """``FERRY_EXECUTOR_*`` (plus the shared FERRY_* resource names)."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="FERRY_EXECUTOR_", extra="ignore", populate_by_name=True
+    )
+
+    prefix: str = Field(default="ferry", validation_alias="FERRY_PREFIX")
+    queue_url: str = Field(default="", validation_alias="FERRY_EXECUTOR_QUEUE_URL")
+    persistence_module: str | None = Field(default=None, validation_alias="PERSISTENCE_MODULE")
+    events_table: str | None = Field(default=None, validation_alias="FERRY_EVENTS_TABLE")
+    endpoints_table: str | None = Field(default=None, validation_alias="FERRY_ENDPOINTS_TABLE")
+    jobs_table: str | None = Field(default=None, validation_alias="FERRY_JOBS_TABLE")
+    leases_table: str | None = Field(default=None, validation_alias="FERRY_LEASES_TABLE")
+    staging_bucket: str | None = Field(default=None, validation_alias="FERRY_STAGING_BUCKET")
+    region: str = Field(default="us-east-1", validation_alias="FERRY_REGION")
+
+    executor_id: str = Field(default_factory=_default_executor_id)
+    concurrency: int = Field(default=2, ge=1, le=64, description="Jobs in parallel per process.")
+    chunk_size: int = Field(default=DEFAULT_CHUNK_SIZE, ge=64 * 1024)
+    single_put_threshold: int = Field(
+        default=DEFAULT_CHUNK_SIZE, ge=0, description="S3 target: one PUT below this size."
+    )
+    copy_part_threshold: int = Field(
+        default=5 * 1024 * MiB, ge=1, description="S3→S3: UploadPartCopy above this size."
+    )
+    copy_part_size: int = Field(default=512 * MiB, ge=5 * MiB)
+    lease_seconds: float = Field(default=60.0, gt=0)
+    heartbeat_seconds: float = Field(default=15.0, gt=0)
+    slot_wait_visibility_seconds: int = Field(default=5, ge=0)
+    poll_wait_seconds: int = Field(default=10, ge=0, le=20)
+    sftp_timeout: float = Field(default=20.0, gt=0)
+    run_validator: bool = False
+    exit_when_idle: bool = Field(default=False, description="Test/bench: exit on an empty poll.")
+    fault: str | None = Field(default=None, description="TEST ONLY: 'point[:n]' → SIGKILL self.")
+    stats_file: str | None = Field(default=None, description="TEST ONLY: write read counters.")
+
+    def names(self) -> ResourceNames:
+        return ResourceNames(self.prefix)
+
+    def table(self, which: str) -> str:
+        explicit = getattr(self, f"{which}_table")
+        return explicit or getattr(self.names(), f"{which}_table")
+
+    def staging(self) -> str:
+        return self.staging_bucket or self.names().staging_bucket

@@ -1,0 +1,414 @@
+"""The executor worker: SQS messages (JobQueued, JobRetryScheduled) → leased, heartbeated,
+chunked transfer attempts.
+
+Per message: skip what is not due yet (visibility → remaining delay) or already finished
+(delete); take the endpoints' semaphore slots (none free → visibility a few seconds, no attempt
+consumed); append LeaseAcquired at the expected version of the Transfer stream (a conflict means
+another executor won); run the attempt with a heartbeat thread (LeaseRenewed, SQS visibility,
+slot renewal, cancellation check); record the outcome (LeaseReleased) and delete the message.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from eventsourcing.persistence import IntegrityError
+
+from events.contract import JobQueued, JobRetryScheduled, JobSpec
+from events.translate import from_eventbridge
+from services.executor import errors
+from services.executor.adapters import DynamoSemaphore, Message, SqsQueue
+from services.executor.application import TransferApplication
+from services.executor.domain import LeaseHeld, Transfer, TransferFinished, utcnow
+from services.executor.engine import (
+    Abandoned,
+    Cancelled,
+    EndpointPort,
+    EngineSettings,
+    Fault,
+    LeaseLost,
+    RunContext,
+    Stats,
+    TransferRun,
+)
+from services.executor.settings import ExecutorSettings
+
+log = logging.getLogger(__name__)
+
+FINAL_JOB_STATUSES = ("SUCCEEDED", "FAILED")
+
+
+@dataclass(frozen=True)
+class JobMessage:
+    job_id: str
+    customer_id: str
+    spec: JobSpec
+    attempt: int
+    next_attempt_at: datetime | None
+
+
+def parse_job_message(body: str) -> JobMessage:
+    event = from_eventbridge(body)
+    if isinstance(event, JobRetryScheduled):
+        return JobMessage(
+            event.job_id, event.customer_id, event.spec, event.attempt, event.next_attempt_at
+        )
+    if isinstance(event, JobQueued):
+        return JobMessage(event.job_id, event.customer_id, event.spec, event.attempt, None)
+    raise ValueError(f"not an executor message: {event.detail_type()}")
+
+
+class _Flags:
+    def __init__(self) -> None:
+        self.cancelled = False
+        self.lost = False
+
+
+class Executor:
+    """Handles executor-queue messages; ``run`` is the long-polling loop."""
+
+    def __init__(
+        self,
+        *,
+        settings: ExecutorSettings,
+        app: TransferApplication,
+        endpoints: EndpointPort,
+        semaphore: DynamoSemaphore,
+        job_status: Any,
+        queue: SqsQueue,
+        stop_event: threading.Event | None = None,
+    ) -> None:
+        self.settings = settings
+        self.app = app
+        self.endpoints = endpoints
+        self.semaphore = semaphore
+        self.job_status = job_status
+        self.queue = queue
+        self.stop_event = stop_event or threading.Event()
+        self.owner_id = settings.executor_id
+        self.lease_for = timedelta(seconds=settings.lease_seconds)
+        self.fault = Fault(settings.fault)
+        self._running: set[str] = set()
+        self._running_lock = threading.Lock()
+        self.engine_settings = EngineSettings(
+            chunk_size=settings.chunk_size,
+            single_put_threshold=settings.single_put_threshold,
+            copy_part_threshold=settings.copy_part_threshold,
+            copy_part_size=settings.copy_part_size,
+            staging_bucket=settings.staging(),
+        )
+
+    # --- the loop ----------------------------------------------------------------------------
+    def run(self) -> None:
+        free = threading.Semaphore(self.settings.concurrency)
+        inflight = [0]
+        lock = threading.Lock()
+
+        def done(_: Any) -> None:
+            with lock:
+                inflight[0] -= 1
+            free.release()
+
+        with ThreadPoolExecutor(self.settings.concurrency, thread_name_prefix="job") as pool:
+            while not self.stop_event.is_set():
+                if not free.acquire(timeout=0.5):
+                    continue
+                try:
+                    messages = self.queue.receive(1, self.settings.poll_wait_seconds)
+                except Exception as exc:
+                    log.warning("receive failed: %r", exc)
+                    free.release()
+                    self.stop_event.wait(1.0)
+                    continue
+                if not messages:
+                    free.release()
+                    with lock:
+                        idle = inflight[0] == 0
+                    if self.settings.exit_when_idle and idle:
+                        break
+                    continue
+                with lock:
+                    inflight[0] += 1
+                pool.submit(self.handle_safely, messages[0]).add_done_callback(done)
+
+    def handle_safely(self, message: Message) -> str:
+        try:
+            return self.handle(message)
+        except Exception:
+            log.exception(
+                "message %s: unexpected error; it will be redelivered", message.message_id
+            )
+            return "error"
+
+    # --- one message -------------------------------------------------------------------------
+    def handle(self, message: Message) -> str:
+        try:
+            job = parse_job_message(message.body)
+        except Exception as exc:
+            log.error("message %s is not a job message (%r): dropped", message.message_id, exc)
+            self.queue.delete(message)
+            return "invalid"
+        now = utcnow()
+        if job.next_attempt_at is not None and job.next_attempt_at > now:
+            delay = math.ceil((job.next_attempt_at - now).total_seconds())
+            self.queue.extend(message, min(delay, 43200))
+            return "not-due"
+        with self._running_lock:
+            if job.job_id in self._running:  # a duplicate delivery while this process runs it
+                self.queue.extend(message, math.ceil(self.settings.lease_seconds) + 1)
+                return "running-here"
+            self._running.add(job.job_id)
+        try:
+            # hold the message for the whole lease from the start (the heartbeat extends it)
+            self.queue.extend(message, math.ceil(self.settings.lease_seconds) + 1)
+            return self._handle(message, job)
+        finally:
+            with self._running_lock:
+                self._running.discard(job.job_id)
+
+    def _handle(self, message: Message, job: JobMessage) -> str:
+        transfer = self.app.transfer(job.job_id)
+        if transfer is not None and transfer.finished:
+            self.queue.delete(message)
+            return "finished"
+        status = self.job_status.status(job.job_id)
+        if status in FINAL_JOB_STATUSES:
+            self.queue.delete(message)
+            return "finished"
+        cancelled = status == "CANCELLED"
+        if cancelled and transfer is None:
+            self.queue.delete(message)
+            return "cancelled"
+
+        slots: list[tuple[str, int]] = []
+        holder = f"{self.owner_id}/{job.job_id}"
+        if not cancelled:
+            try:
+                endpoints = {
+                    e.endpoint_id: e
+                    for e in (
+                        self.endpoints.get(job.spec.source.endpoint_id),
+                        self.endpoints.get(job.spec.target.endpoint_id),
+                    )
+                }
+            except errors.TransferError:
+                endpoints = {}  # the attempt records the failure
+            for ep in endpoints.values():
+                slot = self.semaphore.try_acquire(
+                    ep.endpoint_id, ep.max_concurrency, holder, self.settings.lease_seconds
+                )
+                if slot is None:
+                    self._release_slots(slots, holder)
+                    self.queue.extend(message, self.settings.slot_wait_visibility_seconds)
+                    return "no-slot"
+                slots.append((ep.endpoint_id, slot))
+        try:
+            return self._attempt(message, job, transfer, cancelled, slots, holder)
+        finally:
+            self._release_slots(slots, holder)
+
+    def _release_slots(self, slots: list[tuple[str, int]], holder: str) -> None:
+        for endpoint_id, slot in slots:
+            try:
+                self.semaphore.release(endpoint_id, slot, holder)
+            except Exception as exc:  # it expires anyway
+                log.warning("releasing slot %s/%s failed: %r", endpoint_id, slot, exc)
+
+    def _acquire_lease(self, job: JobMessage, transfer: Transfer | None) -> Transfer:
+        if transfer is None:
+            transfer = Transfer.open(
+                job_id=job.job_id,
+                customer_id=job.customer_id,
+                owner_id=self.owner_id,
+                region=self.settings.region,
+                attempt=job.attempt,
+                lease_for=self.lease_for,
+            )
+        else:
+            transfer.acquire(
+                owner_id=self.owner_id,
+                region=self.settings.region,
+                attempt=job.attempt,
+                lease_for=self.lease_for,
+            )
+        self.app.save(transfer)
+        return transfer
+
+    def _attempt(
+        self,
+        message: Message,
+        job: JobMessage,
+        transfer: Transfer | None,
+        cancelled: bool,
+        slots: list[tuple[str, int]],
+        holder: str,
+    ) -> str:
+        try:
+            t = self._acquire_lease(job, transfer)
+        except LeaseHeld as held:
+            wait = max(1, math.ceil((held.expires_at - utcnow()).total_seconds()) + 1)
+            self.queue.extend(message, wait)
+            return "leased-elsewhere"
+        except TransferFinished:
+            self.queue.delete(message)
+            return "finished"
+        except IntegrityError:
+            self.queue.extend(message, 2)
+            return "lost-race"
+
+        flags = _Flags()
+        flags.cancelled = cancelled
+        lock = threading.Lock()
+
+        def record(fn: Callable[[Transfer], Any]) -> Any:
+            with lock:
+                if flags.lost:
+                    raise LeaseLost()
+                result = fn(t)
+                try:
+                    self.app.save(t)
+                except IntegrityError:
+                    flags.lost = True
+                    raise LeaseLost() from None
+                return result
+
+        def check() -> None:
+            if flags.lost:
+                raise LeaseLost()
+            if flags.cancelled:
+                raise Cancelled()
+            if self.stop_event.is_set():
+                raise Abandoned()
+
+        stats = Stats()
+        ctx = RunContext(record=record, check=check, fault=self.fault, stats=stats)
+        done = threading.Event()
+        beat = threading.Thread(
+            target=self._heartbeat,
+            args=(done, message, job, record, flags, slots, holder),
+            name=f"heartbeat-{job.job_id[:8]}",
+            daemon=True,
+        )
+        beat.start()
+        outcome: str | None
+        run: TransferRun | None = None
+        try:
+            run = TransferRun(
+                transfer=t,
+                spec=job.spec,
+                endpoints=self.endpoints,
+                settings=self.engine_settings,
+                ctx=ctx,
+            )
+            check()
+            run.execute()
+            outcome = "succeeded"
+        except Cancelled:
+            if run is not None:
+                run.cleanup()
+            outcome = "cancelled"
+        except Abandoned:
+            outcome = "abandoned"
+        except LeaseLost:
+            outcome = None
+        except errors.TransferError as exc:
+            outcome = self._failed(t, run, record, exc)
+        except Exception as exc:
+            log.exception("job %s: unexpected error", job.job_id)
+            internal = errors.TransferError(
+                f"internal error: {type(exc).__name__}", code="INTERNAL_ERROR", transient=True
+            )
+            outcome = self._failed(t, run, record, internal)
+        finally:
+            done.set()
+            beat.join()
+            if run is not None:
+                run.close()
+        if outcome is not None:
+            released: str = outcome
+            try:
+                record(lambda tr: tr.release(owner_id=self.owner_id, outcome=released))
+            except LeaseLost:
+                outcome = None
+        self._write_stats(job, outcome, stats)
+        if outcome in (None, "abandoned"):
+            self.queue.extend(message, 0)  # another executor takes it over
+        else:
+            self.queue.delete(message)
+        return outcome or "lease-lost"
+
+    def _failed(
+        self,
+        t: Transfer,
+        run: TransferRun | None,
+        record: Callable[[Callable[[Transfer], Any]], Any],
+        exc: errors.TransferError,
+    ) -> str | None:
+        max_attempts = 5
+        if run is not None:
+            max_attempts = run.spec.options.max_attempts
+        final = not exc.transient or t.attempt >= max_attempts
+        log.warning("job %s attempt %s failed: %s %s", t.job_id, t.attempt, exc.code, exc.message)
+        if final and run is not None:
+            run.cleanup()
+        try:
+            record(
+                lambda tr: tr.fail_attempt(
+                    code=exc.code, message=exc.message, transient=exc.transient
+                )
+            )
+        except LeaseLost:
+            return None
+        return "failed" if final else "retry"
+
+    def _heartbeat(
+        self,
+        done: threading.Event,
+        message: Message,
+        job: JobMessage,
+        record: Callable[[Callable[[Transfer], Any]], Any],
+        flags: _Flags,
+        slots: list[tuple[str, int]],
+        holder: str,
+    ) -> None:
+        visibility = math.ceil(self.settings.lease_seconds) + 1
+        while not done.wait(self.settings.heartbeat_seconds):
+            try:
+                record(lambda t: t.renew(owner_id=self.owner_id, lease_for=self.lease_for))
+            except LeaseLost:
+                return
+            except Exception as exc:
+                log.warning("job %s: lease renewal failed: %r", job.job_id, exc)
+            try:
+                self.queue.extend(message, visibility)
+                for endpoint_id, slot in slots:
+                    self.semaphore.renew(endpoint_id, slot, holder, self.settings.lease_seconds)
+                if self.job_status.status(job.job_id) == "CANCELLED":
+                    flags.cancelled = True
+            except Exception as exc:
+                log.warning("job %s: heartbeat side task failed: %r", job.job_id, exc)
+
+    def _write_stats(self, job: JobMessage, outcome: str | None, stats: Stats) -> None:
+        if not self.settings.stats_file:  # TEST ONLY counters
+            return
+        with open(self.settings.stats_file, "a") as f:
+            f.write(
+                json.dumps(
+                    {
+                        "job_id": job.job_id,
+                        "outcome": outcome,
+                        "source_bytes": stats.source_bytes,
+                        "chunks_committed": stats.chunks_committed,
+                        "target_reread_bytes": stats.target_reread_bytes,
+                    }
+                )
+                + "\n"
+            )

@@ -1,0 +1,126 @@
+"""kill -9 of an executor process at several points; a new executor process finishes the job
+from the committed chunks, reading at most one chunk of the source again."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from events.contract import Flow
+from tests.integration.executor_harness import KiB, MiB, Stack, sha256
+from tests.integration.test_executor_flows import put_source, read_target, target_of
+from tests.support.sshd import SshdServer, sftp_dir, sshd
+
+__all__ = ["sftp_dir", "sshd"]
+
+pytestmark = pytest.mark.usefixtures("aws_env")
+
+FAST: dict[str, Any] = {"lease_seconds": 2, "heartbeat_seconds": 0.5}
+
+
+@pytest.fixture
+def stack(aws_env: dict[str, str], sshd: SshdServer, sftp_dir: Path) -> Stack:
+    return Stack(aws_env, sshd, sftp_dir)
+
+
+def _stats(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+# Each case costs two executor processes (~15-20 s on the shared 2-core machine): the default
+# run covers every kill point on S3→SFTP plus the S3-target and two-leg resumes; the rest run
+# with ``-m slow``.
+_slow = pytest.mark.slow
+CASES = [
+    # flow, size, fault point, chunk size the flow uses
+    pytest.param(Flow.S3_TO_SFTP, 3 * MiB + 100, "before_first_chunk", 256 * KiB, marks=_slow),
+    (Flow.S3_TO_SFTP, 3 * MiB + 100, "after_chunk:5", 256 * KiB),
+    (Flow.S3_TO_SFTP, 3 * MiB + 100, "before_publish", 256 * KiB),
+    (Flow.S3_TO_SFTP, 3 * MiB + 100, "after_publish", 256 * KiB),
+    (Flow.SFTP_TO_S3, 16 * MiB + 100, "after_chunk:2", 5 * MiB),
+    pytest.param(Flow.SFTP_TO_S3, 16 * MiB + 100, "before_publish", 5 * MiB, marks=_slow),
+    (Flow.SFTP_TO_S3, 16 * MiB + 100, "after_publish", 5 * MiB),
+    (Flow.SFTP_TO_SFTP, 11 * MiB, "after_chunk:4", 5 * MiB),
+    pytest.param(Flow.S3_TO_S3, 13 * MiB, "after_chunk:1", 5 * MiB, marks=_slow),
+]
+
+
+def _id(case: Any) -> str:
+    values = case.values if hasattr(case, "values") else case
+    return f"{values[0].value}-{values[2]}"
+
+
+@pytest.mark.parametrize(("flow", "size", "fault", "chunk"), CASES, ids=[_id(c) for c in CASES])
+def test_kill_9_then_another_executor_finishes(
+    stack: Stack, tmp_path: Path, flow: Flow, size: int, fault: str, chunk: int
+) -> None:
+    data = os.urandom(size)
+    job_id = stack.queue_job(flow, put_source(stack, flow, data), target_of(stack, flow))
+    stats_a, stats_b = tmp_path / "a.jsonl", tmp_path / "b.jsonl"
+
+    first = stack.spawn(fault=fault, executor_id="exec-A", stats_file=stats_a, **FAST)
+    assert first.wait(timeout=60) == -signal.SIGKILL
+    before = stack.events(job_id)
+    committed = sum(e.length for e in before if e.detail_type() == "ChunkCommitted" and e.leg == 1)
+    assert "LeaseReleased" not in [e.detail_type() for e in before]
+
+    second = stack.spawn(executor_id="exec-B", stats_file=stats_b, **FAST)
+    try:
+        deadline = time.monotonic() + 60
+        while stack.released(job_id) != "succeeded":
+            assert time.monotonic() < deadline, stack.types(job_id)
+            assert second.poll() is None
+            time.sleep(0.3)
+    finally:
+        second.send_signal(signal.SIGTERM)
+        assert second.wait(timeout=30) == 0
+
+    assert sha256(read_target(stack, flow)) == sha256(data)
+    events = stack.events(job_id)
+    takeovers = [e for e in events if e.detail_type() == "LeaseAcquired" and e.owner_id == "exec-B"]
+    assert takeovers and takeovers[0].takeover_from == "exec-A"
+    assert events[-1].detail_type() == "LeaseReleased" and events[-1].outcome == "succeeded"
+    verified = [e for e in events if e.detail_type() == "TransferVerified"]
+    assert len(verified) == 1 and verified[0].sha256 == sha256(data)
+    # bytes read from the source after the kill: what was not committed, plus at most one chunk
+    [b] = [s for s in _stats(stats_b) if s["job_id"] == job_id]
+    if flow != Flow.S3_TO_S3:
+        reread = b["source_bytes"] - (size - committed)
+        assert reread <= chunk, (b, committed)
+    if fault == "after_publish":
+        assert b["source_bytes"] == 0
+    # exactly one file, no temp file, no incomplete upload, no staging object
+    if flow.value.endswith("SFTP"):
+        assert stack.sftp_dir is not None
+        assert sorted(p.name for p in (stack.sftp_dir / "out").iterdir()) == ["result.bin"]
+    for bucket in (stack.dst_bucket, stack.names.staging_bucket):
+        assert stack.incomplete_uploads(bucket) == []
+    assert stack.s3.list_objects_v2(Bucket=stack.names.staging_bucket).get("KeyCount", 0) == 0
+
+
+def test_sigterm_abandons_the_chunk_in_flight_releases_the_lease_and_exits_0(
+    stack: Stack, tmp_path: Path
+) -> None:
+    data = os.urandom(40 * MiB)
+    flow = Flow.S3_TO_SFTP
+    job_id = stack.queue_job(flow, put_source(stack, flow, data), target_of(stack, flow))
+    proc = stack.spawn(executor_id="exec-T", **FAST)
+    deadline = time.monotonic() + 60
+    while "ChunkCommitted" not in stack.types(job_id):
+        assert time.monotonic() < deadline and proc.poll() is None
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=30) == 0
+    if stack.released(job_id) == "succeeded":  # finished before the signal was seen
+        pytest.skip("the transfer finished before SIGTERM arrived")
+    assert stack.released(job_id) == "abandoned"
+    assert stack.drain(stack.executor(**FAST)) == ["succeeded"]
+    assert sha256(read_target(stack, flow)) == sha256(data)
+    acquired = [e for e in stack.events(job_id) if e.detail_type() == "LeaseAcquired"]
+    assert acquired[-1].takeover_from is None  # released, not expired
