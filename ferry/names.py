@@ -225,3 +225,7 @@ ROUTES_RULES: dict[str, tuple[str, dict, str]] = {
 }
 """rule attribute on ResourceNames -> (bus: "default" = the account's default bus, "ferry" =
 <prefix>-bus; event pattern; queue attribute on ResourceNames)."""
+
+# S3 object metadata key on every object Ferry writes (targets, staging, archive copies):
+# routes never trigger on such objects, so a route whose target is its own source cannot loop.
+OBJECT_MARKER = "ferry-job-id"

@@ -37,6 +37,7 @@ from typing import Any, Protocol
 from botocore.exceptions import ClientError
 
 from events.contract import Flow, JobSpec, PostAction, VerifyMode
+from ferry.names import OBJECT_MARKER
 from services.executor import errors
 from services.executor.adapters import (
     is_md5_etag,
@@ -298,8 +299,10 @@ class S3Sink:
         single_put_threshold: int,
         ctx: RunContext,
         kms_key_id: str | None = None,
+        job_id: str = "",
     ) -> None:
         self.client, self.bucket, self.key = client, bucket, key
+        self.job_id = job_id
         self.overwrite = overwrite
         self.threshold = single_put_threshold
         self.ctx = ctx
@@ -309,9 +312,12 @@ class S3Sink:
         self._pending: list[bytes] = []
 
     def _extra(self) -> dict[str, Any]:
+        """Arguments of every object-creating call: encryption, and the ``ferry-job-id``
+        metadata that marks objects Ferry wrote (routes never trigger on them: no loops)."""
+        extra: dict[str, Any] = {"Metadata": {OBJECT_MARKER: self.job_id}} if self.job_id else {}
         if self.kms:
-            return {"ServerSideEncryption": "aws:kms", "SSEKMSKeyId": self.kms}
-        return {}
+            extra.update({"ServerSideEncryption": "aws:kms", "SSEKMSKeyId": self.kms})
+        return extra
 
     def _head(self) -> dict[str, Any] | None:
         try:
@@ -684,6 +690,7 @@ class TransferRun:
                 single_put_threshold=self.settings.single_put_threshold,
                 ctx=self.ctx,
                 kms_key_id=ep.kms_key_id,
+                job_id=str(self.t.job_id),
             )
         else:
             sink = SftpSink(self._sftp(ep), path, overwrite=opts.overwrite, ctx=self.ctx)
@@ -698,6 +705,7 @@ class TransferRun:
             overwrite=True,
             single_put_threshold=self.settings.single_put_threshold,
             ctx=self.ctx,
+            job_id=str(self.t.job_id),
         )
         self._sinks.append(sink)
         return sink
@@ -907,6 +915,7 @@ class TransferRun:
                         CopySourceIfMatch=info.version,
                         # S3 computes the copy's full-object sha256 server-side
                         ChecksumAlgorithm="SHA256",
+                        MetadataDirective="REPLACE",
                         **sink._extra(),
                     )
                 except Exception as exc:
@@ -974,7 +983,11 @@ class TransferRun:
                     )
                     try:
                         client.copy_object(
-                            Bucket=bucket, Key=dest, CopySource={"Bucket": bucket, "Key": src_path}
+                            Bucket=bucket,
+                            Key=dest,
+                            CopySource={"Bucket": bucket, "Key": src_path},
+                            MetadataDirective="REPLACE",
+                            Metadata={OBJECT_MARKER: str(self.t.job_id)},
                         )
                     except ClientError as exc:
                         if exc.response["Error"]["Code"] not in ("NoSuchKey", "404"):

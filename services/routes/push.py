@@ -27,6 +27,7 @@ from aws_lambda_powertools.utilities.batch import (
 )
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
+from ferry.names import OBJECT_MARKER
 from services.routes.application import Candidate, RoutesApplication, RouteView, utc
 from services.routes.ports import (
     EndpointDirectory,
@@ -39,7 +40,7 @@ from services.routes.ports import (
 
 logger = Logger(service="ferry-routes-push")
 
-FERRY_JOB_METADATA = "ferry-job-id"
+FERRY_JOB_METADATA = OBJECT_MARKER
 
 
 @dataclass(frozen=True)
