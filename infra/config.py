@@ -1,0 +1,146 @@
+"""Deployment parameters of the Ferry CDK app, read from CDK context.
+
+Every parameter is a context key (``cdk synth -c key=value``, ``python -m infra -c key=value`` or
+``infra/cdk.json``); the defaults below are what CI synthesizes. Resource *names* are not
+parameters: they come from :class:`ferry.names.ResourceNames` built from ``prefix``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from ferry.names import ResourceNames
+
+DEFAULT_REGIONS = ("us-gov-west-1", "us-gov-east-1")
+ECR_IMAGE_PREFIX = "ecr:"
+
+
+def _bool(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    return str(value).strip().lower() in {"1", "true", "yes", "on"}
+
+
+def _list(value: Any) -> tuple[str, ...]:
+    if value is None or value == "":
+        return ()
+    if isinstance(value, list | tuple):
+        return tuple(str(v).strip() for v in value if str(v).strip())
+    return tuple(v.strip() for v in str(value).split(",") if v.strip())
+
+
+@dataclass(frozen=True)
+class FerryConfig:
+    """Everything a deployment can vary. Build it with :meth:`from_context`."""
+
+    prefix: str = "ferry"
+    regions: tuple[str, ...] = DEFAULT_REGIONS
+    account: str | None = None
+    # DynamoDB global tables (events + api-keys replicated to every region; see infra/README.md)
+    global_tables: bool = False
+    # The region whose writers run when global_tables is on (failover = redeploy with the other)
+    active_region: str | None = None
+    # EventBridge
+    archive_retention_days: int = 365
+    consumer_accounts: tuple[str, ...] = ()
+    # Lambda code: bundle the dependencies layer with pip on the host (no Docker). CI: false.
+    bundle: bool = True
+    # Executor image: "asset" (services/executor/Dockerfile, built by `cdk deploy`) or
+    # "ecr:<repository-name>:<tag>" (a pre-built image; no Docker needed at deploy)
+    executor_image: str = "asset"
+    executor_cpu: int = 1024
+    executor_memory_mib: int = 2048
+    executor_max_tasks: int = 10
+    # Lease length of the executor (seconds); the executor queue's visibility is >= it
+    lease_seconds: int = 300
+    # Longest time a transfer may stay resumable (days); multipart uploads are aborted after more
+    resume_window_days: int = 7
+    staging_expiry_days: int = 14
+    # API Gateway usage plan
+    api_rate_limit: float = 50.0
+    api_burst_limit: int = 100
+    api_quota_per_day: int = 100_000
+    # Reserved concurrency for the SQS-driven Lambdas (0 = none; new accounts may need 0)
+    consumer_reserved_concurrency: int = 10
+    alarm_email: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def names(self) -> ResourceNames:
+        return ResourceNames(self.prefix)
+
+    @property
+    def home_region(self) -> str:
+        """The region whose stack owns global tables (never changes on failover)."""
+        return self.regions[0]
+
+    @property
+    def multipart_abort_days(self) -> int:
+        """Strictly longer than the resumable window: a resumable upload is never aborted."""
+        return self.resume_window_days + 1
+
+    def is_active(self, region: str) -> bool:
+        """Whether the region runs Ferry's writers (always, unless global tables are on)."""
+        if not self.global_tables:
+            return True
+        return region == (self.active_region or self.home_region)
+
+    @classmethod
+    def from_context(cls, get: Any) -> FerryConfig:
+        """Build from a ``node.try_get_context``-like callable."""
+
+        def ctx(key: str, default: Any) -> Any:
+            value = get(key)
+            return default if value is None else value
+
+        d = cls()
+        cfg = cls(
+            prefix=str(ctx("prefix", d.prefix)),
+            regions=_list(ctx("regions", list(d.regions))) or d.regions,
+            account=ctx("account", None),
+            global_tables=_bool(ctx("global_tables", d.global_tables)),
+            active_region=ctx("active_region", None),
+            archive_retention_days=int(ctx("archive_retention_days", d.archive_retention_days)),
+            consumer_accounts=_list(ctx("consumer_accounts", [])),
+            bundle=_bool(ctx("bundle", d.bundle)),
+            executor_image=str(ctx("executor_image", d.executor_image)),
+            executor_cpu=int(ctx("executor_cpu", d.executor_cpu)),
+            executor_memory_mib=int(ctx("executor_memory_mib", d.executor_memory_mib)),
+            executor_max_tasks=int(ctx("executor_max_tasks", d.executor_max_tasks)),
+            lease_seconds=int(ctx("lease_seconds", d.lease_seconds)),
+            resume_window_days=int(ctx("resume_window_days", d.resume_window_days)),
+            staging_expiry_days=int(ctx("staging_expiry_days", d.staging_expiry_days)),
+            api_rate_limit=float(ctx("api_rate_limit", d.api_rate_limit)),
+            api_burst_limit=int(ctx("api_burst_limit", d.api_burst_limit)),
+            api_quota_per_day=int(ctx("api_quota_per_day", d.api_quota_per_day)),
+            consumer_reserved_concurrency=int(
+                ctx("consumer_reserved_concurrency", d.consumer_reserved_concurrency)
+            ),
+            alarm_email=ctx("alarm_email", None),
+        )
+        cfg.validate()
+        return cfg
+
+    def validate(self) -> None:
+        if len(set(self.regions)) != len(self.regions) or not self.regions:
+            raise ValueError(f"regions must be distinct and non-empty: {self.regions}")
+        if self.active_region and self.active_region not in self.regions:
+            raise ValueError(f"active_region {self.active_region} is not one of {self.regions}")
+        for account in self.consumer_accounts:
+            if not (account.isdigit() and len(account) == 12):
+                raise ValueError(f"consumer_accounts: not a 12-digit account id: {account!r}")
+        if self.staging_expiry_days <= self.multipart_abort_days:
+            raise ValueError("staging_expiry_days must exceed resume_window_days + 1")
+        if not (60 <= self.lease_seconds <= 6 * 3600):
+            raise ValueError("lease_seconds must be within 60..21600")
+        if self.executor_max_tasks < 3:
+            raise ValueError("executor_max_tasks must be >= 3")
+        if not (
+            self.executor_image == "asset"
+            or (
+                self.executor_image.startswith(ECR_IMAGE_PREFIX)
+                and self.executor_image.count(":") == 2
+            )
+        ):
+            raise ValueError("executor_image must be 'asset' or 'ecr:<repository>:<tag>'")

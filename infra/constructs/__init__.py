@@ -1,0 +1,1 @@
+"""One construct per Ferry service; :mod:`infra.stack` composes them."""

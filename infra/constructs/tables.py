@@ -1,0 +1,186 @@
+"""DynamoDB: the event store, the read models, idempotency, leases and API keys.
+
+Key schemas and GSIs are exactly those of docs/architecture.md ("Read models", "Other tables").
+Every table is encrypted with the deployment's customer-managed key, has point-in-time recovery
+and deletion protection. With ``global_tables`` the event store and the API keys are DynamoDB
+global tables owned by the home region's stack (replicas elsewhere); the read models, idempotency
+records and leases stay regional (see infra/README.md for why).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_cdk import RemovalPolicy, Stack
+from aws_cdk import aws_dynamodb as ddb
+from aws_cdk import aws_kms as kms
+from aws_cdk import custom_resources as cr
+from constructs import Construct
+
+from ferry.names import ResourceNames
+
+S = ddb.AttributeType.STRING
+N = ddb.AttributeType.NUMBER
+
+
+def _attr(name: str, type_: ddb.AttributeType = S) -> ddb.Attribute:
+    return ddb.Attribute(name=name, type=type_)
+
+
+class Tables(Construct):
+    """All of Ferry's tables in one region."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        names: ResourceNames,
+        key: kms.IKey,
+        replica_regions: list[str] | None = None,
+        import_global: bool = False,
+    ) -> None:
+        """``replica_regions``: this stack owns the global tables and replicates them there.
+        ``import_global``: the global tables belong to another region's stack; reference the
+        local replicas by name."""
+        super().__init__(scope, construct_id)
+        self._key = key
+
+        def regional(
+            construct_id: str, encryption: ddb.TableEncryptionV2 | None = None, **kwargs: object
+        ) -> ddb.TableV2:
+            return ddb.TableV2(
+                self,
+                construct_id,
+                billing=ddb.Billing.on_demand(),
+                encryption=encryption or ddb.TableEncryptionV2.customer_managed_key(key),
+                point_in_time_recovery_specification=ddb.PointInTimeRecoverySpecification(
+                    point_in_time_recovery_enabled=True
+                ),
+                deletion_protection=True,
+                removal_policy=RemovalPolicy.RETAIN,
+                **kwargs,  # type: ignore[arg-type]
+            )
+
+        events_kwargs: dict[str, Any] = {
+            "table_name": names.events_table,
+            "partition_key": _attr("stream_id"),
+            "sort_key": _attr("version", N),
+            "dynamo_stream": ddb.StreamViewType.NEW_IMAGE,
+        }
+        api_keys_kwargs: dict[str, Any] = {
+            "table_name": names.api_keys_table,
+            "partition_key": _attr("key_hash"),
+        }
+        self.events: ddb.ITableV2
+        self.api_keys: ddb.ITableV2
+        self.events_stream_arn: str
+        if import_global:
+            # The global table's replica in this region: its stream ARN is only known at deploy.
+            self.api_keys = ddb.TableV2.from_table_name(self, "ApiKeys", names.api_keys_table)
+            describe = cr.AwsCustomResource(
+                self,
+                "EventsReplicaStream",
+                on_update=cr.AwsSdkCall(
+                    service="DynamoDB",
+                    action="describeTable",
+                    parameters={"TableName": names.events_table},
+                    physical_resource_id=cr.PhysicalResourceId.of(names.events_table),
+                    output_paths=["Table.LatestStreamArn"],
+                ),
+                policy=cr.AwsCustomResourcePolicy.from_sdk_calls(
+                    resources=[
+                        Stack.of(self).format_arn(
+                            service="dynamodb", resource="table", resource_name=names.events_table
+                        )
+                    ]
+                ),
+                install_latest_aws_sdk=False,
+            )
+            self.events_stream_arn = describe.get_response_field("Table.LatestStreamArn")
+            self.events = ddb.TableV2.from_table_attributes(
+                self,
+                "EventsReplica",
+                table_name=names.events_table,
+                table_stream_arn=self.events_stream_arn,
+                encryption_key=key,
+            )
+        else:
+            replicas = [ddb.ReplicaTableProps(region=r) for r in replica_regions or []]
+            if replicas:
+                # replicas need a key per region: the same-alias key of each regional stack
+                enc = ddb.TableEncryptionV2.customer_managed_key(
+                    key,
+                    replica_key_arns={
+                        r: Stack.of(self).format_arn(
+                            service="kms", region=r, resource="alias", resource_name=_alias(names)
+                        )
+                        for r in replica_regions or []
+                    },
+                )
+                self.events = regional("Events", **events_kwargs, replicas=replicas, encryption=enc)
+                self.api_keys = regional(
+                    "ApiKeys", **api_keys_kwargs, replicas=replicas, encryption=enc
+                )
+            else:
+                self.events = regional("Events", **events_kwargs)
+                self.api_keys = regional("ApiKeys", **api_keys_kwargs)
+            stream_arn = self.events.table_stream_arn
+            assert stream_arn is not None
+            self.events_stream_arn = stream_arn
+
+        self.endpoints = regional(
+            "Endpoints",
+            table_name=names.endpoints_table,
+            partition_key=_attr("endpoint_id"),
+            global_secondary_indexes=[
+                ddb.GlobalSecondaryIndexPropsV2(
+                    index_name="customer-index",
+                    partition_key=_attr("customer_id"),
+                    sort_key=_attr("created_at"),
+                )
+            ],
+        )
+        self.jobs = regional(
+            "Jobs",
+            table_name=names.jobs_table,
+            partition_key=_attr("job_id"),
+            global_secondary_indexes=[
+                ddb.GlobalSecondaryIndexPropsV2(
+                    index_name="customer-created-index",
+                    partition_key=_attr("customer_id"),
+                    sort_key=_attr("created_at"),
+                ),
+                ddb.GlobalSecondaryIndexPropsV2(
+                    index_name="customer-status-index",
+                    partition_key=_attr("customer_status"),
+                    sort_key=_attr("created_at"),
+                ),
+            ],
+        )
+        self.idempotency = regional(
+            "Idempotency",
+            table_name=names.idempotency_table,
+            partition_key=_attr("id"),
+            time_to_live_attribute="expiration",
+        )
+        self.leases = regional(
+            "Leases",
+            table_name=names.leases_table,
+            partition_key=_attr("endpoint_id"),
+            sort_key=_attr("slot", N),
+            time_to_live_attribute="ttl",
+        )
+
+    @property
+    def read_models(self) -> list[ddb.ITableV2]:
+        return [self.endpoints, self.jobs]
+
+
+def _alias(names: ResourceNames) -> str:
+    return f"{names.prefix}-data"
+
+
+def data_key_alias(names: ResourceNames) -> str:
+    """The alias of the deployment's customer-managed data key (same in every region)."""
+    return "alias/" + _alias(names)

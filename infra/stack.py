@@ -1,0 +1,279 @@
+"""FerryStack: every Ferry resource of one region, composed from the per-service constructs."""
+
+from __future__ import annotations
+
+from aws_cdk import CfnOutput, Duration, Environment, RemovalPolicy, Stack
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_sqs as sqs
+from constructs import Construct
+
+import ferry.names as n
+from infra.config import FerryConfig
+from infra.constructs.api import Api
+from infra.constructs.code import dependencies_layer
+from infra.constructs.executor import Executor, Network, executor_settings_environment
+from infra.constructs.messaging import Messaging
+from infra.constructs.monitoring import (
+    EXECUTOR_OLDEST_MESSAGE_SECONDS,
+    LAMBDA_QUEUE_OLDEST_MESSAGE_SECONDS,
+    Monitoring,
+)
+from infra.constructs.services import (
+    CONSUMER_TIMEOUT,
+    DDB_WRITE_ACTIONS,
+    SECRET_READ_ACTIONS,
+    EndpointsService,
+    JobsService,
+    ProjectionsService,
+    Publisher,
+    _Common,
+    secrets_arn,
+)
+from infra.constructs.storage import Storage
+from infra.constructs.tables import Tables, data_key_alias
+from infra.nag import suppress
+
+CUSTOMER_S3_ACTIONS = [
+    "s3:GetObject",
+    "s3:PutObject",
+    "s3:DeleteObject",
+    "s3:AbortMultipartUpload",
+    "s3:ListMultipartUploadParts",
+    "s3:ListBucket",
+    "s3:GetBucketLocation",
+]
+
+
+def stack_name(prefix: str, region: str) -> str:
+    return f"{prefix.capitalize()}-{region}"
+
+
+class FerryStack(Stack):
+    def __init__(self, scope: Construct, cfg: FerryConfig, region: str) -> None:
+        super().__init__(
+            scope,
+            stack_name(cfg.prefix, region),
+            env=Environment(account=cfg.account, region=region),
+            description=f"Ferry managed file transfer ({cfg.prefix}, {region})",
+            termination_protection=False,
+        )
+        names = cfg.names
+        self.cfg = cfg
+        active = cfg.is_active(region)
+
+        self.key = kms.Key(
+            self,
+            "DataKey",
+            alias=data_key_alias(names),
+            enable_key_rotation=True,
+            description="Ferry data: event store, tables, queues, staging bucket, alarms topic",
+            removal_policy=RemovalPolicy.RETAIN,
+        )
+        owns_global = cfg.global_tables and region == cfg.home_region
+        self.tables = Tables(
+            self,
+            "Tables",
+            names=names,
+            key=self.key,
+            replica_regions=[r for r in cfg.regions if r != region] if owns_global else None,
+            import_global=cfg.global_tables and not owns_global,
+        )
+        self.messaging = Messaging(
+            self,
+            "Messaging",
+            names=names,
+            key=self.key,
+            archive_retention_days=cfg.archive_retention_days,
+            consumer_accounts=cfg.consumer_accounts,
+            lease_seconds=cfg.lease_seconds,
+            lambda_consumer_timeout=CONSUMER_TIMEOUT,
+            active=active,
+        )
+        self.storage = Storage(
+            self,
+            "Storage",
+            names=names,
+            key=self.key,
+            multipart_abort_days=cfg.multipart_abort_days,
+            staging_expiry_days=cfg.staging_expiry_days,
+        )
+        q = self.messaging.queues
+        environment = {
+            n.ENV_PERSISTENCE_MODULE: "events.dynamodb",
+            n.ENV_EVENTS_TABLE: names.events_table,
+            n.ENV_ENDPOINTS_TABLE: names.endpoints_table,
+            n.ENV_JOBS_TABLE: names.jobs_table,
+            n.ENV_IDEMPOTENCY_TABLE: names.idempotency_table,
+            n.ENV_LEASES_TABLE: names.leases_table,
+            n.ENV_API_KEYS_TABLE: names.api_keys_table,
+            n.ENV_BUS_NAME: names.bus,
+            n.ENV_EXECUTOR_QUEUE_URL: q["executor_queue"].queue.queue_url,
+            n.ENV_VALIDATOR_QUEUE_URL: q["validator_queue"].queue.queue_url,
+            n.ENV_PROJECTIONS_QUEUE_URL: q["projections_queue"].queue.queue_url,
+            n.ENV_JOBS_QUEUE_URL: q["jobs_queue"].queue.queue_url,
+            n.ENV_STAGING_BUCKET: self.storage.staging.bucket_name,
+            n.ENV_SECRETS_PREFIX: names.secrets_prefix,
+            n.ENV_DEPLOYMENT_REGION: region,
+        }
+        self.service_environment = environment
+        layer = dependencies_layer(self, "Dependencies", bundle=cfg.bundle)
+        common = _Common(names=names, environment=environment, layer=layer, key=self.key)
+        reserved = cfg.consumer_reserved_concurrency
+        self.endpoints = EndpointsService(self, "Endpoints", common=common, tables=self.tables)
+        self.jobs = JobsService(
+            self,
+            "Jobs",
+            common=common,
+            tables=self.tables,
+            queue=q["jobs_queue"].queue,
+            reserved_concurrency=reserved,
+        )
+        self.projections = ProjectionsService(
+            self,
+            "Projections",
+            common=common,
+            tables=self.tables,
+            queue=q["projections_queue"].queue,
+            reserved_concurrency=reserved,
+        )
+        self.publisher_dlq = sqs.Queue(
+            self,
+            "PublisherDlq",
+            encryption=sqs.QueueEncryption.KMS,
+            encryption_master_key=self.key,
+            enforce_ssl=True,
+            retention_period=Duration.days(14),
+        )
+        self.publisher = Publisher(
+            self,
+            "Publisher",
+            common=common,
+            tables=self.tables,
+            bus=self.messaging.bus,
+            dlq=self.publisher_dlq,
+        )
+        self.api = Api(
+            self,
+            "Api",
+            api_name=f"{names.prefix}-api",
+            functions={
+                self.endpoints.api_function.entry: self.endpoints.api_function,
+                self.jobs.api_function.entry: self.jobs.api_function,
+                self.projections.api_function.entry: self.projections.api_function,
+            },
+            rate_limit=cfg.api_rate_limit,
+            burst_limit=cfg.api_burst_limit,
+            quota_per_day=cfg.api_quota_per_day,
+            write_routes=active,
+        )
+
+        self.network = Network(self, "Network")
+        self.executor = Executor(
+            self,
+            "Executor",
+            vpc=self.network.vpc,
+            environment={
+                **environment,
+                **executor_settings_environment(names.prefix, cfg.lease_seconds),
+            },
+            image=cfg.executor_image,
+            cpu=cfg.executor_cpu,
+            memory_mib=cfg.executor_memory_mib,
+            max_tasks=cfg.executor_max_tasks,
+            queues=[q["executor_queue"].queue, q["validator_queue"].queue],
+        )
+        self._grant_executor(names)
+
+        self.monitoring = Monitoring(
+            self,
+            "Monitoring",
+            key=self.key,
+            dashboard_name=f"{names.prefix}-{region}",
+            alarm_email=cfg.alarm_email,
+        )
+        m = self.monitoring
+        for attr, fq in q.items():
+            cid = "".join(p.capitalize() for p in attr.split("_"))
+            m.dlq(cid, fq.dlq)
+            m.oldest_message(
+                cid,
+                fq.queue,
+                EXECUTOR_OLDEST_MESSAGE_SECONDS
+                if attr == "executor_queue"
+                else LAMBDA_QUEUE_OLDEST_MESSAGE_SECONDS,
+            )
+        m.dlq("Publisher", self.publisher_dlq)
+        for cid, fn in self.functions.items():
+            m.function(cid, fn)
+        m.publisher_lag(self.publisher.function)
+        m.job_failure_rate()
+        m.fargate_task_failures(self.executor.cluster)
+        m.widgets(
+            queues={attr: fq.queue for attr, fq in q.items()},
+            executor_backlog=self.executor.backlog,
+        )
+
+        CfnOutput(self, "ApiUrl", value=self.api.api.url)
+        CfnOutput(self, "BusArn", value=self.messaging.bus.event_bus_arn)
+        CfnOutput(self, "StagingBucket", value=self.storage.staging.bucket_name)
+        CfnOutput(self, "AlarmTopic", value=self.monitoring.topic.topic_arn)
+        CfnOutput(self, "UsagePlanId", value=self.api.usage_plan.usage_plan_id)
+        suppress(self, names)
+
+    @property
+    def functions(self) -> dict:
+        return {
+            "EndpointsApi": self.endpoints.api_function,
+            "JobsApi": self.jobs.api_function,
+            "QueriesApi": self.projections.api_function,
+            "ProcessManager": self.jobs.process_manager,
+            "ProjectionsConsumer": self.projections.consumer,
+            "Publisher": self.publisher.function,
+        }
+
+    def _grant_executor(self, names: n.ResourceNames) -> None:
+        role = self.executor.task_definition.task_role
+        t = self.tables
+        t.events.grant_read_write_data(role)
+        t.leases.grant_read_write_data(role)
+        for rm in t.read_models:
+            rm.grant_read_data(role)
+        role.add_to_principal_policy(
+            iam.PolicyStatement(
+                sid="NeverWriteReadModels",
+                effect=iam.Effect.DENY,
+                actions=DDB_WRITE_ACTIONS,
+                resources=[rm.table_arn for rm in t.read_models],
+            )
+        )
+        self.storage.staging.grant_read_write(role)
+        self.storage.staging.grant_delete(role)
+        role.add_to_principal_policy(
+            iam.PolicyStatement(
+                sid="ReadEndpointSecrets",
+                actions=SECRET_READ_ACTIONS,
+                resources=[secrets_arn(self, names)],
+            )
+        )
+        for attr in ("executor_queue", "validator_queue"):
+            self.messaging.queues[attr].queue.grant_consume_messages(role)
+        # Customers' S3 endpoints live in *their* accounts: their bucket policies grant this
+        # role; its own policy cannot name those buckets in advance, so it allows object access
+        # to buckets of other accounts only (never this account's buckets besides staging).
+        role.add_to_principal_policy(
+            iam.PolicyStatement(
+                sid="CustomerS3EndpointsOtherAccounts",
+                actions=CUSTOMER_S3_ACTIONS,
+                resources=["arn:" + self.partition + ":s3:::*"],
+                conditions={"StringNotEquals": {"s3:ResourceAccount": self.account}},
+            )
+        )
+        role.add_to_principal_policy(
+            iam.PolicyStatement(
+                sid="CustomerS3EndpointsKms",
+                actions=["kms:Decrypt", "kms:GenerateDataKey"],
+                resources=["*"],
+                conditions={"StringEquals": {"kms:ViaService": f"s3.{self.region}.amazonaws.com"}},
+            )
+        )
