@@ -206,9 +206,34 @@ _LOCATIONS = frozenset({"body", "query", "path", "header", "cookie"})
 def _field_of(loc: tuple[Any, ...] | list[Any]) -> str | None:
     """('body', 'source', 'path') -> 'source.path': only the leading location word is dropped."""
     parts = [str(p) for p in loc]
+    if parts == ["body"]:  # the body itself is wrong (null, a list, a number, missing)
+        return "body"
     if parts and parts[0] in _LOCATIONS:
         parts = parts[1:]
     return ".".join(parts) or None
+
+
+def unencodable_field(value: Any, path: tuple[str, ...] = ()) -> str | None:
+    """The dotted path of the first string (key or value) of a parsed JSON body that is not
+    valid Unicode (a lone surrogate such as ``"\\udfff"``: it cannot be stored, logged or
+    published), ``"body"`` for the body itself, or None when everything encodes."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return ".".join(path) or "body"
+        return None
+    if isinstance(value, dict):
+        for key, item in value.items():
+            found = unencodable_field(key, path) or unencodable_field(item, (*path, str(key)))
+            if found:
+                return found
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            found = unencodable_field(item, (*path, str(index)))
+            if found:
+                return found
+    return None
 
 
 class FerryResolver(APIGatewayRestResolver):

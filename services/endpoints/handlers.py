@@ -12,7 +12,13 @@ from typing import Any
 from aws_lambda_powertools.event_handler import Response, content_types
 
 from events.contract import EndpointConfig
-from ferry.api import FerryResolver, error_response, json_handler, principal
+from ferry.api import (
+    FerryResolver,
+    error_response,
+    json_handler,
+    principal,
+    unencodable_field,
+)
 from services.endpoints.application import (
     ConcurrentModification,
     Credentials,
@@ -24,6 +30,7 @@ from services.endpoints.schemas import (
     SECRET_FIELDS,
     InvalidRequest,
     SftpRegistration,
+    parse_disable,
     parse_patch,
     parse_registration,
 )
@@ -88,13 +95,7 @@ def add_routes(resolver: FerryResolver, app: EndpointsApplication) -> FerryResol
 
     @resolver.post("/endpoints/<endpoint_id>/disable")
     def disable(endpoint_id: str) -> Response[dict[str, Any]]:
-        body = _json_body(resolver, optional=True) or {}
-        reason = body.get("reason") if isinstance(body, dict) else None
-        if reason is not None and (not isinstance(reason, str) or len(reason) > 500):
-            raise InvalidRequest("reason: a string of at most 500 characters", "reason")
-        if isinstance(body, dict) and set(body) - {"reason"}:
-            field = sorted(set(body) - {"reason"})[0]
-            raise InvalidRequest(f"{field}: unknown field", field)
+        reason = parse_disable(_json_body(resolver, optional=True)).reason
         who = principal(resolver)
         endpoint = app.disable(
             customer_id=who.customer_id, endpoint_id=endpoint_id, actor=who.key_id, reason=reason
@@ -112,6 +113,8 @@ def add_routes(resolver: FerryResolver, app: EndpointsApplication) -> FerryResol
     @resolver.exception_handler(InvalidRequest)
     def _invalid(ex: InvalidRequest) -> Response[dict[str, Any]]:
         status, code = (400, "invalid_json") if ex.field == "body" else (422, "validation_error")
+        if ex.status is not None:
+            status, code = ex.status, "validation_error"
         return error_response(status, code, ex.message, ex.field)
 
     @resolver.exception_handler(EndpointError)
@@ -163,9 +166,13 @@ def _json_body(resolver: FerryResolver, *, optional: bool = False) -> Any:
     if resolver.current_event.is_base64_encoded:
         raw = resolver.current_event.decoded_body
     try:
-        return json.loads(raw or "")
+        body = json.loads(raw or "")
     except (ValueError, TypeError):
         raise InvalidRequest("request body is not valid JSON", "body") from None
+    bad = unencodable_field(body)
+    if bad is not None:
+        raise InvalidRequest(f"{bad}: not valid Unicode (a lone surrogate)", bad, status=422)
+    return body
 
 
 def _plain(value: Any) -> Any:

@@ -11,7 +11,7 @@ import posixpath
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictInt, ValidationError
 
 from events.contract import Direction, EndpointType
 from services.endpoints.keys import KeyProblem, check_private_key, normalise_host_key
@@ -44,10 +44,11 @@ _USERNAME = re.compile(r"^[^\s:/\\\x00-\x1f\x7f]{1,128}$")
 class InvalidRequest(ValueError):
     """A request body problem, naming the field (→ 422)."""
 
-    def __init__(self, message: str, field: str | None) -> None:
+    def __init__(self, message: str, field: str | None, *, status: int | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.field = field
+        self.status = status  # None: 400 for an unreadable body, 422 otherwise
 
 
 # --- field checks ---------------------------------------------------------------------------
@@ -141,13 +142,13 @@ Prefix = Annotated[str, Field(max_length=1024), AfterValidator(_prefix)]
 Region = Annotated[str, AfterValidator(_region)]
 KmsKeyId = Annotated[str, Field(min_length=1, max_length=2048)]
 Host = Annotated[str, Field(min_length=1, max_length=253), AfterValidator(_host)]
-Port = Annotated[int, Field(ge=1, le=65535)]
+Port = Annotated[StrictInt, Field(ge=1, le=65535)]
 Username = Annotated[str, AfterValidator(_username)]
 BasePath = Annotated[str, Field(min_length=1, max_length=2048), AfterValidator(_base_path)]
 HostKey = Annotated[str, Field(min_length=1, max_length=MAX_KEY_TEXT), AfterValidator(_host_key)]
 KeyText = Annotated[str, Field(min_length=1, max_length=MAX_KEY_TEXT)]
 SecretText = Annotated[str, Field(min_length=1, max_length=1024)]
-Concurrency = Annotated[int, Field(ge=1, le=64)]
+Concurrency = Annotated[StrictInt, Field(ge=1, le=64)]
 
 
 # --- models ---------------------------------------------------------------------------------
@@ -208,6 +209,12 @@ class PatchRequest(_Request):
         return f"PatchRequest(fields={sorted(self.model_fields_set - SECRET_FIELDS)})"
 
 
+class DisableRequest(_Request):
+    """POST /endpoints/{endpoint_id}/disable (the body is optional)."""
+
+    reason: str | None = Field(default=None, max_length=500)
+
+
 #: PATCH fields that may be set to null (optional settings); the others must have a value.
 NULLABLE = frozenset({"region", "kms_key_id"})
 
@@ -262,6 +269,19 @@ def parse_patch(body: Any) -> PatchRequest:
             raise InvalidRequest(f"{field}: cannot be null", field)
     check_credentials(request.private_key, request.passphrase, request.password, required=False)
     return request
+
+
+def parse_disable(body: Any) -> DisableRequest:
+    """No body → no reason; otherwise a JSON object ``{"reason": ...}`` (422 on ``body`` for
+    any other JSON value)."""
+    if body is None:
+        return DisableRequest()
+    if not isinstance(body, dict):
+        raise InvalidRequest("body: must be a JSON object", "body", status=422)
+    try:
+        return DisableRequest.model_validate(body)
+    except ValidationError as exc:
+        raise _first_error(exc) from None
 
 
 def check_credentials(

@@ -20,7 +20,7 @@ from uuid import UUID, uuid4
 
 from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.persistence import IntegrityError
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, field_validator
 
 from events.aggregate import FerryApplication
 from events.contract import (
@@ -172,7 +172,7 @@ class OptionsRequest(_Strict):
     overwrite: StrictBool = False
     post_action: PostAction = PostAction.NONE
     move_to: str | None = Field(default=None, description="Required for post_action=move.")
-    max_attempts: int = Field(default=5, ge=1, le=20)
+    max_attempts: StrictInt = Field(default=5, ge=1, le=20)
     verify: VerifyMode = VerifyMode.DIGEST
 
     @field_validator("move_to")
@@ -268,8 +268,10 @@ class JobsApplication(FerryApplication):
         """Create (or find, for a repeated request) a queued job (``route_id``: the route that
         dispatched it, if any)."""
         self._check_request(request)
+        # Existence, ownership and direction only: whether an endpoint is usable *now* matters
+        # only when a job is created, not when an earlier request is replayed.
         source, target = self._usable_endpoints(
-            customer_id, request.source.endpoint_id, request.target.endpoint_id
+            customer_id, request.source.endpoint_id, request.target.endpoint_id, status=False
         )
         spec = JobSpec(
             flow=Flow.of(source.type, target.type),
@@ -295,6 +297,7 @@ class JobsApplication(FerryApplication):
                     request.target.endpoint_id,
                     request.target.path,
                     request.source.version,
+                    body_hash,  # other options → another request → another job
                 ]
             )
             scope = f"{customer_id}#auto#{dedupe}"
@@ -307,6 +310,14 @@ class JobsApplication(FerryApplication):
                 "this Idempotency-Key was already used with a different request body",
                 field=IDEMPOTENCY_HEADER,
             )
+        if not claimed:
+            try:
+                existing = self._load(held.job_id)
+                return Submitted(existing.job_id, existing.status, False)
+            except JobNotFound:
+                pass  # claimed earlier but never created: create it now (checks below)
+        self._endpoint(customer_id, source.endpoint_id, "source.endpoint_id")
+        self._endpoint(customer_id, target.endpoint_id, "target.endpoint_id")
         return self._ensure_job(customer_id, actor, held, label, fresh=claimed, route_id=route_id)
 
     def cancel(
@@ -436,6 +447,8 @@ class JobsApplication(FerryApplication):
             uuid = UUID(job_id)
         except (ValueError, TypeError, AttributeError):
             raise JobNotFound(f"no job {job_id}", field="job_id") from None
+        if str(uuid) != job_id:  # canonical ids only (never a non-canonical store lookup)
+            raise JobNotFound(f"no job {job_id}", field="job_id")
         try:
             job: Any = self.repository.get(uuid)
         except AggregateNotFoundError:
@@ -524,10 +537,10 @@ class JobsApplication(FerryApplication):
             )
 
     def _usable_endpoints(
-        self, customer_id: str, source_id: str, target_id: str
+        self, customer_id: str, source_id: str, target_id: str, *, status: bool = True
     ) -> tuple[EndpointInfo, EndpointInfo]:
-        source = self._endpoint(customer_id, source_id, "source.endpoint_id")
-        target = self._endpoint(customer_id, target_id, "target.endpoint_id")
+        source = self._endpoint(customer_id, source_id, "source.endpoint_id", status=status)
+        target = self._endpoint(customer_id, target_id, "target.endpoint_id", status=status)
         if source.direction not in (Direction.INBOUND, Direction.BOTH):
             raise InvalidRequest(
                 f"endpoint {source_id} is {source.direction.value}: it cannot be a source",
@@ -542,10 +555,14 @@ class JobsApplication(FerryApplication):
             )
         return source, target
 
-    def _endpoint(self, customer_id: str, endpoint_id: str, field: str) -> EndpointInfo:
+    def _endpoint(
+        self, customer_id: str, endpoint_id: str, field: str, *, status: bool = True
+    ) -> EndpointInfo:
         found = self.endpoints.get(endpoint_id)
         if found is None or found.customer_id != customer_id:
             raise EndpointNotFound(f"no endpoint {endpoint_id}", field=field)
+        if not status:
+            return found
         if found.status == EndpointStatus.DISABLED:
             raise EndpointUnavailable(
                 f"endpoint {endpoint_id} is disabled", field=field, code="endpoint_disabled"

@@ -19,9 +19,9 @@ from eventsourcing.persistence import AggregateRecorder
 from pydantic import BaseModel
 
 from events.aggregate import transfer_stream_id
-from events.contract import FerryEvent, JobStatus
+from events.contract import EndpointRegistered, FerryEvent, JobRequested, JobStatus
 from events.translate import audit_record, merge_in_time_order, to_integration
-from ferry.api import BadRequest, NotFound
+from ferry.api import BadRequest, NotFound, Unprocessable
 from services.projections import readmodels
 from services.projections.readmodels import ENDPOINTS, JOBS, Item
 from services.projections.tables import (
@@ -429,11 +429,28 @@ def decode_token(token: str, expected: IndexQuery, key_attribute: str) -> dict[s
 # --------------------------------------------------------------------------- queries
 
 
-def _utc(value: datetime | None) -> datetime | None:
-    """Naive query times are taken as UTC."""
-    if value is not None and value.tzinfo is None:
+def _utc(value: datetime | None, field: str) -> datetime | None:
+    """Naive query times are taken as UTC; a time that has no UTC equivalent (0001-01-01 at
+    +01:00, 9999-12-31 at -01:00) is a 422 on its field, never an OverflowError."""
+    if value is None:
+        return None
+    if value.tzinfo is None:
         return value.replace(tzinfo=UTC)
-    return value
+    try:
+        return value.astimezone(UTC)
+    except (OverflowError, ValueError):
+        raise Unprocessable(
+            f"{field}: out of range once converted to UTC", field=field, code="validation_error"
+        ) from None
+
+
+def _canonical(value: str) -> bool:
+    """Ferry ids are canonical (lower-case, hyphenated) UUIDs: anything else is not looked up
+    (DynamoDB refuses keys over 2048 bytes; an upper-case id would read a partial history)."""
+    try:
+        return str(UUID(value)) == value
+    except ValueError:
+        return False
 
 
 class Queries:
@@ -444,6 +461,8 @@ class Queries:
         self.recorder = recorder
 
     def get_endpoint(self, customer_id: str, endpoint_id: str) -> EndpointView:
+        if not _canonical(endpoint_id):
+            raise NotFound(f"endpoint {endpoint_id} not found", field="endpoint_id")
         item = self.store.get(ENDPOINTS, endpoint_id)
         if item is None or item.get("customer_id") != customer_id or not item.get("created_at"):
             raise NotFound(f"endpoint {endpoint_id} not found", field="endpoint_id")
@@ -464,6 +483,8 @@ class Queries:
         )
 
     def get_job(self, customer_id: str, job_id: str) -> JobView:
+        if not _canonical(job_id):
+            raise NotFound(f"job {job_id} not found", field="job_id")
         item = self.store.get(JOBS, job_id)
         if item is None or item.get("customer_id") != customer_id or not item.get("created_at"):
             raise NotFound(f"job {job_id} not found", field="job_id")
@@ -479,7 +500,7 @@ class Queries:
         limit: int = 50,
         next_token: str | None = None,
     ) -> JobList:
-        since, until = _utc(since), _utc(until)
+        since, until = _utc(since, "since"), _utc(until, "until")
         if since is not None and until is not None and since > until:
             raise BadRequest("since must not be after until", field="since")
         if status is None:
@@ -509,7 +530,7 @@ class Queries:
 
     def job_events(self, customer_id: str, job_id: str) -> list[dict[str, Any]]:
         job = self._stream(job_id)
-        if not job or job[0].customer_id != customer_id:
+        if not job or job[0].customer_id != customer_id or not isinstance(job[0], JobRequested):
             raise NotFound(f"job {job_id} not found", field="job_id")
         transfer = self._stream(str(transfer_stream_id(job_id)))
         transfer = [e for e in transfer if e.customer_id == customer_id]
@@ -517,17 +538,15 @@ class Queries:
 
     def endpoint_events(self, customer_id: str, endpoint_id: str) -> list[dict[str, Any]]:
         events = self._stream(endpoint_id)
-        if not events or events[0].customer_id != customer_id:
+        first = events[0] if events else None
+        if not isinstance(first, EndpointRegistered) or first.customer_id != customer_id:
             raise NotFound(f"endpoint {endpoint_id} not found", field="endpoint_id")
         return [audit_record(e) for e in events]
 
     def _stream(self, stream_id: str) -> list[FerryEvent]:
-        try:
-            key: UUID = UUID(stream_id)
-        except ValueError:
+        if not _canonical(stream_id):
             return []  # not an id Ferry issues
-        if str(key) != stream_id.lower():
-            return []
+        key = UUID(stream_id)
         out = []
         for stored in self.recorder.select_events(key):
             event = to_integration(stored)

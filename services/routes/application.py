@@ -157,7 +157,10 @@ class RoutesApplication(FerryApplication):
 
     def get_route(self, customer_id: str, route_id: str) -> Route:
         try:
-            found: Any = self.repository.get(UUID(route_id))
+            stream_id = UUID(route_id)
+            if str(stream_id) != route_id:  # only canonical ids: never a non-canonical lookup
+                raise ValueError(route_id)
+            found: Any = self.repository.get(stream_id)
         except (ValueError, AggregateNotFoundError):
             raise NotFound("route not found", field="route_id") from None
         if not isinstance(found, Route) or found.customer_id != customer_id:

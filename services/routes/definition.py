@@ -13,11 +13,13 @@ import string
 from datetime import datetime
 from typing import Any, Literal
 
+import re2
 from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
     StrictBool,
+    StrictInt,
     ValidationError,
     field_validator,
     model_validator,
@@ -32,6 +34,14 @@ MARKER_PLACEHOLDERS = frozenset({"name", "stem"})
 _EVERY = re.compile(r"^(\d+)([smhd])$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+# Largest file size a route may filter on: 5 TiB (the S3 object limit). Keeps the value well
+# inside DynamoDB's 38-digit number limit.
+MAX_FILE_SIZE = 5 * 1024**4
+# Regex routes are matched by RE2 (linear time: no catastrophic backtracking on the shared
+# scanner/push consumer); the file name fed to any pattern is bounded too.
+MAX_MATCHED_NAME = 1024
+# Longest "every" / "min_age" duration.
+MAX_DURATION_SECONDS = 30 * 86400
 
 
 class _Strict(BaseModel):
@@ -147,13 +157,28 @@ def check_template(template: str) -> str:
 # ---------------------------------------------------------------------------------------------
 
 
-def compile_pattern(pattern: str, *, regex: bool) -> re.Pattern[str]:
-    """The pattern as a compiled regular expression (a glob is translated first)."""
+_RE2_OPTIONS = re2.Options()
+_RE2_OPTIONS.log_errors = False  # a bad user pattern is a 422, not a line on stderr
+
+
+def compile_pattern(pattern: str, *, regex: bool) -> Any:
+    """The pattern compiled for matching (a glob is translated first).
+
+    A regular expression is compiled by RE2 (linear-time matching, no backreferences or
+    look-around): a user pattern such as ``^(a+)+$`` cannot freeze the shared scanner. A glob's
+    translation never backtracks catastrophically, so it keeps the ``re`` engine.
+    """
     if regex:
         try:
-            return re.compile(pattern)
-        except re.error as error:
-            raise ValueError(f"regular expression does not compile: {error}") from None
+            return re2.compile(pattern, _RE2_OPTIONS)
+        except re2.error as error:
+            detail = error.args[0] if error.args else error
+            if isinstance(detail, bytes):
+                detail = detail.decode("utf-8", "replace")
+            raise ValueError(
+                f"regular expression is not supported (RE2 syntax: no backreferences or "
+                f"look-around): {detail}"
+            ) from None
     if pattern.count("[") != pattern.count("]"):
         raise ValueError("glob does not compile: unbalanced '[' ']'")
     try:
@@ -174,6 +199,8 @@ def every_seconds(value: str) -> int:
     seconds = int(found.group(1)) * _UNITS[found.group(2)]
     if seconds < 10:
         raise ValueError("must be at least 10s")
+    if seconds > MAX_DURATION_SECONDS:
+        raise ValueError("must be at most 30d")
     return seconds
 
 
@@ -235,8 +262,8 @@ class SourceDef(_Strict):
     path: str = Field(default="", max_length=1024, description="Directory (SFTP) or prefix (S3).")
     pattern: str = Field(default="*", min_length=1, max_length=512)
     regex: StrictBool = Field(default=False, description="pattern is a regular expression.")
-    min_size: int | None = Field(default=None, ge=0)
-    max_size: int | None = Field(default=None, ge=0)
+    min_size: StrictInt | None = Field(default=None, ge=0, le=MAX_FILE_SIZE)
+    max_size: StrictInt | None = Field(default=None, ge=0, le=MAX_FILE_SIZE)
     recursive: StrictBool = False
 
     @field_validator("path")
@@ -261,6 +288,8 @@ class SourceDef(_Strict):
     def matches(self, relpath: str) -> bool:
         """The pattern applies to the file name (the last segment of the relative path)."""
         name = relpath.rsplit("/", 1)[-1]
+        if len(name) > MAX_MATCHED_NAME:
+            return False
         compiled = compile_pattern(self.pattern, regex=self.regex)
         if self.regex:
             return compiled.search(name) is not None
@@ -306,7 +335,7 @@ class TriggerDef(_Strict):
 
 
 class StableDef(_Strict):
-    checks: int = Field(default=2, ge=1, le=100)
+    checks: StrictInt = Field(default=2, ge=1, le=100)
     min_age: str | None = Field(default=None, description="e.g. 30s, 5m: minimum file age.")
     done_marker: str | None = Field(
         default=None, max_length=256, description="e.g. {name}.done or {stem}.ok"
@@ -343,7 +372,10 @@ def min_age_seconds(value: str) -> int:
     found = _EVERY.match(value.strip())
     if not found:
         raise ValueError("must look like 30s, 5m, 1h or 1d")
-    return int(found.group(1)) * _UNITS[found.group(2)]
+    seconds = int(found.group(1)) * _UNITS[found.group(2)]
+    if seconds > MAX_DURATION_SECONDS:
+        raise ValueError("must be at most 30d")
+    return seconds
 
 
 class RouteDefinition(_Strict):
@@ -356,7 +388,7 @@ class RouteDefinition(_Strict):
     overwrite: StrictBool = False
     post_action: PostAction = PostAction.NONE
     move_to: str | None = Field(default=None, max_length=1024)
-    max_attempts: int = Field(default=5, ge=1, le=20)
+    max_attempts: StrictInt = Field(default=5, ge=1, le=20)
     verify: VerifyMode = VerifyMode.DIGEST
     stable: StableDef = Field(default_factory=StableDef)
     once_per_name: StrictBool = False

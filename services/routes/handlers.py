@@ -13,7 +13,14 @@ from typing import Any
 from aws_lambda_powertools.event_handler import Response, content_types
 
 from events.translate import audit_record
-from ferry.api import FerryResolver, error_response, json_handler, make_resolver, principal
+from ferry.api import (
+    FerryResolver,
+    error_response,
+    json_handler,
+    make_resolver,
+    principal,
+    unencodable_field,
+)
 from services.routes.application import RoutesError
 from services.routes.bootstrap import RoutesService
 from services.routes.domain import Route, RouteError
@@ -85,12 +92,18 @@ def build_resolver(service: RoutesService) -> FerryResolver:
         routes.get_route(who.customer_id, route_id)  # 404 for another customer's route
         name = app.current_event.get_query_string_value("name") or None
         raw_limit = app.current_event.get_query_string_value("limit") or "100"
-        if not raw_limit.isdigit() or not 1 <= int(raw_limit) <= 1000:
-            raise RoutesError("limit: an integer from 1 to 1000", field="limit")
-        items = [file_body(i) for i in read_model.files(route_id, name, int(raw_limit))]
+        limit = _limit(raw_limit)
+        items = [file_body(i) for i in read_model.files(route_id, name, limit)]
         return _json(200, {"items": items, "count": len(items)})
 
     return app
+
+
+def _limit(raw: str) -> int:
+    """``?limit=``: ASCII digits only ("²".isdigit() is True but int("²") fails)."""
+    if raw.isascii() and raw.isdecimal() and len(raw) <= 4 and 1 <= int(raw) <= 1000:
+        return int(raw)
+    raise RoutesError("limit: an integer from 1 to 1000", field="limit")
 
 
 def _view(route: Route) -> dict[str, Any]:
@@ -115,11 +128,15 @@ def _body(app: FerryResolver) -> Any:
     if app.current_event.is_base64_encoded:
         raw = app.current_event.decoded_body
     try:
-        return json.loads(raw or "")
+        body = json.loads(raw or "")
     except (ValueError, TypeError):
         raise RoutesError(
             "request body is not valid JSON", field="body", code="invalid_json"
         ) from None
+    bad = unencodable_field(body)
+    if bad is not None:
+        raise RoutesError(f"{bad}: not valid Unicode (a lone surrogate)", field=bad)
+    return body
 
 
 def _build() -> FerryResolver:

@@ -511,3 +511,56 @@ def test_no_secret_in_events_responses_or_logs(
             ("logs", logs),
         ]:
             assert secret not in text, f"a secret leaked into {where}"
+
+
+# --- review fixes -------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("raw", "field"),
+    [
+        ('{"reason":"\\udfff"}', "reason"),
+        ("[1,2,3]", "body"),
+        ("1", "body"),
+        ('"maintenance"', "body"),
+        ('{"reason": 5}', "reason"),
+        ('{"reason": "' + "x" * 501 + '"}', "reason"),
+        ('{"why": "x"}', "why"),
+    ],
+)
+def test_review_disable_body_is_validated(api: Api, raw: str, field: str) -> None:
+    endpoint_id = api.register()["endpoint_id"]
+    status, body = api.call("POST", f"/endpoints/{endpoint_id}/disable", raw=raw)
+    assert (status, _error(body).get("field")) == (422, field), body
+    assert [e.detail_type() for e in api.events(endpoint_id)] == ["EndpointRegistered"]
+
+
+def test_review_disable_with_null_or_no_body_has_no_reason(api: Api) -> None:
+    endpoint_id = api.register()["endpoint_id"]
+    status, body = api.call("POST", f"/endpoints/{endpoint_id}/disable", raw="null")
+    assert status == 200 and body["status"] == "DISABLED"
+    assert api.events(endpoint_id)[1].reason is None
+
+
+def test_review_lone_surrogates_are_422_naming_the_field(api: Api) -> None:
+    raw = json.dumps(sftp_body())[:-1] + ', "name": "bad \\ud800 name"}'
+    status, body = api.call("POST", "/endpoints", raw=raw)
+    assert (status, _error(body).get("field")) == (422, "name"), body
+    endpoint_id = api.register()["endpoint_id"]
+    status, body = api.call("PATCH", f"/endpoints/{endpoint_id}", raw='{"name":"\\udfff"}')
+    assert (status, _error(body).get("field")) == (422, "name"), body
+
+
+@pytest.mark.parametrize(
+    ("overrides", "field"),
+    [
+        ({"port": True}, "port"),
+        ({"max_concurrency": True}, "max_concurrency"),
+        ({"port": 22.0}, "port"),
+        ({"port": "22"}, "port"),
+    ],
+)
+def test_review_ints_are_strict(api: Api, overrides: dict[str, Any], field: str) -> None:
+    status, body = api.call("POST", "/endpoints", sftp_body(**overrides))
+    assert (status, _error(body).get("field")) == (422, field), body
+    endpoint_id = api.register()["endpoint_id"]
+    status, body = api.call("PATCH", f"/endpoints/{endpoint_id}", overrides)
+    assert (status, _error(body).get("field")) == (422, field), body

@@ -411,3 +411,68 @@ def test_redrive_checks_the_endpoints_again(world: World) -> None:
     status, answer = world.call("POST", f"/jobs/{job_id}/redrive")
     assert (status, answer["error"]["field"]) == (409, "source.endpoint_id")
     assert world.service.app.get_job("cust-a", job_id).redriven_to is None
+
+
+# --------------------------------------------------------------------------------------------
+# Review fixes
+# --------------------------------------------------------------------------------------------
+
+
+def test_review_without_key_other_options_is_a_new_job_same_request_dedupes(world: World) -> None:
+    plain = transfer(world, "s3", "s3b")
+    other = transfer(world, "s3", "s3b", options={"overwrite": True, "verify": "size"})
+    first = world.call("POST", "/transfers", plain)[1]["job_id"]
+    second = world.call("POST", "/transfers", other)[1]["job_id"]
+    assert first != second
+    spec = world.service.app.get_job("cust-a", second).spec
+    assert spec["options"]["overwrite"] is True and spec["options"]["verify"] == "size"
+    assert world.call("POST", "/transfers", plain)[1]["job_id"] == first
+    assert world.call("POST", "/transfers", other)[1]["job_id"] == second
+
+
+def test_review_replay_after_endpoint_disabled_returns_the_original_job(world: World) -> None:
+    from dataclasses import replace
+
+    headers = {"Idempotency-Key": "k-replay"}
+    status, first = world.call("POST", "/transfers", transfer(world), headers=headers)
+    assert status == 202, first
+    source = world.directory.get(world.ids["s3"])
+    assert source is not None
+    world.directory.put(replace(source, status=EndpointStatus.DISABLED))
+    status, again = world.call("POST", "/transfers", transfer(world), headers=headers)
+    assert (status, again["job_id"]) == (202, first["job_id"])
+    # a new request (another key) still checks the endpoint
+    status, answer = world.call(
+        "POST", "/transfers", transfer(world), headers={"Idempotency-Key": "k-new"}
+    )
+    assert (status, answer["error"]["code"]) == (409, "endpoint_disabled")
+    # ...and its retry once the endpoint is back creates the job
+    world.directory.put(source)
+    status, answer = world.call(
+        "POST", "/transfers", transfer(world), headers={"Idempotency-Key": "k-new"}
+    )
+    assert status == 202, answer
+    assert world.service.app.get_job("cust-a", answer["job_id"]).status == JobStatus.QUEUED
+
+
+@pytest.mark.parametrize("raw", ["null", "[]", "1", '"s"', ""])
+def test_review_a_non_object_body_is_422_on_body(world: World, raw: str) -> None:
+    status, answer = world.call("POST", "/transfers", raw=raw)
+    assert status in (400, 422), answer
+    assert answer["error"].get("field") == "body", answer
+
+
+@pytest.mark.parametrize("value", [True, 2.0, "3"])
+def test_review_max_attempts_is_a_strict_int(world: World, value: Any) -> None:
+    status, answer = world.call(
+        "POST", "/transfers", transfer(world, options={"max_attempts": value})
+    )
+    assert (status, answer["error"].get("field")) == (422, "options.max_attempts"), answer
+
+
+def test_review_non_canonical_job_ids_are_404(world: World) -> None:
+    job_id = world.call("POST", "/transfers", transfer(world))[1]["job_id"]
+    for variant in (job_id.upper(), "{" + job_id + "}", job_id.replace("-", ""), "x" * 3000):
+        status, answer = world.call("POST", f"/jobs/{variant}/cancel")
+        assert (status, answer["error"]["code"]) == (404, "job_not_found")
+    assert world.service.app.get_job("cust-a", job_id).status == JobStatus.QUEUED

@@ -194,3 +194,49 @@ def test_auth_is_required_but_openapi_is_public(api: Api) -> None:
     assert "/jobs/{job_id}" in document["paths"] and "/endpoints" in document["paths"]
     response = api.app.resolve(rest_event("GET", "/swagger"), None)
     assert response["statusCode"] == 200
+
+
+# --------------------------------------------------------------------------- review fixes
+
+
+@pytest.mark.parametrize(
+    ("query", "field"),
+    [
+        ({"since": "0001-01-01T00:00:00+01:00"}, "since"),
+        ({"until": "9999-12-31T23:59:59-01:00"}, "until"),
+    ],
+)
+def test_review_times_without_a_utc_equivalent_are_422(
+    api: Api, query: dict[str, str], field: str
+) -> None:
+    status, body = api.get("/jobs", query)
+    assert (status, body["error"]["field"]) == (422, field), body
+
+
+def test_review_extreme_but_valid_times_are_fine(api: Api) -> None:
+    status, body = api.get(
+        "/jobs", {"since": "0001-01-01T00:00:00Z", "until": "9999-12-31T23:59:59Z"}
+    )
+    assert status == 200 and len(body["jobs"]) == len(api.jobs)
+
+
+def test_review_events_routes_serve_only_their_own_stream_type(api: Api) -> None:
+    job, endpoint = api.jobs[0], api.src
+    assert api.get(f"/endpoints/{job}/events")[0] == 404
+    assert api.get(f"/jobs/{endpoint}/events")[0] == 404
+    assert api.get(f"/jobs/{job}/events")[0] == 200
+    assert api.get(f"/endpoints/{endpoint}/events")[0] == 200
+
+
+@pytest.mark.parametrize(
+    "variant",
+    [str.upper, lambda i: "{" + i + "}", lambda i: i.replace("-", ""), lambda i: "x" * 3000],
+)
+def test_review_non_canonical_ids_are_404(api: Api, variant: Any) -> None:
+    job, endpoint = api.jobs[0], api.src
+    for path in (f"/jobs/{variant(job)}", f"/jobs/{variant(job)}/events"):
+        status, body = api.get(path)
+        assert (status, body["error"]["code"]) == (404, "not_found"), path
+    for path in (f"/endpoints/{variant(endpoint)}", f"/endpoints/{variant(endpoint)}/events"):
+        status, body = api.get(path)
+        assert (status, body["error"]["code"]) == (404, "not_found"), path

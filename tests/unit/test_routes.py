@@ -621,3 +621,78 @@ def test_parse_definition_defaults() -> None:
         }
     )
     assert definition.stable.checks == 2 and definition.targets[0].path_template == "{filename}"
+
+
+# ---------------------------------------------------------------------------------------------
+# Review fixes
+# ---------------------------------------------------------------------------------------------
+
+
+def test_review_regex_route_cannot_freeze_the_scanner(world: World) -> None:
+    import time
+
+    from services.routes.definition import SourceDef
+
+    source = SourceDef(endpoint_id="e", pattern="^(a+)+$", regex=True)
+    started = time.perf_counter()
+    assert source.matches("in/" + "a" * 40 + "b") is False
+    assert source.matches("a" * 5000) is False  # over the name bound: never fed to the engine
+    assert time.perf_counter() - started < 0.5
+    assert SourceDef(endpoint_id="e", pattern=r"^inv_\d+\.csv$", regex=True).matches("inv_1.csv")
+    # RE2 has no backreferences: refused at validation, naming the field
+    body = _body(world, source={"endpoint_id": world.ep["s3b"].endpoint_id, "pattern": r"(a)\1"})
+    body["source"]["regex"] = True
+    got, answer = world.call("POST", "/routes", body)
+    assert (got, answer["error"].get("field")) == (422, "source.pattern"), answer
+
+
+@pytest.mark.parametrize(
+    ("source", "top", "field"),
+    [
+        ({"min_size": 10**40}, {}, "source.min_size"),
+        ({"max_size": 5 * 1024**4 + 1}, {}, "source.max_size"),
+        ({"min_size": True}, {}, "source.min_size"),
+        ({"max_size": 1.5}, {}, "source.max_size"),
+        ({}, {"max_attempts": True}, "max_attempts"),
+        ({}, {"stable": {"checks": True}}, "stable.checks"),
+        ({}, {"stable": {"min_age": "999999999999999999999d"}}, "stable.min_age"),
+        ({}, {"trigger": {"type": "schedule", "every": "31d"}}, "trigger.every"),
+    ],
+)
+def test_review_numeric_fields_are_bounded_strict_ints(
+    world: World, source: dict[str, Any], top: dict[str, Any], field: str
+) -> None:
+    body = _body(world, **top)
+    body["source"] = {**body["source"], **source}
+    got, answer = world.call("POST", "/routes", body)
+    assert (got, answer["error"].get("field")) == (422, field), answer
+
+
+def test_review_sizes_accept_plain_integers(world: World) -> None:
+    body = _body(world, max_attempts=3)
+    body["source"] = {**body["source"], "min_size": 0, "max_size": 5 * 1024**4}
+    got, answer = world.call("POST", "/routes", body)
+    assert got == 201, answer
+    assert answer["source"]["max_size"] == 5 * 1024**4
+
+
+@pytest.mark.parametrize("limit", ["²", "٣", "0", "1001", "-1", "1e3", "99999999999"])
+def test_review_files_limit_must_be_ascii_digits(world: World, limit: str) -> None:
+    route_id = world.call("POST", "/routes", _body(world))[1]["route_id"]
+    got, answer = world.call("GET", f"/routes/{route_id}/files?limit={limit}")
+    assert (got, answer["error"].get("field")) == (422, "limit"), answer
+    assert world.call("GET", f"/routes/{route_id}/files?limit=7")[0] == 200
+
+
+def test_review_non_canonical_route_ids_are_404(world: World) -> None:
+    route_id = world.call("POST", "/routes", _body(world))[1]["route_id"]
+    assert world.call("GET", f"/routes/{route_id}")[0] == 200
+    for variant in (route_id.upper(), route_id.replace("-", ""), "x" * 3000):
+        assert world.call("GET", f"/routes/{variant}")[0] == 404
+        assert world.call("GET", f"/routes/{variant}/events")[0] == 404
+
+
+def test_review_lone_surrogates_in_a_route_body_are_422(world: World) -> None:
+    raw = json.dumps(_body(world))[:-1] + ', "name": "bad \\udfff"}'
+    got, answer = world.call("POST", "/routes", raw)
+    assert (got, answer["error"].get("field")) == (422, "name"), answer
