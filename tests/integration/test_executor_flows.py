@@ -9,9 +9,7 @@ import pytest
 
 from events.contract import Flow
 from tests.integration.executor_harness import MiB, Stack, sha256
-from tests.support.sshd import SshdServer, sftp_dir, sshd
-
-__all__ = ["sftp_dir", "sshd"]
+from tests.support.sshd import SshdServer
 
 pytestmark = pytest.mark.usefixtures("aws_env")
 

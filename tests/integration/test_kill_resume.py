@@ -15,9 +15,7 @@ import pytest
 from events.contract import Flow
 from tests.integration.executor_harness import KiB, MiB, Stack, sha256
 from tests.integration.test_executor_flows import put_source, read_target, target_of
-from tests.support.sshd import SshdServer, sftp_dir, sshd
-
-__all__ = ["sftp_dir", "sshd"]
+from tests.support.sshd import SshdServer
 
 pytestmark = pytest.mark.usefixtures("aws_env")
 

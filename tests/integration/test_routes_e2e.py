@@ -33,9 +33,7 @@ from services.routes.application import RoutesApplication
 from services.routes.ports import JobState, JobStatusReader, RouteDirectory
 from services.routes.scanner import Scanner
 from tests.integration.executor_harness import Stack
-from tests.support.sshd import SshdServer, sftp_dir, sshd
-
-__all__ = ["sftp_dir", "sshd"]
+from tests.support.sshd import SshdServer
 
 
 class JobStreamStatus(JobStatusReader):

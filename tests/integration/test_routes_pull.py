@@ -19,9 +19,7 @@ from services.routes.ports import FakeJobs, InMemoryEndpointDirectory
 from services.routes.scanner import Scanner, ScannerPolicy
 from tests.integration.routes_harness import RoutesStack
 from tests.support.moto_server import unique_name
-from tests.support.sshd import SshdServer, sftp_dir, sshd
-
-__all__ = ["sftp_dir", "sshd"]
+from tests.support.sshd import SshdServer
 
 
 def _sftp_endpoint(stack: RoutesStack, server: SshdServer, base: Path) -> str:

@@ -37,9 +37,7 @@ from services.executor.sftp import (
     connect,
     fingerprint_of_key_line,
 )
-from tests.support.sshd import SshdServer, sftp_dir, sshd
-
-__all__ = ["sftp_dir", "sshd"]
+from tests.support.sshd import SshdServer
 
 MiB = 1024 * 1024
 ROOT = Path(__file__).resolve().parents[2]

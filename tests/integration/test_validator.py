@@ -32,9 +32,7 @@ from services.endpoints.settings import EndpointsSettings
 from services.executor.endpoint_access import SecretsReader
 from services.executor.validator import EndpointValidator, ValidatorWorker
 from tests.support.moto_server import aws_environment, unique_name
-from tests.support.sshd import TEST_PASSWORD, SshdServer, sftp_dir, sshd
-
-__all__ = ["sftp_dir", "sshd"]
+from tests.support.sshd import TEST_PASSWORD, SshdServer
 
 
 def _other_host_key() -> str:
