@@ -229,3 +229,30 @@ ROUTES_RULES: dict[str, tuple[str, dict, str]] = {
 # S3 object metadata key on every object Ferry writes (targets, staging, archive copies):
 # routes never trigger on such objects, so a route whose target is its own source cannot loop.
 OBJECT_MARKER = "ferry-job-id"
+
+
+# --- application metrics (Powertools Metrics, EMF): appended by the infra engineer ---------------
+# Namespace = POWERTOOLS_METRICS_NAMESPACE, dimension "service" = POWERTOOLS_SERVICE_NAME of the
+# emitter. The alarms and the dashboard (infra/constructs/monitoring.py) use exactly these.
+METRICS_NAMESPACE = "Ferry"
+METRIC_JOB_QUEUED = "JobQueued"  # jobs API: POST /transfers created a job (Count)
+METRIC_JOB_CANCELLED = "JobCancelled"  # jobs API: a job was cancelled (Count)
+METRIC_JOB_STARTED = "JobStarted"  # jobs process manager: JobStarted recorded (Count)
+METRIC_JOB_RETRY_SCHEDULED = "JobRetryScheduled"  # jobs process manager (Count)
+METRIC_JOB_SUCCEEDED = "JobSucceeded"  # jobs process manager (Count)
+METRIC_JOB_FAILED = "JobFailed"  # jobs process manager (Count)
+METRIC_BYTES_TRANSFERRED = "BytesTransferred"  # executor: bytes moved by an attempt (Bytes)
+METRIC_JOB_DURATION_SECONDS = "JobDurationSeconds"  # executor: start → verified (Seconds)
+METRICS_SERVICE_JOBS = "jobs"
+METRICS_SERVICE_EXECUTOR = "executor"
+APP_METRICS: dict[str, str] = {
+    METRIC_JOB_QUEUED: METRICS_SERVICE_JOBS,
+    METRIC_JOB_CANCELLED: METRICS_SERVICE_JOBS,
+    METRIC_JOB_STARTED: METRICS_SERVICE_JOBS,
+    METRIC_JOB_RETRY_SCHEDULED: METRICS_SERVICE_JOBS,
+    METRIC_JOB_SUCCEEDED: METRICS_SERVICE_JOBS,
+    METRIC_JOB_FAILED: METRICS_SERVICE_JOBS,
+    METRIC_BYTES_TRANSFERRED: METRICS_SERVICE_EXECUTOR,
+    METRIC_JOB_DURATION_SECONDS: METRICS_SERVICE_EXECUTOR,
+}
+"""metric name -> the ``service`` dimension (POWERTOOLS_SERVICE_NAME) of the service emitting it."""

@@ -60,7 +60,7 @@ def iam_suppressions(names: ResourceNames) -> dict[str, list[tuple[str, str]]]:
                 "CDK's read/write/delete grant on the staging bucket only (resource-scoped).",
             ),
             (
-                r"^Resource::<Tables(Endpoints|Jobs)[0-9A-F]+\.Arn>/index/\*$",
+                r"^Resource::<Tables(Endpoints|Jobs|Routes)[0-9A-F]+\.Arn>/index/\*$",
                 "Queries on the read models' GSIs (customer-index, customer-created-index, "
                 "customer-status-index) of the named table.",
             ),

@@ -19,6 +19,7 @@ from infra.constructs.monitoring import (
     LAMBDA_QUEUE_OLDEST_MESSAGE_SECONDS,
     Monitoring,
 )
+from infra.constructs.routes import RoutesService
 from infra.constructs.services import (
     CONSUMER_TIMEOUT,
     DDB_WRITE_ACTIONS,
@@ -153,21 +154,6 @@ class FerryStack(Stack):
             bus=self.messaging.bus,
             dlq=self.publisher_dlq,
         )
-        self.api = Api(
-            self,
-            "Api",
-            api_name=f"{names.prefix}-api",
-            functions={
-                self.endpoints.api_function.entry: self.endpoints.api_function,
-                self.jobs.api_function.entry: self.jobs.api_function,
-                self.projections.api_function.entry: self.projections.api_function,
-            },
-            rate_limit=cfg.api_rate_limit,
-            burst_limit=cfg.api_burst_limit,
-            quota_per_day=cfg.api_quota_per_day,
-            write_routes=active,
-        )
-
         self.network = Network(self, "Network")
         self.executor = Executor(
             self,
@@ -185,6 +171,37 @@ class FerryStack(Stack):
         )
         self._grant_executor(names)
 
+        self.routes = RoutesService(
+            self,
+            "Routes",
+            common=common,
+            tables=self.tables,
+            ferry_bus=self.messaging.bus,
+            cluster=self.executor.cluster,
+            security_group=self.executor.security_group,
+            image=cfg.executor_image,
+            scanner_environment=environment,
+            grant_partner_access=lambda role: self._grant_partner_access(names, role),
+            reserved_concurrency=reserved,
+            active=active,
+        )
+
+        self.api = Api(
+            self,
+            "Api",
+            api_name=f"{names.prefix}-api",
+            functions={
+                self.endpoints.api_function.entry: self.endpoints.api_function,
+                self.jobs.api_function.entry: self.jobs.api_function,
+                self.projections.api_function.entry: self.projections.api_function,
+                self.routes.api_function.entry: self.routes.api_function,
+            },
+            rate_limit=cfg.api_rate_limit,
+            burst_limit=cfg.api_burst_limit,
+            quota_per_day=cfg.api_quota_per_day,
+            write_routes=active,
+        )
+
         self.monitoring = Monitoring(
             self,
             "Monitoring",
@@ -193,7 +210,8 @@ class FerryStack(Stack):
             alarm_email=cfg.alarm_email,
         )
         m = self.monitoring
-        for attr, fq in q.items():
+        all_queues = {**q, **self.routes.queues}
+        for attr, fq in all_queues.items():
             cid = "".join(p.capitalize() for p in attr.split("_"))
             m.dlq(cid, fq.dlq)
             m.oldest_message(
@@ -210,7 +228,7 @@ class FerryStack(Stack):
         m.job_failure_rate()
         m.fargate_task_failures(self.executor.cluster)
         m.widgets(
-            queues={attr: fq.queue for attr, fq in q.items()},
+            queues={attr: fq.queue for attr, fq in all_queues.items()},
             executor_backlog=self.executor.backlog,
         )
 
@@ -219,6 +237,24 @@ class FerryStack(Stack):
         CfnOutput(self, "StagingBucket", value=self.storage.staging.bucket_name)
         CfnOutput(self, "AlarmTopic", value=self.monitoring.topic.topic_arn)
         CfnOutput(self, "UsagePlanId", value=self.api.usage_plan.usage_plan_id)
+        CfnOutput(
+            self,
+            "RoutesPushRoleArn",
+            value=self.routes.push.role.role_arn if self.routes.push.role else "",
+            description="Grant it s3:GetObject on a push route's source bucket (bucket policy)",
+        )
+        CfnOutput(
+            self,
+            "ExecutorTaskRoleArn",
+            value=self.executor.task_definition.task_role.role_arn,
+            description="Grant it access to customer buckets (routes' sources and targets)",
+        )
+        CfnOutput(
+            self,
+            "ScannerTaskRoleArn",
+            value=self.routes.scanner_task.task_role.role_arn,
+            description="Grant it list/move/delete on a schedule route's S3 source",
+        )
         suppress(self, names)
 
     @property
@@ -230,6 +266,9 @@ class FerryStack(Stack):
             "ProcessManager": self.jobs.process_manager,
             "ProjectionsConsumer": self.projections.consumer,
             "Publisher": self.publisher.function,
+            "RoutesApi": self.routes.api_function,
+            "RoutesPush": self.routes.push,
+            "RoutesConsumer": self.routes.consumer,
         }
 
     def _grant_executor(self, names: n.ResourceNames) -> None:
@@ -249,6 +288,12 @@ class FerryStack(Stack):
         )
         self.storage.staging.grant_read_write(role)
         self.storage.staging.grant_delete(role)
+        for attr in ("executor_queue", "validator_queue"):
+            self.messaging.queues[attr].queue.grant_consume_messages(role)
+        self._grant_partner_access(names, role)
+
+    def _grant_partner_access(self, names: n.ResourceNames, role: iam.IRole) -> None:
+        """Endpoint secrets and customers' S3 buckets: the executor and the routes scanner."""
         role.add_to_principal_policy(
             iam.PolicyStatement(
                 sid="ReadEndpointSecrets",
@@ -256,8 +301,6 @@ class FerryStack(Stack):
                 resources=[secrets_arn(self, names)],
             )
         )
-        for attr in ("executor_queue", "validator_queue"):
-            self.messaging.queues[attr].queue.grant_consume_messages(role)
         # Customers' S3 endpoints live in *their* accounts: their bucket policies grant this
         # role; its own policy cannot name those buckets in advance, so it allows object access
         # to buckets of other accounts only (never this account's buckets besides staging).

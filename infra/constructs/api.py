@@ -18,6 +18,7 @@ from constructs import Construct
 ENDPOINTS_HANDLER = "services/endpoints/handlers.py:handler"
 JOBS_HANDLER = "services/jobs/handlers.py:handler"
 QUERIES_HANDLER = "services/projections/handlers.py:handler"
+ROUTES_HANDLER = "services/routes/handlers.py:handler"
 
 # (method, path, handler entry) - docs/architecture.md "HTTP API"
 ROUTES: tuple[tuple[str, str, str], ...] = (
@@ -35,11 +36,26 @@ ROUTES: tuple[tuple[str, str, str], ...] = (
     ("GET", "/jobs/{job_id}", QUERIES_HANDLER),
     ("GET", "/jobs/{job_id}/events", QUERIES_HANDLER),
     ("GET", "/openapi.json", QUERIES_HANDLER),
+    # routes (issue 5)
+    ("POST", "/routes", ROUTES_HANDLER),
+    ("GET", "/routes", ROUTES_HANDLER),
+    ("GET", "/routes/{route_id}", ROUTES_HANDLER),
+    ("PATCH", "/routes/{route_id}", ROUTES_HANDLER),
+    ("POST", "/routes/{route_id}/disable", ROUTES_HANDLER),
+    ("POST", "/routes/{route_id}/enable", ROUTES_HANDLER),
+    ("GET", "/routes/{route_id}/events", ROUTES_HANDLER),
+    ("GET", "/routes/{route_id}/files", ROUTES_HANDLER),
 )
 PUBLIC_ROUTES = frozenset({("GET", "/openapi.json")})  # ferry/api.py PUBLIC_PATHS
 # Routes whose body is a JSON object (the others - cancel, redrive, disable, enable - take none)
 BODY_ROUTES = frozenset(
-    {("POST", "/endpoints"), ("PATCH", "/endpoints/{endpoint_id}"), ("POST", "/transfers")}
+    {
+        ("POST", "/endpoints"),
+        ("PATCH", "/endpoints/{endpoint_id}"),
+        ("POST", "/transfers"),
+        ("POST", "/routes"),
+        ("PATCH", "/routes/{route_id}"),
+    }
 )
 
 

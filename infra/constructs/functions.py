@@ -8,10 +8,10 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
+from ferry.names import METRICS_NAMESPACE  # POWERTOOLS_METRICS_NAMESPACE of every service
 from infra.constructs.code import ARCHITECTURE, PYTHON_RUNTIME, function_code
 
-METRICS_NAMESPACE = "Ferry"
-"""POWERTOOLS_METRICS_NAMESPACE of every service (Lambdas and the executor)."""
+__all__ = ["METRICS_NAMESPACE", "FerryFunction", "powertools_environment"]
 
 LOG_LEVEL = "INFO"
 API_TIMEOUT = Duration.seconds(29)  # API Gateway integration limit

@@ -21,23 +21,20 @@ from aws_cdk import aws_sns_subscriptions as subs
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
+import ferry.names as n
 from infra.constructs.functions import METRICS_NAMESPACE
 
 JOB_STATUS_METRICS = (
-    "JobQueued",  # jobs API, POST /transfers (count)
-    "JobStarted",  # jobs process manager (count)
-    "JobRetryScheduled",  # jobs process manager (count)
-    "JobSucceeded",  # jobs process manager (count)
-    "JobFailed",  # jobs process manager (count)
-    "JobCancelled",  # jobs API (count)
+    n.METRIC_JOB_QUEUED,  # jobs API, POST /transfers (count)
+    n.METRIC_JOB_STARTED,  # jobs process manager (count)
+    n.METRIC_JOB_RETRY_SCHEDULED,  # jobs process manager (count)
+    n.METRIC_JOB_SUCCEEDED,  # jobs process manager (count)
+    n.METRIC_JOB_FAILED,  # jobs process manager (count)
+    n.METRIC_JOB_CANCELLED,  # jobs API (count)
 )
-BYTES_METRIC = "BytesTransferred"  # executor, per committed chunk (Bytes)
-DURATION_METRIC = "JobDurationSeconds"  # executor, per finished transfer (Seconds)
-APP_METRICS: dict[str, str] = {
-    **{m: "jobs" for m in JOB_STATUS_METRICS},
-    BYTES_METRIC: "executor",
-    DURATION_METRIC: "executor",
-}
+BYTES_METRIC = n.METRIC_BYTES_TRANSFERRED  # executor, per finished attempt (Bytes)
+DURATION_METRIC = n.METRIC_JOB_DURATION_SECONDS  # executor, per verified transfer (Seconds)
+APP_METRICS: dict[str, str] = n.APP_METRICS
 """metric name -> the ``service`` dimension (POWERTOOLS_SERVICE_NAME) that emits it."""
 
 FAILURE_RATE_THRESHOLD_PERCENT = 20
@@ -141,8 +138,8 @@ class Monitoring(Construct):
         rate = cw.MathExpression(
             expression="IF((s + f) > 0, 100 * f / (s + f), 0)",
             using_metrics={
-                "s": app_metric("JobSucceeded", period=Duration.minutes(15)),
-                "f": app_metric("JobFailed", period=Duration.minutes(15)),
+                "s": app_metric(n.METRIC_JOB_SUCCEEDED, period=Duration.minutes(15)),
+                "f": app_metric(n.METRIC_JOB_FAILED, period=Duration.minutes(15)),
             },
             label="job failure rate (%)",
             period=Duration.minutes(15),

@@ -172,6 +172,27 @@ class Tables(Construct):
             time_to_live_attribute="ttl",
         )
 
+        # Routes (issue 5): exactly services.routes.adapters.create_tables
+        self.routes = regional(
+            "Routes",
+            table_name=names.routes_table,
+            partition_key=_attr("route_id"),
+            sort_key=_attr("sk"),
+            global_secondary_indexes=[
+                ddb.GlobalSecondaryIndexPropsV2(
+                    index_name="customer-index",
+                    partition_key=_attr("customer_id"),
+                    sort_key=_attr("created_at"),
+                )
+            ],
+        )
+        self.route_scan = regional(
+            "RouteScan",
+            table_name=names.route_scan_table,
+            partition_key=_attr("route_id"),
+            sort_key=_attr("key"),
+        )
+
     @property
     def read_models(self) -> list[ddb.ITableV2]:
         return [self.endpoints, self.jobs]

@@ -20,10 +20,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
 from eventsourcing.persistence import IntegrityError
 
 from events.contract import JobQueued, JobRetryScheduled, JobSpec
 from events.translate import from_eventbridge
+from ferry import names
 from services.executor import errors
 from services.executor.adapters import DynamoSemaphore, Message, SqsQueue
 from services.executor.application import TransferApplication
@@ -44,6 +46,36 @@ from services.executor.settings import ExecutorSettings
 log = logging.getLogger(__name__)
 
 FINAL_JOB_STATUSES = ("SUCCEEDED", "FAILED")
+# EMF on stdout (the awslogs driver ships it to CloudWatch); flushed once per job attempt.
+metrics = EphemeralMetrics(
+    namespace=names.METRICS_NAMESPACE,
+    service=names.APP_METRICS[names.METRIC_BYTES_TRANSFERRED],
+)
+_metrics_lock = threading.Lock()  # attempts run in a thread pool: add + flush together
+
+
+def emit_attempt_metrics(transfer: Transfer, outcome: str | None, stats: Stats) -> None:
+    """BytesTransferred (source bytes this attempt moved) and, for a verified transfer,
+    JobDurationSeconds (start → verified, as TransferVerified records it); one EMF line."""
+    try:
+        with _metrics_lock:
+            _emit(transfer, outcome, stats)
+    except Exception as exc:  # metrics never fail a job
+        log.warning("job %s: emitting metrics failed: %r", transfer.job_id, exc)
+
+
+def _emit(transfer: Transfer, outcome: str | None, stats: Stats) -> None:
+    metrics.add_metric(
+        name=names.METRIC_BYTES_TRANSFERRED, unit=MetricUnit.Bytes, value=stats.source_bytes
+    )
+    verified = transfer.verified
+    if outcome == "succeeded" and verified is not None:
+        metrics.add_metric(
+            name=names.METRIC_JOB_DURATION_SECONDS,
+            unit=MetricUnit.Seconds,
+            value=float(verified["duration_seconds"]),
+        )
+    metrics.flush_metrics()
 
 
 @dataclass(frozen=True)
@@ -339,6 +371,7 @@ class Executor:
             except LeaseLost:
                 outcome = None
         self._write_stats(job, outcome, stats)
+        emit_attempt_metrics(t, outcome, stats)
         if outcome in (None, "abandoned"):
             self.queue.extend(message, 0)  # another executor takes it over
         else:

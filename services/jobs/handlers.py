@@ -6,17 +6,24 @@ their own adapters through :func:`build_resolver`.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, TypeVar
 
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler import Response, content_types
+from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
 from pydantic import BaseModel
 
+from ferry import names
 from ferry.api import FerryResolver, error_response, json_handler, make_resolver, principal
 from services.jobs.application import IDEMPOTENCY_HEADER, JobsError, TransferRequest
 from services.jobs.bootstrap import JobsService, bootstrap
 
 logger = Logger(service="ferry-jobs")
+# EMF on stdout; namespace and the ``service`` dimension are those the alarms use (ferry.names).
+metrics = EphemeralMetrics(
+    namespace=names.METRICS_NAMESPACE, service=names.APP_METRICS[names.METRIC_JOB_QUEUED]
+)
 
 _STATUS = {"not_found": 404, "conflict": 409, "unprocessable": 422}
 
@@ -77,6 +84,8 @@ def build_resolver(service: JobsService) -> FerryResolver:
         logger.info(
             "transfer submitted", extra={"job_id": result.job_id, "new_job": result.created}
         )
+        if result.created:  # an idempotent replay queues nothing new
+            metrics.add_metric(name=names.METRIC_JOB_QUEUED, unit=MetricUnit.Count, value=1)
         return _accepted(JobAccepted(job_id=result.job_id, status=result.status.value))
 
     @app.post("/jobs/<job_id>/cancel", summary="Cancel a job", responses=_responses(JobAccepted))
@@ -84,6 +93,7 @@ def build_resolver(service: JobsService) -> FerryResolver:
         caller = principal(app)
         result = jobs.cancel(caller.customer_id, caller.key_id, job_id)
         logger.info("job cancelled", extra={"job_id": job_id})
+        metrics.add_metric(name=names.METRIC_JOB_CANCELLED, unit=MetricUnit.Count, value=1)
         return _accepted(JobAccepted(job_id=result.job_id, status=result.status.value))
 
     @app.post(
@@ -100,4 +110,9 @@ def build_resolver(service: JobsService) -> FerryResolver:
     return app
 
 
-handler = json_handler(lambda: build_resolver(bootstrap()))
+def make_handler(resolver_factory: Callable[[], FerryResolver]) -> Any:
+    """The Lambda handler over a lazily built resolver; flushes this invocation's metrics."""
+    return metrics.log_metrics(json_handler(resolver_factory))
+
+
+handler = make_handler(lambda: build_resolver(bootstrap()))

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Any
+from uuid import UUID
 
 from aws_lambda_powertools import Logger
+from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
 from aws_lambda_powertools.utilities.batch import (
     BatchProcessor,
     EventType,
@@ -18,11 +20,39 @@ from aws_lambda_powertools.utilities.batch import (
 )
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
+from events.contract import (
+    FerryEvent,
+    JobStatus,
+    LeaseAcquired,
+    LeaseReleased,
+    TransferAttemptFailed,
+)
 from events.translate import from_eventbridge
+from ferry import names
 from services.jobs.application import JobsApplication
 from services.jobs.bootstrap import bootstrap
 
 logger = Logger(service="ferry-jobs-pm")
+# EMF on stdout; namespace and the ``service`` dimension are those the alarms use (ferry.names).
+metrics = EphemeralMetrics(
+    namespace=names.METRICS_NAMESPACE, service=names.APP_METRICS[names.METRIC_JOB_STARTED]
+)
+
+
+def recorded_metric(app: JobsApplication, event: FerryEvent) -> str | None:
+    """The job event the application just recorded for ``event`` (it returned True), as its
+    metric name: LeaseAcquired → JobStarted, a succeeded LeaseReleased → JobSucceeded,
+    TransferAttemptFailed → JobRetryScheduled or JobFailed (the job's status tells which).
+    TransferVerified records JobVerified, which is not a metric."""
+    if isinstance(event, LeaseAcquired):
+        return names.METRIC_JOB_STARTED
+    if isinstance(event, LeaseReleased):
+        return names.METRIC_JOB_SUCCEEDED
+    if isinstance(event, TransferAttemptFailed):
+        job: Any = app.repository.get(UUID(event.job_id))
+        failed = job.status == JobStatus.FAILED
+        return names.METRIC_JOB_FAILED if failed else names.METRIC_JOB_RETRY_SCHEDULED
+    return None
 
 
 def make_handler(
@@ -34,6 +64,9 @@ def make_handler(
     def record_handler(record: SQSRecord) -> bool:
         event = from_eventbridge(record.body)
         changed = holder["app"].on_executor_event(event)
+        metric = recorded_metric(holder["app"], event) if changed else None
+        if metric is not None:
+            metrics.add_metric(name=metric, unit=MetricUnit.Count, value=1)
         logger.info(
             "executor event applied" if changed else "executor event: nothing to record",
             extra={
@@ -45,6 +78,7 @@ def make_handler(
         )
         return changed
 
+    @metrics.log_metrics
     def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         if "app" not in holder:
             holder["app"] = app_factory()

@@ -28,6 +28,9 @@ ALL_LAMBDAS = (
     "services.jobs.process_manager.handler",
     "services.projections.consumer.handler",
     "events.publisher.handler",
+    "services.routes.handlers.handler",
+    "services.routes.push.handler",
+    "services.routes.consumer.handler",
 )
 
 
@@ -40,8 +43,14 @@ def table_id(t: dict[str, Any], name: str) -> str:
     return logical_id(t, "AWS::DynamoDB::GlobalTable", TableName=name)
 
 
-def executor_role(t: dict[str, Any]) -> str:
-    [task] = [r for r in t["Resources"].values() if r["Type"] == "AWS::ECS::TaskDefinition"]
+def executor_role(t: dict[str, Any], command: str = "services.executor") -> str:
+    """The task role of the task definition running ``python -m <command>``."""
+    [task] = [
+        r
+        for r in t["Resources"].values()
+        if r["Type"] == "AWS::ECS::TaskDefinition"
+        and r["Properties"]["ContainerDefinitions"][0]["Command"] == ["python", "-m", command]
+    ]
     return task["Properties"]["TaskRoleArn"]["Fn::GetAtt"][0]
 
 
@@ -102,14 +111,18 @@ def test_executor_reads_secrets_and_cannot_write_read_models(t: dict[str, Any]) 
 
 
 def test_executor_customer_buckets_only_in_other_accounts(t: dict[str, Any]) -> None:
-    [st] = [
+    sts = [
         s
         for r in t["Resources"].values()
         if r["Type"] == "AWS::IAM::Policy"
         for s in r["Properties"]["PolicyDocument"]["Statement"]
         if s.get("Sid") == "CustomerS3EndpointsOtherAccounts"
     ]
-    assert st["Condition"] == {"StringNotEquals": {"s3:ResourceAccount": {"Ref": "AWS::AccountId"}}}
+    assert len(sts) == 2  # the executor and the routes scanner
+    for st in sts:
+        assert st["Condition"] == {
+            "StringNotEquals": {"s3:ResourceAccount": {"Ref": "AWS::AccountId"}}
+        }
 
 
 def test_publisher_puts_events_and_reads_the_stream_only(t: dict[str, Any]) -> None:

@@ -48,12 +48,22 @@ def test_one_stack_per_region_of_the_pair(synth: Synth) -> None:
     for region, stack in synth.stacks.items():
         assert stack.region == region
         env = synth.template_json(region)
-        [task] = resources(env, "AWS::ECS::TaskDefinition").values()
+        task = executor_task(env)
         container_env = {
             e["Name"]: e["Value"]
             for e in task["Properties"]["ContainerDefinitions"][0]["Environment"]
         }
         assert container_env[n.ENV_DEPLOYMENT_REGION] == region  # leases record the region
+
+
+def executor_task(t: dict[str, Any], command: str = "services.executor") -> dict[str, Any]:
+    """The task definition whose one container runs ``python -m <command>``."""
+    [task] = [
+        r
+        for r in resources(t, "AWS::ECS::TaskDefinition").values()
+        if r["Properties"]["ContainerDefinitions"][0]["Command"] == ["python", "-m", command]
+    ]
+    return task
 
 
 # --- DynamoDB ------------------------------------------------------------------------------
@@ -114,7 +124,7 @@ def test_other_tables(synth: Synth, name: str, schema: list, ttl: str | None) ->
 
 def test_every_table_is_retained_and_encrypted(synth: Synth) -> None:
     tables = resources(synth.template_json(), "AWS::DynamoDB::GlobalTable")
-    assert len(tables) == 6
+    assert len(tables) == 8  # + routes, route-scan
     for res in tables.values():
         assert res["DeletionPolicy"] == "Retain"
         assert res["Properties"]["SSESpecification"]["SSEType"] == "KMS"
@@ -236,6 +246,9 @@ HANDLERS = {
     "services/jobs/process_manager.py:handler": "jobs",
     "services/projections/consumer.py:handler": "projections",
     "events/publisher.py:handler": "publisher",
+    "services/routes/handlers.py:handler": "routes",
+    "services/routes/push.py:handler": "routes",
+    "services/routes/consumer.py:handler": "routes",
 }
 
 
@@ -280,7 +293,7 @@ def test_sqs_event_sources_report_batch_item_failures(synth: Synth) -> None:
     t.resource_properties_count_is(
         "AWS::Lambda::EventSourceMapping",
         {"FunctionResponseTypes": ["ReportBatchItemFailures"]},
-        3,
+        5,  # + routes push, routes read-model consumer
     )
 
 
@@ -380,15 +393,21 @@ def test_usage_plan_access_logs_and_tracing(synth: Synth) -> None:
 
 def test_executor_service_private_no_public_ip(synth: Synth) -> None:
     t = synth.template_json()
-    [svc] = resources(t, "AWS::ECS::Service").values()
+    task_id = next(
+        lid for lid, r in resources(t, "AWS::ECS::TaskDefinition").items() if r is executor_task(t)
+    )
+    [svc] = [
+        r
+        for r in resources(t, "AWS::ECS::Service").values()
+        if r["Properties"]["TaskDefinition"] == {"Ref": task_id}
+    ]
     net = svc["Properties"]["NetworkConfiguration"]["AwsvpcConfiguration"]
     assert net["AssignPublicIp"] == "DISABLED"
     subnets = resources(t, "AWS::EC2::Subnet")
     for s in net["Subnets"]:
         assert subnets[s["Ref"]]["Properties"]["MapPublicIpOnLaunch"] is False
     assert svc["Properties"]["LaunchType"] == "FARGATE"
-    [task] = resources(t, "AWS::ECS::TaskDefinition").values()
-    [container] = task["Properties"]["ContainerDefinitions"]
+    [container] = executor_task(t)["Properties"]["ContainerDefinitions"]
     assert container["Command"] == ["python", "-m", "services.executor"]
     [sg_id] = [s["Fn::GetAtt"][0] for s in net["SecurityGroups"]]
     sg = t["Resources"][sg_id]["Properties"]
@@ -437,7 +456,7 @@ def test_executor_container_settings_parse(synth: Synth, monkeypatch: pytest.Mon
     from services.executor.settings import ExecutorSettings
 
     t = synth.template_json()
-    [task] = resources(t, "AWS::ECS::TaskDefinition").values()
+    task = executor_task(t)
     env = {
         e["Name"]: e["Value"] for e in task["Properties"]["ContainerDefinitions"][0]["Environment"]
     }
@@ -513,10 +532,10 @@ def test_alarms_go_to_the_sns_topic(synth: Synth) -> None:
     descriptions = " | ".join(a["AlarmDescription"] for a in with_topic)
     # any DLQ depth > 0: the four queues' DLQs and the publisher's
     dlq_alarms = [a for a in with_topic if "dead-letter" in a["AlarmDescription"]]
-    assert len(dlq_alarms) == 5
+    assert len(dlq_alarms) == 8  # + the three routes queues
     for a in dlq_alarms:
         assert a["Threshold"] == 0 and a["ComparisonOperator"] == "GreaterThanThreshold"
-    assert sum("oldest message" in a["AlarmDescription"] for a in with_topic) == 4
+    assert sum("oldest message" in a["AlarmDescription"] for a in with_topic) == 7
     assert "failed in 15 minutes" in descriptions
     assert "Executor Fargate tasks failed" in descriptions
     assert "publisher lags" in descriptions
@@ -527,6 +546,9 @@ def test_alarms_go_to_the_sns_topic(synth: Synth) -> None:
         "ProcessManager",
         "ProjectionsConsumer",
         "Publisher",
+        "RoutesApi",
+        "RoutesPush",
+        "RoutesConsumer",
     ):
         assert f"{fn} errors" in descriptions and f"{fn} throttled" in descriptions
 
