@@ -256,3 +256,41 @@ APP_METRICS: dict[str, str] = {
     METRIC_JOB_DURATION_SECONDS: METRICS_SERVICE_EXECUTOR,
 }
 """metric name -> the ``service`` dimension (POWERTOOLS_SERVICE_NAME) of the service emitting it."""
+
+# --- the REST API: one route table for API Gateway (infra/) and the local API server -------
+API_HANDLERS: dict[str, str] = {
+    "endpoints": "services.endpoints.handlers",
+    "jobs": "services.jobs.handlers",
+    "queries": "services.projections.handlers",
+    "routes": "services.routes.handlers",
+}
+"""API Lambda function -> the module whose ``handler`` it runs."""
+
+API_ROUTES: tuple[tuple[str, str, str], ...] = (
+    ("POST", "/endpoints", "endpoints"),
+    ("PATCH", "/endpoints/{endpoint_id}", "endpoints"),
+    ("POST", "/endpoints/{endpoint_id}/disable", "endpoints"),
+    ("POST", "/endpoints/{endpoint_id}/enable", "endpoints"),
+    ("POST", "/transfers", "jobs"),
+    ("POST", "/jobs/{job_id}/cancel", "jobs"),
+    ("POST", "/jobs/{job_id}/redrive", "jobs"),
+    ("GET", "/endpoints", "queries"),
+    ("GET", "/endpoints/{endpoint_id}", "queries"),
+    ("GET", "/endpoints/{endpoint_id}/events", "queries"),
+    ("GET", "/jobs", "queries"),
+    ("GET", "/jobs/{job_id}", "queries"),
+    ("GET", "/jobs/{job_id}/events", "queries"),
+    ("GET", "/openapi.json", "queries"),
+    ("POST", "/routes", "routes"),
+    ("GET", "/routes", "routes"),
+    ("GET", "/routes/{route_id}", "routes"),
+    ("PATCH", "/routes/{route_id}", "routes"),
+    ("POST", "/routes/{route_id}/disable", "routes"),
+    ("POST", "/routes/{route_id}/enable", "routes"),
+    ("GET", "/routes/{route_id}/events", "routes"),
+    ("GET", "/routes/{route_id}/files", "routes"),
+)
+"""(method, resource path, API function) for every route of the one REST API."""
+
+API_PUBLIC_ROUTES = frozenset({("GET", "/openapi.json")})
+"""Routes that need no API key (ferry.api.PUBLIC_PATHS)."""

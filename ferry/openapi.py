@@ -15,14 +15,11 @@ import os
 import threading
 from typing import Any
 
+from ferry.names import API_HANDLERS
+
 log = logging.getLogger("ferry.openapi")
 
-HANDLER_MODULES = (
-    "services.endpoints.handlers",
-    "services.jobs.handlers",
-    "services.projections.handlers",
-    "services.routes.handlers",
-)
+HANDLER_MODULES = tuple(API_HANDLERS.values())
 
 TITLE = "Ferry API"
 VERSION = "1.0.0"

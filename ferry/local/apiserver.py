@@ -29,39 +29,15 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 from ferry.api import MAX_BODY_BYTES
 from ferry.apigw import rest_event
 from ferry.local.lambda_runtime import Handler, LocalLambdaContext, load_handler
+from ferry.names import API_HANDLERS, API_ROUTES
 
 log = logging.getLogger("ferry.local.apiserver")
 
-ENDPOINTS_HANDLER = "services.endpoints.handlers:handler"
-JOBS_HANDLER = "services.jobs.handlers:handler"
-PROJECTIONS_HANDLER = "services.projections.handlers:handler"
-ROUTES_HANDLER = "services.routes.handlers:handler"
-
-# (method, resource template, handler) — one REST API, three Lambda functions.
-ROUTES: tuple[tuple[str, str, str], ...] = (
-    ("POST", "/endpoints", ENDPOINTS_HANDLER),
-    ("PATCH", "/endpoints/{endpoint_id}", ENDPOINTS_HANDLER),
-    ("POST", "/endpoints/{endpoint_id}/disable", ENDPOINTS_HANDLER),
-    ("POST", "/endpoints/{endpoint_id}/enable", ENDPOINTS_HANDLER),
-    ("POST", "/transfers", JOBS_HANDLER),
-    ("POST", "/jobs/{job_id}/cancel", JOBS_HANDLER),
-    ("POST", "/jobs/{job_id}/redrive", JOBS_HANDLER),
-    ("GET", "/endpoints", PROJECTIONS_HANDLER),
-    ("GET", "/endpoints/{endpoint_id}", PROJECTIONS_HANDLER),
-    ("GET", "/endpoints/{endpoint_id}/events", PROJECTIONS_HANDLER),
-    ("GET", "/jobs", PROJECTIONS_HANDLER),
-    ("GET", "/jobs/{job_id}", PROJECTIONS_HANDLER),
-    ("GET", "/jobs/{job_id}/events", PROJECTIONS_HANDLER),
-    ("POST", "/routes", ROUTES_HANDLER),
-    ("GET", "/routes", ROUTES_HANDLER),
-    ("GET", "/routes/{route_id}", ROUTES_HANDLER),
-    ("PATCH", "/routes/{route_id}", ROUTES_HANDLER),
-    ("POST", "/routes/{route_id}/disable", ROUTES_HANDLER),
-    ("POST", "/routes/{route_id}/enable", ROUTES_HANDLER),
-    ("GET", "/routes/{route_id}/events", ROUTES_HANDLER),
-    ("GET", "/routes/{route_id}/files", ROUTES_HANDLER),
+# (method, resource template, handler): the same route table API Gateway is built from.
+ROUTES: tuple[tuple[str, str, str], ...] = tuple(
+    (method, path, f"{API_HANDLERS[function]}:handler") for method, path, function in API_ROUTES
 )
-HANDLERS = (ENDPOINTS_HANDLER, JOBS_HANDLER, PROJECTIONS_HANDLER, ROUTES_HANDLER)
+HANDLERS = tuple(f"{module}:handler" for module in API_HANDLERS.values())
 
 SWAGGER_HTML = """<!doctype html>
 <html><head><title>Ferry API</title><meta charset="utf-8">
@@ -191,11 +167,6 @@ class ApiRequestHandler(BaseHTTPRequestHandler):
             return
         raw = self.rfile.read(length) if length else b""
 
-        if method == "GET" and path == "/openapi.json":
-            from ferry.openapi import merged_openapi
-
-            self._send(200, json.dumps(merged_openapi()).encode())
-            return
         if method == "GET" and path == "/swagger":
             self._send(200, SWAGGER_HTML.encode(), {"Content-Type": "text/html; charset=utf-8"})
             return

@@ -15,38 +15,23 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
-ENDPOINTS_HANDLER = "services/endpoints/handlers.py:handler"
-JOBS_HANDLER = "services/jobs/handlers.py:handler"
-QUERIES_HANDLER = "services/projections/handlers.py:handler"
-ROUTES_HANDLER = "services/routes/handlers.py:handler"
+from ferry.names import API_HANDLERS, API_PUBLIC_ROUTES, API_ROUTES
 
-# (method, path, handler entry) - docs/architecture.md "HTTP API"
-ROUTES: tuple[tuple[str, str, str], ...] = (
-    ("POST", "/endpoints", ENDPOINTS_HANDLER),
-    ("PATCH", "/endpoints/{endpoint_id}", ENDPOINTS_HANDLER),
-    ("POST", "/endpoints/{endpoint_id}/disable", ENDPOINTS_HANDLER),
-    ("POST", "/endpoints/{endpoint_id}/enable", ENDPOINTS_HANDLER),
-    ("POST", "/transfers", JOBS_HANDLER),
-    ("POST", "/jobs/{job_id}/cancel", JOBS_HANDLER),
-    ("POST", "/jobs/{job_id}/redrive", JOBS_HANDLER),
-    ("GET", "/endpoints", QUERIES_HANDLER),
-    ("GET", "/endpoints/{endpoint_id}", QUERIES_HANDLER),
-    ("GET", "/endpoints/{endpoint_id}/events", QUERIES_HANDLER),
-    ("GET", "/jobs", QUERIES_HANDLER),
-    ("GET", "/jobs/{job_id}", QUERIES_HANDLER),
-    ("GET", "/jobs/{job_id}/events", QUERIES_HANDLER),
-    ("GET", "/openapi.json", QUERIES_HANDLER),
-    # routes (issue 5)
-    ("POST", "/routes", ROUTES_HANDLER),
-    ("GET", "/routes", ROUTES_HANDLER),
-    ("GET", "/routes/{route_id}", ROUTES_HANDLER),
-    ("PATCH", "/routes/{route_id}", ROUTES_HANDLER),
-    ("POST", "/routes/{route_id}/disable", ROUTES_HANDLER),
-    ("POST", "/routes/{route_id}/enable", ROUTES_HANDLER),
-    ("GET", "/routes/{route_id}/events", ROUTES_HANDLER),
-    ("GET", "/routes/{route_id}/files", ROUTES_HANDLER),
+
+def _entry(function: str) -> str:
+    return API_HANDLERS[function].replace(".", "/") + ".py:handler"
+
+
+ENDPOINTS_HANDLER = _entry("endpoints")
+JOBS_HANDLER = _entry("jobs")
+QUERIES_HANDLER = _entry("queries")
+ROUTES_HANDLER = _entry("routes")
+
+# (method, path, handler entry): the route table of ferry/names.py, shared with the local stack
+ROUTES: tuple[tuple[str, str, str], ...] = tuple(
+    (method, path, _entry(function)) for method, path, function in API_ROUTES
 )
-PUBLIC_ROUTES = frozenset({("GET", "/openapi.json")})  # ferry/api.py PUBLIC_PATHS
+PUBLIC_ROUTES = API_PUBLIC_ROUTES  # ferry/api.py PUBLIC_PATHS
 # Routes whose body is a JSON object (the others - cancel, redrive, disable, enable - take none)
 BODY_ROUTES = frozenset(
     {

@@ -23,12 +23,10 @@ from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from ferry.names import ResourceNames
+from infra.constructs.api import ENDPOINTS_HANDLER, JOBS_HANDLER, QUERIES_HANDLER
 from infra.constructs.functions import FerryFunction
 from infra.constructs.tables import Tables
 
-ENDPOINTS_HANDLER = "services/endpoints/handlers.py:handler"
-JOBS_HANDLER = "services/jobs/handlers.py:handler"
-QUERIES_HANDLER = "services/projections/handlers.py:handler"
 PROCESS_MANAGER_HANDLER = "services/jobs/process_manager.py:handler"
 CONSUMER_HANDLER = "services/projections/consumer.py:handler"
 PUBLISHER_HANDLER = "events/publisher.py:handler"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -29,10 +30,13 @@ def build_app(projections: Projections) -> FerryResolver:
 
     @app.get("/openapi.json", include_in_schema=False)
     def openapi():  # no return annotation: the schema generator cannot model Response
+        # The whole REST API's document: every API function's routes, merged.
+        from ferry.openapi import merged_openapi
+
         return Response(
             status_code=200,
             content_type=content_types.APPLICATION_JSON,
-            body=app.get_openapi_json_schema(**docs),
+            body=json.dumps(merged_openapi()),
         )
 
     @app.get("/endpoints", summary="This customer's endpoints, oldest first")
