@@ -37,6 +37,9 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 MiB = 1024 * 1024
+
+from services.executor.settings import DEFAULT_CHUNK_SIZE  # noqa: E402
+
 FLOWS = ("S3_TO_SFTP", "SFTP_TO_S3", "SFTP_TO_SFTP", "S3_TO_S3")
 
 
@@ -250,7 +253,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--size-mib", type=int, default=1024)
     parser.add_argument("--rss-size-mib", type=int, default=0)
-    parser.add_argument("--chunk-mib", type=int, default=8)
+    parser.add_argument("--chunk-mib", type=int, default=DEFAULT_CHUNK_SIZE // MiB)
     parser.add_argument("--only", default=",".join(FLOWS))
     parser.add_argument("--sweep", default="", help="chunk sizes in MiB to compare (Ferry only)")
     args = parser.parse_args()
