@@ -18,12 +18,13 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from aws_lambda_powertools import Logger
+from aws_lambda_powertools import Logger, Tracer
 
 from events.dynamodb import stored_event_from_item
 from events.translate import to_integration, to_put_events_entry
 
 logger = Logger(service="ferry-publisher")
+tracer = Tracer(service="ferry-publisher")  # X-Ray in Lambda; disabled elsewhere
 
 MAX_ENTRIES = 10  # PutEvents limit
 ATTEMPTS = 4
@@ -104,6 +105,7 @@ def _put_with_retries(
     return min(todo)
 
 
+@tracer.capture_lambda_handler
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """Lambda entry point for the event table's DynamoDB stream (ReportBatchItemFailures)."""
     failed = publish_records(

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from aws_lambda_powertools import Logger
+from aws_lambda_powertools import Logger, Tracer
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 
@@ -319,7 +319,9 @@ def make_resolver(keys: ApiKeyStore) -> FerryResolver:
 def json_handler(resolver_factory: Callable[[], FerryResolver]) -> Any:
     """Lazily build a resolver once per process (cold start), then resolve each event."""
     holder: dict[str, FerryResolver] = {}
+    tracer = Tracer()  # X-Ray in Lambda (service from POWERTOOLS_SERVICE_NAME); off elsewhere
 
+    @tracer.capture_lambda_handler
     def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         if "app" not in holder:
             holder["app"] = resolver_factory()

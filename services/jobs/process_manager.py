@@ -11,7 +11,7 @@ from collections.abc import Callable
 from typing import Any
 from uuid import UUID
 
-from aws_lambda_powertools import Logger
+from aws_lambda_powertools import Logger, Tracer
 from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
 from aws_lambda_powertools.utilities.batch import (
     BatchProcessor,
@@ -33,6 +33,7 @@ from services.jobs.application import JobsApplication
 from services.jobs.bootstrap import bootstrap
 
 logger = Logger(service="ferry-jobs-pm")
+tracer = Tracer(service="ferry-jobs-pm")  # X-Ray in Lambda; disabled elsewhere
 # EMF on stdout; namespace and the ``service`` dimension are those the alarms use (ferry.names).
 metrics = EphemeralMetrics(
     namespace=names.METRICS_NAMESPACE, service=names.APP_METRICS[names.METRIC_JOB_STARTED]
@@ -78,6 +79,7 @@ def make_handler(
         )
         return changed
 
+    @tracer.capture_lambda_handler
     @metrics.log_metrics
     def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         if "app" not in holder:

@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from aws_lambda_powertools import Logger
+from aws_lambda_powertools import Logger, Tracer
 from aws_lambda_powertools.utilities.data_classes import SQSEvent
 
 from events.translate import from_eventbridge
@@ -23,6 +23,7 @@ from services.projections.application import BatchOutcome, Delivery
 from services.projections.bootstrap import Projections, bootstrap
 
 logger = Logger(service="ferry-projections")
+tracer = Tracer(service="ferry-projections")  # X-Ray in Lambda; disabled elsewhere
 
 Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
 
@@ -78,6 +79,7 @@ def _log(outcome: BatchOutcome) -> None:
 _built: dict[str, Handler] = {}
 
 
+@tracer.capture_lambda_handler
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """Lambda entry point (SQS event source with ReportBatchItemFailures)."""
     if "handler" not in _built:

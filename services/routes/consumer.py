@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from aws_lambda_powertools import Logger
+from aws_lambda_powertools import Logger, Tracer
 from aws_lambda_powertools.utilities.batch import (
     BatchProcessor,
     EventType,
@@ -18,6 +18,7 @@ from events.translate import from_eventbridge
 from services.routes.readmodel import RoutesProjector
 
 logger = Logger(service="ferry-routes-projections")
+tracer = Tracer(service="ferry-routes-projections")  # X-Ray in Lambda; disabled elsewhere
 
 Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
 
@@ -44,6 +45,7 @@ def make_handler(projector: RoutesProjector) -> Handler:
 _built: dict[str, Handler] = {}
 
 
+@tracer.capture_lambda_handler
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """Lambda entry point (SQS event source, ReportBatchItemFailures)."""
     if "handler" not in _built:

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from aws_lambda_powertools import Logger
+from aws_lambda_powertools import Logger, Tracer
 from aws_lambda_powertools.utilities.batch import (
     BatchProcessor,
     EventType,
@@ -39,6 +39,7 @@ from services.routes.ports import (
 )
 
 logger = Logger(service="ferry-routes-push")
+tracer = Tracer(service="ferry-routes-push")  # X-Ray in Lambda; disabled elsewhere
 
 FERRY_JOB_METADATA = OBJECT_MARKER
 
@@ -223,6 +224,7 @@ def make_handler(consumer: PushConsumer) -> Handler:
 _built: dict[str, Handler] = {}
 
 
+@tracer.capture_lambda_handler
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """Lambda entry point (SQS event source, ReportBatchItemFailures)."""
     if "handler" not in _built:
