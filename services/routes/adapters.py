@@ -28,7 +28,14 @@ from services.routes.ports import (
     SourceOpener,
     SourceSession,
 )
-from services.routes.readmodel import FILE_SK, ROUTE_SK, Item, RoutesReadModel, VersionConflict
+from services.routes.readmodel import (
+    FILE_SK,
+    ROUTE_SK,
+    Item,
+    RoutesReadModel,
+    VersionConflict,
+    path_key,
+)
 
 _DES = TypeDeserializer()
 _SER = TypeSerializer()
@@ -283,7 +290,7 @@ class DynamoScanStateStore(ScanStateStore):
         unique = list(dict.fromkeys(paths))
         for start in range(0, len(unique), 100):
             keys = [
-                {"route_id": {"S": route_id}, "key": {"S": "f#" + p}}
+                {"route_id": {"S": route_id}, "key": {"S": "f#" + path_key(p)}}
                 for p in unique[start : start + 100]
             ]
             request: dict[str, Any] = {self._table: {"Keys": keys, "ConsistentRead": True}}
@@ -310,7 +317,7 @@ class DynamoScanStateStore(ScanStateStore):
                         "Item": serialize(
                             {
                                 "route_id": route_id,
-                                "key": "f#" + s.path,
+                                "key": "f#" + path_key(s.path),
                                 "path": s.path,
                                 "size": s.size,
                                 "mtime": s.mtime,
@@ -346,7 +353,7 @@ class DynamoScanStateStore(ScanStateStore):
     def _pending_key(self, route_id: str, pending: PendingDelivery) -> dict[str, Any]:
         return {
             "route_id": {"S": route_id},
-            "key": {"S": f"p#{pending.path}#{pending.file_version}"},
+            "key": {"S": f"p#{path_key(pending.path)}#{pending.file_version}"},
         }
 
     def add_pending(self, route_id: str, pendings: list[PendingDelivery]) -> None:

@@ -14,6 +14,7 @@ are conditional on the version read.
 
 from __future__ import annotations
 
+import hashlib
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from typing import Any
@@ -23,6 +24,20 @@ from events import contract as c
 Item = dict[str, Any]
 ROUTE_SK = "route"
 FILE_SK = "file#"
+
+#: DynamoDB caps a sort key at 1,024 bytes: a path too long to be part of one is keyed by its
+#: sha256 instead (the item keeps the path itself as an attribute).
+MAX_KEY_PATH_BYTES = 900
+
+
+def path_key(path: str) -> str:
+    """The part of a sort key that names a file: the path, or the sha256 of a very long one."""
+    raw = path.encode()
+    if len(raw) <= MAX_KEY_PATH_BYTES:
+        return path
+    return "#sha256:" + hashlib.sha256(raw).hexdigest()
+
+
 HISTORY_LIMIT = 20
 
 
@@ -103,7 +118,7 @@ def key_of(event: c.FerryEvent) -> tuple[str, str] | None:
         return event.route_id, ROUTE_SK
     path = getattr(event, "path", None)
     if isinstance(event, c.RouteEvent) and isinstance(path, str):
-        return event.route_id, FILE_SK + path
+        return event.route_id, FILE_SK + path_key(path)
     return None
 
 
@@ -149,7 +164,7 @@ def fold_file(item: Item | None, event: c.RouteEvent) -> Item:
     if isinstance(event, c.FileDiscovered):
         new = {
             "route_id": event.route_id,
-            "sk": FILE_SK + path,
+            "sk": FILE_SK + path_key(path),
             "route_customer": event.customer_id,
             "path": path,
             "name": path.rsplit("/", 1)[-1],
