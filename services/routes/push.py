@@ -20,14 +20,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 from aws_lambda_powertools import Logger, Tracer
-from aws_lambda_powertools.utilities.batch import (
-    BatchProcessor,
-    EventType,
-    process_partial_response,
-)
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 from ferry.names import OBJECT_MARKER
+from services.routes._sqs import Handler, lazy, sqs_batch_handler
 from services.routes.application import Candidate, RoutesApplication, RouteView, utc
 from services.routes.ports import (
     EndpointDirectory,
@@ -199,36 +195,21 @@ def _skip_reason(route: RouteView, relpath: str, size: int) -> tuple[str, str] |
     return None
 
 
-Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
-
-
 def make_handler(consumer: PushConsumer) -> Handler:
-    processor = BatchProcessor(event_type=EventType.SQS)
-
     def record_handler(record: SQSRecord) -> list[str]:
         envelope = json.loads(record.body)
         outcomes = consumer.handle(envelope)
         logger.debug("s3 event", outcomes=outcomes)
         return outcomes
 
-    def handle(event: dict[str, Any], context: Any) -> dict[str, Any]:
-        return dict(
-            process_partial_response(
-                event=event, record_handler=record_handler, processor=processor, context=context
-            )
-        )
-
-    return handle
+    return sqs_batch_handler(record_handler)
 
 
-_built: dict[str, Handler] = {}
+def _build() -> Handler:
+    from services.routes.bootstrap import build_push_consumer
+
+    return make_handler(build_push_consumer())
 
 
-@tracer.capture_lambda_handler
-def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    """Lambda entry point (SQS event source, ReportBatchItemFailures)."""
-    if "handler" not in _built:
-        from services.routes.bootstrap import build_push_consumer
-
-        _built["handler"] = make_handler(build_push_consumer())
-    return _built["handler"](event, context)
+handler = tracer.capture_lambda_handler(lazy(_build))
+"""Lambda entry point (SQS event source, ReportBatchItemFailures)."""
