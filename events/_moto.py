@@ -24,6 +24,7 @@ or as a separate process (prints ``MOTO_URL=http://127.0.0.1:PORT`` once it acce
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 import threading
@@ -37,6 +38,8 @@ from moto.moto_server.werkzeug_app import (
     create_backend_app,
 )
 from werkzeug.serving import BaseWSGIServer, make_server
+
+from events._moto_calls import CallCounter
 
 __all__ = ["SerialMotoServer"]
 
@@ -78,10 +81,19 @@ class SerialMotoServer:
     ``port=0`` picks a free port; ``url`` is known after ``start()``.
     """
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 0, *, quiet: bool = True) -> None:
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        quiet: bool = True,
+        count_calls: bool = False,
+    ) -> None:
         self._host = host
         self._port = port
         self._quiet = quiet
+        # Count every call by caller/service/operation (events/_moto_calls.py).
+        self.calls = CallCounter() if count_calls else None
         self._server: BaseWSGIServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -97,6 +109,8 @@ class SerialMotoServer:
         if self._server is not None:
             return self.url
         app = _serialise_dynamodb(DomainDispatcherApplication(create_backend_app))
+        if self.calls is not None:
+            app = self.calls.wrap(app)
         handler = _QuietRequestHandler if self._quiet else MotoRequestHandler
         # make_server binds before returning, so the port accepts connections from here on.
         self._server = make_server(
@@ -138,7 +152,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--verbose", action="store_true", help="log every request")
     args = parser.parse_args(argv)
 
-    server = SerialMotoServer(args.host, args.port, quiet=not args.verbose)
+    count_calls = os.environ.get("FERRY_MOTO_COUNT_CALLS", "") not in ("", "0", "false")
+    server = SerialMotoServer(args.host, args.port, quiet=not args.verbose, count_calls=count_calls)
     stopped = threading.Event()
 
     def _stop(signum: int, frame: FrameType | None) -> None:
