@@ -16,8 +16,13 @@ def rest_event(
     query: dict[str, str] | None = None,
     resource: str | None = None,
     path_parameters: dict[str, str] | None = None,
+    content_type: str | None = "application/json",
 ) -> dict[str, Any]:
+    """``content_type`` is sent with a body when ``headers`` carry none (None: send none, as the
+    local API server does, which passes the client's headers as they came)."""
     headers = {k.lower(): v for k, v in (headers or {}).items()}
+    if body is not None and content_type and "content-type" not in headers:
+        headers["content-type"] = content_type
     return {
         "resource": resource or path,
         "path": path,

@@ -192,6 +192,7 @@ class ApiRequestHandler(BaseHTTPRequestHandler):
             query=query or None,
             resource=match.resource,
             path_parameters=match.path_parameters or None,
+            content_type=None,  # the client's own Content-Type (or none), as API Gateway passes it
         )
         try:
             response = self.functions.invoke(match.handler, event)

@@ -1,7 +1,7 @@
 """API keys of the local stack: the DynamoDB api-keys table plus ``<data-dir>/keys.json``.
 
 Stands in for API Gateway API keys / usage plans. ``keys.json`` keeps only what the table keeps
-(the sha256 of each key, the customer and the key id), so ``ferry up`` can reload the keys into a
+(the sha256 of each key, its customer, id, name, scope, expiry and revocation), so ``ferry up`` can reload the keys into a
 fresh moto server; the keys themselves are shown once and never stored — except the demo
 customer's, which ``ferry up`` writes to ``<data-dir>/config.json`` (mode 0600) for the CLI.
 """
@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from ferry.api import ApiKeyStore, Principal
+from ferry.api import ApiKey, ApiKeyStore, KeyAlreadyRevoked, Principal
 
 KEYS_FILE = "keys.json"
 
@@ -38,40 +38,87 @@ def read_keys(data_dir: Path) -> list[dict[str, str]]:
     return [dict(k) for k in data.get("keys", [])]
 
 
+def _from_json(k: dict[str, str]) -> ApiKey:
+    def when(name: str) -> datetime | None:
+        return datetime.fromisoformat(k[name]) if k.get(name) else None
+
+    return ApiKey(
+        key_hash=k["key_hash"],
+        principal=Principal(
+            customer_id=k["customer_id"],
+            key_id=k["key_id"],
+            key_name=k.get("name", ""),
+            scope="read" if k.get("scope") == "read" else "write",
+        ),
+        created_at=when("created_at") or datetime.fromtimestamp(0, UTC),
+        expires_at=when("expires_at"),
+        revoked_at=when("revoked_at"),
+    )
+
+
+def _to_json(key: ApiKey) -> dict[str, str]:
+    listed = key.listing()
+    record = {
+        "key_hash": key.key_hash,
+        "customer_id": key.principal.customer_id,
+        "key_id": key.principal.key_id,
+        "name": key.principal.key_name,
+        "scope": key.principal.scope,
+        "created_at": listed["created_at"],
+    }
+    for name in ("expires_at", "revoked_at"):
+        if listed[name]:
+            record[name] = listed[name]
+    return record
+
+
 class FileBackedKeyStore:
-    """An ApiKeyStore that records each added key's hash in keys.json and forwards to ``inner``."""
+    """An ApiKeyStore that records each key's hash and state in keys.json and forwards every
+    change to ``inner`` (the keys table); a revocation is written to both."""
 
     def __init__(self, data_dir: Path, inner: ApiKeyStore | None = None) -> None:
         self.path = Path(data_dir) / KEYS_FILE
         self.inner = inner
 
-    def lookup(self, key_hash: str) -> Principal | None:
+    def lookup(self, key_hash: str) -> ApiKey | None:
         for k in read_keys(self.path.parent):
             if k["key_hash"] == key_hash:
-                return Principal(customer_id=k["customer_id"], key_id=k["key_id"])
+                return _from_json(k)
         return None
 
-    def add(self, key_hash: str, principal: Principal) -> None:
+    def add(self, key: ApiKey) -> None:
         if self.inner is not None:
-            self.inner.add(key_hash, principal)
+            self.inner.add(key)
         with _locked(self.path):
-            keys = [k for k in read_keys(self.path.parent) if k["key_hash"] != key_hash]
-            keys.append(
-                {
-                    "key_hash": key_hash,
-                    "customer_id": principal.customer_id,
-                    "key_id": principal.key_id,
-                    "created_at": datetime.now(UTC).isoformat(),
-                }
-            )
+            keys = [k for k in read_keys(self.path.parent) if k["key_hash"] != key.key_hash]
+            keys.append(_to_json(key))
             _write_private(self.path, {"keys": keys})
+
+    def list_keys(self, customer_id: str | None = None) -> list[ApiKey]:
+        if self.inner is not None:
+            return self.inner.list_keys(customer_id)
+        found = [_from_json(k) for k in read_keys(self.path.parent)]
+        return [k for k in found if customer_id in (None, k.principal.customer_id)]
+
+    def revoke(self, key_id: str, at: datetime) -> ApiKey | None:
+        with _locked(self.path):
+            revoked = self.inner.revoke(key_id, at) if self.inner is not None else None
+            keys = read_keys(self.path.parent)
+            for k in keys:
+                if k["key_id"] == key_id:
+                    if revoked is None and k.get("revoked_at"):
+                        raise KeyAlreadyRevoked(f"key {key_id} is already revoked", field="key_id")
+                    k["revoked_at"] = at.isoformat()
+                    revoked = revoked or _from_json(k)
+            _write_private(self.path, {"keys": keys})
+        return revoked
 
 
 def load_keys_into(store: ApiKeyStore, data_dir: Path) -> int:
-    """Put every key recorded in keys.json into ``store`` (a fresh moto server's table)."""
+    """Put every key recorded in keys.json (revoked and expired ones too) into ``store``."""
     count = 0
     for k in read_keys(data_dir):
-        store.add(k["key_hash"], Principal(customer_id=k["customer_id"], key_id=k["key_id"]))
+        store.add(_from_json(k))
         count += 1
     return count
 
