@@ -39,6 +39,7 @@ import pytest
 
 SSHD = "/usr/sbin/sshd"
 SSH_KEYGEN = "/usr/bin/ssh-keygen"
+SFTP_SERVER = "/usr/lib/openssh/sftp-server"
 TEST_USER = "ferrysftp"
 TEST_PASSWORD = "ferry-test-password-1"  # a throwaway account on a throwaway machine
 KEY_PASSPHRASE = "ferry-test-passphrase"
@@ -110,6 +111,7 @@ class SshdServer:
         password: str = TEST_PASSWORD,
         port: int = 0,
         password_auth: bool = True,
+        sftp_log_level: str | None = None,
     ) -> None:
         if os.geteuid() != 0:
             raise RuntimeError("SshdServer needs root (it runs sshd and manages a test account)")
@@ -117,6 +119,10 @@ class SshdServer:
         self.password = password
         self.port = port or free_port()
         self.password_auth = password_auth
+        # e.g. "INFO": the SFTP server logs every open/rename/remove to ``sftp_log_path`` (the
+        # chaos suite counts renames). internal-sftp can only log to syslog (absent here), so
+        # this runs OpenSSH's sftp-server with -e through a wrapper that appends stderr to a file.
+        self.sftp_log_level = sftp_log_level
         self.dir = Path(tempfile.mkdtemp(prefix="ferry-sshd-"))
         self.dir.chmod(0o755)  # the test user reads its authorized_keys and walks to root/
         self.log_path = self.dir / "sshd.log"
@@ -189,12 +195,33 @@ class SshdServer:
                     "MaxStartups 100",
                     "MaxSessions 100",
                     "MaxAuthTries 10",
-                    "Subsystem sftp internal-sftp",
+                    f"Subsystem sftp {self._sftp_subsystem()}",
                     "LogLevel VERBOSE",
                     "",
                 ]
             )
         )
+
+    @property
+    def sftp_log_path(self) -> Path:
+        return self.dir / "sftp.log"
+
+    def _sftp_subsystem(self) -> str:
+        if not self.sftp_log_level:
+            return "internal-sftp"
+        wrapper = self.dir / "sftp-logged.sh"
+        log = f"-e -l {self.sftp_log_level} 2>>{self.sftp_log_path}"
+        wrapper.write_text(f"#!/bin/sh\nexec {SFTP_SERVER} {log}\n")
+        wrapper.chmod(0o755)
+        self.sftp_log_path.touch()
+        os.chown(self.sftp_log_path, self.uid, self.gid)  # the session runs as the test user
+        return str(wrapper)
+
+    def sftp_log_text(self) -> str:
+        try:
+            return self.sftp_log_path.read_text(errors="replace")
+        except FileNotFoundError:
+            return ""
 
     # --- lifecycle -------------------------------------------------------------------------
     @property
