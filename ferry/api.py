@@ -674,7 +674,7 @@ def _raw_error(status: int, code: str, message: str, field: str | None = None) -
     }
 
 
-def _validation_response(errors: Iterable[Any]) -> Response:
+def _validation_response(errors: Iterable[Any], not_found_code: str = "not_found") -> Response:
     listed = list(errors)
     first = listed[0] if listed else {}
     loc = tuple(first.get("loc", ()))
@@ -691,14 +691,19 @@ def _validation_response(errors: Iterable[Any]) -> Response:
         )
     field = _field_of(loc)
     if loc and loc[0] == "path":  # an id that is not a canonical UUID names nothing that exists
-        return error_response(404, "not_found", f"no such {field or 'resource'}", field)
+        return error_response(404, not_found_code, f"no such {field or 'resource'}", field)
     more = f" (and {len(listed) - 1} more)" if len(listed) > 1 else ""
     return error_response(422, "validation_error", f"{field or 'request'}: {msg}{more}", field)
 
 
 def make_resolver(
-    keys: ApiKeyStore, *, clock: Callable[[], datetime] | None = None
+    keys: ApiKeyStore,
+    *,
+    clock: Callable[[], datetime] | None = None,
+    not_found_code: str = "not_found",
 ) -> FerryResolver:
+    """The resolver every Ferry API function uses. ``not_found_code``: the error code of a 404
+    for a path id that is not a canonical UUID (the service's own code for a missing id)."""
     from pydantic import ValidationError
 
     app = FerryResolver(keys, clock=clock)
@@ -709,7 +714,7 @@ def make_resolver(
 
     @app.exception_handler(RequestValidationError)
     def _validation_error(ex: RequestValidationError) -> Response:
-        return _validation_response(ex.errors())
+        return _validation_response(ex.errors(), not_found_code)
 
     @app.exception_handler(ValidationError)
     def _model_error(ex: ValidationError) -> Response:

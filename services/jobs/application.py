@@ -39,6 +39,8 @@ from events.contract import (
     TransferVerified,
     VerifyMode,
 )
+from ferry.errors import Conflict, Invalid, NotFound
+from ferry.validation import path_problem
 from services.jobs.domain import Job, JobAlreadyFinal, JobNotRedrivable, backoff_seconds
 from services.jobs.ports import (
     EndpointDirectory,
@@ -55,56 +57,43 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _KEY_OK = re.compile(r"^[\x21-\x7e]{1,255}$")
 
 # ---------------------------------------------------------------------------------------------
-# Errors (mapped to HTTP once, in handlers.py, by ``kind``)
+# Errors: ferry.errors kinds (ferry.api.HTTP_STATUS maps them to HTTP, once)
 # ---------------------------------------------------------------------------------------------
 
 
-class JobsError(Exception):
-    kind = "unprocessable"  # not_found | conflict | unprocessable
-    code = "invalid_request"
+class JobsError(Invalid):
+    """Base of the jobs service's errors (422 unless a subclass is another kind)."""
 
-    def __init__(self, message: str, *, field: str | None = None, code: str | None = None):
-        super().__init__(message)
-        self.message = message
-        self.field = field
-        if code:
-            self.code = code
+    code = "invalid_request"
 
 
 class InvalidRequest(JobsError):
-    kind = "unprocessable"
     code = "invalid_request"
 
 
-class EndpointNotFound(JobsError):
-    kind = "not_found"
+class EndpointNotFound(NotFound, JobsError):
     code = "endpoint_not_found"
 
 
-class EndpointUnavailable(JobsError):
-    kind = "conflict"
+class EndpointUnavailable(Conflict, JobsError):
     code = "endpoint_unavailable"
 
 
-class JobNotFound(JobsError):
-    kind = "not_found"
+class JobNotFound(NotFound, JobsError):
     code = "job_not_found"
 
 
-class JobConflict(JobsError):
-    kind = "conflict"
+class JobConflict(Conflict, JobsError):
     code = "job_conflict"
 
 
-class IdempotencyKeyReused(JobsError):
-    kind = "conflict"
+class IdempotencyKeyReused(Conflict, JobsError):
     code = "idempotency_key_reused"
 
 
-class ExecutorEventRejected(JobsError):
+class ExecutorEventRejected(Conflict, JobsError):
     """An executor event that does not match its job (wrong customer): never applied."""
 
-    kind = "conflict"
     code = "executor_event_rejected"
 
 
@@ -128,6 +117,9 @@ def check_path(value: str, *, directory: bool = False) -> str:
         raise ValueError("must not contain control characters")
     if value.startswith("/"):
         raise ValueError("must be relative to the endpoint's base path/prefix (no leading '/')")
+    hostile = path_problem(value)  # backslashes, drive letters, ~, %2e/%2f, Unicode look-alikes
+    if hostile:
+        raise ValueError(hostile)
     if value.endswith("/") and not directory:
         raise ValueError("must name a file (no trailing '/')")
     segments = value.rstrip("/").split("/") if directory else value.split("/")

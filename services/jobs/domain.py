@@ -20,6 +20,7 @@ from uuid import UUID
 
 from events.aggregate import FerryAggregate
 from events.contract import JobStatus
+from ferry.errors import Conflict
 
 _RANK = {
     JobStatus.RECEIVED: 0,
@@ -32,8 +33,10 @@ _RANK = {
 }
 
 
-class JobError(Exception):
-    """A command the job's current state does not allow."""
+class JobError(Conflict):
+    """A command the job's current state does not allow (409)."""
+
+    code = "job_conflict"
 
 
 class JobAlreadyFinal(JobError):

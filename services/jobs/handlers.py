@@ -15,8 +15,15 @@ from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
 from pydantic import BaseModel
 
 from ferry import names
-from ferry.api import FerryResolver, error_response, json_handler, make_resolver, principal
-from services.jobs.application import IDEMPOTENCY_HEADER, JobsError, TransferRequest
+from ferry.api import (
+    FerryResolver,
+    IdPath,
+    error_responses,
+    json_handler,
+    make_resolver,
+    principal,
+)
+from services.jobs.application import IDEMPOTENCY_HEADER, TransferRequest
 from services.jobs.bootstrap import JobsService, bootstrap
 
 logger = Logger(service="ferry-jobs")
@@ -24,8 +31,6 @@ logger = Logger(service="ferry-jobs")
 metrics = EphemeralMetrics(
     namespace=names.METRICS_NAMESPACE, service=names.APP_METRICS[names.METRIC_JOB_QUEUED]
 )
-
-_STATUS = {"not_found": 404, "conflict": 409, "unprocessable": 422}
 
 
 class JobAccepted(BaseModel):
@@ -45,42 +50,22 @@ def _accepted(body: M) -> Response[M]:
     return Response(status_code=202, content_type=content_types.APPLICATION_JSON, body=body)
 
 
-class ErrorDetail(BaseModel):
-    code: str
-    message: str
-    field: str | None = None
-
-
-class ErrorEnvelope(BaseModel):
-    error: ErrorDetail
-
-
 def _responses(model: type[BaseModel]) -> dict[int, Any]:
-    error = {
-        "description": "Rejected (the field is named where one is at fault)",
-        "content": {"application/json": {"model": ErrorEnvelope}},
-    }
     return {
         202: {"description": "Accepted", "content": {"application/json": {"model": model}}},
-        404: error,
-        409: error,
-        422: error,
+        **error_responses(404, 409, 422, mutating=True),
     }
 
 
 def build_resolver(service: JobsService) -> FerryResolver:
-    app = make_resolver(service.keys)
+    app = make_resolver(service.keys, not_found_code="job_not_found")
     jobs = service.app
-
-    @app.exception_handler(JobsError)
-    def _jobs_error(ex: JobsError) -> Response:
-        return error_response(_STATUS.get(ex.kind, 422), ex.code, ex.message, ex.field)
 
     @app.post("/transfers", summary="Submit a transfer", responses=_responses(JobAccepted))
     def submit_transfer(body: TransferRequest) -> Response[JobAccepted]:
         caller = principal(app)
         key = app.current_event.headers.get(IDEMPOTENCY_HEADER)
-        result = jobs.submit(caller.customer_id, caller.key_id, body, key)
+        result = jobs.submit(caller.customer_id, caller.actor, body, key)
         logger.info(
             "transfer submitted", extra={"job_id": result.job_id, "new_job": result.created}
         )
@@ -89,9 +74,9 @@ def build_resolver(service: JobsService) -> FerryResolver:
         return _accepted(JobAccepted(job_id=result.job_id, status=result.status.value))
 
     @app.post("/jobs/<job_id>/cancel", summary="Cancel a job", responses=_responses(JobAccepted))
-    def cancel_job(job_id: str) -> Response[JobAccepted]:
+    def cancel_job(job_id: IdPath) -> Response[JobAccepted]:
         caller = principal(app)
-        result = jobs.cancel(caller.customer_id, caller.key_id, job_id)
+        result = jobs.cancel(caller.customer_id, caller.actor, job_id)
         logger.info("job cancelled", extra={"job_id": job_id})
         metrics.add_metric(name=names.METRIC_JOB_CANCELLED, unit=MetricUnit.Count, value=1)
         return _accepted(JobAccepted(job_id=result.job_id, status=result.status.value))
@@ -101,9 +86,9 @@ def build_resolver(service: JobsService) -> FerryResolver:
         summary="Redrive a FAILED or CANCELLED job as a new job",
         responses=_responses(JobRedriveAccepted),
     )
-    def redrive_job(job_id: str) -> Response[JobRedriveAccepted]:
+    def redrive_job(job_id: IdPath) -> Response[JobRedriveAccepted]:
         caller = principal(app)
-        result = jobs.redrive(caller.customer_id, caller.key_id, job_id)
+        result = jobs.redrive(caller.customer_id, caller.actor, job_id)
         logger.info("job redriven", extra={"job_id": result.job_id, "redrive_of": job_id})
         return _accepted(JobRedriveAccepted(job_id=result.job_id, redrive_of=result.redrive_of))
 
