@@ -5,11 +5,15 @@ from __future__ import annotations
 import os
 import socket
 import uuid
+from typing import TYPE_CHECKING
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from ferry.names import ResourceNames
+
+if TYPE_CHECKING:
+    from services.executor.egress import IPNetwork
 
 MiB = 1024 * 1024
 
@@ -19,6 +23,29 @@ MiB = 1024 * 1024
 #: write window, so larger chunks drain less often; past 16 MiB the buffered S3 part costs more
 #: than it saves. A committed chunk is also the most a resume ever reads again.
 DEFAULT_CHUNK_SIZE = 16 * MiB
+
+
+class EgressSettings(BaseSettings):
+    """``FERRY_EGRESS_ALLOW``: comma-separated CIDR blocks SFTP connections may reach although
+    they are not public (services/executor/egress.py). Empty by default: loopback, private,
+    link-local... are refused. The local stack and the tests set ``127.0.0.0/8``."""
+
+    model_config = SettingsConfigDict(extra="ignore", populate_by_name=True)
+
+    egress_allow: str = Field(default="", validation_alias="FERRY_EGRESS_ALLOW")
+
+    @field_validator("egress_allow")
+    @classmethod
+    def _valid_cidrs(cls, value: str) -> str:
+        from services.executor.egress import parse_allow_list
+
+        parse_allow_list(value)  # ValueError names the bad entry
+        return value
+
+    def allow_networks(self) -> tuple[IPNetwork, ...]:
+        from services.executor.egress import parse_allow_list
+
+        return parse_allow_list(self.egress_allow)
 
 
 def _default_executor_id() -> str:

@@ -23,7 +23,13 @@ Security:
   :class:`HostKeyMismatch` and no credential is ever sent. There is no "accept new key" mode.
 - Only the credentials given are used: no ssh-agent, no ``~/.ssh`` keys or config, no GSSAPI,
   no keyboard-interactive. Authentication failures raise :class:`AuthenticationFailed` at once.
-- Error messages and ``repr`` never contain passwords, passphrases or key material.
+- Error messages and ``repr`` never contain passwords, passphrases or key material, nor the
+  library's or the OS's exception text: each failure kind has a fixed message
+  (``services/executor/errors.py``), so a customer cannot map Ferry's network through them.
+- Egress: every connect resolves the host once, checks every address against the deployment's
+  egress policy (``services/executor/egress.py``: no loopback, private, link-local... unless
+  allow-listed) and connects the TCP socket to the checked address itself; asyncssh gets the
+  connected socket and never resolves the name (no DNS rebinding between check and connect).
 
 Flow control: reads and writes are pipelined with a fixed number of outstanding requests (see
 ``READ_BLOCK_SIZE``/``READ_AHEAD_BLOCKS`` and ``MAX_OUTSTANDING_WRITE_BYTES``); memory stays
@@ -48,18 +54,21 @@ from typing import Any, TypeVar, cast
 import asyncssh
 from asyncssh.encryption import get_default_encryption_algs
 
+from services.executor.egress import EgressPolicy, open_checked_socket
 from services.executor.errors import (
     AuthenticationFailed,
     ConnectionFailed,
     HostKeyMismatch,
     InvalidConfiguration,
     PermissionDenied,
+    ProtocolFailure,
     RemoteServerError,
     SourceNotFound,
     TargetChanged,
     TargetExists,
     TransferError,
     TransferTimeout,
+    UnreachableHost,
 )
 
 __all__ = [
@@ -211,38 +220,37 @@ def _run(coro: Coroutine[Any, Any, T], timeout: float | None, what: str) -> T:
 
 # --- error translation (the one place) ---------------------------------------------------------
 def _translate(exc: BaseException, what: str) -> TransferError:
-    """Map a library/OS exception to the executor's taxonomy. Messages carry no secrets."""
-    detail = getattr(exc, "reason", None) or str(exc) or type(exc).__name__
-    msg = f"{what}: {detail}"
+    """Map a library/OS exception to the executor's taxonomy. Messages are fixed per kind
+    (plus ``what``: the operation and its path): no secrets, no library or OS text."""
     if isinstance(exc, TransferError):
         return exc
     if isinstance(exc, asyncssh.HostKeyNotVerifiable):
-        return HostKeyMismatch(msg)
+        return HostKeyMismatch(f"{what}: the host key does not match the pinned host_key")
     if isinstance(exc, asyncssh.PermissionDenied):
-        return AuthenticationFailed(msg)
+        return AuthenticationFailed(f"{what}: authentication failed")
     if isinstance(exc, asyncssh.KeyEncryptionError):
         return AuthenticationFailed(f"{what}: private key passphrase missing or wrong")
     if isinstance(exc, asyncssh.KeyImportError):
         return InvalidConfiguration(f"{what}: the private key could not be read")
     if isinstance(exc, asyncssh.SFTPNoSuchFile | asyncssh.SFTPNoSuchPath):
-        return SourceNotFound(msg)
+        return SourceNotFound(f"{what}: no such file or directory")
     if isinstance(exc, asyncssh.SFTPPermissionDenied | asyncssh.SFTPWriteProtect):
-        return PermissionDenied(msg)
+        return PermissionDenied(f"{what}: permission denied")
     if isinstance(exc, asyncssh.SFTPFileAlreadyExists):
-        return TargetExists(msg)
+        return TargetExists(f"{what}: the file exists")
     if isinstance(exc, asyncssh.SFTPConnectionLost | asyncssh.SFTPNoConnection):
-        return ConnectionFailed(msg)
+        return ConnectionFailed(f"{what}: the connection was lost")
     if isinstance(exc, asyncssh.SFTPError):
-        return RemoteServerError(msg)
+        return RemoteServerError(f"{what}: the server answered SFTP status {int(exc.code)}")
     if isinstance(exc, asyncssh.ChannelOpenError):
-        return RemoteServerError(msg)
+        return RemoteServerError(f"{what}: the server refused an SSH channel")
     if isinstance(exc, asyncssh.DisconnectError):  # ConnectionLost, ProtocolError, KEX failure...
-        return ConnectionFailed(msg)
+        return ConnectionFailed(f"{what}: the connection was lost")
     if isinstance(exc, asyncio.TimeoutError | TimeoutError | socket.timeout):
-        return TransferTimeout(msg)
-    if isinstance(exc, OSError | EOFError | BrokenPipeError):  # refused, reset, unreachable, DNS
-        return ConnectionFailed(msg)
-    return RemoteServerError(f"{what}: unexpected {type(exc).__name__}: {detail}")
+        return TransferTimeout(f"{what}: timed out")
+    if isinstance(exc, OSError | EOFError | BrokenPipeError):  # reset, unreachable
+        return ConnectionFailed(f"{what}: the connection failed")
+    return RemoteServerError(f"{what}: unexpected {type(exc).__name__}")
 
 
 # --- host key pinning ---------------------------------------------------------------------------
@@ -320,8 +328,13 @@ def connect(
     *,
     timeout: float = 15.0,
     op_timeout: float = DEFAULT_OP_TIMEOUT,
+    egress: EgressPolicy | None = None,
 ) -> SftpSession:
-    """Open an SSH connection and an SFTP session; ``timeout`` bounds connect+kex+auth."""
+    """Open an SSH connection and an SFTP session; ``timeout`` bounds connect+kex+auth.
+
+    ``egress``: the policy the host's addresses must pass (default: the deployment's,
+    ``EgressPolicy.from_settings()``, read at every connect)."""
+    policy = egress if egress is not None else EgressPolicy.from_settings()
     if not creds.username:
         raise InvalidConfiguration("username is empty")
     pin = _HostKeyPin.parse(target.host_key)
@@ -329,7 +342,9 @@ def connect(
     if key is None and not creds.password:
         raise InvalidConfiguration("credentials have neither a private key nor a password")
     where = f"sftp://{creds.username}@{target.host}:{target.port}"
-    conn, sftp = _run(_open(target, creds, pin, key, timeout), timeout + 5.0, f"connect {where}")
+    conn, sftp = _run(
+        _open(target, creds, pin, key, timeout, policy), timeout + 5.0, f"connect {where}"
+    )
     return SftpSession(conn, sftp, where=where, op_timeout=op_timeout)
 
 
@@ -339,20 +354,29 @@ async def _open(
     pin: _HostKeyPin,
     key: asyncssh.SSHKey | None,
     timeout: float,
+    policy: EgressPolicy,
 ) -> tuple[asyncssh.SSHClientConnection, asyncssh.SFTPClient]:
+    host, port = target.host, target.port
     client = _PinnedClient(pin)
-    if pin.key is not None:  # exact key: asyncssh also narrows host key algorithms to its type
-        known_hosts: Any = ([pin.key], [], [])
-        host_key_algs: Any = ()
-    else:  # fingerprint: OpenSSH's preference order, plain keys only (no host certificates)
-        known_hosts = ([], [], [])
-        host_key_algs = list(FINGERPRINT_HOST_KEY_ALGS)
+    # Nothing is trusted up front: _PinnedClient decides on the key the server presents.
+    # Exact key: its type's algorithms first, so a server holding that key presents it, and a
+    # server without a key of that type presents another one -> HOST_KEY_MISMATCH (not a
+    # key-exchange failure). Fingerprint: OpenSSH's order, plain keys only (no certificates).
+    known_hosts: Any = ([], [], [])
+    host_key_algs = list(FINGERPRINT_HOST_KEY_ALGS)
+    if pin.key is not None:
+        own = [a.decode() for a in pin.key.sig_algorithms]
+        host_key_algs = own + [a for a in host_key_algs if a not in own]
     methods = (["publickey"] if key is not None else []) + (["password"] if creds.password else [])
+    started = asyncio.get_running_loop().time()
+    sock = await open_checked_socket(policy, host, port, timeout)
+    remaining = max(1.0, timeout - (asyncio.get_running_loop().time() - started))
     try:
         conn, _ = await asyncssh.create_connection(
             lambda: client,
-            target.host,
-            target.port,
+            host,
+            port,
+            sock=sock,
             username=creds.username,
             known_hosts=known_hosts,
             server_host_key_algs=host_key_algs,
@@ -376,22 +400,51 @@ async def _open(
                 for a in get_default_encryption_algs()
                 if a.decode() not in PREFERRED_CIPHERS
             ],
-            connect_timeout=timeout,
-            login_timeout=timeout,
+            connect_timeout=remaining,
+            login_timeout=remaining,
             keepalive_interval=KEEPALIVE_INTERVAL,
             keepalive_count_max=KEEPALIVE_COUNT_MAX,
         )
-    except asyncssh.HostKeyNotVerifiable:
-        raise HostKeyMismatch(
-            f"host key of {target.host}:{target.port} does not match the pinned key "
-            f"(expected {pin.fingerprint}, server presented {client.presented or 'another key'})"
-        ) from None
+    except BaseException as exc:
+        sock.close()  # a no-op once asyncssh's transport has closed it
+        raise _connect_error(exc, host, port, pin, client, creds.username) from None
     try:
         sftp = await conn.start_sftp_client()
-    except BaseException:
+    except BaseException as exc:
         conn.abort()
+        if isinstance(exc, asyncssh.ChannelOpenError | asyncssh.SFTPError):
+            raise RemoteServerError(f"{host}:{port} offers no SFTP subsystem") from None
         raise
     return conn, sftp
+
+
+def _connect_error(
+    exc: BaseException,
+    host: str,
+    port: int,
+    pin: _HostKeyPin,
+    client: _PinnedClient,
+    username: str,
+) -> BaseException:
+    """A failure of the SSH handshake → a stable error with a fixed message."""
+    if isinstance(exc, asyncssh.HostKeyNotVerifiable):
+        return HostKeyMismatch(
+            f"host key of {host}:{port} does not match the pinned key "
+            f"(expected {pin.fingerprint}, server presented {client.presented or 'another key'})"
+        )
+    if isinstance(exc, asyncssh.PermissionDenied):
+        return AuthenticationFailed(f"authentication as {username} at {host}:{port} failed")
+    if isinstance(exc, asyncssh.KeyExchangeFailed | asyncssh.ProtocolError):
+        return ProtocolFailure(host, port)
+    if isinstance(exc, asyncssh.ProtocolNotSupported | asyncssh.MACError):
+        return ProtocolFailure(host, port)
+    if isinstance(exc, asyncio.TimeoutError | TimeoutError):
+        return TransferTimeout.connecting(host, port)
+    if isinstance(exc, asyncssh.DisconnectError | OSError | EOFError):
+        return UnreachableHost(host, port)
+    if isinstance(exc, TransferError) or not isinstance(exc, Exception):
+        return exc  # ours already, or a cancellation
+    return ProtocolFailure(host, port)  # e.g. PacketDecodeError: the peer spoke garbage
 
 
 # --- the session -------------------------------------------------------------------------------

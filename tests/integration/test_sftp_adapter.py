@@ -15,14 +15,18 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from ferry.local.sftp_server import start_sftp_server
+from services.executor.egress import EgressPolicy, parse_allow_list
 from services.executor.errors import (
     AuthenticationFailed,
     ConnectionFailed,
+    EgressDenied,
     HostKeyMismatch,
+    HostNotFound,
     InvalidConfiguration,
     PermissionDenied,
     SourceNotFound,
@@ -37,7 +41,7 @@ from services.executor.sftp import (
     connect,
     fingerprint_of_key_line,
 )
-from tests.support.sshd import SshdServer
+from tests.support.sshd import EGRESS_ALLOW_VARIABLE, TEST_EGRESS_ALLOW, SshdServer
 
 MiB = 1024 * 1024
 ROOT = Path(__file__).resolve().parents[2]
@@ -71,7 +75,8 @@ def own_sshd() -> Iterator[SshdServer]:
     """A private sshd for tests that stop and restart it."""
     if os.geteuid() != 0:
         pytest.skip("needs root")
-    with SshdServer() as server:
+    with pytest.MonkeyPatch.context() as patch, SshdServer() as server:
+        patch.setenv(EGRESS_ALLOW_VARIABLE, TEST_EGRESS_ALLOW)
         yield server
 
 
@@ -381,13 +386,201 @@ def test_unresponsive_server_times_out() -> None:
         assert err.value.transient
 
 
+# --- egress policy and stable connect errors --------------------------------------------------
+class ConnectRecorder:
+    """Records every ``socket.connect`` of this process (a Python audit hook: asyncio's
+    sock_connect and asyncssh both go through ``socket.connect``)."""
+
+    _installed: ConnectRecorder | None = None
+
+    def __init__(self) -> None:
+        self.active = False
+        self.addresses: list[tuple[Any, ...]] = []
+
+    @classmethod
+    def get(cls) -> ConnectRecorder:
+        if cls._installed is None:
+            recorder = cls()
+
+            def hook(event: str, args: tuple[Any, ...]) -> None:
+                if recorder.active and event == "socket.connect":
+                    recorder.addresses.append(tuple(args[1]))
+
+            sys.addaudithook(hook)  # audit hooks cannot be removed: gated by ``active``
+            cls._installed = recorder
+        return cls._installed
+
+    def __enter__(self) -> ConnectRecorder:
+        self.addresses = []
+        self.active = True
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.active = False
+
+    def to_port(self, port: int) -> list[tuple[Any, ...]]:
+        return [a for a in self.addresses if len(a) >= 2 and a[1] == port]
+
+
+def connections_logged(server: SshdServer) -> int:
+    return server.count_log("Connection from ")
+
+
+@pytest.mark.parametrize("allow", ["", "127.0.0.2/32", "10.0.0.0/8,::1/128"])
+def test_egress_policy_refuses_the_sshd_without_opening_a_socket(
+    sshd: SshdServer, monkeypatch: pytest.MonkeyPatch, allow: str
+) -> None:
+    """The test sshd on 127.0.0.1 with an allow-list that excludes it (or none at all)."""
+    monkeypatch.setenv(EGRESS_ALLOW_VARIABLE, allow)
+    before = connections_logged(sshd)
+    with ConnectRecorder.get() as recorder, pytest.raises(EgressDenied) as err:
+        connect(target_of(sshd), key_creds(sshd), timeout=3)
+    assert err.value.code == "EGRESS_DENIED" and not err.value.transient
+    assert err.value.message == "127.0.0.1 is not reachable under Ferry's egress policy"
+    assert recorder.to_port(sshd.port) == [] and recorder.addresses == []
+    time.sleep(0.3)  # sshd logs a connection as soon as it accepts one
+    assert connections_logged(sshd) == before
+
+
+@pytest.mark.parametrize("host", ["localhost", "127.1", "2130706433", "::ffff:127.0.0.1"])
+def test_other_spellings_of_the_sshd_address_are_refused_too(
+    sshd: SshdServer, monkeypatch: pytest.MonkeyPatch, host: str
+) -> None:
+    monkeypatch.setenv(EGRESS_ALLOW_VARIABLE, "127.0.0.2/32")
+    with ConnectRecorder.get() as recorder, pytest.raises(EgressDenied):
+        connect(SftpTarget(host, sshd.port, sshd.host_key_line), key_creds(sshd), timeout=3)
+    assert recorder.addresses == []
+
+
+def test_allow_listed_mapped_ipv6_form_reaches_the_sshd(sshd: SshdServer) -> None:
+    """``::ffff:127.0.0.1`` is judged as 127.0.0.1 (allow-listed here) and connects over it."""
+    with (
+        ConnectRecorder.get() as recorder,
+        connect(
+            SftpTarget("::ffff:127.0.0.1", sshd.port, sshd.host_key_line), key_creds(sshd)
+        ) as s,
+    ):
+        assert s.stat(str(sshd.root)) is not None
+    assert [a[0] for a in recorder.to_port(sshd.port)] == ["::ffff:127.0.0.1"]
+
+
+def test_connect_goes_to_the_checked_address_only_dns_rebinding(sshd: SshdServer) -> None:
+    """A name that answers 127.0.0.1 (allowed) first and 127.0.0.3 (refused) afterwards: each
+    connect resolves exactly once and the socket goes to the address that was checked. The
+    name is ``.invalid``: had asyncssh resolved it itself, the first connect would fail."""
+    calls: list[str] = []
+    answers = iter(["127.0.0.1", "127.0.0.3"])
+
+    def rebinding(host: str, port: int, *args: Any) -> list[tuple[Any, ...]]:
+        calls.append(host)
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (next(answers), port))]
+
+    policy = EgressPolicy(parse_allow_list("127.0.0.1/32"), resolver=rebinding)
+    target = SftpTarget("rebind.invalid", sshd.port, sshd.host_key_line)
+    with ConnectRecorder.get() as recorder:
+        with connect(target, key_creds(sshd), egress=policy) as s:
+            assert s.stat(str(sshd.root)) is not None
+        assert calls == ["rebind.invalid"]
+        assert recorder.to_port(sshd.port) == [("127.0.0.1", sshd.port)]
+
+        with pytest.raises(EgressDenied) as err:
+            connect(target, key_creds(sshd), egress=policy)
+        assert "rebind.invalid" in err.value.message
+        assert calls == ["rebind.invalid"] * 2
+        assert recorder.to_port(sshd.port) == [("127.0.0.1", sshd.port)]  # nothing new
+
+
+def test_unresolvable_host_is_host_not_found() -> None:
+    with pytest.raises(HostNotFound) as err:
+        connect(
+            SftpTarget("no-such-host.invalid", 22, "SHA256:" + "A" * 43),
+            SftpCredentials("u", password="p"),
+        )
+    assert err.value.code == "HOST_NOT_FOUND"
+    assert err.value.message == "no-such-host.invalid could not be resolved"
+
+
+@pytest.mark.parametrize("key_type", ["rsa", "ecdsa"])
+def test_pinned_key_of_another_type_is_host_key_mismatch(
+    sshd: SshdServer, tmp_path: Path, key_type: str
+) -> None:
+    """The sshd has only an ed25519 host key; a pin of another type is a mismatch (not a
+    key-exchange failure), and no credential is sent."""
+    key = tmp_path / "k"
+    subprocess.run(["ssh-keygen", "-q", "-N", "", "-t", key_type, "-f", str(key)], check=True)
+    before = auth_attempts(sshd)
+    with pytest.raises(HostKeyMismatch) as err:
+        connect(target_of(sshd, key.with_suffix(".pub").read_text()), key_creds(sshd))
+    assert err.value.code == "HOST_KEY_MISMATCH" and not err.value.transient
+    assert sshd.host_key_fingerprint.removeprefix("SHA256:") in err.value.message
+    time.sleep(0.3)
+    assert auth_attempts(sshd) == before
+
+
+def _one_shot_server(reply: bytes) -> tuple[socket.socket, threading.Thread]:
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+
+    def serve() -> None:
+        conn, _ = listener.accept()
+        with conn:
+            conn.sendall(reply)
+            time.sleep(0.5)
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    return listener, thread
+
+
+@pytest.mark.parametrize(
+    ("reply", "code"),
+    [
+        (b"SSH-1.5-OldServer\r\n", "PROTOCOL_ERROR"),
+        (b"SSH-2.0-Garbage\r\n" + b"\x00\x00\x00\x0c\x0a\x14" + b"\xff" * 64, "PROTOCOL_ERROR"),
+        (b"HTTP/1.1 400 Bad Request\r\n\r\n", "CONNECTION_FAILED"),
+    ],
+    ids=["ssh1", "garbage-kex", "http-then-close"],
+)
+def test_non_ssh_servers_get_stable_codes_and_fixed_messages(reply: bytes, code: str) -> None:
+    listener, thread = _one_shot_server(reply)
+    port = listener.getsockname()[1]
+    try:
+        with pytest.raises(ConnectionFailed) as err:
+            connect(
+                SftpTarget("127.0.0.1", port, "SHA256:" + "A" * 43),
+                SftpCredentials("u", password="p"),
+                timeout=3,
+            )
+    finally:
+        listener.close()
+        thread.join(2)
+    assert err.value.code == code, err.value
+    assert err.value.message in (
+        f"127.0.0.1:{port} did not complete an SSH handshake",
+        f"could not connect to 127.0.0.1:{port}",
+    )
+
+
+def test_connect_errors_carry_no_library_or_os_text(own_sshd: SshdServer) -> None:
+    own_sshd.stop()
+    try:
+        with pytest.raises(ConnectionFailed) as err:
+            connect(target_of(own_sshd), key_creds(own_sshd))
+    finally:
+        own_sshd.start()
+    for text in ("Errno", "Connect call failed", "Connection lost", "refused)"):
+        assert text not in err.value.message
+
+
 # --- server outages ------------------------------------------------------------------------------
 def test_stopped_server_then_restart(own_sshd: SshdServer) -> None:
     own_sshd.stop()
     try:
         with pytest.raises(ConnectionFailed) as err:
             connect(target_of(own_sshd), key_creds(own_sshd))
-        assert err.value.code == "CONNECTION_FAILED" and err.value.transient
+        assert err.value.code == "CONNECTION_REFUSED" and err.value.transient
+        assert err.value.message == f"127.0.0.1:{own_sshd.port} refused the connection"
     finally:
         own_sshd.start()
     with connect(target_of(own_sshd), key_creds(own_sshd)) as s:

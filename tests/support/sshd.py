@@ -44,6 +44,9 @@ TEST_USER = "ferrysftp"
 TEST_PASSWORD = "ferry-test-password-1"  # a throwaway account on a throwaway machine
 KEY_PASSPHRASE = "ferry-test-passphrase"
 _USER_LOCK = Path("/tmp/ferry-sshd-user.lock")
+#: What the tests allow-list for SFTP egress (this sshd listens on 127.0.0.1).
+EGRESS_ALLOW_VARIABLE = "FERRY_EGRESS_ALLOW"
+TEST_EGRESS_ALLOW = "127.0.0.0/8"
 
 
 def _run(*args: str, input_text: str | None = None) -> str:
@@ -334,10 +337,14 @@ def sshd() -> Iterator[SshdServer]:
         pytest.skip("needs root and OpenSSH sshd at /usr/sbin/sshd")
     server = SshdServer()
     server.start()
-    try:
-        yield server
-    finally:
-        server.cleanup()
+    # Ferry's egress policy refuses loopback unless allow-listed (services/executor/egress.py):
+    # the tests allow it where they use this sshd (a test may narrow it with monkeypatch).
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv(EGRESS_ALLOW_VARIABLE, TEST_EGRESS_ALLOW)
+        try:
+            yield server
+        finally:
+            server.cleanup()
 
 
 @pytest.fixture
