@@ -178,6 +178,7 @@ class Stack:
             "FERRY_EXECUTOR_POLL_WAIT_SECONDS": "1",
             "FERRY_EXECUTOR_SLOT_WAIT_VISIBILITY_SECONDS": "1",
             "FERRY_EXECUTOR_SFTP_TIMEOUT": "5",
+            "FERRY_EGRESS_ALLOW": os.environ.get("FERRY_EGRESS_ALLOW", "127.0.0.0/8"),
         }
         env.update({f"FERRY_EXECUTOR_{k.upper()}": str(v) for k, v in overrides.items()})
         return env
