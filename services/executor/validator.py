@@ -165,9 +165,14 @@ class EndpointValidator:
                 return self._check_sftp(view)
             return self._check_s3(view)
         except TransferError as exc:
-            return Verdict(
-                False, reason_code=exc.code, message=exc.message, transient=exc.transient
-            )
+            message = exc.message
+            if view.type is EndpointType.SFTP:  # a stable code + its fixed message, nothing else
+                from services.executor.errors import public_message
+
+                message = public_message(
+                    exc.code, host=view.config.host or "", port=view.config.port
+                )
+            return Verdict(False, reason_code=exc.code, message=message, transient=exc.transient)
 
     def _check_sftp(self, view: EndpointView) -> Verdict:
         checks: list[str] = []

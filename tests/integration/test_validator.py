@@ -239,7 +239,8 @@ def test_sshd_down_is_connection_failed(stack: Stack, sshd: SshdServer, sftp_dir
         failed = stack.validate(eid)
     finally:
         sshd.start()
-    assert failed.reason_code == "CONNECTION_FAILED"
+    assert failed.reason_code == "CONNECTION_REFUSED"
+    assert failed.message == f"127.0.0.1:{sshd.port} refused the connection"
 
 
 # --- S3 -------------------------------------------------------------------------------------------

@@ -220,7 +220,17 @@ def test_validator_ignores_unknown_and_unrelated_messages() -> None:
     assert len(stream_events(app.recorder, eid)) == 2
 
 
-def test_validator_sftp_unreachable_is_connection_failed() -> None:
+@pytest.mark.parametrize(
+    ("allow", "code", "message"),
+    [
+        ("", "EGRESS_DENIED", "127.0.0.1 is not reachable under Ferry's egress policy"),
+        ("127.0.0.0/8", "CONNECTION_REFUSED", "127.0.0.1:1 refused the connection"),
+    ],
+)
+def test_validator_sftp_unreachable_is_a_stable_code_with_a_fixed_message(
+    monkeypatch: pytest.MonkeyPatch, allow: str, code: str, message: str
+) -> None:
+    monkeypatch.setenv("FERRY_EGRESS_ALLOW", allow)  # loopback is refused unless allow-listed
     app = EndpointsApplication(secrets=InMemorySecretStore(), env=POPO)
     endpoint = app.register(
         customer_id="c",
@@ -246,8 +256,8 @@ def test_validator_sftp_unreachable_is_connection_failed() -> None:
     validator = EndpointValidator(app, reader, sftp_timeout=3, retry_delay_seconds=0)
     assert validator.validate(str(endpoint.id)) is True
     failed = stream_events(app.recorder, endpoint.id)[-1]
-    assert failed.reason_code == "CONNECTION_FAILED"  # type: ignore[attr-defined]
-    assert "pw" not in failed.message  # type: ignore[attr-defined]
+    assert failed.reason_code == code  # type: ignore[attr-defined]
+    assert failed.message == message  # type: ignore[attr-defined]
 
 
 def test_validator_drops_a_verdict_made_stale_by_a_concurrent_update() -> None:
