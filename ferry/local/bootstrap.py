@@ -87,6 +87,11 @@ def aws_environment(endpoint_url: str, region: str) -> dict[str, str]:
     }
 
 
+#: The local stack's SFTP egress allow-list (its demo server and the tests' sshd listen on
+#: 127.0.0.1); ``ferry local`` appends the operator's own FERRY_EGRESS_ALLOW, if set.
+LOCAL_EGRESS_ALLOW = "127.0.0.0/8"
+
+
 def service_environment(
     names: n.ResourceNames, endpoint_url: str, region: str, queue_urls: dict[str, str]
 ) -> dict[str, str]:
@@ -107,6 +112,8 @@ def service_environment(
             n.ENV_STAGING_BUCKET: names.staging_bucket,
             n.ENV_SECRETS_PREFIX: names.secrets_prefix,
             n.ENV_DEPLOYMENT_REGION: region,
+            # SFTP egress (services/executor/egress.py): the demo SFTP server is on loopback.
+            "FERRY_EGRESS_ALLOW": LOCAL_EGRESS_ALLOW,
         }
     )
     env_of_queue = {

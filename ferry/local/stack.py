@@ -174,6 +174,8 @@ class LocalStack:
         api_key = self._keys()
 
         service_env = self.resources.environment()
+        if os.environ.get("FERRY_EGRESS_ALLOW"):  # the operator's extra SFTP egress ranges
+            service_env["FERRY_EGRESS_ALLOW"] += "," + os.environ["FERRY_EGRESS_ALLOW"]
         service_env.update(
             {
                 "POWERTOOLS_METRICS_NAMESPACE": "Ferry",
