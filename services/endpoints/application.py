@@ -20,6 +20,7 @@ from eventsourcing.persistence import IntegrityError
 
 from events.aggregate import FerryApplication
 from events.contract import EndpointConfig, EndpointType
+from ferry.errors import Conflict
 from ferry.names import ResourceNames
 from services.endpoints.domain import Endpoint, EndpointError, EndpointNotFound, InvalidChange
 
@@ -38,8 +39,10 @@ S3_CONFIG = frozenset({"bucket", "prefix", "region", "kms_key_id"})
 SFTP_CONFIG = frozenset({"host", "port", "username", "base_path", "host_key", "auth_method"})
 
 
-class ConcurrentModification(EndpointError):
+class ConcurrentModification(EndpointError, Conflict):
     """Another writer appended to the endpoint's stream first (→ 409; retry)."""
+
+    code = "conflict"
 
 
 # --- credentials and the secret store port ---------------------------------------------------
@@ -131,6 +134,8 @@ class EndpointsApplication(FerryApplication):
         """The aggregate, whoever owns it (for the data plane)."""
         try:
             uid = endpoint_id if isinstance(endpoint_id, UUID) else UUID(str(endpoint_id))
+            if not isinstance(endpoint_id, UUID) and str(uid) != endpoint_id:
+                raise ValueError("not canonical")  # never look up an upper-case/braced form
         except ValueError:
             raise EndpointNotFound(f"endpoint {endpoint_id} not found") from None
         try:

@@ -43,6 +43,7 @@ from uuid import UUID
 
 from events.aggregate import FerryAggregate
 from events.contract import EndpointConfig, EndpointStatus, EndpointType
+from ferry.errors import FerryError, Invalid, NotFound
 
 __all__ = [
     "CONFIG_FIELDS",
@@ -59,21 +60,20 @@ CONFIG_FIELDS: frozenset[str] = frozenset(EndpointConfig.model_fields) - {"type"
 GENERAL_FIELDS: frozenset[str] = frozenset({"name", "direction", "max_concurrency"})
 
 
-class EndpointError(Exception):
-    """Base class of the endpoint domain's errors. ``field`` names the offending input."""
-
-    def __init__(self, message: str, *, field: str | None = None) -> None:
-        super().__init__(message)
-        self.message = message
-        self.field = field
+class EndpointError(FerryError):
+    """Base class of the endpoint domain's errors (each also one of ``ferry.errors``' kinds).
+    ``field`` names the offending input."""
 
 
-class EndpointNotFound(EndpointError):
-    pass
+class EndpointNotFound(EndpointError, NotFound):
+    code = "not_found"
+
+    def __init__(self, message: str = "endpoint not found", *, field: str | None = None) -> None:
+        super().__init__(message, field=field or "endpoint_id")
 
 
-class InvalidChange(EndpointError):
-    pass
+class InvalidChange(EndpointError, Invalid):
+    code = "validation_error"
 
 
 class Endpoint(FerryAggregate):

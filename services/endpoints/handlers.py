@@ -6,7 +6,6 @@ POST /endpoints/{endpoint_id}/enable. (GETs are served by services/projections.)
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from aws_lambda_powertools.event_handler import Response, content_types
@@ -14,34 +13,42 @@ from aws_lambda_powertools.event_handler import Response, content_types
 from events.contract import EndpointConfig
 from ferry.api import (
     FerryResolver,
-    error_response,
+    IdPath,
     json_handler,
     principal,
-    unencodable_field,
+    request_body,
 )
 from services.endpoints.application import (
-    ConcurrentModification,
     Credentials,
     EndpointsApplication,
     Registration,
 )
-from services.endpoints.domain import Endpoint, EndpointError, EndpointNotFound
+from services.endpoints.domain import Endpoint
 from services.endpoints.schemas import (
     SECRET_FIELDS,
-    InvalidRequest,
+    DisableRequest,
+    PatchRequest,
+    S3Registration,
     SftpRegistration,
     parse_disable,
     parse_patch,
     parse_registration,
 )
 
-__all__ = ["add_routes", "endpoint_body", "handler"]
+__all__ = ["REQUEST_BODIES", "add_routes", "endpoint_body", "handler"]
+
+#: Bodies parsed by hand (two registration shapes), declared for the OpenAPI document.
+REQUEST_BODIES: dict[tuple[str, str], Any] = {
+    ("POST", "/endpoints"): S3Registration | SftpRegistration,
+    ("PATCH", "/endpoints/{endpoint_id}"): PatchRequest,
+    ("POST", "/endpoints/{endpoint_id}/disable"): DisableRequest,
+}
 
 
 def add_routes(resolver: FerryResolver, app: EndpointsApplication) -> FerryResolver:
-    @resolver.post("/endpoints")
+    @resolver.post("/endpoints", status_code=201)
     def register() -> Response[dict[str, Any]]:
-        request = parse_registration(_json_body(resolver))
+        request = parse_registration(request_body(resolver))
         credentials = None
         if isinstance(request, SftpRegistration):
             credentials = Credentials(
@@ -59,7 +66,7 @@ def add_routes(resolver: FerryResolver, app: EndpointsApplication) -> FerryResol
         who = principal(resolver)
         endpoint = app.register(
             customer_id=who.customer_id,
-            actor=who.key_id,
+            actor=who.actor,
             registration=Registration(
                 name=request.name,
                 direction=request.direction.value,
@@ -71,8 +78,8 @@ def add_routes(resolver: FerryResolver, app: EndpointsApplication) -> FerryResol
         return _respond(201, endpoint)
 
     @resolver.patch("/endpoints/<endpoint_id>")
-    def update(endpoint_id: str) -> Response[dict[str, Any]]:
-        request = parse_patch(_json_body(resolver))
+    def update(endpoint_id: IdPath) -> Response[dict[str, Any]]:
+        request = parse_patch(request_body(resolver))
         given = request.model_fields_set
         changes = {k: _plain(getattr(request, k)) for k in sorted(given - SECRET_FIELDS)}
         credentials = None
@@ -87,43 +94,26 @@ def add_routes(resolver: FerryResolver, app: EndpointsApplication) -> FerryResol
         endpoint = app.update(
             customer_id=who.customer_id,
             endpoint_id=endpoint_id,
-            actor=who.key_id,
+            actor=who.actor,
             changes=changes,
             credentials=credentials,
         )
         return _respond(200, endpoint)
 
     @resolver.post("/endpoints/<endpoint_id>/disable")
-    def disable(endpoint_id: str) -> Response[dict[str, Any]]:
-        reason = parse_disable(_json_body(resolver, optional=True)).reason
+    def disable(endpoint_id: IdPath) -> Response[dict[str, Any]]:
+        reason = parse_disable(request_body(resolver, optional=True)).reason
         who = principal(resolver)
         endpoint = app.disable(
-            customer_id=who.customer_id, endpoint_id=endpoint_id, actor=who.key_id, reason=reason
+            customer_id=who.customer_id, endpoint_id=endpoint_id, actor=who.actor, reason=reason
         )
         return _respond(200, endpoint)
 
     @resolver.post("/endpoints/<endpoint_id>/enable")
-    def enable(endpoint_id: str) -> Response[dict[str, Any]]:
+    def enable(endpoint_id: IdPath) -> Response[dict[str, Any]]:
         who = principal(resolver)
-        endpoint = app.enable(
-            customer_id=who.customer_id, endpoint_id=endpoint_id, actor=who.key_id
-        )
+        endpoint = app.enable(customer_id=who.customer_id, endpoint_id=endpoint_id, actor=who.actor)
         return _respond(200, endpoint)
-
-    @resolver.exception_handler(InvalidRequest)
-    def _invalid(ex: InvalidRequest) -> Response[dict[str, Any]]:
-        status, code = (400, "invalid_json") if ex.field == "body" else (422, "validation_error")
-        if ex.status is not None:
-            status, code = ex.status, "validation_error"
-        return error_response(status, code, ex.message, ex.field)
-
-    @resolver.exception_handler(EndpointError)
-    def _domain(ex: EndpointError) -> Response[dict[str, Any]]:
-        if isinstance(ex, EndpointNotFound):
-            return error_response(404, "not_found", "endpoint not found", "endpoint_id")
-        if isinstance(ex, ConcurrentModification):
-            return error_response(409, "conflict", ex.message)
-        return error_response(422, "validation_error", ex.message, ex.field)
 
     return resolver
 
@@ -155,24 +145,6 @@ def _respond(status: int, endpoint: Endpoint) -> Response[dict[str, Any]]:
         content_type=content_types.APPLICATION_JSON,
         body=endpoint_body(endpoint),
     )
-
-
-def _json_body(resolver: FerryResolver, *, optional: bool = False) -> Any:
-    raw = resolver.current_event.body
-    if raw is None or (isinstance(raw, str) and not raw.strip()):
-        if optional:
-            return None
-        raise InvalidRequest("a JSON body is required", "body")
-    if resolver.current_event.is_base64_encoded:
-        raw = resolver.current_event.decoded_body
-    try:
-        body = json.loads(raw or "")
-    except (ValueError, TypeError):
-        raise InvalidRequest("request body is not valid JSON", "body") from None
-    bad = unencodable_field(body)
-    if bad is not None:
-        raise InvalidRequest(f"{bad}: not valid Unicode (a lone surrogate)", bad, status=422)
-    return body
 
 
 def _plain(value: Any) -> Any:

@@ -12,6 +12,8 @@ import struct
 
 from cryptography.hazmat.primitives import serialization
 
+from ferry.errors import Invalid
+
 __all__ = [
     "HOST_KEY_TYPES",
     "KeyProblem",
@@ -35,12 +37,13 @@ HOST_KEY_TYPES = frozenset(
 _FINGERPRINT = re.compile(r"^SHA256:([A-Za-z0-9+/]{43})$")
 
 
-class KeyProblem(ValueError):
-    """A key that does not parse. ``field`` is the request field to blame."""
+class KeyProblem(Invalid, ValueError):
+    """A key that does not parse (422). ``field`` is the request field to blame."""
+
+    code = "validation_error"
 
     def __init__(self, message: str, field: str) -> None:
-        super().__init__(message)
-        self.field = field
+        super().__init__(message, field=field)
 
 
 def normalise_host_key(value: str) -> str:

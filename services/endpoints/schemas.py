@@ -14,6 +14,9 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictInt, ValidationError
 
 from events.contract import Direction, EndpointType
+from ferry.errors import BadRequest, Invalid
+from ferry.validation import Name as SafeName
+from ferry.validation import SafeText, path_problem
 from services.endpoints.keys import KeyProblem, check_private_key, normalise_host_key
 
 __all__ = [
@@ -41,14 +44,19 @@ _HOSTNAME_LABEL = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$")
 _USERNAME = re.compile(r"^[^\s:/\\\x00-\x1f\x7f]{1,128}$")
 
 
-class InvalidRequest(ValueError):
+class InvalidRequest(Invalid, ValueError):
     """A request body problem, naming the field (→ 422)."""
 
-    def __init__(self, message: str, field: str | None, *, status: int | None = None) -> None:
-        super().__init__(message)
-        self.message = message
-        self.field = field
-        self.status = status  # None: 400 for an unreadable body, 422 otherwise
+    code = "validation_error"
+
+    def __init__(self, message: str, field: str | None) -> None:
+        super().__init__(message, field=field)
+
+
+class BodyNotAnObject(BadRequest, InvalidRequest):
+    """The body is JSON but not an object (→ 400 on ``body``)."""
+
+    code = "invalid_json"
 
 
 # --- field checks ---------------------------------------------------------------------------
@@ -78,6 +86,9 @@ def _prefix(value: str) -> str:
         raise ValueError("prefix cannot contain NUL")
     if value.startswith("/"):
         raise ValueError("prefix is relative to the bucket: no leading '/'")
+    hostile = path_problem(value)
+    if hostile:
+        raise ValueError(f"prefix {hostile}")
     if any(part in (".", "..") for part in value.split("/")):
         raise ValueError("prefix cannot contain '.' or '..' segments")
     if len(value.encode()) > 900:
@@ -136,7 +147,7 @@ def _name(value: str) -> str:
     return text
 
 
-Name = Annotated[str, Field(min_length=1, max_length=200), AfterValidator(_name)]
+Name = Annotated[SafeName, AfterValidator(_name)]
 Bucket = Annotated[str, AfterValidator(_bucket)]
 Prefix = Annotated[str, Field(max_length=1024), AfterValidator(_prefix)]
 Region = Annotated[str, AfterValidator(_region)]
@@ -212,7 +223,7 @@ class PatchRequest(_Request):
 class DisableRequest(_Request):
     """POST /endpoints/{endpoint_id}/disable (the body is optional)."""
 
-    reason: str | None = Field(default=None, max_length=500)
+    reason: SafeText | None = Field(default=None, max_length=500)
 
 
 #: PATCH fields that may be set to null (optional settings); the others must have a value.
@@ -239,7 +250,7 @@ def _first_error(
 
 def parse_registration(body: Any) -> S3Registration | SftpRegistration:
     if not isinstance(body, dict):
-        raise InvalidRequest("the body must be a JSON object", "body")
+        raise BodyNotAnObject("the body must be a JSON object", "body")
     kind = body.get("type")
     model: type[S3Registration] | type[SftpRegistration]
     if kind == EndpointType.S3.value:
@@ -259,7 +270,7 @@ def parse_registration(body: Any) -> S3Registration | SftpRegistration:
 
 def parse_patch(body: Any) -> PatchRequest:
     if not isinstance(body, dict):
-        raise InvalidRequest("the body must be a JSON object", "body")
+        raise BodyNotAnObject("the body must be a JSON object", "body")
     try:
         request = PatchRequest.model_validate(body)
     except ValidationError as exc:
@@ -277,7 +288,7 @@ def parse_disable(body: Any) -> DisableRequest:
     if body is None:
         return DisableRequest()
     if not isinstance(body, dict):
-        raise InvalidRequest("body: must be a JSON object", "body", status=422)
+        raise InvalidRequest("body: must be a JSON object", "body")
     try:
         return DisableRequest.model_validate(body)
     except ValidationError as exc:
