@@ -15,18 +15,22 @@ from services.routes.application import DispatchRefused
 from services.routes.ports import (
     EndpointDirectory,
     EndpointInfo,
+    IndexedRoute,
     JobState,
     JobStatusReader,
     JobSubmitter,
     ListedFile,
+    ListingFailed,
     ObjectInfo,
     ObjectInspector,
     PendingDelivery,
     RouteDirectory,
+    RouteIndex,
     ScanState,
     ScanStateStore,
     SourceOpener,
     SourceSession,
+    safe_reason,
 )
 from services.routes.readmodel import (
     FILE_SK,
@@ -269,7 +273,12 @@ class DynamoJobStatusReader(JobStatusReader):
         if not raw:
             return None
         item = deserialize(raw)
-        return JobState(str(item.get("status")), item.get("error_code"), item.get("error_message"))
+        return JobState(
+            str(item.get("status")),
+            item.get("error_code"),
+            item.get("error_message"),
+            item.get("redriven_to"),
+        )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -383,6 +392,52 @@ class DynamoScanStateStore(ScanStateStore):
     def remove_pending(self, route_id: str, pending: PendingDelivery) -> None:
         self._client.delete_item(TableName=self._table, Key=self._pending_key(route_id, pending))
 
+    def _watch_key(self, route_id: str, pending: PendingDelivery) -> dict[str, Any]:
+        return {
+            "route_id": {"S": route_id},
+            "key": {"S": f"x#{path_key(pending.path)}#{pending.file_version}"},
+        }
+
+    def watching(
+        self, route_id: str, limit: int, after: str | None
+    ) -> tuple[list[PendingDelivery], str | None]:
+        kwargs: dict[str, Any] = {
+            "TableName": self._table,
+            "KeyConditionExpression": "route_id = :r AND begins_with(#k, :p)",
+            "ExpressionAttributeNames": {"#k": "key"},
+            "ExpressionAttributeValues": {":r": {"S": route_id}, ":p": {"S": "x#"}},
+            "Limit": limit,
+            "ConsistentRead": True,
+        }
+        if after is not None:
+            kwargs["ExclusiveStartKey"] = {"route_id": {"S": route_id}, "key": {"S": after}}
+        response = self._client.query(**kwargs)
+        out = []
+        for raw in response.get("Items", []):
+            item = deserialize(raw)
+            out.append(PendingDelivery(item["path"], item["file_version"], tuple(item["job_ids"])))
+        last = response.get("LastEvaluatedKey")
+        return out, (str(last["key"]["S"]) if last else None)
+
+    def watch(self, route_id: str, pending: PendingDelivery) -> None:
+        self._client.put_item(
+            TableName=self._table,
+            Item={
+                **self._watch_key(route_id, pending),
+                **serialize(
+                    {
+                        "path": pending.path,
+                        "file_version": pending.file_version,
+                        "job_ids": list(pending.job_ids),
+                    }
+                ),
+            },
+        )
+        self.remove_pending(route_id, pending)
+
+    def unwatch(self, route_id: str, pending: PendingDelivery) -> None:
+        self._client.delete_item(TableName=self._table, Key=self._watch_key(route_id, pending))
+
     def last_tick(self, route_id: str) -> float | None:
         raw = self._client.get_item(
             TableName=self._table,
@@ -396,6 +451,152 @@ class DynamoScanStateStore(ScanStateStore):
             TableName=self._table,
             Item=serialize({"route_id": route_id, "key": "tick", "at": when}),
         )
+
+
+# ---------------------------------------------------------------------------------------------
+# The routes' own index (in the scan table; written before a route command's event is saved)
+# ---------------------------------------------------------------------------------------------
+
+#: How long an unrouted S3 object stays answerable ("why wasn't X sent?").
+UNROUTED_TTL_SECONDS = 14 * 86400
+
+
+class DynamoRouteIndex(RouteIndex):
+    """Items of ``<prefix>-route-scan`` beside the scanner's state, under partition keys no
+    route id can take: ``name#<customer_id>`` / ``<name>`` (the conditional name claim),
+    ``bucket#<bucket>`` / ``<route_id>`` (push routes listening on a bucket) and
+    ``unrouted#<bucket>`` / ``<key>\x00<version>`` (objects no route took, with a TTL).
+    Every read is ConsistentRead: it is the strongly consistent source the push consumer and
+    the create command rely on."""
+
+    def __init__(self, table_name: str, client: Any = None) -> None:
+        self._table = table_name
+        self._client = _client(client)
+
+    def claim_name(
+        self, customer_id: str, name: str, route_id: str, when: float, *, replace: str | None = None
+    ) -> IndexedRoute | None:
+        allowed = {":me": {"S": route_id}}
+        condition = "attribute_not_exists(holder) OR holder = :me"
+        if replace is not None:
+            condition = "holder = :old"
+            allowed = {":old": {"S": replace}}
+        item = serialize(
+            {"route_id": f"name#{customer_id}", "key": name, "holder": route_id, "since": when}
+        )
+        try:
+            self._client.put_item(
+                TableName=self._table,
+                Item=item,
+                ConditionExpression=condition,
+                ExpressionAttributeValues=allowed,
+            )
+            return None
+        except ClientError as error:
+            if error.response["Error"]["Code"] != "ConditionalCheckFailedException":
+                raise
+        raw = self._client.get_item(
+            TableName=self._table,
+            Key={"route_id": {"S": f"name#{customer_id}"}, "key": {"S": name}},
+            ConsistentRead=True,
+        ).get("Item")
+        if not raw:  # released meanwhile: try once more
+            return self.claim_name(customer_id, name, route_id, when) if replace is None else None
+        held = deserialize(raw)
+        return IndexedRoute(str(held["holder"]), customer_id, float(held.get("since") or 0))
+
+    def release_name(self, customer_id: str, name: str, route_id: str) -> None:
+        try:
+            self._client.delete_item(
+                TableName=self._table,
+                Key={"route_id": {"S": f"name#{customer_id}"}, "key": {"S": name}},
+                ConditionExpression="holder = :me",
+                ExpressionAttributeValues={":me": {"S": route_id}},
+            )
+        except ClientError as error:
+            if error.response["Error"]["Code"] != "ConditionalCheckFailedException":
+                raise
+
+    def add_bucket(self, bucket: str, route_id: str, customer_id: str, when: float) -> None:
+        self._put_if_absent(
+            {
+                "route_id": f"bucket#{bucket}",
+                "key": route_id,
+                "customer_id": customer_id,
+                "since": when,
+            }
+        )
+
+    def _put_if_absent(self, item: Item) -> None:
+        try:
+            self._client.put_item(
+                TableName=self._table,
+                Item=serialize(item),
+                ConditionExpression="attribute_not_exists(#k)",
+                ExpressionAttributeNames={"#k": "key"},
+            )
+        except ClientError as error:
+            if error.response["Error"]["Code"] != "ConditionalCheckFailedException":
+                raise
+
+    def routes_on(self, bucket: str) -> list[IndexedRoute]:
+        out: list[IndexedRoute] = []
+        paginator = self._client.get_paginator("query")
+        for page in paginator.paginate(
+            TableName=self._table,
+            KeyConditionExpression="route_id = :b",
+            ExpressionAttributeValues={":b": {"S": f"bucket#{bucket}"}},
+            ConsistentRead=True,
+        ):
+            for raw in page.get("Items", []):
+                item = deserialize(raw)
+                out.append(
+                    IndexedRoute(
+                        str(item["key"]), str(item["customer_id"]), float(item.get("since") or 0)
+                    )
+                )
+        return out
+
+    def record_unrouted(self, bucket: str, entry: dict[str, Any]) -> None:
+        import time
+
+        key = f"{path_key(str(entry['key']))}\x00{entry['version']}"
+        self._client.put_item(
+            TableName=self._table,
+            Item=serialize(
+                {
+                    **entry,
+                    "route_id": f"unrouted#{bucket}",
+                    "key": key,
+                    "object_key": entry["key"],
+                    "ttl": int(time.time()) + UNROUTED_TTL_SECONDS,
+                }
+            ),
+        )
+
+    def unrouted(self, bucket: str, prefix: str, limit: int) -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = []
+        paginator = self._client.get_paginator("query")
+        for page in paginator.paginate(
+            TableName=self._table,
+            KeyConditionExpression="route_id = :b AND begins_with(#k, :p)",
+            ExpressionAttributeNames={"#k": "key"},
+            ExpressionAttributeValues={":b": {"S": f"unrouted#{bucket}"}, ":p": {"S": prefix}},
+            ConsistentRead=True,
+        ):
+            for raw in page.get("Items", []):
+                item = deserialize(raw)
+                if not str(item["object_key"]).startswith(prefix):
+                    continue  # a long key stored by its digest: checked on the real key
+                out.append(
+                    {
+                        "key": item["object_key"],
+                        **{k: item.get(k) for k in ("size", "version", "reason", "detail", "at")},
+                    }
+                )
+                if len(out) >= limit:
+                    return out
+        return out
 
 
 # ---------------------------------------------------------------------------------------------
@@ -418,9 +619,17 @@ class JobsApplicationSubmitter(JobSubmitter):
         idempotency_key: str,
         route_id: str,
     ) -> str:
+        from pydantic import ValidationError
+
         from services.jobs.application import JobsError, TransferRequest
 
-        parsed = TransferRequest.model_validate(request)
+        try:
+            parsed = TransferRequest.model_validate(request)
+        except ValidationError as error:
+            # this file's request can never be valid (a bad name, a path too long): permanent
+            raise DispatchRefused(
+                "invalid_request", _validation_text(error), permanent=True
+            ) from None
         try:
             result = self._jobs.submit(
                 customer_id, actor, parsed, idempotency_key, route_id=route_id
@@ -428,6 +637,30 @@ class JobsApplicationSubmitter(JobSubmitter):
         except JobsError as error:
             raise DispatchRefused(error.code, error.message) from None
         return str(result.job_id)
+
+    def retry(self, customer_id: str, actor: str, job_id: str) -> str:
+        from services.jobs.application import JobsError
+
+        try:
+            job = self._jobs.get_job(customer_id, job_id)
+            for _ in range(20):
+                if job.redriven_to is None:
+                    break
+                job = self._jobs.get_job(customer_id, job.redriven_to)
+            if job.status.value not in ("FAILED", "CANCELLED"):
+                return str(job.job_id)
+            return str(self._jobs.redrive(customer_id, actor, job.job_id).job_id)
+        except JobsError as error:
+            raise DispatchRefused(error.code, error.message) from None
+
+
+def _validation_text(error: Any) -> str:
+    """``loc: message`` of each pydantic error, without the input values."""
+    parts = []
+    for item in error.errors(include_url=False, include_input=False):
+        loc = ".".join(str(p) for p in item.get("loc", ()))
+        parts.append(f"{loc}: {item.get('msg')}" if loc else str(item.get("msg")))
+    return "; ".join(parts)[:500]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -470,7 +703,16 @@ class S3Source(SourceSession):
         }
         if not recursive:
             kwargs["Delimiter"] = "/"
-        for page in self._client.get_paginator("list_objects_v2").paginate(**kwargs):
+        pages = iter(self._client.get_paginator("list_objects_v2").paginate(**kwargs))
+        while True:
+            try:
+                page = next(pages)
+            except StopIteration:
+                return
+            except ClientError as error:
+                raise ListingFailed(
+                    f"list s3://{self._bucket}/{base}: {safe_reason(error)}"
+                ) from None
             for obj in page.get("Contents", []):
                 key = obj["Key"]
                 if key.endswith("/"):
@@ -515,16 +757,23 @@ class SftpSource(SourceSession):
         return f"{self._base}/{path}" if path else (self._base or "/")
 
     def iter_files(self, directory: str, recursive: bool) -> Iterator[ListedFile]:
-        stack = [directory.strip("/")]
+        top = directory.strip("/")
+        stack = [top]
         while stack:
             current = stack.pop()
-            for entry in self._session.iter_dir(self._full(current)):
-                rel = f"{current}/{entry.name}" if current else entry.name
-                if entry.is_dir:
-                    if recursive:
-                        stack.append(rel)
-                    continue
-                yield ListedFile(path=rel, size=int(entry.size), mtime=float(entry.mtime))
+            try:
+                for entry in self._session.iter_dir(self._full(current)):
+                    rel = f"{current}/{entry.name}" if current else entry.name
+                    if entry.is_dir:
+                        if recursive:
+                            stack.append(rel)
+                        continue
+                    yield ListedFile(path=rel, size=int(entry.size), mtime=float(entry.mtime))
+            except Exception as error:
+                if current == top:
+                    raise ListingFailed(f"list {current or '/'}: {safe_reason(error)}") from None
+                # one unreadable subdirectory: reported as that entry, the rest is listed
+                yield ListedFile(path=current, size=0, mtime=0.0, error=safe_reason(error))
 
     def exists(self, path: str) -> bool:
         return self._session.stat(self._full(path)) is not None
@@ -561,5 +810,8 @@ class EndpointSourceOpener(SourceOpener):
             raise LookupError(f"endpoint {endpoint.endpoint_id} vanished")
         if self._secrets is None:
             self._secrets = SecretsReader()
-        session = open_sftp(view, self._secrets)
+        try:
+            session = open_sftp(view, self._secrets)
+        except Exception as error:
+            raise ListingFailed(f"connect: {safe_reason(error)}") from None
         return SftpSource(session, view.config.base_path or "/")

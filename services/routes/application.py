@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -21,6 +22,7 @@ from eventsourcing.persistence import IntegrityError
 from events.aggregate import FerryApplication
 from events.contract import Direction, EndpointStatus, EndpointType, FerryEvent
 from events.translate import stream_events
+from ferry import errors
 from services.routes.definition import (
     UPDATABLE,
     InvalidDefinition,
@@ -31,37 +33,59 @@ from services.routes.definition import (
     template_values,
 )
 from services.routes.domain import Route, RouteConflict, RouteError, RouteFile, file_stream_id
-from services.routes.ports import EndpointDirectory, EndpointInfo, JobSubmitter
+from services.routes.ports import (
+    EndpointDirectory,
+    EndpointInfo,
+    InMemoryRouteIndex,
+    JobSubmitter,
+    RouteIndex,
+)
+
+#: A name claim or bucket entry younger than this whose route is not saved yet belongs to a
+#: command still in flight (it is waited for); older, to a command that failed (it is ignored).
+IN_FLIGHT_SECONDS = 60.0
 
 
-class RoutesError(Exception):
+class RoutesError(errors.Invalid):
+    """Base of the routes service's API errors (``ferry.errors`` kinds; ``kind`` is what the
+    routes handler's own table still reads until ferry.api maps the kinds)."""
+
     kind = "unprocessable"  # not_found | conflict | unprocessable
     code = "validation_error"
-
-    def __init__(self, message: str, *, field: str | None = None, code: str | None = None):
-        super().__init__(message)
-        self.message = message
-        self.field = field
-        if code:
-            self.code = code
 
 
 class InvalidRoute(RoutesError):
     kind = "unprocessable"
 
 
-class NotFound(RoutesError):
+class NotFound(RoutesError, errors.NotFound):
     kind = "not_found"
     code = "not_found"
 
 
-class DispatchRefused(Exception):
-    """The jobs service refused a job (e.g. a target endpoint was disabled since)."""
+class RouteNameTaken(RoutesError, errors.Conflict):
+    kind = "conflict"
+    code = "name_taken"
 
-    def __init__(self, code: str, message: str) -> None:
+
+class NothingToRetry(RoutesError, errors.Conflict):
+    kind = "conflict"
+    code = "nothing_to_retry"
+
+
+class RetryLater(Exception):
+    """A consumer must not decide yet (a route command is in flight): redeliver the message."""
+
+
+class DispatchRefused(Exception):
+    """The jobs service refused a job (e.g. a target endpoint was disabled since).
+    ``permanent``: the request itself is invalid for this file (retrying cannot help)."""
+
+    def __init__(self, code: str, message: str, *, permanent: bool = False) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
+        self.permanent = permanent
 
 
 @dataclass(frozen=True)
@@ -110,20 +134,30 @@ class RoutesApplication(FerryApplication):
         endpoints: EndpointDirectory,
         jobs: JobSubmitter,
         staging_bucket: str = "ferry-staging",
+        index: RouteIndex | None = None,
         env: Any = None,
+        clock: Any = time.time,
     ) -> None:
         super().__init__(env=env)
         self.endpoints = endpoints
         self.jobs = jobs
         self.staging_bucket = staging_bucket
+        self.index = index if index is not None else InMemoryRouteIndex()
+        self.clock = clock
 
     # -- route commands ----------------------------------------------------------------------
 
     def create(self, customer_id: str, actor: str, raw: Any) -> Route:
         definition = _parse(raw)
-        self._check_endpoints(customer_id, definition)
+        source = self._check_endpoints(customer_id, definition)
         route = Route.create(uuid4(), customer_id, definition.as_json(), actor)
-        self.save(route)
+        self._claim_name(customer_id, definition.name, route.route_id)
+        try:
+            self._index_source(route, source)
+            self.save(route)
+        except BaseException:
+            self.index.release_name(customer_id, definition.name, route.route_id)
+            raise
         return route
 
     def update(self, customer_id: str, actor: str, route_id: str, raw: Any) -> Route:
@@ -134,11 +168,24 @@ class RoutesApplication(FerryApplication):
                 hint = " (use /disable or /enable)" if key == "enabled" else ""
                 raise InvalidRoute(f"{key}: unknown or not updatable field{hint}", field=key)
         route = self.get_route(customer_id, route_id)
+        old_name = route.definition.get("name")
         definition = _parse({**route.definition, **raw})
-        self._check_endpoints(customer_id, definition)
+        source = self._check_endpoints(customer_id, definition)
         full = definition.as_json()
-        route.update({k: full[k] for k in raw}, actor)
-        self._save(route)
+        if not route.update({k: full[k] for k in raw}, actor):
+            return route
+        renamed = definition.name != old_name
+        if renamed:
+            self._claim_name(customer_id, definition.name, route.route_id)
+        try:
+            self._index_source(route, source)
+            self._save(route)
+        except BaseException:
+            if renamed:
+                self.index.release_name(customer_id, definition.name, route.route_id)
+            raise
+        if renamed and old_name:
+            self.index.release_name(customer_id, str(old_name), route.route_id)
         return route
 
     def disable(self, customer_id: str, actor: str, route_id: str) -> Route:
@@ -167,6 +214,14 @@ class RoutesApplication(FerryApplication):
             raise NotFound("route not found", field="route_id")
         return found
 
+    def current(self, route_id: str) -> Route | None:
+        """A route as the event store says now (the data plane's consistent read)."""
+        try:
+            found: Any = self.repository.get(UUID(route_id))
+        except (ValueError, AggregateNotFoundError):
+            return None
+        return found if isinstance(found, Route) else None
+
     def route_events(self, customer_id: str, route_id: str) -> list[FerryEvent]:
         route = self.get_route(customer_id, route_id)
         return stream_events(self.aggregate_recorder, route.id)
@@ -180,6 +235,57 @@ class RoutesApplication(FerryApplication):
 
     def file_events(self, route_id: str, path: str) -> list[FerryEvent]:
         return stream_events(self.aggregate_recorder, file_stream_id(route_id, path))
+
+    def record_scan(self, route_id: str, failure: str | None) -> bool:
+        """The outcome of listing a route's source: RouteScanFailed (``failure``: the reason)
+        or, after a failure, RouteScanRecovered. Recorded once per change."""
+        for _ in range(5):
+            route = self.current(route_id)
+            if route is None:
+                return False
+            changed = route.scan_failed(failure) if failure else route.scan_succeeded()
+            if not changed:
+                return False
+            try:
+                self.save(route)
+                return True
+            except IntegrityError:
+                continue
+        return False
+
+    def retry_file(self, customer_id: str, actor: str, route_id: str, path: Any) -> RouteFile:
+        """Retry a file's failed delivery: each failed target's job is redriven (through the
+        jobs service, so a ``POST /jobs/{id}/redrive`` of the same job converges on the same new
+        job); FileRetried records it and the scanner settles the new jobs like any dispatch."""
+        if not isinstance(path, str) or not path or len(path) > 4096:
+            raise InvalidRoute("path: the file's path, as the ledger shows it", field="path")
+        self.get_route(customer_id, route_id)
+        for _ in range(5):
+            ledger = self.ledger(route_id, path)
+            if ledger is None:
+                raise NotFound(f"the route has no file {path!r}", field="path")
+            version = ledger.last_failed_version()
+            if version is None:
+                raise NothingToRetry(
+                    f"{path!r} has no failed delivery to retry", field="path"
+                )
+            replaced: dict[str, str] = {}
+            for job_id in ledger.dispatched[version]["job_ids"]:
+                try:
+                    new_id = self.jobs.retry(customer_id, actor, job_id)
+                except DispatchRefused as refused:
+                    raise NothingToRetry(
+                        f"job {job_id} cannot be retried: {refused.message}", field="path"
+                    ) from None
+                if new_id != job_id:
+                    replaced[job_id] = new_id
+            ledger.retried(version, replaced, actor)
+            try:
+                self.save(ledger)
+                return ledger
+            except IntegrityError:
+                continue  # the scanner recorded an outcome meanwhile: look again
+        raise RouteConflict("the file ledger kept changing; try again")
 
     # -- ledger commands (push consumer, pull scanner) --------------------------------------
 
@@ -261,10 +367,11 @@ class RoutesApplication(FerryApplication):
                         )
                     )
                 except DispatchRefused as refused:
+                    outcome = "invalid_path" if refused.permanent else "refused"
                     self._save_quietly(
-                        ledger, "refused", candidate, f"{refused.code}: {refused.message}"
+                        ledger, outcome, candidate, f"{refused.code}: {refused.message}"
                     )
-                    return Dispatch("refused")
+                    return Dispatch(outcome)
             ledger.dispatch(
                 size=candidate.size,
                 modified_at=candidate.modified_at,
@@ -287,10 +394,13 @@ class RoutesApplication(FerryApplication):
         *,
         failed: list[tuple[str, str, str]] | None = None,
         post_action: tuple[str, str | None] | None = None,
+        job_ids: list[str] | None = None,
     ) -> bool:
         """Record a dispatched version's outcome: FileDeliveryFailed (``failed`` = job id,
         error code, message), FilePostActionCompleted (``post_action`` = action, moved_to) or
-        FileDelivered."""
+        FileDelivered (``job_ids``: the jobs that delivered, when redrives replaced some).
+        True only for the caller whose event was appended (conditional on the stream version):
+        that caller alone runs what follows (the route's post_action)."""
         ledger = self.ledger(route_id, path)
         if ledger is None:
             return False
@@ -302,7 +412,7 @@ class RoutesApplication(FerryApplication):
         elif post_action is not None:
             changed = ledger.post_action_completed(file_version, post_action[0], post_action[1])
         else:
-            changed = ledger.delivered(file_version)
+            changed = ledger.delivered(file_version, job_ids)
         if changed:
             try:
                 self.save(ledger)
@@ -345,11 +455,34 @@ class RoutesApplication(FerryApplication):
         try:
             self.save(route)
         except IntegrityError:
-            raise RoutesError(
-                "the route was changed concurrently; try again", code="conflict"
-            ) from None
+            raise RouteConflict("the route was changed concurrently; try again") from None
 
-    def _check_endpoints(self, customer_id: str, definition: RouteDefinition) -> None:
+    def _claim_name(self, customer_id: str, name: str, route_id: str) -> None:
+        """Names are unique per customer: a conditional claim written before the event."""
+        now = self.clock()
+        held = self.index.claim_name(customer_id, name, route_id, now)
+        if held is None:
+            return
+        owner = self.current(held.route_id)
+        stale = (
+            owner.definition.get("name") != name
+            if owner is not None
+            else now - held.since > IN_FLIGHT_SECONDS  # its create failed after the claim
+        )
+        if stale and self.index.claim_name(
+            customer_id, name, route_id, now, replace=held.route_id
+        ) is None:
+            return
+        raise RouteNameTaken(f"a route named {name!r} exists already", field="name")
+
+    def _index_source(self, route: Route, source: EndpointInfo) -> None:
+        """A push route's bucket, written before the event: the push consumer reads it
+        strongly consistently, so an object uploaded right after the response is routed."""
+        definition = route.definition
+        if (definition.get("trigger") or {}).get("type") == "event" and source.bucket:
+            self.index.add_bucket(source.bucket, route.route_id, route.customer_id, self.clock())
+
+    def _check_endpoints(self, customer_id: str, definition: RouteDefinition) -> EndpointInfo:
         source = self._endpoint(customer_id, definition.source.endpoint_id, "source.endpoint_id")
         if source.direction not in (Direction.INBOUND, Direction.BOTH):
             raise InvalidRoute(
@@ -375,6 +508,7 @@ class RoutesApplication(FerryApplication):
                     field=field,
                     code="direction_mismatch",
                 )
+        return source
 
     def _endpoint(self, customer_id: str, endpoint_id: str, field: str) -> EndpointInfo:
         found = self.endpoints.get(endpoint_id)
@@ -399,12 +533,16 @@ def utc(epoch: float) -> datetime:
 
 
 __all__ = [
+    "IN_FLIGHT_SECONDS",
     "Candidate",
     "Dispatch",
     "DispatchRefused",
     "InvalidRoute",
     "NotFound",
+    "NothingToRetry",
+    "RetryLater",
     "RouteError",
+    "RouteNameTaken",
     "RouteView",
     "RoutesApplication",
     "RoutesError",

@@ -17,6 +17,7 @@ from services.routes.ports import (
     JobSubmitter,
     ObjectInspector,
     RouteDirectory,
+    RouteIndex,
     ScanStateStore,
     SourceOpener,
 )
@@ -39,9 +40,14 @@ def build_application(
     settings: RoutesSettings | None = None,
     endpoints: EndpointDirectory | None = None,
     jobs: JobSubmitter | None = None,
+    index: RouteIndex | None = None,
     env: Any = None,
 ) -> RoutesApplication:
     settings = settings or RoutesSettings()
+    if index is None:
+        from services.routes.adapters import DynamoRouteIndex
+
+        index = DynamoRouteIndex(settings.scan)
     if endpoints is None:
         from services.routes.adapters import DynamoEndpointDirectory
 
@@ -52,7 +58,7 @@ def build_application(
 
         jobs = JobsApplicationSubmitter(jobs_bootstrap(env=env).app)
     return RoutesApplication(
-        endpoints=endpoints, jobs=jobs, staging_bucket=settings.staging, env=env
+        endpoints=endpoints, jobs=jobs, staging_bucket=settings.staging, index=index, env=env
     )
 
 

@@ -5,10 +5,14 @@ Route stream: id = route_id (uuid4), correlation_id = route_id. Events: RouteCre
 validated definition), RouteUpdated (changed top-level fields with their new values),
 RouteDisabled, RouteEnabled.
 
+Route events also say whether the source could be listed: RouteScanFailed (reason) and
+RouteScanRecovered (a later listing worked).
+
 RouteFile stream: id = :func:`file_stream_id` (uuid5 of route_id and path), correlation_id =
 route_id. Events record *decisions*: FileDiscovered (first sight), FileSkipped (reason),
 FileDispatched (job ids), FileDelivered / FileDeliveryFailed (outcome of every fan-out job),
-FilePostActionCompleted. A decision is recorded once per file version (``file_version``: size and
+FileRetried (failed jobs redriven; FileDelivered follows once they succeed, also after a
+failure), FilePostActionCompleted. A decision is recorded once per file version (``file_version``: size and
 mtime for pull, ETag / version id for push), so repeated observations add nothing.
 
 Pure: no boto3, no clock (times are passed in).
@@ -21,6 +25,7 @@ from typing import Any
 from uuid import NAMESPACE_URL, UUID, uuid5
 
 from events.aggregate import FerryAggregate
+from ferry.errors import Conflict
 
 _FILE_NS = uuid5(NAMESPACE_URL, "https://ferry.invalid/route-file")
 
@@ -30,11 +35,10 @@ def file_stream_id(route_id: str, path: str) -> UUID:
     return uuid5(_FILE_NS, f"{route_id}\x00{path}")
 
 
-class RouteError(Exception):
-    def __init__(self, message: str, *, field: str | None = None) -> None:
-        super().__init__(message)
-        self.message = message
-        self.field = field
+class RouteError(Conflict):
+    """A route or ledger command lost a race or meets a state that forbids it (409)."""
+
+    code = "conflict"
 
 
 class RouteNotFound(RouteError):
@@ -66,6 +70,7 @@ class Route(FerryAggregate):
         self.definition = dict(definition)
         self.enabled = bool(definition.get("enabled", True))
         self.last_actor = actor
+        self.scan_error: str | None = None  # why the last listing failed (None: it worked)
 
     @classmethod
     def create(
@@ -107,6 +112,35 @@ class Route(FerryAggregate):
             aggregate.enabled = True
             aggregate.definition = {**aggregate.definition, "enabled": True}
             aggregate.last_actor = self.actor
+
+    class RouteScanFailed(FerryAggregate.Event):
+        route_id: str
+        reason: str
+
+        def apply(self, aggregate: Any) -> None:
+            aggregate.scan_error = self.reason
+
+    class RouteScanRecovered(FerryAggregate.Event):
+        route_id: str
+        previous_reason: str
+
+        def apply(self, aggregate: Any) -> None:
+            aggregate.scan_error = None
+
+    def scan_failed(self, reason: str) -> bool:
+        """The source could not be listed: recorded once per distinct reason."""
+        if self.scan_error == reason:
+            return False
+        self.trigger_event(self.RouteScanFailed, route_id=self.route_id, reason=reason)
+        return True
+
+    def scan_succeeded(self) -> bool:
+        if self.scan_error is None:
+            return False
+        self.trigger_event(
+            self.RouteScanRecovered, route_id=self.route_id, previous_reason=self.scan_error
+        )
+        return True
 
     def update(self, changed: dict[str, Any], actor: str) -> bool:
         changes = {k: v for k, v in changed.items() if self.definition.get(k) != v}
@@ -221,7 +255,9 @@ class RouteFile(FerryAggregate):
         job_ids: list[str]
 
         def apply(self, aggregate: Any) -> None:
-            aggregate.dispatched[self.file_version]["outcome"] = "delivered"
+            entry = aggregate.dispatched[self.file_version]
+            entry["outcome"] = "delivered"
+            entry["job_ids"] = list(self.job_ids)
 
     class FileDeliveryFailed(FerryAggregate.Event):
         route_id: str
@@ -234,6 +270,19 @@ class RouteFile(FerryAggregate):
 
         def apply(self, aggregate: Any) -> None:
             aggregate.dispatched[self.file_version]["outcome"] = "failed"
+
+    class FileRetried(FerryAggregate.Event):
+        route_id: str
+        path: str
+        file_version: str
+        failed_job_ids: list[str]
+        job_ids: list[str]
+        actor: str
+
+        def apply(self, aggregate: Any) -> None:
+            entry = aggregate.dispatched[self.file_version]
+            entry["job_ids"] = list(self.job_ids)
+            entry["outcome"] = None
 
     class FilePostActionCompleted(FerryAggregate.Event):
         route_id: str
@@ -298,16 +347,40 @@ class RouteFile(FerryAggregate):
         found = self.dispatched.get(file_version)
         return None if found is None else found["outcome"]
 
-    def delivered(self, file_version: str) -> bool:
+    def last_failed_version(self) -> str | None:
+        """The most recently dispatched version whose delivery failed (None: nothing failed)."""
+        failed = [v for v, e in self.dispatched.items() if e["outcome"] == "failed"]
+        return failed[-1] if failed else None
+
+    def delivered(self, file_version: str, job_ids: list[str] | None = None) -> bool:
+        """Every target's job SUCCEEDED (``job_ids``: the jobs that did it, when a retry or a
+        redrive replaced some); also after a recorded failure, once it was recovered."""
         found = self.dispatched.get(file_version)
-        if found is None or found["outcome"] is not None:
+        if found is None or found["outcome"] not in (None, "failed"):
             return False
         self.trigger_event(
             self.FileDelivered,
             route_id=self.route_id,
             path=self.path,
             file_version=file_version,
-            job_ids=found["job_ids"],
+            job_ids=list(job_ids or found["job_ids"]),
+        )
+        return True
+
+    def retried(self, file_version: str, replaced: dict[str, str], actor: str) -> bool:
+        """The failed jobs of a version were redriven (``replaced``: old job id → new one)."""
+        found = self.dispatched.get(file_version)
+        if found is None or found["outcome"] != "failed":
+            return False
+        job_ids = [replaced.get(j, j) for j in found["job_ids"]]
+        self.trigger_event(
+            self.FileRetried,
+            route_id=self.route_id,
+            path=self.path,
+            file_version=file_version,
+            failed_job_ids=list(replaced),
+            job_ids=job_ids,
+            actor=actor,
         )
         return True
 

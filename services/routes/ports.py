@@ -70,12 +70,19 @@ class JobSubmitter(ABC):
 
         ``request`` is a POST /transfers body (source, target, options)."""
 
+    @abstractmethod
+    def retry(self, customer_id: str, actor: str, job_id: str) -> str:
+        """Follow ``job_id``'s redrive chain to its newest job; redrive that one when it FAILED
+        or was CANCELLED. Returns the job now responsible (the same for a repeated call, and
+        the job a ``POST /jobs/{id}/redrive`` made, so both paths converge on one job)."""
+
 
 @dataclass(frozen=True)
 class JobState:
     status: str
     error_code: str | None = None
     error_message: str | None = None
+    redriven_to: str | None = None
 
 
 class JobStatusReader(ABC):
@@ -114,6 +121,40 @@ class FakeJobs(JobSubmitter, JobStatusReader):
 
     def finish(self, job_id: str, status: str, error_code: str | None = None) -> None:
         self.states[job_id] = JobState(status, error_code, error_code and f"{error_code} happened")
+
+    def redrive(self, job_id: str) -> str:
+        """What POST /jobs/{id}/redrive does (idempotent: the same new job again)."""
+        state = self.states[job_id]
+        if state.redriven_to:
+            return state.redriven_to
+        assert state.status in ("FAILED", "CANCELLED"), state
+        new_id = f"job-{len(self.states) + 1}"
+        self.states[job_id] = JobState(
+            state.status, state.error_code, state.error_message, redriven_to=new_id
+        )
+        self.states[new_id] = JobState("QUEUED")
+        self.requests[new_id] = self.requests[job_id]
+        self.route_of[new_id] = self.route_of[job_id]
+        return new_id
+
+    def retry(self, customer_id: str, actor: str, job_id: str) -> str:
+        current = job_id
+        while (state := self.states[current]).redriven_to:
+            current = state.redriven_to
+        if state.status in ("FAILED", "CANCELLED"):
+            return self.redrive(current)
+        return current
+
+
+def latest_job(reader: JobStatusReader, job_id: str, hops: int = 20) -> tuple[str, JobState | None]:
+    """The newest job of ``job_id``'s redrive chain and its state (None: not known yet)."""
+    current, state = job_id, reader.get(job_id)
+    for _ in range(hops):
+        if state is None or not state.redriven_to:
+            break
+        current = state.redriven_to
+        state = reader.get(current)
+    return current, state
 
 
 # ---------------------------------------------------------------------------------------------
@@ -158,6 +199,10 @@ class PendingDelivery:
     job_ids: tuple[str, ...]
 
 
+def watch_cursor(pending: PendingDelivery) -> str:
+    return f"{pending.path}\x00{pending.file_version}"
+
+
 class ScanStateStore(ABC):
     @abstractmethod
     def get_many(self, route_id: str, paths: list[str]) -> dict[str, ScanState]: ...
@@ -175,6 +220,20 @@ class ScanStateStore(ABC):
     def remove_pending(self, route_id: str, pending: PendingDelivery) -> None: ...
 
     @abstractmethod
+    def watching(
+        self, route_id: str, limit: int, after: str | None
+    ) -> tuple[list[PendingDelivery], str | None]:
+        """Failed deliveries still watched for a retry or redrive, in order, starting after the
+        opaque cursor ``after``; returns them and the cursor of the next page (None: the end)."""
+
+    @abstractmethod
+    def watch(self, route_id: str, pending: PendingDelivery) -> None:
+        """Move a pending delivery to the watched (failed) ones."""
+
+    @abstractmethod
+    def unwatch(self, route_id: str, pending: PendingDelivery) -> None: ...
+
+    @abstractmethod
     def last_tick(self, route_id: str) -> float | None: ...
 
     @abstractmethod
@@ -185,6 +244,7 @@ class InMemoryScanStateStore(ScanStateStore):
     def __init__(self) -> None:
         self.states: dict[tuple[str, str], ScanState] = {}
         self.pendings: dict[tuple[str, str, str], PendingDelivery] = {}
+        self.watched: dict[tuple[str, str, str], PendingDelivery] = {}
         self.ticks: dict[str, float] = {}
         self.writes = 0
 
@@ -207,6 +267,23 @@ class InMemoryScanStateStore(ScanStateStore):
     def remove_pending(self, route_id: str, pending: PendingDelivery) -> None:
         self.pendings.pop((route_id, pending.path, pending.file_version), None)
 
+    def watching(
+        self, route_id: str, limit: int, after: str | None
+    ) -> tuple[list[PendingDelivery], str | None]:
+        found = sorted(
+            (watch_cursor(p), p) for (r, _, _), p in self.watched.items() if r == route_id
+        )
+        rest = [(c, p) for c, p in found if after is None or c > after]
+        page = rest[:limit]
+        return [p for _, p in page], (page[-1][0] if len(rest) > limit else None)
+
+    def watch(self, route_id: str, pending: PendingDelivery) -> None:
+        self.remove_pending(route_id, pending)
+        self.watched[(route_id, pending.path, pending.file_version)] = pending
+
+    def unwatch(self, route_id: str, pending: PendingDelivery) -> None:
+        self.watched.pop((route_id, pending.path, pending.file_version), None)
+
     def last_tick(self, route_id: str) -> float | None:
         return self.ticks.get(route_id)
 
@@ -225,6 +302,35 @@ class ListedFile:
     size: int
     mtime: float  # epoch seconds
     etag: str | None = None
+    error: str | None = None  # this entry (e.g. a subdirectory) could not be read: why
+
+
+def safe_reason(error: BaseException) -> str:
+    """A reason to show a customer: the error's stable code, never raw library text (an AWS
+    error code, a Ferry transfer error code, an errno name, or the exception's class)."""
+    response = getattr(error, "response", None)
+    if isinstance(response, dict):
+        code = (response.get("Error") or {}).get("Code")
+        if code:
+            return str(code)
+    code = getattr(error, "code", None)
+    if isinstance(code, str) and code:
+        return code
+    if isinstance(error, ListingFailed):
+        return error.reason
+    if isinstance(error, OSError) and error.errno is not None:
+        import errno
+
+        return errno.errorcode.get(error.errno, "OSError")
+    return type(error).__name__
+
+
+class ListingFailed(Exception):
+    """The route's source itself could not be listed (``reason`` is safe to show)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
 
 
 class SourceSession(ABC):
@@ -314,3 +420,83 @@ class FakeObjects(ObjectInspector):
 
     def head(self, bucket: str, key: str) -> ObjectInfo | None:
         return self.objects.get((bucket, key))
+
+
+# ---------------------------------------------------------------------------------------------
+# The routes' own index (written with the command, read strongly consistently)
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class IndexedRoute:
+    route_id: str
+    customer_id: str
+    since: float  # epoch seconds the entry was written (before the route's event was saved)
+
+
+class RouteIndex(ABC):
+    """What the routes service writes *before* a route command's event is saved, so a consumer
+    acting right after the command's response reads it consistently: per-customer name claims
+    (names are unique) and the S3 buckets push routes listen on. A superset: an entry whose
+    route was never saved, or has moved on, is checked against the event store and ignored."""
+
+    @abstractmethod
+    def claim_name(
+        self, customer_id: str, name: str, route_id: str, when: float, *, replace: str | None = None
+    ) -> IndexedRoute | None:
+        """Claim ``name`` for ``route_id``; None when claimed (or already ours), else the holder.
+        ``replace``: take it over from this (stale) holder only."""
+
+    @abstractmethod
+    def release_name(self, customer_id: str, name: str, route_id: str) -> None: ...
+
+    @abstractmethod
+    def add_bucket(self, bucket: str, route_id: str, customer_id: str, when: float) -> None: ...
+
+    @abstractmethod
+    def routes_on(self, bucket: str) -> list[IndexedRoute]: ...
+
+    @abstractmethod
+    def record_unrouted(self, bucket: str, entry: dict[str, Any]) -> None:
+        """An S3 object no route took (``entry``: key, size, version, reason, at)."""
+
+    @abstractmethod
+    def unrouted(self, bucket: str, prefix: str, limit: int) -> list[dict[str, Any]]: ...
+
+
+class InMemoryRouteIndex(RouteIndex):
+    def __init__(self) -> None:
+        self.names: dict[tuple[str, str], IndexedRoute] = {}
+        self.buckets: dict[str, dict[str, IndexedRoute]] = {}
+        self.skipped: dict[str, dict[str, dict[str, Any]]] = {}
+
+    def claim_name(
+        self, customer_id: str, name: str, route_id: str, when: float, *, replace: str | None = None
+    ) -> IndexedRoute | None:
+        held = self.names.get((customer_id, name))
+        if held is None or held.route_id == route_id or held.route_id == replace:
+            self.names[(customer_id, name)] = IndexedRoute(route_id, customer_id, when)
+            return None
+        return held
+
+    def release_name(self, customer_id: str, name: str, route_id: str) -> None:
+        held = self.names.get((customer_id, name))
+        if held is not None and held.route_id == route_id:
+            del self.names[(customer_id, name)]
+
+    def add_bucket(self, bucket: str, route_id: str, customer_id: str, when: float) -> None:
+        self.buckets.setdefault(bucket, {}).setdefault(
+            route_id, IndexedRoute(route_id, customer_id, when)
+        )
+
+    def routes_on(self, bucket: str) -> list[IndexedRoute]:
+        return list(self.buckets.get(bucket, {}).values())
+
+    def record_unrouted(self, bucket: str, entry: dict[str, Any]) -> None:
+        self.skipped.setdefault(bucket, {})[f"{entry['key']}\x00{entry['version']}"] = entry
+
+    def unrouted(self, bucket: str, prefix: str, limit: int) -> list[dict[str, Any]]:
+        found = [
+            e for _, e in sorted(self.skipped.get(bucket, {}).items()) if e["key"].startswith(prefix)
+        ]
+        return found[:limit]

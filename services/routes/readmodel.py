@@ -113,8 +113,18 @@ def _named(item: Item, name: str | None) -> bool:
 # ---------------------------------------------------------------------------------------------
 
 
+_ROUTE_EVENTS = (
+    c.RouteCreated,
+    c.RouteUpdated,
+    c.RouteDisabled,
+    c.RouteEnabled,
+    c.RouteScanFailed,
+    c.RouteScanRecovered,
+)
+
+
 def key_of(event: c.FerryEvent) -> tuple[str, str] | None:
-    if isinstance(event, c.RouteCreated | c.RouteUpdated | c.RouteDisabled | c.RouteEnabled):
+    if isinstance(event, _ROUTE_EVENTS):
         return event.route_id, ROUTE_SK
     path = getattr(event, "path", None)
     if isinstance(event, c.RouteEvent) and isinstance(path, str):
@@ -125,7 +135,7 @@ def key_of(event: c.FerryEvent) -> tuple[str, str] | None:
 def fold(item: Item | None, event: c.FerryEvent) -> Item:
     if key_of(event) is None:
         raise ValueError(f"not a routes event: {event.detail_type()}")
-    if isinstance(event, c.RouteCreated | c.RouteUpdated | c.RouteDisabled | c.RouteEnabled):
+    if isinstance(event, _ROUTE_EVENTS):
         return fold_route(item, event)
     assert isinstance(event, c.RouteEvent)
     return fold_file(item, event)
@@ -148,6 +158,11 @@ def fold_route(item: Item | None, event: c.RouteEvent) -> Item:
         new["definition"] = {**new.get("definition", {}), "enabled": False}
     elif isinstance(event, c.RouteEnabled):
         new["definition"] = {**new.get("definition", {}), "enabled": True}
+    elif isinstance(event, c.RouteScanFailed):
+        new["scan_error"] = event.reason
+        new["scan_failed_at"] = at
+    elif isinstance(event, c.RouteScanRecovered):
+        new["scan_error"] = None
     definition = new.get("definition", {})
     new["name"] = definition.get("name")
     new["enabled"] = bool(definition.get("enabled", True))
@@ -192,8 +207,17 @@ def fold_file(item: Item | None, event: c.RouteEvent) -> Item:
         new["target_paths"] = list(event.target_paths)
         new["dispatched_at"] = at
         entry.update(job_ids=list(event.job_ids), size=event.size)
+    elif isinstance(event, c.FileRetried):
+        new["status"] = "dispatched"
+        new["reason"] = None
+        new["detail"] = None
+        new["job_ids"] = list(event.job_ids)
+        entry.update(job_ids=list(event.job_ids), failed_job_ids=list(event.failed_job_ids))
     elif isinstance(event, c.FileDelivered):
         new["status"] = "delivered"
+        new["reason"] = None
+        new["detail"] = None
+        new["job_ids"] = list(event.job_ids)
     elif isinstance(event, c.FileDeliveryFailed):
         new["status"] = "failed"
         new["reason"] = event.error_code
@@ -261,9 +285,12 @@ def route_body(item: Item, failing_files: int | None = None) -> Item:
         "updated_at": item.get("updated_at"),
         "version": item.get("version"),
     }
+    if item.get("scan_error"):
+        body["scan_error"] = item["scan_error"]
     if failing_files is not None:
+        failing = failing_files or item.get("scan_error")
         body["status"] = (
-            "FAILING" if failing_files else ("ENABLED" if item.get("enabled") else "DISABLED")
+            "FAILING" if failing else ("ENABLED" if item.get("enabled") else "DISABLED")
         )
         body["failing_files"] = failing_files
     return body

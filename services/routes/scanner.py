@@ -35,12 +35,15 @@ from services.routes.ports import (
     EndpointDirectory,
     JobStatusReader,
     ListedFile,
+    ListingFailed,
     PendingDelivery,
     RouteDirectory,
     ScanState,
     ScanStateStore,
     SourceOpener,
     SourceSession,
+    latest_job,
+    safe_reason,
 )
 
 logger = Logger(service="ferry-routes-scanner")
@@ -70,6 +73,7 @@ class TickReport:
     skipped: dict[str, int] = field(default_factory=dict)
     settled: int = 0
     state_writes: int = 0
+    listing_failures: int = 0
 
     def skip(self, reason: str) -> None:
         self.skipped[reason] = self.skipped.get(reason, 0) + 1
@@ -79,6 +83,11 @@ class TickReport:
 class ScannerPolicy:
     dispatch_limit: int = 100  # jobs-creating files per route per tick (backpressure)
     settle_limit: int = 200  # pending deliveries checked per route per tick
+    watch_limit: int = 50  # failed deliveries re-checked per route per tick (round robin)
+
+
+#: A FileDelivered without its FilePostActionCompleted for this long: its settler died.
+POST_ACTION_RECOVERY_SECONDS = 300.0
 
 
 class Scanner:
@@ -102,6 +111,7 @@ class Scanner:
         self.job_status = job_status
         self.policy = policy or ScannerPolicy()
         self.clock = clock
+        self._watch_cursor: dict[str, str | None] = {}
 
     # -- the tick ----------------------------------------------------------------------------
 
@@ -109,20 +119,36 @@ class Scanner:
         now = self.clock() if now is None else now
         report = TickReport()
         for route_id, customer_id, definition in self.routes.enabled_routes("schedule"):
-            route = RouteView.of(route_id, customer_id, definition)
-            if force or self.due(route, now):
-                try:
+            listed = RouteView.of(route_id, customer_id, definition)
+            if not (force or self.due(listed, now)):
+                continue
+            try:
+                # the read model only says which routes may be due; what to do comes from the
+                # route's own stream (a route disabled or changed a moment ago is seen as such)
+                route = self._current(route_id, "schedule")
+                if route is not None:
                     self.scan(route, now, report)
-                except Exception:  # one broken route must not stop the others
-                    logger.exception("scan failed", route_id=route_id)
+            except Exception:  # one broken route must not stop the others
+                logger.exception("scan failed", route_id=route_id)
         for trigger in ("schedule", "event"):
-            for route_id, customer_id, definition in self.routes.enabled_routes(trigger):
-                route = RouteView.of(route_id, customer_id, definition)
+            for route_id, _customer_id, _definition in self.routes.enabled_routes(trigger):
                 try:
-                    self.settle(route, report)
+                    route = self._current(route_id, None)
+                    if route is not None:
+                        self.settle(route, report)
                 except Exception:
                     logger.exception("settle failed", route_id=route_id)
         return report
+
+    def _current(self, route_id: str, trigger: str | None) -> RouteView | None:
+        found = self.app.current(route_id)
+        if found is None:
+            return None
+        if trigger is not None and (
+            not found.enabled or found.definition["trigger"]["type"] != trigger
+        ):
+            return None
+        return RouteView.of(route_id, found.customer_id, found.definition)
 
     def due(self, route: RouteView, now: float) -> bool:
         trigger = route.definition.trigger
@@ -139,15 +165,23 @@ class Scanner:
     def scan(self, route: RouteView, now: float, report: TickReport) -> None:
         source = route.definition.source
         endpoint = self.endpoints.get(source.endpoint_id)
-        if endpoint is None or endpoint.status == EndpointStatus.DISABLED:
-            logger.warning("source endpoint unavailable", route_id=route.route_id)
+        if endpoint is None or endpoint.customer_id != route.customer_id:
+            self.app.record_scan(route.route_id, "source endpoint not found")
+            return
+        if endpoint.status != EndpointStatus.ACTIVE:
+            # only an ACTIVE (validated, the customer's own) endpoint is ever listed
+            self.app.record_scan(route.route_id, f"source endpoint is {endpoint.status.value}")
             return
         self.state.set_last_tick(route.route_id, now)
         report.routes_scanned += 1
-        session = self.sources.open(endpoint)
+        try:
+            session = self.sources.open(endpoint)
+        except Exception as error:  # cannot even connect: the route is FAILING, says why
+            self._listing_failed(route, error, report)
+            return
         budget = [self.policy.dispatch_limit]
         try:
-            files = session.iter_files(source.path, source.recursive)
+            files = _guarded(session.iter_files(source.path, source.recursive))
             for page in _pages(files, PAGE):
                 report.listed += len(page)
                 known = self.state.get_many(route.route_id, [f.path for f in page])
@@ -155,7 +189,7 @@ class Scanner:
                 pendings: list[PendingDelivery] = []
                 for listed in page:
                     old = known.get(listed.path)
-                    new = self._evaluate(route, session, listed, old, now, budget, report, pendings)
+                    new = self._one(route, session, listed, old, now, budget, report, pendings)
                     if new is not None and new != old:
                         writes.append(new)
                 if pendings:
@@ -163,8 +197,70 @@ class Scanner:
                 if writes:
                     self.state.put_many(route.route_id, writes)
                     report.state_writes += len(writes)
+        except ListingFailed as error:
+            self._listing_failed(route, error, report)
+            return
         finally:
             session.close()
+        if self.app.record_scan(route.route_id, None):
+            logger.info("listing works again", route_id=route.route_id)
+
+    def _listing_failed(self, route: RouteView, error: BaseException, report: TickReport) -> None:
+        reason = safe_reason(error)
+        report.listing_failures += 1
+        logger.warning("listing failed", route_id=route.route_id, reason=reason)
+        self.app.record_scan(route.route_id, reason)
+
+    def _one(
+        self,
+        route: RouteView,
+        session: SourceSession,
+        listed: ListedFile,
+        old: ScanState | None,
+        now: float,
+        budget: list[int],
+        report: TickReport,
+        pendings: list[PendingDelivery],
+    ) -> ScanState | None:
+        """One listed entry; whatever goes wrong with it is that entry's FileSkipped, and the
+        scan goes on with the next one."""
+        if listed.error is not None:
+            return self._skip_entry(route, listed, old, now, report, "unreadable", listed.error)
+        try:
+            return self._evaluate(route, session, listed, old, now, budget, report, pendings)
+        except Exception as error:
+            logger.warning("file failed", route_id=route.route_id, path=listed.path)
+            return self._skip_entry(route, listed, old, now, report, "error", safe_reason(error))
+
+    def _skip_entry(
+        self,
+        route: RouteView,
+        listed: ListedFile,
+        old: ScanState | None,
+        now: float,
+        report: TickReport,
+        reason: str,
+        detail: str,
+    ) -> ScanState | None:
+        """Record (once per version and reason) that this entry could not be handled; it is
+        looked at again on the next tick."""
+        report.skip(reason)
+        base = (
+            route.definition.source.path.rstrip("/") + "/" if route.definition.source.path else ""
+        )
+        version = file_version(listed.size, listed.mtime, listed.etag)
+        first_seen = old.first_seen if old is not None else now
+        candidate = Candidate(
+            path=listed.path,
+            relpath=listed.path[len(base) :],
+            size=listed.size,
+            modified_at=utc(listed.mtime) if listed.mtime else None,
+            file_version=version,
+            key_parts=(listed.path, version),
+            first_seen_at=utc(first_seen),
+        )
+        self.app.record_skip(route, candidate, reason, detail)
+        return old
 
     def _evaluate(
         self,
@@ -251,56 +347,125 @@ class Scanner:
     # -- delivery outcome and post-action ------------------------------------------------------
 
     def settle(self, route: RouteView, report: TickReport) -> None:
+        """Dispatched versions whose jobs are all final get their outcome; failed ones stay
+        watched (a page per tick, round robin) so that a retry (POST /routes/{id}/files/retry)
+        or a redrive of their job (POST /jobs/{id}/redrive) is followed to its end: every job
+        id is resolved through its redrive chain to the newest job."""
         pending = self.state.pending(route.route_id, self.policy.settle_limit)
-        if not pending:
+        cursor = self._watch_cursor.get(route.route_id)
+        watched, after = self.state.watching(route.route_id, self.policy.watch_limit, cursor)
+        self._watch_cursor[route.route_id] = after
+        if not pending and not watched:
             return
-        session: SourceSession | None = None
-        definition = route.definition
+        sessions: list[SourceSession] = []
         try:
             for item in pending:
-                states = [self.job_status.get(job_id) for job_id in item.job_ids]
-                if any(s is None for s in states):
-                    continue
-                failed = [
-                    (job_id, s.error_code or s.status, s.error_message or s.status)
-                    for job_id, s in zip(item.job_ids, states, strict=True)
-                    if s is not None and s.status in FINAL_BAD
-                ]
-                if failed:
-                    self.app.settle(route.route_id, item.path, item.file_version, failed=failed)
-                elif all(s is not None and s.status == FINAL_OK for s in states):
-                    if definition.post_action == PostAction.NONE:
-                        self.app.settle(route.route_id, item.path, item.file_version)
-                    else:
-                        if session is None:
-                            endpoint = self.endpoints.get(definition.source.endpoint_id)
-                            if endpoint is None:
-                                return
-                            session = self.sources.open(endpoint)
-                        moved_to = _post_action(session, definition, item.path)
-                        self.app.settle(
-                            route.route_id,
-                            item.path,
-                            item.file_version,
-                            post_action=(definition.post_action.value, moved_to),
-                        )
-                else:
-                    continue  # not final yet
-                self.state.remove_pending(route.route_id, item)
-                report.settled += 1
+                self._settle_one(route, item, report, sessions, watched=False)
+            for item in watched:
+                self._settle_one(route, item, report, sessions, watched=True)
         finally:
-            if session is not None:
+            for session in sessions:
                 session.close()
+
+    def _settle_one(
+        self,
+        route: RouteView,
+        item: PendingDelivery,
+        report: TickReport,
+        sessions: list[SourceSession],
+        *,
+        watched: bool,
+    ) -> None:
+        definition = route.definition
+        latest = [latest_job(self.job_status, job_id) for job_id in item.job_ids]
+        if any(state is None for _, state in latest):
+            return
+        job_ids = [job_id for job_id, _ in latest]
+        states = [state for _, state in latest if state is not None]
+        failed = [
+            (job_id, s.error_code or s.status, s.error_message or s.status)
+            for job_id, s in zip(job_ids, states, strict=True)
+            if s.status in FINAL_BAD
+        ]
+        if failed:
+            self.app.settle(route.route_id, item.path, item.file_version, failed=failed)
+            if not watched:
+                self.state.watch(route.route_id, item)  # a retry or redrive may recover it
+                report.settled += 1
+            return
+        if not all(s.status == FINAL_OK for s in states):
+            return  # not final yet (or a retry / redrive is running)
+        appended = self.app.settle(route.route_id, item.path, item.file_version, job_ids=job_ids)
+        if definition.post_action != PostAction.NONE and not self._run_post_action(
+            route, item, appended, sessions
+        ):
+            return  # the post-action is another settler's (or waits for crash recovery)
+        if watched:
+            self.state.unwatch(route.route_id, item)
+        else:
+            self.state.remove_pending(route.route_id, item)
+        report.settled += 1
+
+    def _run_post_action(
+        self,
+        route: RouteView,
+        item: PendingDelivery,
+        appended: bool,
+        sessions: list[SourceSession],
+    ) -> bool:
+        """Exactly once: FileDelivered is the claim (a conditional append): the settler that
+        appended it runs the post-action. One that finds it appended by someone else runs it
+        only when that is older than :data:`POST_ACTION_RECOVERY_SECONDS` (its settler died
+        between the two). True when the post-action is recorded as done."""
+        ledger = self.app.ledger(route.route_id, item.path)
+        if ledger is None:
+            return False
+        outcome = ledger.outcome(item.file_version)
+        if outcome == "post_action_completed":
+            return True
+        if outcome != "delivered":
+            return False
+        if not appended and self.clock() - ledger.modified_on.timestamp() < (
+            POST_ACTION_RECOVERY_SECONDS
+        ):
+            return False
+        definition = route.definition
+        if not sessions:
+            endpoint = self.endpoints.get(definition.source.endpoint_id)
+            if endpoint is None:
+                return False
+            sessions.append(self.sources.open(endpoint))
+        moved_to = _post_action(sessions[0], definition, item.path)
+        self.app.settle(
+            route.route_id,
+            item.path,
+            item.file_version,
+            post_action=(definition.post_action.value, moved_to),
+        )
+        return True
 
 
 def _post_action(session: SourceSession, definition: Any, path: str) -> str | None:
+    """Delete or move the source; idempotent (a source already moved is not moved again)."""
     if definition.post_action == PostAction.DELETE:
         session.remove(path)
         return None
     name = path.rsplit("/", 1)[-1]
     destination = f"{definition.move_to.rstrip('/')}/{name}"
-    session.move(path, destination)
+    if session.exists(path) or not session.exists(destination):
+        session.move(path, destination)
     return destination
+
+
+def _guarded(files: Iterable[ListedFile]) -> Iterator[ListedFile]:
+    """The listing itself: any failure of it is a :class:`ListingFailed` (the route's, not a
+    file's)."""
+    try:
+        yield from files
+    except ListingFailed:
+        raise
+    except Exception as error:
+        raise ListingFailed(safe_reason(error)) from None
 
 
 def _marker_path(path: str, template: str) -> str:
