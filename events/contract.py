@@ -382,6 +382,18 @@ class RouteEnabled(RouteEvent):
     actor: str
 
 
+class RouteScanFailed(RouteEvent):
+    """The route's source could not be listed (the route is FAILING until a listing works)."""
+
+    reason: str = Field(description="Why, without secrets or raw library text: e.g. NoSuchBucket.")
+
+
+class RouteScanRecovered(RouteEvent):
+    """A listing succeeded again after RouteScanFailed."""
+
+    previous_reason: str
+
+
 # Ledger events of a route's files (issue 5). Stream: one per (route, path), id = uuid5 of
 # route_id and path (``services.routes.domain.file_stream_id``); correlation_id = route_id.
 # They record decisions (first sight, a skip and its reason, a dispatch, the delivery outcome),
@@ -407,7 +419,7 @@ class FileSkipped(RouteEvent):
     path: str
     reason: str = Field(
         description="duplicate | unstable | too_small | too_large | pattern | not_done | "
-        "invalid_path | ferry_written"
+        "invalid_path | ferry_written | refused | unreadable | error"
     )
     size: int | None = None
     modified_at: AwareDatetime | None = None
@@ -441,6 +453,17 @@ class FileDeliveryFailed(RouteEvent):
     failed_job_ids: JobIds
     error_code: str
     error_message: str
+
+
+class FileRetried(RouteEvent):
+    """A failed delivery was retried (POST /routes/{id}/files/retry): the failed fan-out jobs
+    were redriven; FileDelivered follows when every target's job SUCCEEDED."""
+
+    path: str
+    file_version: str
+    failed_job_ids: JobIds = Field(description="The failed jobs that were redriven.")
+    job_ids: JobIds = Field(description="The version's jobs now, in target order.")
+    actor: str
 
 
 class FilePostActionCompleted(RouteEvent):
@@ -499,6 +522,7 @@ __all__ = [
     "FileDiscovered",
     "FileDispatched",
     "FilePostActionCompleted",
+    "FileRetried",
     "FileSkipped",
     "Flow",
     "JobCancelled",
@@ -521,6 +545,8 @@ __all__ = [
     "RouteCreated",
     "RouteDisabled",
     "RouteEnabled",
+    "RouteScanFailed",
+    "RouteScanRecovered",
     "RouteUpdated",
     "TransferAttemptFailed",
     "TransferOptions",
