@@ -47,29 +47,25 @@ IN_FLIGHT_SECONDS = 60.0
 
 
 class RoutesError(errors.Invalid):
-    """Base of the routes service's API errors (``ferry.errors`` kinds; ``kind`` is what the
-    routes handler's own table still reads until ferry.api maps the kinds)."""
+    """Base of the routes service's API errors: ``ferry.errors`` kinds (422 unless a subclass
+    names another kind first: ``ferry.api.HTTP_STATUS`` takes the first kind in the MRO)."""
 
-    kind = "unprocessable"  # not_found | conflict | unprocessable
     code = "validation_error"
 
 
 class InvalidRoute(RoutesError):
-    kind = "unprocessable"
+    pass
 
 
-class NotFound(RoutesError, errors.NotFound):
-    kind = "not_found"
+class NotFound(errors.NotFound, RoutesError):
     code = "not_found"
 
 
-class RouteNameTaken(RoutesError, errors.Conflict):
-    kind = "conflict"
+class RouteNameTaken(errors.Conflict, RoutesError):
     code = "name_taken"
 
 
-class NothingToRetry(RoutesError, errors.Conflict):
-    kind = "conflict"
+class NothingToRetry(errors.Conflict, RoutesError):
     code = "nothing_to_retry"
 
 

@@ -26,6 +26,8 @@ from pydantic import (
 )
 
 from events.contract import PostAction, VerifyMode
+from ferry.errors import Invalid
+from ferry.validation import Name, path_problem
 
 PLACEHOLDERS = frozenset(
     {"filename", "stem", "ext", "relpath", "yyyy", "mm", "dd", "customer", "route"}
@@ -57,6 +59,9 @@ def _relative(value: str, *, what: str, allow_empty: bool = True) -> str:
         raise ValueError(f"{what} must not contain control characters")
     if value.startswith("/"):
         raise ValueError(f"{what} is relative to the endpoint's base_path/prefix (no leading '/')")
+    hostile = path_problem(value)  # backslashes, drive letters, ~, %2e/%2f, Unicode look-alikes
+    if hostile:
+        raise ValueError(f"{what} {hostile}")
     for segment in value.rstrip("/").split("/"):
         if segment in ("", ".", ".."):
             raise ValueError(f"{what} must not contain empty, '.' or '..' segments")
@@ -141,6 +146,9 @@ def check_template(template: str) -> str:
         )
     if template.startswith("/"):
         raise ValueError("must be relative to the target's base path (no leading '/')")
+    hostile = path_problem(template)
+    if hostile:
+        raise ValueError(hostile)
     literal = "".join(text for text, *_ in string.Formatter().parse(template))
     if ".." in literal.split("/") or any(seg == ".." for seg in re.split(r"[{}]", literal)):
         raise ValueError("must not contain '..': it could escape the target base path")
@@ -381,7 +389,7 @@ def min_age_seconds(value: str) -> int:
 class RouteDefinition(_Strict):
     """POST /routes (and the full definition after a PATCH)."""
 
-    name: str = Field(min_length=1, max_length=200)
+    name: Name
     source: SourceDef
     targets: list[TargetDef] = Field(min_length=1, max_length=10)
     trigger: TriggerDef
@@ -411,12 +419,11 @@ class RouteDefinition(_Strict):
         return self.model_dump(mode="json")
 
 
-class FieldError(ValueError):
+class FieldError(Invalid, ValueError):
     """A ValueError that names its field (model validators check several fields at once)."""
 
     def __init__(self, field: str, message: str) -> None:
-        super().__init__(f"{field}: {message}")
-        self.field = field
+        super().__init__(f"{field}: {message}", field=field)
         self.message = message
 
 
@@ -427,11 +434,11 @@ def _at(field: str, message: str) -> FieldError:
 UPDATABLE = frozenset(RouteDefinition.model_fields) - {"enabled"}
 
 
-class InvalidDefinition(ValueError):
+class InvalidDefinition(Invalid, ValueError):
+    code = "validation_error"
+
     def __init__(self, message: str, field: str | None) -> None:
-        super().__init__(message)
-        self.message = message
-        self.field = field
+        super().__init__(message, field=field)
 
 
 def parse_definition(raw: Any) -> RouteDefinition:

@@ -7,7 +7,6 @@ ledger answer (``?name=``) come from the routes read model.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from aws_lambda_powertools.event_handler import Response, content_types
@@ -15,37 +14,33 @@ from aws_lambda_powertools.event_handler import Response, content_types
 from events.translate import audit_record
 from ferry.api import (
     FerryResolver,
-    error_response,
+    IdPath,
     json_handler,
     make_resolver,
     principal,
-    unencodable_field,
+    request_body,
 )
 from services.routes.application import RoutesError
 from services.routes.bootstrap import RoutesService
-from services.routes.domain import Route, RouteError
+from services.routes.definition import RouteDefinition
+from services.routes.domain import Route
 from services.routes.readmodel import file_body, route_body
 
-_STATUS = {"not_found": 404, "conflict": 409, "unprocessable": 422}
+#: Bodies parsed by hand (PATCH is a partial definition), declared for the OpenAPI document.
+REQUEST_BODIES: dict[tuple[str, str], Any] = {
+    ("POST", "/routes"): RouteDefinition,
+    ("PATCH", "/routes/{route_id}"): dict[str, Any],
+}
 
 
 def build_resolver(service: RoutesService) -> FerryResolver:
     app = make_resolver(service.keys)
     routes, read_model = service.app, service.read_model
 
-    @app.exception_handler(RoutesError)
-    def _routes_error(ex: RoutesError) -> Response:
-        status = 400 if ex.field == "body" and ex.code == "invalid_json" else _STATUS[ex.kind]
-        return error_response(status, ex.code, ex.message, ex.field)
-
-    @app.exception_handler(RouteError)
-    def _route_error(ex: RouteError) -> Response:
-        return error_response(409, "conflict", ex.message, ex.field)
-
-    @app.post("/routes")
+    @app.post("/routes", status_code=201)
     def create_route() -> Response[dict[str, Any]]:
         who = principal(app)
-        route = routes.create(who.customer_id, who.key_id, _body(app))
+        route = routes.create(who.customer_id, who.actor, request_body(app))
         return _json(201, _view(route))
 
     @app.get("/routes")
@@ -55,7 +50,7 @@ def build_resolver(service: RoutesService) -> FerryResolver:
         return _json(200, {"items": items, "count": len(items)})
 
     @app.get("/routes/<route_id>")
-    def get_route(route_id: str) -> Response[dict[str, Any]]:
+    def get_route(route_id: IdPath) -> Response[dict[str, Any]]:
         who = principal(app)
         route = routes.get_route(who.customer_id, route_id)
         failing = [f for f in read_model.files(route_id, None, 10_000) if f["status"] == "failed"]
@@ -65,29 +60,29 @@ def build_resolver(service: RoutesService) -> FerryResolver:
         return _json(200, body)
 
     @app.patch("/routes/<route_id>")
-    def update_route(route_id: str) -> Response[dict[str, Any]]:
+    def update_route(route_id: IdPath) -> Response[dict[str, Any]]:
         who = principal(app)
-        route = routes.update(who.customer_id, who.key_id, route_id, _body(app))
+        route = routes.update(who.customer_id, who.actor, route_id, request_body(app))
         return _json(200, _view(route))
 
     @app.post("/routes/<route_id>/disable")
-    def disable_route(route_id: str) -> Response[dict[str, Any]]:
+    def disable_route(route_id: IdPath) -> Response[dict[str, Any]]:
         who = principal(app)
-        return _json(200, _view(routes.disable(who.customer_id, who.key_id, route_id)))
+        return _json(200, _view(routes.disable(who.customer_id, who.actor, route_id)))
 
     @app.post("/routes/<route_id>/enable")
-    def enable_route(route_id: str) -> Response[dict[str, Any]]:
+    def enable_route(route_id: IdPath) -> Response[dict[str, Any]]:
         who = principal(app)
-        return _json(200, _view(routes.enable(who.customer_id, who.key_id, route_id)))
+        return _json(200, _view(routes.enable(who.customer_id, who.actor, route_id)))
 
     @app.get("/routes/<route_id>/events")
-    def route_events(route_id: str) -> Response[dict[str, Any]]:
+    def route_events(route_id: IdPath) -> Response[dict[str, Any]]:
         who = principal(app)
         items = [audit_record(e) for e in routes.route_events(who.customer_id, route_id)]
         return _json(200, {"items": items, "count": len(items)})
 
     @app.get("/routes/<route_id>/files")
-    def route_files(route_id: str) -> Response[dict[str, Any]]:
+    def route_files(route_id: IdPath) -> Response[dict[str, Any]]:
         who = principal(app)
         routes.get_route(who.customer_id, route_id)  # 404 for another customer's route
         name = app.current_event.get_query_string_value("name") or None
@@ -119,24 +114,6 @@ def _view(route: Route) -> dict[str, Any]:
 
 def _json(status: int, body: dict[str, Any]) -> Response[dict[str, Any]]:
     return Response(status_code=status, content_type=content_types.APPLICATION_JSON, body=body)
-
-
-def _body(app: FerryResolver) -> Any:
-    raw = app.current_event.body
-    if raw is None or (isinstance(raw, str) and not raw.strip()):
-        raise RoutesError("a JSON body is required", field="body", code="invalid_json")
-    if app.current_event.is_base64_encoded:
-        raw = app.current_event.decoded_body
-    try:
-        body = json.loads(raw or "")
-    except (ValueError, TypeError):
-        raise RoutesError(
-            "request body is not valid JSON", field="body", code="invalid_json"
-        ) from None
-    bad = unencodable_field(body)
-    if bad is not None:
-        raise RoutesError(f"{bad}: not valid Unicode (a lone surrogate)", field=bad)
-    return body
 
 
 def _build() -> FerryResolver:
