@@ -107,6 +107,48 @@ def test_host_key_mismatch_fails_and_writes_nothing(stack: Stack) -> None:
     assert stack.sftp_dir is not None and not (stack.sftp_dir / "out").exists()
 
 
+@pytest.mark.parametrize("allow", ["", "127.0.0.2/32"])
+def test_egress_denied_fails_permanently_without_connecting(
+    stack: Stack, sshd: SshdServer, monkeypatch: pytest.MonkeyPatch, allow: str
+) -> None:
+    """The test sshd (127.0.0.1) with an allow-list that excludes it: the job fails with
+    EGRESS_DENIED, nothing is written and sshd never sees a connection."""
+    monkeypatch.setenv("FERRY_EGRESS_ALLOW", allow)
+    connections = sshd.count_log("Connection from ")
+    job_id = stack.queue_job(
+        Flow.S3_TO_SFTP,
+        put_source(stack, Flow.S3_TO_SFTP, b"x" * 1000),
+        target_of(stack, Flow.S3_TO_SFTP),
+    )
+    assert stack.drain(stack.executor()) == ["failed"]
+    [failed] = failures(stack, job_id)
+    assert failed.error_code == "EGRESS_DENIED" and failed.transient is False
+    assert failed.error_message.endswith("127.0.0.1 is not reachable under Ferry's egress policy")
+    assert stack.released(job_id) == "failed"
+    assert stack.sftp_dir is not None and not (stack.sftp_dir / "out").exists()
+    time.sleep(0.3)
+    assert sshd.count_log("Connection from ") == connections
+
+
+def test_refused_connection_is_transient_with_a_fixed_message(
+    stack: Stack, sshd: SshdServer
+) -> None:
+    job_id = stack.queue_job(
+        Flow.SFTP_TO_S3,
+        put_source(stack, Flow.SFTP_TO_S3, b"y" * 1000),
+        target_of(stack, Flow.SFTP_TO_S3),
+    )
+    sshd.stop()
+    try:
+        assert stack.drain(stack.executor()) == ["retry"]
+    finally:
+        sshd.start()
+    [failed] = failures(stack, job_id)
+    assert failed.error_code == "CONNECTION_REFUSED" and failed.transient is True
+    assert failed.error_message.endswith(f"127.0.0.1:{sshd.port} refused the connection")
+    assert "Errno" not in failed.error_message and "Connect call" not in failed.error_message
+
+
 def test_source_missing_is_permanent(stack: Stack) -> None:
     job_id = stack.queue_job(
         Flow.S3_TO_SFTP, (stack.s3_src, "no/such.bin"), target_of(stack, Flow.S3_TO_SFTP)
