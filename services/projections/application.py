@@ -21,7 +21,7 @@ from pydantic import BaseModel
 from events.aggregate import transfer_stream_id
 from events.contract import EndpointRegistered, FerryEvent, JobRequested, JobStatus
 from events.translate import audit_record, merge_in_time_order, to_integration
-from ferry.api import BadRequest, NotFound, Unprocessable
+from ferry.errors import BadRequest, Invalid, NotFound
 from services.projections import readmodels
 from services.projections.readmodels import ENDPOINTS, JOBS, Item
 from services.projections.tables import (
@@ -439,7 +439,7 @@ def _utc(value: datetime | None, field: str) -> datetime | None:
     try:
         return value.astimezone(UTC)
     except (OverflowError, ValueError):
-        raise Unprocessable(
+        raise Invalid(
             f"{field}: out of range once converted to UTC", field=field, code="validation_error"
         ) from None
 

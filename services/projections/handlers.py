@@ -8,10 +8,17 @@ from typing import Annotated, Any
 
 from aws_lambda_powertools.event_handler import Response, content_types
 from aws_lambda_powertools.event_handler.openapi.models import APIKey, APIKeyIn
-from aws_lambda_powertools.event_handler.openapi.params import Path, Query
+from aws_lambda_powertools.event_handler.openapi.params import Query
 
 from events.contract import JobStatus
-from ferry.api import API_KEY_HEADER, FerryResolver, json_handler, make_resolver, principal
+from ferry.api import (
+    API_KEY_HEADER,
+    FerryResolver,
+    IdPath,
+    json_handler,
+    make_resolver,
+    principal,
+)
 from services.projections.application import EndpointList, EndpointView, JobList, JobView
 from services.projections.bootstrap import Projections, bootstrap
 
@@ -47,11 +54,11 @@ def build_app(projections: Projections) -> FerryResolver:
         return queries.list_endpoints(principal(app).customer_id, limit, next_token)
 
     @app.get("/endpoints/<endpoint_id>", summary="One endpoint (read model)")
-    def get_endpoint(endpoint_id: Annotated[str, Path()]) -> EndpointView:
+    def get_endpoint(endpoint_id: IdPath) -> EndpointView:
         return queries.get_endpoint(principal(app).customer_id, endpoint_id)
 
     @app.get("/endpoints/<endpoint_id>/events", summary="The endpoint's event history")
-    def endpoint_events(endpoint_id: Annotated[str, Path()]) -> dict[str, Any]:
+    def endpoint_events(endpoint_id: IdPath) -> dict[str, Any]:
         return {"events": queries.endpoint_events(principal(app).customer_id, endpoint_id)}
 
     @app.get("/jobs", summary="This customer's jobs, newest first")
@@ -72,11 +79,11 @@ def build_app(projections: Projections) -> FerryResolver:
         )
 
     @app.get("/jobs/<job_id>", summary="A job's status and progress (read model)")
-    def get_job(job_id: Annotated[str, Path()]) -> JobView:
+    def get_job(job_id: IdPath) -> JobView:
         return queries.get_job(principal(app).customer_id, job_id)
 
     @app.get("/jobs/<job_id>/events", summary="The job's full event history (audit trail)")
-    def job_events(job_id: Annotated[str, Path()]) -> dict[str, Any]:
+    def job_events(job_id: IdPath) -> dict[str, Any]:
         return {"events": queries.job_events(principal(app).customer_id, job_id)}
 
     return app
