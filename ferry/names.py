@@ -30,6 +30,10 @@ ENV_VALIDATOR_QUEUE_URL = "FERRY_VALIDATOR_QUEUE_URL"
 ENV_STAGING_BUCKET = "FERRY_STAGING_BUCKET"
 ENV_SECRETS_PREFIX = "FERRY_SECRETS_PREFIX"
 ENV_DEPLOYMENT_REGION = "FERRY_REGION"
+# S3 tenancy (services/endpoints/settings.py TenancySettings)
+ENV_BUCKET_GRANTS = "FERRY_BUCKET_GRANTS"  # JSON {"customer_id": ["bucket", ...]}
+ENV_OPERATOR_CUSTOMER = "FERRY_OPERATOR_CUSTOMER"  # may use untagged same-account buckets
+ENV_RESERVED_BUCKETS = "FERRY_RESERVED_BUCKETS"  # comma-separated, besides owned_buckets
 
 
 @dataclass(frozen=True)
@@ -158,6 +162,11 @@ class ResourceNames:
     def staging_bucket(self) -> str:
         return f"{self.prefix}-staging"
 
+    @property
+    def owned_buckets(self) -> tuple[str, ...]:
+        """Every bucket the deployment owns: refused for every customer endpoint."""
+        return (self.staging_bucket,)
+
     # Secrets Manager
     @property
     def secrets_prefix(self) -> str:
@@ -178,7 +187,7 @@ ALL_SOURCES = (SOURCE_ENDPOINTS, SOURCE_JOBS, SOURCE_EXECUTOR, SOURCE_ROUTES)
 # Which detail-types each queue receives (EventBridge rule patterns are built from these in
 # both infra/ and the local stack).
 EXECUTOR_DETAIL_TYPES = ("JobQueued", "JobRetryScheduled")
-VALIDATOR_DETAIL_TYPES = ("EndpointRegistered", "EndpointUpdated")
+VALIDATOR_DETAIL_TYPES = ("EndpointRegistered", "EndpointUpdated", "EndpointValidationRequested")
 JOBS_PM_DETAIL_TYPES = (
     "LeaseAcquired",
     "TransferStarted",
@@ -271,6 +280,8 @@ API_ROUTES: tuple[tuple[str, str, str], ...] = (
     ("PATCH", "/endpoints/{endpoint_id}", "endpoints"),
     ("POST", "/endpoints/{endpoint_id}/disable", "endpoints"),
     ("POST", "/endpoints/{endpoint_id}/enable", "endpoints"),
+    ("POST", "/endpoints/{endpoint_id}/validate", "endpoints"),
+    ("DELETE", "/endpoints/{endpoint_id}", "endpoints"),
     ("POST", "/transfers", "jobs"),
     ("POST", "/jobs/{job_id}/cancel", "jobs"),
     ("POST", "/jobs/{job_id}/redrive", "jobs"),

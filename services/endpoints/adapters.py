@@ -1,4 +1,5 @@
-"""Secrets Manager adapter (and its in-memory fake) for the endpoints service."""
+"""Secrets Manager adapter (and its in-memory fake) for the endpoints service, and the endpoint
+usage reader (jobs and routes read models) that guards retirement."""
 
 from __future__ import annotations
 
@@ -7,9 +8,98 @@ import uuid
 from collections.abc import Mapping
 from typing import Any
 
-from services.endpoints.application import Credentials, SecretStore, SecretWrite
+from services.endpoints.application import Credentials, EndpointUsage, SecretStore, SecretWrite
 
-__all__ = ["InMemorySecretStore", "SecretsManagerStore"]
+__all__ = [
+    "NOT_FINAL_JOB_STATUSES",
+    "InMemoryEndpointUsage",
+    "InMemorySecretStore",
+    "ReadModelEndpointUsage",
+    "SecretsManagerStore",
+]
+
+NOT_FINAL_JOB_STATUSES = ("RECEIVED", "QUEUED", "RUNNING", "VERIFYING")
+
+
+class ReadModelEndpointUsage(EndpointUsage):
+    """Jobs that are not final (jobs read model, GSI ``customer-status-index``: one query per
+    non-final status, ``customer_status = <customer>#<STATUS>``) and enabled routes (routes
+    read model, GSI ``customer-index``) naming the endpoint as source or target.
+
+    Staleness: both read models are folded from the event stream by SQS consumers, so a job
+    submitted or a route created less than the projection delay (typically < 1 s, minutes
+    only when the consumers are down) before the retire is not seen. That is safe: a retired
+    endpoint is RETIRED in the endpoints read model, so POST /transfers refuses it (not
+    ACTIVE) and the executor fails such a job with a clear code instead of moving bytes."""
+
+    def __init__(
+        self, jobs_table: str, routes_table: str | None, client: Any = None, *, limit: int = 50
+    ) -> None:
+        self._given = client
+        self._jobs = jobs_table
+        self._routes = routes_table
+        self._limit = limit
+
+    @property
+    def _client(self) -> Any:
+        if self._given is None:
+            import boto3
+
+            self._given = boto3.client("dynamodb")
+        return self._given
+
+    def users(self, customer_id: str, endpoint_id: str) -> list[str]:
+        found: list[str] = []
+        names = {"#s": "source", "#t": "target", "#e": "endpoint_id"}
+        for status in NOT_FINAL_JOB_STATUSES:
+            kwargs: dict[str, Any] = {
+                "TableName": self._jobs,
+                "IndexName": "customer-status-index",
+                "KeyConditionExpression": "customer_status = :cs",
+                "FilterExpression": "#s.#e = :e OR #t.#e = :e",
+                "ExpressionAttributeNames": names,
+                "ExpressionAttributeValues": {
+                    ":cs": {"S": f"{customer_id}#{status}"},
+                    ":e": {"S": endpoint_id},
+                },
+                "ProjectionExpression": "job_id",
+            }
+            for page in self._client.get_paginator("query").paginate(**kwargs):
+                found += [f"job {i['job_id']['S']} ({status})" for i in page.get("Items", [])]
+                if len(found) >= self._limit:
+                    return found
+        if not self._routes:
+            return found
+        kwargs = {
+            "TableName": self._routes,
+            "IndexName": "customer-index",
+            "KeyConditionExpression": "customer_id = :c",
+            "ExpressionAttributeValues": {":c": {"S": customer_id}},
+        }
+        from boto3.dynamodb.types import TypeDeserializer
+
+        deserialize = TypeDeserializer().deserialize
+        for page in self._client.get_paginator("query").paginate(**kwargs):
+            for raw in page.get("Items", []):
+                item = {k: deserialize(v) for k, v in raw.items()}
+                if item.get("sk") != "route" or not item.get("enabled"):
+                    continue
+                definition = item.get("definition") or {}
+                ids = {(definition.get("source") or {}).get("endpoint_id")}
+                ids |= {(t or {}).get("endpoint_id") for t in definition.get("targets") or []}
+                if endpoint_id in ids:
+                    found.append(f"enabled route {item.get('route_id')}")
+        return found
+
+
+class InMemoryEndpointUsage(EndpointUsage):
+    """A fake: ``uses[(customer_id, endpoint_id)]`` = the descriptions to report."""
+
+    def __init__(self) -> None:
+        self.uses: dict[tuple[str, str], list[str]] = {}
+
+    def users(self, customer_id: str, endpoint_id: str) -> list[str]:
+        return list(self.uses.get((customer_id, endpoint_id), []))
 
 
 class SecretsManagerStore(SecretStore):

@@ -1,4 +1,12 @@
-"""The endpoints application: register, update, disable, enable, and record validation results.
+"""The endpoints application: register, update, disable, enable, validate, retire, and record
+validation results.
+
+Names are unique per customer through a claim stream per name (``domain.EndpointName``) saved
+in the same atomic append as the endpoint's event. S3 endpoints get a Ferry-generated
+``external_id`` (random per endpoint, ``ferry-`` + 32 hex digits: unguessable, never reused, the
+same for the endpoint's whole life); Ferry's own buckets are refused (422 ``bucket``). Retiring
+is refused while jobs that are not final or enabled routes use the endpoint (an
+:class:`EndpointUsage` port over the read models).
 
 Credentials go to a :class:`SecretStore` (Secrets Manager in production) *before* the events are
 appended; when the append fails the secret write is undone (a new secret is deleted, a rotated
@@ -8,6 +16,7 @@ one reverted), so no orphaned or mismatched secret is left behind.
 from __future__ import annotations
 
 import json
+import secrets as _secrets
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
@@ -20,13 +29,24 @@ from eventsourcing.persistence import IntegrityError
 
 from events.aggregate import FerryApplication
 from events.contract import EndpointConfig, EndpointType
-from ferry.errors import Conflict
+from ferry.errors import Conflict, Invalid
 from ferry.names import ResourceNames
-from services.endpoints.domain import Endpoint, EndpointError, EndpointNotFound, InvalidChange
+from services.endpoints.domain import (
+    Endpoint,
+    EndpointError,
+    EndpointInUse,
+    EndpointName,
+    EndpointNameTaken,
+    EndpointNotFound,
+    InvalidChange,
+    name_claim_id,
+)
 
 __all__ = [
+    "BucketReserved",
     "ConcurrentModification",
     "Credentials",
+    "EndpointUsage",
     "EndpointsApplication",
     "Registration",
     "SecretStore",
@@ -35,7 +55,7 @@ __all__ = [
 
 logger = Logger(service="ferry-endpoints")
 
-S3_CONFIG = frozenset({"bucket", "prefix", "region", "kms_key_id"})
+S3_CONFIG = frozenset({"bucket", "prefix", "region", "kms_key_id", "role_arn"})
 SFTP_CONFIG = frozenset({"host", "port", "username", "base_path", "host_key", "auth_method"})
 
 
@@ -43,6 +63,28 @@ class ConcurrentModification(EndpointError, Conflict):
     """Another writer appended to the endpoint's stream first (→ 409; retry)."""
 
     code = "conflict"
+
+
+class BucketReserved(EndpointError, Invalid):
+    """The bucket is one of Ferry's own (staging, anything the stack owns) (→ 422 ``bucket``)."""
+
+    code = "bucket_reserved"
+
+
+def new_external_id() -> str:
+    """A fresh external id: random per endpoint (128 bits), so no other endpoint — of this or
+    any customer — can present it in an AssumeRole call."""
+    return "ferry-" + _secrets.token_hex(16)
+
+
+class EndpointUsage(ABC):
+    """What uses an endpoint (read from the read models: may lag the commands by the
+    projection delay, typically < 1 s)."""
+
+    @abstractmethod
+    def users(self, customer_id: str, endpoint_id: str) -> list[str]:
+        """Descriptions of the jobs that are not final and the enabled routes that name the
+        endpoint (empty: it may be retired)."""
 
 
 # --- credentials and the secret store port ---------------------------------------------------
@@ -123,11 +165,21 @@ class EndpointsApplication(FerryApplication):
         secret_name: Callable[[str, str], str] | None = None,
         env: Mapping[str, str] | None = None,
         new_id: Callable[[], UUID] = uuid4,
+        is_reserved_bucket: Callable[[str], bool] | None = None,
+        usage: EndpointUsage | None = None,
+        external_id: Callable[[], str] = new_external_id,
     ) -> None:
         super().__init__(env=env)
         self.secrets = secrets
         self.secret_name = secret_name or ResourceNames().endpoint_secret_name
         self.new_id = new_id
+        if is_reserved_bucket is None:
+            from services.endpoints.settings import TenancySettings
+
+            is_reserved_bucket = TenancySettings().is_reserved
+        self.is_reserved_bucket = is_reserved_bucket
+        self.usage = usage
+        self.new_external_id = external_id
 
     # --- queries ---------------------------------------------------------------------------
     def get(self, endpoint_id: str | UUID) -> Endpoint:
@@ -157,6 +209,10 @@ class EndpointsApplication(FerryApplication):
     def register(self, *, customer_id: str, actor: str, registration: Registration) -> Endpoint:
         endpoint_id = self.new_id()
         config = registration.config
+        if config.type is EndpointType.S3:
+            self._check_bucket(config.bucket)
+            config = config.model_copy(update={"external_id": self.new_external_id()})
+        claim = self._claim_name(customer_id, registration.name, str(endpoint_id))
         secret_arn: str | None = None
         if registration.credentials is not None:
             config = config.model_copy(update={"auth_method": registration.credentials.auth_method})
@@ -176,7 +232,7 @@ class EndpointsApplication(FerryApplication):
             actor=actor,
         )
         try:
-            self._save(endpoint)
+            self._save(endpoint, claim, name=registration.name)
         except BaseException:
             if secret_arn is not None:
                 self._undo(lambda: self.secrets.delete(secret_arn), endpoint_id)
@@ -207,6 +263,24 @@ class EndpointsApplication(FerryApplication):
                     f"{key}: not a setting of {endpoint.type.value} endpoints", field=key
                 )
         updates = dict(changes)
+        endpoint.check_not_retired()
+        if "external_id" in updates:
+            raise InvalidChange(
+                "external_id is generated by Ferry and cannot be changed", field="external_id"
+            )
+        if endpoint.type is EndpointType.S3 and updates.get("bucket") is not None:
+            self._check_bucket(str(updates["bucket"]))
+        claims: list[EndpointName] = []
+        if "name" in updates and updates["name"] != endpoint.name:
+            new_claim = self._claim_name(customer_id, str(updates["name"]), str(endpoint.id))
+            if new_claim is not None:
+                claims.append(new_claim)
+            same_claim = name_claim_id(customer_id, str(updates["name"])) == name_claim_id(
+                customer_id, endpoint.name
+            )
+            old_claim = None if same_claim else self._name_claim(customer_id, endpoint.name)
+            if old_claim is not None and old_claim.release(str(endpoint.id)):
+                claims.append(old_claim)
         if credentials is not None:
             if endpoint.type is not EndpointType.SFTP:
                 raise InvalidChange(
@@ -235,7 +309,7 @@ class EndpointsApplication(FerryApplication):
                 endpoint.secret_arn = arn
                 undo = lambda: self.secrets.delete(arn)  # noqa: E731
         try:
-            self._save(endpoint)
+            self._save(endpoint, *claims, name=str(updates.get("name") or endpoint.name))
         except BaseException:
             if undo is not None:
                 self._undo(undo, endpoint.id)
@@ -260,6 +334,41 @@ class EndpointsApplication(FerryApplication):
         if endpoint.enable(actor=actor):
             self._save(endpoint)
             logger.info("endpoint enabled", extra={"endpoint_id": str(endpoint.id)})
+        return endpoint
+
+    def request_validation(
+        self, *, customer_id: str, endpoint_id: str | UUID, actor: str
+    ) -> Endpoint:
+        """Re-run validation (the validator consumes EndpointValidationRequested)."""
+        endpoint = self.get_for_customer(customer_id, endpoint_id)
+        endpoint.request_validation(actor=actor)
+        self._save(endpoint)
+        logger.info("endpoint validation requested", extra={"endpoint_id": str(endpoint.id)})
+        return endpoint
+
+    def retire(self, *, customer_id: str, endpoint_id: str | UUID, actor: str) -> Endpoint:
+        """Final: refused (409 ``endpoint_in_use``) while jobs that are not final or enabled
+        routes name the endpoint; releases its name; its secret is deleted."""
+        endpoint = self.get_for_customer(customer_id, endpoint_id)
+        if endpoint.retired:
+            return endpoint
+        if self.usage is not None:
+            users = self.usage.users(customer_id, str(endpoint.id))
+            if users:
+                shown = ", ".join(users[:5]) + (
+                    f" (and {len(users) - 5} more)" if len(users) > 5 else ""
+                )
+                raise EndpointInUse(
+                    f"endpoint {endpoint.id} is in use: {shown}", field="endpoint_id"
+                )
+        endpoint.retire(actor=actor)
+        claim = self._name_claim(customer_id, endpoint.name)
+        released = [claim] if claim is not None and claim.release(str(endpoint.id)) else []
+        self._save(endpoint, *released)
+        if endpoint.secret_arn:
+            arn = endpoint.secret_arn
+            self._undo(lambda: self.secrets.delete(arn), endpoint.id)
+        logger.info("endpoint retired", extra={"endpoint_id": str(endpoint.id)})
         return endpoint
 
     def record_validation(
@@ -300,10 +409,43 @@ class EndpointsApplication(FerryApplication):
         return False  # pragma: no cover
 
     # --- helpers ---------------------------------------------------------------------------
-    def _save(self, endpoint: Endpoint) -> None:
+    def _check_bucket(self, bucket: str | None) -> None:
+        if bucket and self.is_reserved_bucket(bucket):
+            raise BucketReserved(
+                f"bucket {bucket} belongs to Ferry and cannot be used by an endpoint",
+                field="bucket",
+            )
+
+    def _name_claim(self, customer_id: str, name: str) -> EndpointName | None:
         try:
-            self.save(endpoint)
+            found: object = self.repository.get(name_claim_id(customer_id, name))
+        except AggregateNotFoundError:
+            return None
+        return found if isinstance(found, EndpointName) else None
+
+    def _claim_name(self, customer_id: str, name: str, endpoint_id: str) -> EndpointName | None:
+        """The claim to save with the endpoint (None: this endpoint already holds it).
+        Raises :class:`EndpointNameTaken` when another endpoint holds it."""
+        claim = self._name_claim(customer_id, name)
+        if claim is None:
+            return EndpointName.first_claim(
+                customer_id=customer_id, name=name, endpoint_id=endpoint_id
+            )
+        return claim if claim.claim(endpoint_id, name) else None
+
+    def _save(self, endpoint: Endpoint, *claims: EndpointName | None, name: str = "") -> None:
+        try:
+            self.save(endpoint, *[c for c in claims if c is not None])
         except IntegrityError:
+            for claim in claims:
+                if claim is None:
+                    continue
+                current = self._name_claim(endpoint.customer_id, name)
+                if current is not None and current.holder not in (None, str(endpoint.id)):
+                    raise EndpointNameTaken(
+                        f"an endpoint named {name!r} exists; names are unique per customer",
+                        field="name",
+                    ) from None
             raise ConcurrentModification(
                 "the endpoint was changed concurrently; retry the request"
             ) from None

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from ferry.api import ApiKeyStore, DynamoKeyStore, FerryResolver, make_resolver
-from services.endpoints.application import EndpointsApplication, SecretStore
-from services.endpoints.settings import EndpointsSettings
+from services.endpoints.application import EndpointsApplication, EndpointUsage, SecretStore
+from services.endpoints.settings import EndpointsSettings, TenancySettings
 
 __all__ = ["bootstrap", "build_application"]
 
@@ -16,6 +16,8 @@ def build_application(
     secrets: SecretStore | None = None,
     env: Mapping[str, str] | None = None,
     settings: EndpointsSettings | None = None,
+    usage: EndpointUsage | None = None,
+    tenancy: TenancySettings | None = None,
 ) -> EndpointsApplication:
     """The application alone (the validator uses it): production adapters unless given.
 
@@ -30,7 +32,13 @@ def build_application(
 
         client = boto3.client("secretsmanager", region_name=settings.region)
         secrets = SecretsManagerStore(client, kms_key_id=settings.secrets_kms_key_id)
-    return EndpointsApplication(secrets=secrets, secret_name=settings.secret_name, env=env)
+    return EndpointsApplication(
+        secrets=secrets,
+        secret_name=settings.secret_name,
+        env=env,
+        usage=usage,
+        is_reserved_bucket=(tenancy or TenancySettings(prefix=settings.prefix)).is_reserved,
+    )
 
 
 def bootstrap(
@@ -39,11 +47,23 @@ def bootstrap(
     keys: ApiKeyStore | None = None,
     env: Mapping[str, str] | None = None,
     settings: EndpointsSettings | None = None,
+    usage: EndpointUsage | None = None,
 ) -> tuple[EndpointsApplication, FerryResolver]:
     from services.endpoints.handlers import add_routes
 
     settings = settings or EndpointsSettings()
-    app = build_application(secrets=secrets, env=env, settings=settings)
+    if usage is None:
+        import boto3
+
+        from services.endpoints.adapters import ReadModelEndpointUsage
+
+        region = settings.region
+        usage = ReadModelEndpointUsage(
+            settings.jobs_table,
+            settings.routes_table,
+            None if region is None else boto3.client("dynamodb", region_name=region),
+        )
+    app = build_application(secrets=secrets, env=env, settings=settings, usage=usage)
     if keys is None:
         import boto3
 

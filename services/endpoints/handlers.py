@@ -1,7 +1,8 @@
 """HTTP routes of the endpoints service (API Gateway REST → Lambda, Powertools resolver).
 
 POST /endpoints · PATCH /endpoints/{endpoint_id} · POST /endpoints/{endpoint_id}/disable ·
-POST /endpoints/{endpoint_id}/enable. (GETs are served by services/projections.)
+POST /endpoints/{endpoint_id}/enable · POST /endpoints/{endpoint_id}/validate ·
+DELETE /endpoints/{endpoint_id}. (GETs are served by services/projections.)
 """
 
 from __future__ import annotations
@@ -113,6 +114,22 @@ def add_routes(resolver: FerryResolver, app: EndpointsApplication) -> FerryResol
     def enable(endpoint_id: IdPath) -> Response[dict[str, Any]]:
         who = principal(resolver)
         endpoint = app.enable(customer_id=who.customer_id, endpoint_id=endpoint_id, actor=who.actor)
+        return _respond(200, endpoint)
+
+    @resolver.post("/endpoints/<endpoint_id>/validate", status_code=202)
+    def validate(endpoint_id: IdPath) -> Response[dict[str, Any]]:
+        """Re-run validation: 202, status PENDING_VALIDATION until the validator reports."""
+        who = principal(resolver)
+        endpoint = app.request_validation(
+            customer_id=who.customer_id, endpoint_id=endpoint_id, actor=who.actor
+        )
+        return _respond(202, endpoint)
+
+    @resolver.delete("/endpoints/<endpoint_id>")
+    def retire(endpoint_id: IdPath) -> Response[dict[str, Any]]:
+        """Retire (final): 409 endpoint_in_use while jobs or enabled routes use it."""
+        who = principal(resolver)
+        endpoint = app.retire(customer_id=who.customer_id, endpoint_id=endpoint_id, actor=who.actor)
         return _respond(200, endpoint)
 
     return resolver

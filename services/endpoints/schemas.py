@@ -31,7 +31,7 @@ __all__ = [
     "parse_registration",
 ]
 
-S3_FIELDS = frozenset({"bucket", "prefix", "region", "kms_key_id"})
+S3_FIELDS = frozenset({"bucket", "prefix", "region", "kms_key_id", "role_arn"})
 SFTP_FIELDS = frozenset(
     {"host", "port", "username", "base_path", "host_key", "private_key", "passphrase", "password"}
 )
@@ -41,6 +41,7 @@ MAX_KEY_TEXT = 16 * 1024
 _BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 _REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d{1,2}$")
 _HOSTNAME_LABEL = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$")
+_ROLE_ARN = re.compile(r"^arn:aws(-[a-z]+)*:iam::\d{12}:role/[\w+=,.@/-]{1,512}$")
 _USERNAME = re.compile(r"^[^\s:/\\\x00-\x1f\x7f]{1,128}$")
 
 
@@ -128,6 +129,14 @@ def _host_key(value: str) -> str:
     return normalise_host_key(value)
 
 
+def _role_arn(value: str) -> str:
+    if not _ROLE_ARN.match(value):
+        raise ValueError(
+            "role_arn must be an IAM role ARN such as 'arn:aws:iam::111122223333:role/ferry-access'"
+        )
+    return value
+
+
 def _region(value: str) -> str:
     if not _REGION.match(value):
         raise ValueError("region must be an AWS region name such as 'eu-west-1'")
@@ -152,6 +161,7 @@ Bucket = Annotated[str, AfterValidator(_bucket)]
 Prefix = Annotated[str, Field(max_length=1024), AfterValidator(_prefix)]
 Region = Annotated[str, AfterValidator(_region)]
 KmsKeyId = Annotated[str, Field(min_length=1, max_length=2048)]
+RoleArn = Annotated[str, Field(min_length=20, max_length=2048), AfterValidator(_role_arn)]
 Host = Annotated[str, Field(min_length=1, max_length=253), AfterValidator(_host)]
 Port = Annotated[StrictInt, Field(ge=1, le=65535)]
 Username = Annotated[str, AfterValidator(_username)]
@@ -179,6 +189,7 @@ class S3Registration(_Registration):
     prefix: Prefix = ""
     region: Region | None = None
     kms_key_id: KmsKeyId | None = None
+    role_arn: RoleArn | None = None
 
 
 class SftpRegistration(_Registration):
@@ -207,6 +218,7 @@ class PatchRequest(_Request):
     prefix: Prefix | None = None
     region: Region | None = None
     kms_key_id: KmsKeyId | None = None
+    role_arn: RoleArn | None = None
     host: Host | None = None
     port: Port | None = None
     username: Username | None = None
@@ -227,7 +239,7 @@ class DisableRequest(_Request):
 
 
 #: PATCH fields that may be set to null (optional settings); the others must have a value.
-NULLABLE = frozenset({"region", "kms_key_id"})
+NULLABLE = frozenset({"region", "kms_key_id", "role_arn"})
 
 
 # --- parsing --------------------------------------------------------------------------------

@@ -30,6 +30,8 @@ ENDPOINT_EVENTS: tuple[type[FerryEvent], ...] = (
     c.EndpointUpdated,
     c.EndpointDisabled,
     c.EndpointEnabled,
+    c.EndpointValidationRequested,
+    c.EndpointRetired,
 )
 JOB_STREAM_EVENTS: tuple[type[FerryEvent], ...] = (
     c.JobRequested,
@@ -133,6 +135,8 @@ def _status_after_validation(new: Item) -> str:
 def fold_endpoint(item: Item | None, event: FerryEvent) -> Item:
     assert isinstance(event, c.EndpointEvent)
     new = _endpoint_base(item, event)
+    if new.get("status") == EndpointStatus.RETIRED.value:
+        return new  # final: nothing after EndpointRetired changes the endpoint
     disabled = new.get("status") == EndpointStatus.DISABLED.value
     if isinstance(event, c.EndpointRegistered):
         config = event.config.model_dump(mode="json", exclude_none=True)
@@ -175,6 +179,13 @@ def fold_endpoint(item: Item | None, event: FerryEvent) -> Item:
                 new.update(status=EndpointStatus.PENDING_VALIDATION.value, status_reason=None)
     elif isinstance(event, c.EndpointDisabled):
         new.update(status=EndpointStatus.DISABLED.value, status_reason=event.reason)
+    elif isinstance(event, c.EndpointValidationRequested):
+        new.update(validation=None, validation_error=None)
+        if not disabled:
+            new.update(status=EndpointStatus.PENDING_VALIDATION.value, status_reason=None)
+    elif isinstance(event, c.EndpointRetired):
+        new.update(status=EndpointStatus.RETIRED.value, status_reason="retired")
+        new["retired_at"] = timestamp(event.occurred_at)
     elif isinstance(event, c.EndpointEnabled):
         status = _status_after_validation(new)
         reason = None

@@ -485,7 +485,7 @@ def test_no_secret_in_events_responses_or_logs(
 ) -> None:
     caplog.set_level(logging.DEBUG)
     first = api.register(password=None, private_key=ENCRYPTED_KEY, passphrase=PASSPHRASE)
-    second = api.register()
+    second = api.register(name="partner sftp 2")
     api.call("PATCH", f"/endpoints/{first['endpoint_id']}", {"password": PASSWORD + "2"})
     api.call("PATCH", f"/endpoints/{second['endpoint_id']}", {"private_key": PRIVATE_KEY})
     api.call("PATCH", f"/endpoints/{second['endpoint_id']}", {"private_key": "bad", "name": "n"})

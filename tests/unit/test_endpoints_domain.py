@@ -155,6 +155,11 @@ def test_disable_from_any_status_and_enable_restores_last_validation(
     )
     app.disable(customer_id="cust", endpoint_id=eid, actor="k")
     app.enable(customer_id="cust", endpoint_id=eid, actor="k")
+    # issue 9: enabling a VALIDATION_FAILED endpoint re-runs validation (never a silent no-op)
+    assert _status(app, eid) is PENDING
+    app.record_validation(
+        eid, _version(app, eid), False, reason_code="BASE_PATH_MISSING", message="m"
+    )
     assert _status(app, eid) is FAILED
 
     # An update while disabled needs a new validation before enable gives ACTIVE again.
