@@ -284,12 +284,24 @@ class JobSucceeded(JobEvent):
     duration_seconds: float
     throughput_bytes_per_second: float
     attempts: int
+    cancel_outcome: str | None = Field(
+        default=None,
+        description="too_late: a cancel was requested after the file was already delivered.",
+    )
 
 
 class JobFailed(JobEvent):
     error_code: str
     error_message: str
     attempts: int
+
+
+class JobCancelRequested(JobEvent):
+    """A cancel was requested (status unchanged): the executor honours it at its next commit
+    point; the job becomes CANCELLED, or SUCCEEDED with cancel_outcome=too_late."""
+
+    actor: str
+    reason: str | None = None
 
 
 class JobCancelled(JobEvent):
@@ -549,6 +561,7 @@ __all__ = [
     "FileRetried",
     "FileSkipped",
     "Flow",
+    "JobCancelRequested",
     "JobCancelled",
     "JobFailed",
     "JobQueued",
