@@ -31,7 +31,10 @@ from typing import Annotated, Any, Literal, Protocol
 
 from aws_lambda_powertools import Logger, Tracer
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
-from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+from aws_lambda_powertools.event_handler.openapi.exceptions import (
+    RequestUnsupportedContentType,
+    RequestValidationError,
+)
 from aws_lambda_powertools.event_handler.openapi.params import Path
 from pydantic import BaseModel
 
@@ -644,6 +647,9 @@ class FerryResolver(APIGatewayRestResolver):
             raise UnsupportedMediaType(
                 "the request body must be application/json", field="content-type"
             )
+        for name in list(event.get("headers") or {}):  # media types are case-insensitive
+            if str(name).lower() == "content-type":
+                event["headers"][name] = "application/json"
         if event.get("isBase64Encoded"):
             try:
                 data = base64.b64decode(raw, validate=True)
@@ -714,6 +720,10 @@ def make_resolver(
 
     @app.exception_handler(RequestValidationError)
     def _validation_error(ex: RequestValidationError) -> Response:
+        return _validation_response(ex.errors(), not_found_code)
+
+    @app.exception_handler(RequestUnsupportedContentType)
+    def _media_type(ex: RequestUnsupportedContentType) -> Response:  # pragma: no cover - _admit
         return _validation_response(ex.errors(), not_found_code)
 
     @app.exception_handler(ValidationError)

@@ -451,7 +451,7 @@ def parse_definition(raw: Any) -> RouteDefinition:
         first = error.errors()[0]
         loc = [str(p) for p in first.get("loc", ())]
         cause = (first.get("ctx") or {}).get("error")
-        if isinstance(cause, FieldError):
+        if isinstance(cause, FieldError) and cause.field:
             loc.append(cause.field)
             message = cause.message
         else:
