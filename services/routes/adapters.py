@@ -576,14 +576,16 @@ class DynamoRouteIndex(RouteIndex):
 
     def unrouted(self, bucket: str, prefix: str, limit: int) -> list[dict[str, Any]]:
         out: list[dict[str, Any]] = []
+        query: dict[str, Any] = {
+            "KeyConditionExpression": "route_id = :b",
+            "ExpressionAttributeValues": {":b": {"S": f"unrouted#{bucket}"}},
+        }
+        if prefix:
+            query["KeyConditionExpression"] += " AND begins_with(#k, :p)"
+            query["ExpressionAttributeNames"] = {"#k": "key"}
+            query["ExpressionAttributeValues"][":p"] = {"S": prefix}
         paginator = self._client.get_paginator("query")
-        for page in paginator.paginate(
-            TableName=self._table,
-            KeyConditionExpression="route_id = :b AND begins_with(#k, :p)",
-            ExpressionAttributeNames={"#k": "key"},
-            ExpressionAttributeValues={":b": {"S": f"unrouted#{bucket}"}, ":p": {"S": prefix}},
-            ConsistentRead=True,
-        ):
+        for page in paginator.paginate(TableName=self._table, ConsistentRead=True, **query):
             for raw in page.get("Items", []):
                 item = deserialize(raw)
                 if not str(item["object_key"]).startswith(prefix):
@@ -668,13 +670,58 @@ def _validation_text(error: Any) -> str:
 # ---------------------------------------------------------------------------------------------
 
 
-class S3ObjectInspector(ObjectInspector):
-    def __init__(self, client: Any = None) -> None:
-        self._client = _client(client, "s3")
+def _endpoint_view(endpoint: EndpointInfo) -> Any:
+    """The executor's EndpointView of a routes EndpointInfo (for endpoint_access.S3Access)."""
+    from services.executor.endpoint_access import EndpointView
 
-    def head(self, bucket: str, key: str) -> ObjectInfo | None:
+    return EndpointView.from_item(
+        {
+            "endpoint_id": endpoint.endpoint_id,
+            "customer_id": endpoint.customer_id,
+            "type": endpoint.type.value,
+            "status": endpoint.status.value,
+            "direction": endpoint.direction,
+            "config": {**endpoint.config, "type": endpoint.type.value},
+        }
+    )
+
+
+class S3ObjectInspector(ObjectInspector):
+    """HEAD of the object an S3 event names. With ``endpoint`` (the route's source endpoint)
+    the call uses that endpoint's client from ``endpoint_access.S3Access`` (its assumed role,
+    or Ferry's credentials only for a bucket granted to its customer); :meth:`refusal` says
+    whether the endpoint's customer may use the bucket at all (push matching)."""
+
+    def __init__(self, client: Any = None, s3_access: Any = None) -> None:
+        self._given = client
+        self._client = _client(client, "s3")
+        self._access = s3_access
+
+    def _s3_access(self) -> Any:
+        if self._access is None:
+            from services.executor.endpoint_access import S3Access
+
+            self._access = S3Access()
+        return self._access
+
+    def refusal(self, endpoint: EndpointInfo) -> str | None:
+        """None when the endpoint's customer may use its bucket, else the reason."""
+        from services.executor.endpoint_access import AccessDenied
+
         try:
-            head = self._client.head_object(Bucket=bucket, Key=key)
+            self._s3_access().client_for(_endpoint_view(endpoint))
+        except AccessDenied as denied:
+            return denied.message
+        return None
+
+    def head(
+        self, bucket: str, key: str, endpoint: EndpointInfo | None = None
+    ) -> ObjectInfo | None:
+        client = self._client
+        if endpoint is not None and self._given is None:
+            client = self._s3_access().client_for(_endpoint_view(endpoint))
+        try:
+            head = client.head_object(Bucket=bucket, Key=key)
         except ClientError as error:
             if error.response["Error"]["Code"] in ("404", "NoSuchKey", "NotFound"):
                 return None
@@ -794,14 +841,33 @@ class SftpSource(SourceSession):
 class EndpointSourceOpener(SourceOpener):
     """Opens an S3 client or an SFTP session for a route's source endpoint."""
 
-    def __init__(self, endpoints_table: str, s3_client: Any = None, secrets: Any = None) -> None:
+    def __init__(
+        self,
+        endpoints_table: str,
+        s3_client: Any = None,
+        secrets: Any = None,
+        s3_access: Any = None,
+    ) -> None:
         self._endpoints_table = endpoints_table
         self._s3 = s3_client
         self._secrets = secrets
+        self._access = s3_access
 
     def open(self, endpoint: EndpointInfo) -> SourceSession:
         if endpoint.type is EndpointType.S3:
-            return S3Source(_client(self._s3, "s3"), endpoint)
+            if self._s3 is not None:  # a test's client
+                return S3Source(self._s3, endpoint)
+            # listing, exists and the post-actions (delete / move) all use the endpoint's own
+            # client: its assumed role, or Ferry's credentials only for a granted bucket
+            from services.executor.endpoint_access import AccessDenied, S3Access
+
+            if self._access is None:
+                self._access = S3Access()
+            try:
+                client = self._access.client_for(_endpoint_view(endpoint))
+            except AccessDenied as denied:
+                raise ListingFailed(f"ACCESS_DENIED: {denied.message}") from None
+            return S3Source(client, endpoint)
         from services.executor.endpoint_access import DynamoEndpointDirectory as Views
         from services.executor.endpoint_access import SecretsReader, open_sftp
 

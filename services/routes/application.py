@@ -232,6 +232,53 @@ class RoutesApplication(FerryApplication):
     def file_events(self, route_id: str, path: str) -> list[FerryEvent]:
         return stream_events(self.aggregate_recorder, file_stream_id(route_id, path))
 
+    def record_unrouted(
+        self,
+        bucket: str,
+        *,
+        key: str,
+        size: int,
+        version: str,
+        reason: str,
+        detail: str | None,
+        at: datetime,
+    ) -> None:
+        """An S3 object no route took: kept per bucket so "why wasn't X sent?" has an answer."""
+        self.index.record_unrouted(
+            bucket,
+            {
+                "key": key,
+                "size": size,
+                "version": version,
+                "reason": reason,
+                "detail": detail,
+                "at": at.isoformat(),
+            },
+        )
+
+    def unrouted(
+        self, customer_id: str, endpoint_id: Any, limit: int = 100
+    ) -> list[dict[str, Any]]:
+        """Objects no route took, under one of the caller's ACTIVE S3 endpoints (its bucket and
+        prefix): only a customer whose validated endpoint names the bucket may ask."""
+        if not isinstance(endpoint_id, str) or not endpoint_id:
+            raise InvalidRoute("endpoint_id: an S3 endpoint's id is required", field="endpoint_id")
+        found = self.endpoints.get(endpoint_id)
+        if found is None or found.customer_id != customer_id:
+            raise NotFound(
+                f"no endpoint {endpoint_id}", field="endpoint_id", code="endpoint_not_found"
+            )
+        if found.type is not EndpointType.S3 or not found.bucket:
+            raise InvalidRoute("endpoint_id: an S3 endpoint is required", field="endpoint_id")
+        if found.status != EndpointStatus.ACTIVE:
+            raise InvalidRoute(
+                f"endpoint {endpoint_id} is {found.status.value}: only a validated endpoint "
+                "answers for its bucket",
+                field="endpoint_id",
+                code="endpoint_not_active",
+            )
+        return self.index.unrouted(found.bucket, found.prefix, limit)
+
     def record_scan(self, route_id: str, failure: str | None) -> bool:
         """The outcome of listing a route's source: RouteScanFailed (``failure``: the reason)
         or, after a failure, RouteScanRecovered. Recorded once per change."""
@@ -262,9 +309,7 @@ class RoutesApplication(FerryApplication):
                 raise NotFound(f"the route has no file {path!r}", field="path")
             version = ledger.last_failed_version()
             if version is None:
-                raise NothingToRetry(
-                    f"{path!r} has no failed delivery to retry", field="path"
-                )
+                raise NothingToRetry(f"{path!r} has no failed delivery to retry", field="path")
             replaced: dict[str, str] = {}
             for job_id in ledger.dispatched[version]["job_ids"]:
                 try:
@@ -465,9 +510,11 @@ class RoutesApplication(FerryApplication):
             if owner is not None
             else now - held.since > IN_FLIGHT_SECONDS  # its create failed after the claim
         )
-        if stale and self.index.claim_name(
-            customer_id, name, route_id, now, replace=held.route_id
-        ) is None:
+        if (
+            stale
+            and self.index.claim_name(customer_id, name, route_id, now, replace=held.route_id)
+            is None
+        ):
             return
         raise RouteNameTaken(f"a route named {name!r} exists already", field="name")
 
@@ -513,6 +560,12 @@ class RoutesApplication(FerryApplication):
         if found.status == EndpointStatus.DISABLED:
             raise InvalidRoute(
                 f"endpoint {endpoint_id} is disabled", field=field, code="endpoint_disabled"
+            )
+        if found.status not in (EndpointStatus.ACTIVE, EndpointStatus.PENDING_VALIDATION):
+            raise InvalidRoute(
+                f"endpoint {endpoint_id} is {found.status.value}: validate it first",
+                field=field,
+                code="endpoint_not_usable",
             )
         return found
 

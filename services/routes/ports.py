@@ -497,6 +497,8 @@ class InMemoryRouteIndex(RouteIndex):
 
     def unrouted(self, bucket: str, prefix: str, limit: int) -> list[dict[str, Any]]:
         found = [
-            e for _, e in sorted(self.skipped.get(bucket, {}).items()) if e["key"].startswith(prefix)
+            e
+            for _, e in sorted(self.skipped.get(bucket, {}).items())
+            if e["key"].startswith(prefix)
         ]
         return found[:limit]

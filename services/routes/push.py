@@ -22,16 +22,26 @@ from typing import Any
 from aws_lambda_powertools import Logger, Tracer
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
+from events.contract import EndpointStatus
 from ferry.names import OBJECT_MARKER
 from services.routes._sqs import Handler, lazy, sqs_batch_handler
-from services.routes.application import Candidate, RoutesApplication, RouteView, utc
+from services.routes.application import (
+    IN_FLIGHT_SECONDS,
+    Candidate,
+    RetryLater,
+    RoutesApplication,
+    RouteView,
+    utc,
+)
 from services.routes.ports import (
     EndpointDirectory,
     EndpointInfo,
+    ObjectInfo,
     ObjectInspector,
     PendingDelivery,
     RouteDirectory,
     ScanStateStore,
+    safe_reason,
 )
 
 logger = Logger(service="ferry-routes-push")
@@ -130,57 +140,129 @@ class PushConsumer:
         return value
 
     def handle(self, envelope: dict[str, Any]) -> list[str]:
-        """Handle one S3 event; returns one outcome per matching route."""
+        """Handle one S3 event; returns one outcome per route that took a decision, or the
+        reason nobody did (recorded as an unrouted object of the bucket).
+
+        Which routes: those the routes index names for the bucket (written *before* the route
+        command's event, read strongly consistently: a route created a moment ago is there)
+        plus those the read model lists (older routes); every candidate is then read from its
+        own stream (the event store), so a route disabled or changed a moment ago is seen as
+        such. A route whose command is still in flight makes the message wait (RetryLater)."""
         obj = S3Object.from_event(envelope)
         if obj.bucket == self.staging_bucket:
             return []
         outcomes: list[str] = []
-        head = None
-        routes = self._cached("routes", lambda: self.routes.enabled_routes("event"))
-        for route_id, customer_id, definition in routes:
-            route = RouteView.of(route_id, customer_id, definition)
+        unusable: list[str] = []
+        head_box: list[ObjectInfo | None] = []
+        for route in self._routes_for(obj):
             source = route.definition.source
             endpoint: EndpointInfo | None = self._endpoint(source.endpoint_id)
-            if endpoint is None or endpoint.customer_id != customer_id:
+            if endpoint is None or endpoint.customer_id != route.customer_id:
                 continue
             found = relative_to_route(obj, endpoint, source.path, source.recursive)
             if found is None:
                 continue
-            path, relpath = found
-            if head is None:
-                head = self.objects.head(obj.bucket, obj.key)
-                if head is None:
-                    return ["gone"]  # deleted since: nothing to deliver
-            candidate = Candidate(
-                path=path,
-                relpath=relpath,
-                size=obj.size,
-                modified_at=utc(head.last_modified),
-                file_version=obj.version,
-                key_parts=(obj.bucket, obj.key, obj.version),
-                first_seen_at=obj.time,
-            )
-            if FERRY_JOB_METADATA in head.metadata:
+            if endpoint.status != EndpointStatus.ACTIVE:
+                # never the route's ledger: the object may not be the route owner's to know of
+                if endpoint.status == EndpointStatus.PENDING_VALIDATION:
+                    raise RetryLater(f"source endpoint {endpoint.endpoint_id} is validating")
+                unusable.append(
+                    f"source endpoint {endpoint.endpoint_id} is {endpoint.status.value}"
+                )
+                continue
+            try:
+                outcomes.append(self._one(route, obj, *found, head_box))
+            except RetryLater:
+                raise
+            except Exception as error:  # this route's problem with this object: its ledger
+                logger.warning("push failed", route_id=route.route_id, key=obj.key)
+                path, relpath = found
                 self.app.record_skip(
-                    route,
-                    candidate,
-                    "ferry_written",
-                    f"written by job {head.metadata[FERRY_JOB_METADATA]}",
+                    route, self._candidate(obj, path, relpath, None), "error", safe_reason(error)
                 )
-                outcomes.append("ferry_written")
-                continue
-            reason = _skip_reason(route, relpath, obj.size)
-            if reason is not None:
-                self.app.record_skip(route, candidate, *reason)
-                outcomes.append(reason[0])
-                continue
-            result = self.app.dispatch(route, candidate, when=obj.time)
-            if result.outcome == "dispatched":
-                self.state.add_pending(
-                    route.route_id, [PendingDelivery(path, obj.version, result.job_ids)]
-                )
-            outcomes.append(result.outcome)
+                outcomes.append("error")
+            if outcomes and outcomes[-1] == "gone":
+                return outcomes
+        if not outcomes:
+            reason = "source_not_active" if unusable else "no_route"
+            self.app.record_unrouted(
+                obj.bucket,
+                key=obj.key,
+                size=obj.size,
+                version=obj.version,
+                reason=reason,
+                detail="; ".join(unusable) or None,
+                at=obj.time,
+            )
+            return [reason]
         return outcomes
+
+    def _routes_for(self, obj: S3Object) -> list[RouteView]:
+        indexed = {e.route_id: e for e in self.app.index.routes_on(obj.bucket)}
+        listed = self._cached("routes", lambda: self.routes.enabled_routes("event"))
+        candidates = dict.fromkeys(indexed)
+        for route_id, _customer_id, definition in listed:
+            endpoint = self._endpoint(str((definition.get("source") or {}).get("endpoint_id")))
+            if endpoint is not None and endpoint.bucket == obj.bucket:
+                candidates.setdefault(route_id)
+        routes: list[RouteView] = []
+        now = time.time()
+        for route_id in candidates:
+            found = self.app.current(route_id)
+            if found is None:
+                entry = indexed.get(route_id)
+                if entry is not None and now - entry.since < IN_FLIGHT_SECONDS:
+                    raise RetryLater(f"route {route_id} is being created")
+                continue  # its create failed after the index entry: not a route
+            if found.enabled and found.definition["trigger"]["type"] == "event":
+                routes.append(RouteView.of(route_id, found.customer_id, found.definition))
+        return routes
+
+    def _candidate(
+        self, obj: S3Object, path: str, relpath: str, head: ObjectInfo | None
+    ) -> Candidate:
+        return Candidate(
+            path=path,
+            relpath=relpath,
+            size=obj.size,
+            modified_at=utc(head.last_modified) if head is not None else obj.time,
+            file_version=obj.version,
+            key_parts=(obj.bucket, obj.key, obj.version),
+            first_seen_at=obj.time,
+        )
+
+    def _one(
+        self,
+        route: RouteView,
+        obj: S3Object,
+        path: str,
+        relpath: str,
+        head_box: list[ObjectInfo | None],
+    ) -> str:
+        if not head_box:
+            head_box.append(self.objects.head(obj.bucket, obj.key))
+        head = head_box[0]
+        if head is None:
+            return "gone"  # deleted since: nothing to deliver
+        candidate = self._candidate(obj, path, relpath, head)
+        if FERRY_JOB_METADATA in head.metadata:
+            self.app.record_skip(
+                route,
+                candidate,
+                "ferry_written",
+                f"written by job {head.metadata[FERRY_JOB_METADATA]}",
+            )
+            return "ferry_written"
+        reason = _skip_reason(route, relpath, obj.size)
+        if reason is not None:
+            self.app.record_skip(route, candidate, *reason)
+            return reason[0]
+        result = self.app.dispatch(route, candidate, when=obj.time)
+        if result.outcome == "dispatched":
+            self.state.add_pending(
+                route.route_id, [PendingDelivery(path, obj.version, result.job_ids)]
+            )
+        return result.outcome
 
 
 def _skip_reason(route: RouteView, relpath: str, size: int) -> tuple[str, str] | None:

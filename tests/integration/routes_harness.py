@@ -23,6 +23,7 @@ from services.jobs.settings import JobsSettings
 from services.projections.tables import create_read_model_tables
 from services.routes.adapters import (
     DynamoEndpointDirectory,
+    DynamoRouteIndex,
     DynamoRoutesReadModel,
     JobsApplicationSubmitter,
     create_tables,
@@ -65,6 +66,7 @@ class RoutesStack:
             endpoints=DynamoEndpointDirectory(self.names.endpoints_table),
             jobs=JobsApplicationSubmitter(self.jobs),
             staging_bucket=self.names.staging_bucket,
+            index=DynamoRouteIndex(self.names.route_scan_table),
             env=self.env,
         )
         self.read_model = DynamoRoutesReadModel(self.names.routes_table)
@@ -72,17 +74,26 @@ class RoutesStack:
             self.read_model, lambda s: stream_events(self.app.aggregate_recorder, s)
         )
 
-    def put_endpoint(self, kind: str, **config: Any) -> str:
-        endpoint_id = str(uuid4())
+    def put_endpoint(
+        self,
+        kind: str,
+        *,
+        customer: str | None = None,
+        status: str = "ACTIVE",
+        endpoint_id: str | None = None,
+        **config: Any,
+    ) -> str:
+        """An endpoints read-model item (``endpoint_id`` given: overwrite that endpoint's)."""
+        endpoint_id = endpoint_id or str(uuid4())
         now = datetime.now(UTC).isoformat()
         item = {
             "endpoint_id": endpoint_id,
-            "customer_id": self.customer,
+            "customer_id": customer or self.customer,
             "name": f"{kind}-{endpoint_id[:6]}",
             "type": kind,
             "direction": "BOTH",
             "max_concurrency": 4,
-            "status": "ACTIVE",
+            "status": status,
             "config": {"type": kind, **config},
             "secret_arn": config.pop("secret_arn", None),
             "created_at": now,

@@ -42,7 +42,7 @@ class JobStreamStatus(JobStatusReader):
 
     def get(self, job_id: str) -> JobState | None:
         job = self.jobs.get_job(self.customer, job_id)
-        return JobState(job.status.value, job.error_code, job.error_message)
+        return JobState(job.status.value, job.error_code, job.error_message, job.redriven_to)
 
 
 class OneRoute(RouteDirectory):
@@ -205,6 +205,80 @@ def test_a_failed_target_leaves_the_source_and_records_the_failure(
     last = world["app"].file_events(route_id, "outbound/fail.csv")[-1]
     assert last.detail_type() == "FileDeliveryFailed"
     assert last.failed_job_ids == [entry["job_ids"][1]]
+
+
+def _fail_one_target(world: dict[str, Any], name: str) -> tuple[str, Scanner, bytes, list[str]]:
+    """A dispatched file whose partner target FAILED (TARGET_EXISTS), settled as failed."""
+    route_id, scanner = _route(world)
+    payload = b"y" * 2000
+    (world["outbound"] / name).write_bytes(payload)
+    world["sshd"].chown_to_user(world["outbound"] / name)
+    (world["partner"] / "in").mkdir(exist_ok=True)
+    world["sshd"].chown_to_user(world["partner"] / "in")
+    (world["partner"] / "in" / name).write_bytes(b"older")
+    now = time.time()
+    assert scanner.tick(now).dispatched == 1
+    [entry] = _dispatched(world["app"], route_id, f"outbound/{name}")
+    _run_jobs(world, entry["job_ids"])
+    scanner.tick(now + 60)
+    last = world["app"].file_events(route_id, f"outbound/{name}")[-1]
+    assert last.detail_type() == "FileDeliveryFailed"
+    # the operator fixes the cause: the partner's stale file goes away
+    (world["partner"] / "in" / name).unlink()
+    return route_id, scanner, payload, entry["job_ids"]
+
+
+def _recovered(world: dict[str, Any], route_id: str, name: str, payload: bytes) -> None:
+    events = [e.detail_type() for e in world["app"].file_events(route_id, f"outbound/{name}")]
+    assert events[-2:] == ["FileDelivered", "FilePostActionCompleted"]
+    assert events.count("FilePostActionCompleted") == 1
+    assert not (world["outbound"] / name).exists()
+    assert (world["sftp_dir"] / "archive" / name).read_bytes() == payload
+    assert (world["partner"] / "in" / name).read_bytes() == payload
+
+
+def test_redriving_a_route_files_failed_job_delivers_it_and_runs_the_post_action(
+    world: dict[str, Any],
+) -> None:
+    """Issue 9 case 5, as found: POST /jobs/{id}/redrive of a route file's failed job left the
+    ledger failed and the source unmoved even after the redriven job succeeded."""
+    stack: Stack = world["stack"]
+    route_id, scanner, payload, job_ids = _fail_one_target(world, "redrive.csv")
+    new_job = world["jobs"].redrive(stack.customer_id, "key-ops", job_ids[1]).job_id
+    assert world["jobs"].get_job(stack.customer_id, new_job).route_id == route_id
+    _run_jobs(world, [new_job])
+
+    report = scanner.tick(time.time() + 120)
+
+    assert report.settled == 1
+    _recovered(world, route_id, "redrive.csv", payload)
+    delivered = [
+        e
+        for e in world["app"].file_events(route_id, "outbound/redrive.csv")
+        if e.detail_type() == "FileDelivered"
+    ]
+    assert delivered[0].job_ids == [job_ids[0], new_job]  # type: ignore[attr-defined]
+
+
+def test_retrying_a_failed_file_and_redriving_its_job_deliver_once(world: dict[str, Any]) -> None:
+    """POST /routes/{id}/files/retry and POST /jobs/{id}/redrive of the same failed job converge
+    on one new job; the post-action runs exactly once."""
+    stack: Stack = world["stack"]
+    app: RoutesApplication = world["app"]
+    route_id, scanner, payload, job_ids = _fail_one_target(world, "retry.csv")
+
+    ledger = app.retry_file(stack.customer_id, "key-ops", route_id, "outbound/retry.csv")
+    [version] = ledger.dispatched
+    retried = ledger.dispatched[version]["job_ids"]
+    assert retried[0] == job_ids[0] and retried[1] != job_ids[1]
+    # the same failed job redriven through the jobs API too: the same new job, not another
+    assert world["jobs"].redrive(stack.customer_id, "key-ops", job_ids[1]).job_id == retried[1]
+    _run_jobs(world, [retried[1]])
+    scanner.tick(time.time() + 120)
+    scanner.tick(time.time() + 180)  # nothing more to do
+
+    _recovered(world, route_id, "retry.csv", payload)
+    assert stack.s3 is not None
 
 
 def test_push_objects_are_delivered_and_ferry_writes_do_not_loop(world: dict[str, Any]) -> None:

@@ -537,8 +537,11 @@ def test_push_idempotency_new_versions_and_no_loops(world: World) -> None:
     assert len(world.jobs.requests) == 2
     assert world.push.handle(_s3_event("outbox", "out/a.csv", "e2")) == ["dispatched"]
     assert len(world.jobs.requests) == 4
-    # the target lands in the same bucket, outside the source prefix: no route matches
-    assert world.push.handle(_s3_event("outbox", "delivered/a.csv", "e1")) == []
+    # the target lands in the same bucket, outside the source prefix: no route matches (and
+    # the bucket's owner can see that no route took it)
+    assert world.push.handle(_s3_event("outbox", "delivered/a.csv", "e1")) == ["no_route"]
+    [unrouted] = world.app.unrouted(CUSTOMER, world.ep["s3b"].endpoint_id)
+    assert (unrouted["key"], unrouted["reason"]) == ("delivered/a.csv", "no_route")
     # an object Ferry wrote (metadata ferry-job-id) inside the source prefix is skipped
     world.objects.objects[("outbox", "out/b.csv")] = ObjectInfo(
         5, "e3", None, T0, {"ferry-job-id": "job-1"}
