@@ -278,12 +278,17 @@ class SqsQueue:
 class EndpointAccess:
     """The engine's endpoint port over ``endpoint_access`` (read model + Secrets Manager)."""
 
-    def __init__(self, directory: Any, secrets: Any, *, sftp_timeout: float = 20.0) -> None:
+    def __init__(
+        self, directory: Any, secrets: Any, *, sftp_timeout: float = 20.0, s3_access: Any = None
+    ) -> None:
+        from services.executor.endpoint_access import S3Access
+
         self.directory = directory
         self.secrets = secrets
         self.sftp_timeout = sftp_timeout
-        self._s3: dict[str | None, Any] = {}
-        self._lock = __import__("threading").Lock()
+        # every S3 client of a customer endpoint comes from S3Access (assumed role, or Ferry's
+        # credentials for a granted bucket only); s3(None) is Ferry's own (staging)
+        self.s3_access = s3_access or S3Access(config=_BOTO_CONFIG)
 
     def get(self, endpoint_id: str) -> Any:
         from services.executor.engine import Endpoint
@@ -291,6 +296,10 @@ class EndpointAccess:
         view = self.directory.get(endpoint_id)
         if view is None:
             raise errors.InvalidConfiguration(f"endpoint {endpoint_id} not found")
+        if str(getattr(view.status, "value", view.status)) == "RETIRED":
+            raise errors.InvalidConfiguration(
+                f"endpoint {endpoint_id} is retired", code="ENDPOINT_RETIRED"
+            )
         cfg = view.config
         return Endpoint(
             endpoint_id=view.endpoint_id,
@@ -314,8 +323,6 @@ class EndpointAccess:
         return open_sftp(endpoint.raw, self.secrets, self.sftp_timeout)
 
     def s3(self, endpoint: Any | None) -> Any:
-        region = endpoint.raw.config.region if endpoint is not None else None
-        with self._lock:
-            if region not in self._s3:
-                self._s3[region] = s3_client(region)
-            return self._s3[region]
+        if endpoint is None:
+            return self.s3_access.ferry_client(None)
+        return self.s3_access.client_for(endpoint.raw)

@@ -5,7 +5,14 @@
   the Endpoint aggregate (:meth:`EndpointView.from_aggregate`, for the validator, which must not
   read a read model that may lag).
 - :class:`SecretsReader`: credentials from Secrets Manager, with a small TTL cache.
-- :func:`open_sftp`, :func:`s3_client_for`: sessions/clients for an endpoint.
+- :func:`open_sftp`: SFTP sessions for an endpoint.
+- :class:`S3Access` / :func:`s3_client_for`: the ONE place every S3 client for a customer
+  endpoint comes from (validator, transfers, routes' listing/head/post-actions, push matching):
+  an endpoint with ``role_arn`` gets credentials from ``sts:AssumeRole(RoleArn=role_arn,
+  ExternalId=external_id, RoleSessionName=ferry-<endpoint>)``, refreshed 5 minutes before
+  they expire; an endpoint without one gets Ferry's own credentials, but only for a bucket the
+  customer is granted (``services.endpoints.tenancy``; the bucket's tag is cached briefly, so
+  removing the tag stops access within ``FERRY_BUCKET_TAG_CACHE_SECONDS``).
 - :func:`resolve_path`: a job's relative path → the remote path / S3 key, refusing escapes.
 """
 
@@ -29,12 +36,14 @@ if TYPE_CHECKING:
     from services.endpoints.domain import Endpoint
 
 __all__ = [
+    "AccessDenied",
     "CredentialsUnavailable",
     "DynamoEndpointDirectory",
     "EndpointDirectory",
     "EndpointView",
     "InMemoryEndpointDirectory",
     "InvalidPath",
+    "S3Access",
     "SecretsReader",
     "open_sftp",
     "resolve_path",
@@ -46,6 +55,13 @@ class InvalidPath(InvalidConfiguration):
     """A job path that escapes the endpoint's base_path / prefix (or is malformed)."""
 
     code = "INVALID_PATH"
+
+
+class AccessDenied(TransferError):
+    """The customer may not use the bucket (no grant / tag), or the role cannot be assumed."""
+
+    code = "ACCESS_DENIED"
+    transient = False
 
 
 class CredentialsUnavailable(TransferError):
@@ -243,14 +259,230 @@ def open_sftp(
     return connect(target, creds, timeout=timeout, op_timeout=op_timeout)
 
 
-def s3_client_for(view: EndpointView, **config: Any) -> Any:
-    """A boto3 S3 client in the endpoint's region (boto3 itself honours AWS_ENDPOINT_URL)."""
-    import boto3
-    from botocore.config import Config
+class S3Access:
+    """S3 clients for customer endpoints (thread-safe; one per process component).
 
-    options: dict[str, Any] = {"retries": {"max_attempts": 3, "mode": "standard"}}
-    options.update(config)
-    return boto3.client("s3", region_name=view.config.region or None, config=Config(**options))
+    ``client_for(view)`` raises :class:`AccessDenied` when the endpoint's customer may not use
+    the bucket (same-account mode) or the role cannot be assumed (delegated mode).
+    ``ferry_client(region)`` is Ferry's own client (the staging bucket only)."""
+
+    REFRESH_MARGIN = 300.0  # seconds before expiry at which assumed credentials are renewed
+
+    def __init__(
+        self,
+        settings: Any = None,
+        *,
+        config: Any = None,
+        sts_client: Any = None,
+        s3_factory: Any = None,
+        clock: Any = time.monotonic,
+    ) -> None:
+        from botocore.config import Config
+
+        from services.endpoints.settings import TenancySettings
+
+        self.settings = settings if settings is not None else TenancySettings()
+        self.config = config or Config(retries={"max_attempts": 3, "mode": "standard"})
+        self._sts = sts_client
+        self._s3_factory = s3_factory
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._ferry: dict[str | None, Any] = {}
+        self._delegated: dict[tuple[str, str, str, str | None], Any] = {}
+        self._credentials: dict[tuple[str, str, str], Any] = {}
+        self._tags: dict[str, tuple[float, str | None]] = {}
+
+    # --- public ------------------------------------------------------------------------------
+    def client_for(self, view: EndpointView) -> Any:
+        cfg = view.config
+        bucket = cfg.bucket or ""
+        if self.settings.is_reserved(bucket):
+            raise AccessDenied(f"bucket {bucket} belongs to Ferry and cannot be used")
+        if cfg.role_arn:
+            return self._delegated_client(view)
+        self.check_grant(view)
+        return self.ferry_client(cfg.region)
+
+    def ferry_client(self, region: str | None = None) -> Any:
+        with self._lock:
+            client = self._ferry.get(region)
+            if client is None:
+                if self._s3_factory is not None:
+                    client = self._s3_factory(region)
+                else:
+                    import boto3
+
+                    client = boto3.client("s3", region_name=region or None, config=self.config)
+                self._ferry[region] = client
+            return client
+
+    def check_grant(self, view: EndpointView) -> None:
+        """Same-account mode: raise :class:`AccessDenied` unless the customer is granted."""
+        from services.endpoints.tenancy import same_account_access
+
+        bucket = view.config.bucket or ""
+        grants = self.settings.bucket_grants
+        tag = None if bucket in (grants.get(view.customer_id) or ()) else self.bucket_tag(view)
+        decision = same_account_access(
+            view.customer_id,
+            bucket,
+            tag_value=tag,
+            grants=grants,
+            operator_customer=self.settings.operator_customer,
+            reserved=self.settings.is_reserved(bucket),
+        )
+        if not decision.allowed:
+            raise AccessDenied(decision.reason)
+
+    def bucket_tag(self, view: EndpointView) -> str | None:
+        """The bucket's ``ferry:customer`` tag (None: no such tag, or tags unreadable),
+        cached for ``tag_cache_seconds``."""
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        from services.endpoints.tenancy import CUSTOMER_TAG
+
+        bucket = view.config.bucket or ""
+        now = self._clock()
+        with self._lock:
+            hit = self._tags.get(bucket)
+        if hit is not None and now - hit[0] < self.settings.tag_cache_seconds:
+            return hit[1]
+        value: str | None = None
+        try:
+            tags = self.ferry_client(view.config.region).get_bucket_tagging(Bucket=bucket)
+            for tag in tags.get("TagSet", []):
+                if tag.get("Key") == CUSTOMER_TAG:
+                    value = str(tag.get("Value") or "")
+        except ClientError:
+            value = None  # NoSuchTagSet, NoSuchBucket, AccessDenied: no grant by tag
+        except BotoCoreError as exc:
+            from services.executor.errors import ConnectionFailed
+
+            raise ConnectionFailed(f"bucket tags unreadable ({type(exc).__name__})") from None
+        with self._lock:
+            self._tags[bucket] = (now, value)
+            if len(self._tags) > 4096:
+                self._tags.pop(next(iter(self._tags)))
+        return value
+
+    def clear(self) -> None:
+        with self._lock:
+            self._tags.clear()
+            self._delegated.clear()
+            self._credentials.clear()
+
+    # --- delegated access ----------------------------------------------------------------------
+    def _delegated_client(self, view: EndpointView) -> Any:
+        cfg = view.config
+        role_arn = str(cfg.role_arn)
+        external_id = str(cfg.external_id or "")
+        if not external_id:
+            raise AccessDenied("the endpoint has no external_id: it cannot assume its role")
+        key = (role_arn, external_id, view.endpoint_id, cfg.region)
+        with self._lock:
+            client = self._delegated.get(key)
+        if client is not None:
+            return client
+        credentials = self.delegated_credentials(view)
+        import boto3
+        import botocore.session
+
+        core = botocore.session.get_session()
+        core._credentials = credentials  # type: ignore[attr-defined]  # the assumed role's
+        client = boto3.Session(botocore_session=core).client(
+            "s3", region_name=cfg.region or None, config=self.config
+        )
+        with self._lock:
+            self._delegated[key] = client
+            if len(self._delegated) > 1024:
+                self._delegated.pop(next(iter(self._delegated)))
+        return client
+
+    def delegated_credentials(self, view: EndpointView) -> Any:
+        """The endpoint's assumed-role credentials (botocore ``RefreshableCredentials``: they
+        renew themselves ``REFRESH_MARGIN`` seconds before expiry), one set per endpoint."""
+        cfg = view.config
+        role_arn, external_id = str(cfg.role_arn or ""), str(cfg.external_id or "")
+        if not role_arn or not external_id:
+            raise AccessDenied("the endpoint has no role_arn / external_id to assume")
+        key = (role_arn, external_id, view.endpoint_id)
+        with self._lock:
+            found = self._credentials.get(key)
+        if found is None:
+            found = self._refreshable(role_arn, external_id, view.endpoint_id)
+            with self._lock:
+                self._credentials[key] = found
+                if len(self._credentials) > 1024:
+                    self._credentials.pop(next(iter(self._credentials)))
+        return found
+
+    def _sts_client(self) -> Any:
+        with self._lock:
+            if self._sts is None:
+                import boto3
+
+                self._sts = boto3.client("sts", config=self.config)
+            return self._sts
+
+    def assume(self, role_arn: str, external_id: str, endpoint_id: str) -> dict[str, Any]:
+        """One AssumeRole call → botocore credential metadata (raises :class:`AccessDenied`)."""
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            response = self._sts_client().assume_role(
+                RoleArn=role_arn,
+                ExternalId=external_id,
+                RoleSessionName=f"ferry-{endpoint_id}"[:64],
+                DurationSeconds=3600,
+            )
+        except ClientError as exc:
+            code = str(exc.response.get("Error", {}).get("Code", "")) or "error"
+            raise AccessDenied(
+                f"cannot assume the endpoint's role ({code}): check its trust policy names "
+                "Ferry and this endpoint's external_id"
+            ) from None
+        except BotoCoreError as exc:
+            from services.executor.errors import ConnectionFailed
+
+            raise ConnectionFailed(f"STS unreachable ({type(exc).__name__})") from None
+        creds = response["Credentials"]
+        expiry = creds["Expiration"]
+        return {
+            "access_key": creds["AccessKeyId"],
+            "secret_key": creds["SecretAccessKey"],
+            "token": creds["SessionToken"],
+            "expiry_time": expiry.isoformat() if hasattr(expiry, "isoformat") else str(expiry),
+        }
+
+    def _refreshable(self, role_arn: str, external_id: str, endpoint_id: str) -> Any:
+        from botocore.credentials import RefreshableCredentials
+
+        # renewed 5 minutes before expiry (botocore's defaults would be 15 / 10 minutes)
+        return RefreshableCredentials.create_from_metadata(
+            metadata=self.assume(role_arn, external_id, endpoint_id),
+            refresh_using=lambda: self.assume(role_arn, external_id, endpoint_id),
+            method="sts-assume-role",
+            advisory_timeout=int(self.REFRESH_MARGIN),
+            mandatory_timeout=int(self.REFRESH_MARGIN) // 2,
+        )
+
+
+_default_access: S3Access | None = None
+_default_lock = threading.Lock()
+
+
+def default_s3_access() -> S3Access:
+    """The process-wide :class:`S3Access` (settings from the environment at first use)."""
+    global _default_access
+    with _default_lock:
+        if _default_access is None:
+            _default_access = S3Access()
+        return _default_access
+
+
+def s3_client_for(view: EndpointView, access: S3Access | None = None) -> Any:
+    """The S3 client for a customer endpoint (see :class:`S3Access`)."""
+    return (access or default_s3_access()).client_for(view)
 
 
 # --- paths ----------------------------------------------------------------------------------

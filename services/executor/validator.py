@@ -1,6 +1,6 @@
-"""The endpoint validator (data plane): EndpointRegistered / EndpointUpdated → a connectivity
-check → EndpointValidated (ACTIVE) or EndpointValidationFailed (reason code) on the endpoint's
-stream.
+"""The endpoint validator (data plane): EndpointRegistered / EndpointUpdated /
+EndpointValidationRequested → a connectivity check → EndpointValidated (ACTIVE) or
+EndpointValidationFailed (reason code) on the endpoint's stream.
 
 It loads the endpoint from the event store (through ``EndpointsApplication``; the read model
 may lag), checks the configuration *as of the version it loaded*, and records the verdict with
@@ -10,7 +10,10 @@ out-of-order messages are therefore harmless; an endpoint whose current configur
 has a verdict is not checked again.
 
 Checks — SFTP: connect with the pinned host key, authenticate, stat base_path (it must exist
-and be a directory). S3: head_bucket, list the prefix (one key).
+and be a directory). S3: the client comes from ``endpoint_access.S3Access`` (assumed role with
+the endpoint's external id, or — without role_arn — Ferry's own credentials only for a bucket
+granted to the customer: else ``ACCESS_DENIED`` before any bucket call), then head_bucket, list
+the prefix (one key).
 Messages in verdicts never contain a secret (the SFTP adapter's messages carry none, S3 errors
 are reduced to their codes).
 """
@@ -27,11 +30,16 @@ from aws_lambda_powertools import Logger
 from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from events.contract import EndpointRegistered, EndpointType, EndpointUpdated
+from events.contract import (
+    EndpointRegistered,
+    EndpointType,
+    EndpointUpdated,
+    EndpointValidationRequested,
+)
 from events.translate import from_eventbridge
 from ferry import names
 from services.endpoints.domain import EndpointNotFound
-from services.executor.endpoint_access import EndpointView, SecretsReader, open_sftp, s3_client_for
+from services.executor.endpoint_access import EndpointView, S3Access, SecretsReader, open_sftp
 from services.executor.errors import TransferError
 from services.executor.sftp import fingerprint_of_key_line
 
@@ -89,14 +97,14 @@ class EndpointValidator:
         secrets: SecretsReader,
         *,
         sftp_timeout: float = 15.0,
-        s3_client: Callable[[EndpointView], Any] = s3_client_for,
+        s3_client: Callable[[EndpointView], Any] | None = None,
         transient_retries: int = 1,
         retry_delay_seconds: float = 1.0,
     ) -> None:
         self.app = app
         self.secrets = secrets
         self.sftp_timeout = sftp_timeout
-        self.s3_client = s3_client
+        self.s3_client = s3_client or S3Access().client_for
         self.transient_retries = transient_retries
         self.retry_delay_seconds = retry_delay_seconds
 
@@ -111,7 +119,9 @@ class EndpointValidator:
                 "dropping an unreadable validator message", extra={"error": type(exc).__name__}
             )
             return
-        if not isinstance(event, EndpointRegistered | EndpointUpdated):
+        if not isinstance(
+            event, EndpointRegistered | EndpointUpdated | EndpointValidationRequested
+        ):
             logger.info("ignoring event", extra={"detail_type": event.detail_type()})
             return
         self.validate(event.endpoint_id)

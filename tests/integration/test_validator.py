@@ -28,8 +28,8 @@ from ferry.apigw import rest_event
 from ferry.names import RULES, ResourceNames
 from services.endpoints.application import EndpointsApplication
 from services.endpoints.bootstrap import bootstrap, build_application
-from services.endpoints.settings import EndpointsSettings
-from services.executor.endpoint_access import SecretsReader
+from services.endpoints.settings import EndpointsSettings, TenancySettings
+from services.executor.endpoint_access import S3Access, SecretsReader
 from services.executor.validator import EndpointValidator, ValidatorWorker
 from tests.support.moto_server import aws_environment, unique_name
 from tests.support.sshd import TEST_PASSWORD, SshdServer
@@ -50,11 +50,12 @@ class Stack:
     key: str
     prefix: str
     env: dict[str, str]
+    operator_key: str = ""  # the operator customer's key (may use untagged buckets)
 
-    def register(self, body: dict[str, Any]) -> str:
+    def register(self, body: dict[str, Any], *, key: str | None = None) -> str:
         response = self.resolver.resolve(
             rest_event(
-                "POST", "/endpoints", body=json.dumps(body), headers={"x-api-key": self.key}
+                "POST", "/endpoints", body=json.dumps(body), headers={"x-api-key": key or self.key}
             ),
             None,
         )
@@ -116,19 +117,46 @@ def stack(module_aws_env: dict[str, str]) -> Stack:
     settings = EndpointsSettings(prefix=prefix)
     keys = InMemoryKeyStore()
     key, _ = issue_key(keys, "cust-int")
+    operator_key, _ = issue_key(keys, OPERATOR)
     app, resolver = bootstrap(keys=keys, env=env, settings=settings)
+    tenancy = TenancySettings(
+        prefix=prefix,
+        operator_customer=OPERATOR,
+        bucket_grants={"cust-int": [GRANTED_BUCKET]},
+        tag_cache_seconds=0,  # so a tag removed between two validations is seen at once
+    )
     validator = EndpointValidator(
         build_application(env=env, settings=settings),
         SecretsReader(boto3.client("secretsmanager")),
         sftp_timeout=5.0,
         retry_delay_seconds=0.1,
+        s3_client=S3Access(tenancy).client_for,
     )
-    return Stack(app, resolver, validator, key, prefix, env)
+    return Stack(app, resolver, validator, key, prefix, env, operator_key)
+
+
+OPERATOR = "cust-operator"
+GRANTED_BUCKET = unique_name("granted")
+
+
+def tag_bucket(bucket: str, value: str | None) -> None:
+    """Create ``bucket`` if needed and set (or, with None, remove) its ferry:customer tag."""
+    s3 = boto3.client("s3")
+    try:
+        s3.create_bucket(Bucket=bucket)
+    except s3.exceptions.BucketAlreadyOwnedByYou:
+        pass
+    if value is None:
+        s3.delete_bucket_tagging(Bucket=bucket)
+    else:
+        s3.put_bucket_tagging(
+            Bucket=bucket, Tagging={"TagSet": [{"Key": "ferry:customer", "Value": value}]}
+        )
 
 
 def sftp_endpoint(server: SshdServer, base_path: Path | str, **overrides: Any) -> dict[str, Any]:
     body: dict[str, Any] = {
-        "name": "sshd",
+        "name": unique_name("sshd"),  # names are unique per customer
         "type": "sftp",
         "direction": "BOTH",
         "host": server.host,
@@ -245,12 +273,18 @@ def test_sshd_down_is_connection_failed(stack: Stack, sshd: SshdServer, sftp_dir
 
 # --- S3 -------------------------------------------------------------------------------------------
 def s3_endpoint(bucket: str) -> dict[str, Any]:
-    return {"name": "s3", "type": "s3", "direction": "BOTH", "bucket": bucket, "prefix": "in/"}
+    return {
+        "name": unique_name("s3"),  # names are unique per customer
+        "type": "s3",
+        "direction": "BOTH",
+        "bucket": bucket,
+        "prefix": "in/",
+    }
 
 
 def test_s3_existing_bucket_becomes_active(stack: Stack) -> None:
     bucket = unique_name("bucket")
-    boto3.client("s3").create_bucket(Bucket=bucket)
+    tag_bucket(bucket, "cust-other cust-int")
     eid = stack.register(s3_endpoint(bucket))
     validated = stack.validate(eid)
     assert validated.detail_type() == "EndpointValidated", validated
@@ -259,10 +293,68 @@ def test_s3_existing_bucket_becomes_active(stack: Stack) -> None:
 
 
 def test_s3_missing_bucket_fails(stack: Stack) -> None:
-    eid = stack.register(s3_endpoint(unique_name("missing")))
+    eid = stack.register(s3_endpoint(unique_name("missing")), key=stack.operator_key)
     failed = stack.validate(eid)
     assert failed.reason_code == "BUCKET_NOT_FOUND", failed
     assert stack.status(eid) is EndpointStatus.VALIDATION_FAILED
+
+
+# --- S3 tenancy: same-account buckets need an explicit grant (issue 8) ------------------------------
+def test_s3_untagged_bucket_is_access_denied_for_a_non_operator_customer(stack: Stack) -> None:
+    bucket = unique_name("untagged")
+    boto3.client("s3").create_bucket(Bucket=bucket)
+    eid = stack.register(s3_endpoint(bucket))
+    failed = stack.validate(eid)
+    assert failed.detail_type() == "EndpointValidationFailed", failed
+    assert failed.reason_code == "ACCESS_DENIED"
+    assert "ferry:customer=cust-int" in failed.message
+    assert stack.status(eid) is EndpointStatus.VALIDATION_FAILED
+
+
+def test_s3_bucket_tagged_for_another_customer_is_access_denied(stack: Stack) -> None:
+    bucket = unique_name("theirs")
+    tag_bucket(bucket, "cust-a cust-b")
+    for key in (stack.key, stack.operator_key):  # the operator too: the tag says whose it is
+        eid = stack.register(s3_endpoint(bucket), key=key)
+        failed = stack.validate(eid)
+        assert failed.reason_code == "ACCESS_DENIED", failed
+        assert "cust-a" not in failed.message  # never names another customer
+
+
+def test_s3_missing_bucket_is_access_denied_for_a_non_operator(stack: Stack) -> None:
+    """A customer without a grant cannot even learn whether a bucket exists."""
+    eid = stack.register(s3_endpoint(unique_name("missing")))
+    assert stack.validate(eid).reason_code == "ACCESS_DENIED"
+
+
+def test_s3_operator_customer_may_use_untagged_buckets(stack: Stack) -> None:
+    bucket = unique_name("opbucket")
+    boto3.client("s3").create_bucket(Bucket=bucket)
+    eid = stack.register(s3_endpoint(bucket), key=stack.operator_key)
+    assert stack.validate(eid).detail_type() == "EndpointValidated"
+
+
+def test_s3_deployment_grant_setting_works_without_a_tag(stack: Stack) -> None:
+    boto3.client("s3").create_bucket(Bucket=GRANTED_BUCKET)
+    eid = stack.register(s3_endpoint(GRANTED_BUCKET))
+    assert stack.validate(eid).detail_type() == "EndpointValidated"
+
+
+def test_s3_removing_the_tag_later_stops_access(stack: Stack) -> None:
+    bucket = unique_name("revoked")
+    tag_bucket(bucket, "cust-int")
+    eid = stack.register(s3_endpoint(bucket))
+    assert stack.validate(eid).detail_type() == "EndpointValidated"
+    tag_bucket(bucket, None)
+    stack.app.request_validation(customer_id="cust-int", endpoint_id=eid, actor="k")
+    failed = stack.validate(eid)
+    assert failed.reason_code == "ACCESS_DENIED", failed
+    assert stack.status(eid) is EndpointStatus.VALIDATION_FAILED
+    # and the customer can re-validate once the bucket is tagged again
+    tag_bucket(bucket, "cust-int")
+    stack.app.request_validation(customer_id="cust-int", endpoint_id=eid, actor="k")
+    assert stack.validate(eid).detail_type() == "EndpointValidated"
+    assert stack.status(eid) is EndpointStatus.ACTIVE
 
 
 # --- the worker: EventBridge rule → SQS → ValidatorWorker ----------------------------------------
@@ -290,7 +382,7 @@ def test_worker_validates_from_the_queue_and_deletes_messages(
     stack: Stack, sshd: SshdServer, sftp_dir: Path, validator_queue: str
 ) -> None:
     bucket = unique_name("bucket")
-    boto3.client("s3").create_bucket(Bucket=bucket)
+    tag_bucket(bucket, "cust-int")
     sftp_id = stack.register(sftp_endpoint(sshd, sftp_dir))
     s3_id = stack.register(s3_endpoint(bucket))
     stack.app.disable(customer_id="cust-int", endpoint_id=s3_id, actor="k")  # not routed to us
@@ -334,7 +426,7 @@ def test_worker_from_env_uses_the_production_wiring(
     stack: Stack, validator_queue: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     bucket = unique_name("bucket")
-    boto3.client("s3").create_bucket(Bucket=bucket)
+    tag_bucket(bucket, "cust-int")
     eid = stack.register(s3_endpoint(bucket))
     monkeypatch.setenv("FERRY_VALIDATOR_QUEUE_URL", validator_queue)
     monkeypatch.setenv("FERRY_VALIDATOR_WAIT_SECONDS", "1")
