@@ -6,7 +6,7 @@
     ferry transfer --from EP:path --to EP:path
     ferry status JOB --watch
     ferry jobs | events JOB | cancel JOB | redrive JOB
-    ferry keys create CUSTOMER | projections rebuild
+    ferry keys create|list|revoke | projections rebuild
 
 Configuration: ``<data-dir>/config.json`` (written by ``ferry up``; ``--data-dir`` or
 FERRY_DATA_DIR, default ./.ferry), overridden by FERRY_API_URL / FERRY_API_KEY. Human output by
@@ -197,35 +197,6 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from ferry.local.demo import run_demo
 
     return run_demo(args, data_dir_of(args))
-
-
-def cmd_keys_create(args: argparse.Namespace) -> int:
-    from ferry.api import DynamoKeyStore, issue_key
-    from ferry.local import bootstrap
-    from ferry.local.keys import FileBackedKeyStore
-    from ferry.names import ResourceNames
-
-    config = load_config(args)
-    endpoint = os.environ.get("AWS_ENDPOINT_URL") or config.get("aws_endpoint")
-    if not endpoint:
-        raise CliError("no AWS endpoint: run `ferry up` first (or set AWS_ENDPOINT_URL)")
-    region = str(config.get("region") or "us-east-1")
-    table = DynamoKeyStore(
-        ResourceNames().api_keys_table,
-        client=bootstrap.aws_client("dynamodb", str(endpoint), region),
-    )
-    try:
-        key, principal = issue_key(FileBackedKeyStore(data_dir_of(args), table), args.customer)
-    except Exception as error:
-        raise CliError(f"cannot write the API key ({type(error).__name__}: {error})") from None
-    if args.json:
-        _emit_json(
-            {"api_key": key, "customer_id": principal.customer_id, "key_id": principal.key_id}
-        )
-    else:
-        print(f"API key: {key}")
-        err.print(f"customer {principal.customer_id}, key id {principal.key_id} (shown once)")
-    return 0
 
 
 def cmd_projections_rebuild(args: argparse.Namespace) -> int:
@@ -696,11 +667,9 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--timeout", type=float, default=600, help="per-step timeout, seconds")
     demo.set_defaults(func=cmd_demo)
 
-    keys = sub.add_parser("keys", help="API keys of the local stack")
-    keys_sub = keys.add_subparsers(dest="keys_command", required=True, metavar="ACTION")
-    kc = keys_sub.add_parser("create", parents=[common], help="a new API key for a customer")
-    kc.add_argument("customer")
-    kc.set_defaults(func=cmd_keys_create)
+    from ferry.cli_keys import register as register_keys
+
+    register_keys(sub, common)  # keys create|list|revoke
 
     ep = sub.add_parser("endpoints", help="register and manage endpoints")
     ep_sub = ep.add_subparsers(dest="endpoints_command", required=True, metavar="ACTION")
