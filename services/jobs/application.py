@@ -137,7 +137,11 @@ class _Strict(BaseModel):
 
 class SourceRequest(_Strict):
     endpoint_id: str = Field(min_length=1, max_length=128)
-    path: str = Field(description="Relative to the endpoint's base_path (SFTP) or prefix (S3).")
+    path: str = Field(
+        min_length=1,
+        max_length=MAX_PATH_LENGTH,
+        description="Relative to the endpoint's base_path (SFTP) or prefix (S3).",
+    )
     version: str | None = Field(
         default=None,
         max_length=1024,
@@ -152,7 +156,11 @@ class SourceRequest(_Strict):
 
 class TargetRequest(_Strict):
     endpoint_id: str = Field(min_length=1, max_length=128)
-    path: str = Field(description="Relative to the endpoint's base_path (SFTP) or prefix (S3).")
+    path: str = Field(
+        min_length=1,
+        max_length=MAX_PATH_LENGTH,
+        description="Relative to the endpoint's base_path (SFTP) or prefix (S3).",
+    )
 
     @field_validator("path")
     @classmethod

@@ -78,3 +78,48 @@ def test_the_document_is_json_with_the_api_key_scheme(document: dict) -> None:
         "in": "header",
         "name": "x-api-key",
     }
+
+
+# --- the document is the truth (issue 8) ---------------------------------------------------------
+
+BODY_OPTIONAL = {("POST", "/endpoints/{endpoint_id}/disable")}
+NO_BODY = re.compile(r"/(enable|cancel|redrive|validate)$|^/routes/\{route_id\}/disable$")
+
+
+def test_every_post_and_patch_that_takes_a_body_declares_it(document: dict) -> None:
+    for path, ops in document["paths"].items():
+        for method, op in ops.items():
+            if method not in ("post", "patch", "put") or NO_BODY.search(path):
+                continue
+            body = op.get("requestBody")
+            assert body is not None, f"{method.upper()} {path} declares no request body"
+            assert "schema" in body["content"]["application/json"]
+            assert body["required"] is ((method.upper(), path) not in BODY_OPTIONAL)
+
+
+def test_every_error_status_is_documented_with_the_envelope(document: dict) -> None:
+    envelope = {"$ref": "#/components/schemas/ErrorEnvelope"}
+    for path, ops in document["paths"].items():
+        for method, op in ops.items():
+            wanted = {"401", "404", "422", "400"}
+            if method != "get":
+                wanted |= {"403", "409", "413", "415"}
+            assert wanted <= set(op["responses"]), (method, path)
+            for status in wanted:
+                schema = op["responses"][status]["content"]["application/json"]["schema"]
+                assert schema == envelope, (method, path, status)
+    assert "HTTPValidationError" not in document["components"]["schemas"]
+
+
+def test_ids_dates_and_required_text_are_constrained(document: dict) -> None:
+    for path, ops in document["paths"].items():
+        for op in ops.values():
+            for parameter in op.get("parameters", []):
+                if parameter["in"] == "path":
+                    assert parameter["schema"]["pattern"].startswith("^[0-9a-f]{8}-"), path
+    schemas = document["components"]["schemas"]
+    created = schemas["JobView"]["properties"]["created_at"]
+    assert {"type": "string", "format": "date-time"} in created["anyOf"]
+    assert schemas["SourceRequest"]["properties"]["path"]["minLength"] == 1
+    assert schemas["S3Registration"]["properties"]["name"]["minLength"] == 1
+    assert schemas["S3Registration"]["properties"]["name"]["maxLength"] == 128
