@@ -54,7 +54,8 @@ EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
 
 
 class Cancelled(Exception):
-    """The job was cancelled (job read model status CANCELLED)."""
+    """A cancel was requested for the job (its stream, read at a commit point): stop before
+    publishing anything, clean up, release the lease with outcome=cancelled."""
 
 
 class Abandoned(Exception):
@@ -130,8 +131,24 @@ class RunContext:
 
     record: Callable[[Callable[[Transfer], Any]], Any]
     check: Callable[[], None] = lambda: None
+    #: a cheap, strongly consistent "was a cancel requested?" (the job's stream)
+    cancelled: Callable[[], bool] = lambda: False
     fault: Fault = field(default_factory=lambda: Fault(None))
     stats: Stats = field(default_factory=Stats)
+    #: set just before the first write that can publish the file at the target (rename,
+    #: multipart completion, single PUT, CopyObject): from then on a cancel is too late
+    publishing: bool = False
+
+
+def commit_point(ctx: RunContext, *, publish: bool = False) -> None:
+    """Before a chunk commit or the publish: stop if the lease is lost / the process stops,
+    and honour a requested cancel. ``publish``: the next call may publish the file, so a cancel
+    requested after this point is too late (the rename decides, not the request)."""
+    ctx.check()
+    if ctx.cancelled():
+        raise Cancelled()
+    if publish:
+        ctx.publishing = True
 
 
 # --- sources -----------------------------------------------------------------------------------
@@ -308,6 +325,7 @@ class S3Sink:
         self.ctx = ctx
         self.kms = kms_key_id
         self.published = False
+        self.is_target = True  # False for the SFTP→SFTP staging object
         self.where = f"s3://{bucket}/{key}"
         self._pending: list[bytes] = []
 
@@ -407,6 +425,7 @@ class S3Sink:
     def end_chunk(self, leg: Leg, index: int) -> tuple[int | None, str | None]:
         data = b"".join(self._pending)
         self._pending.clear()
+        commit_point(self.ctx, publish=self.is_target and leg.upload_id is None)
         return self.write(leg, index, data)
 
     def write(self, leg: Leg, index: int, data: bytes) -> tuple[int | None, str | None]:
@@ -459,6 +478,7 @@ class S3Sink:
             kwargs: dict[str, Any] = {}
             if not self.overwrite:
                 kwargs["IfNoneMatch"] = "*"
+            commit_point(self.ctx, publish=self.is_target)
             try:
                 self.client.complete_multipart_upload(
                     Bucket=self.bucket,
@@ -571,6 +591,7 @@ class SftpSink:
 
     def end_chunk(self, leg: Leg, index: int) -> tuple[int | None, str | None]:
         self.writer.flush()  # durable (acknowledged by the server) before it is committed
+        commit_point(self.ctx)
         return None, None
 
     def finalize(self, leg: Leg, verify: VerifyMode, digest: str | None) -> tuple[str, str | None]:
@@ -587,6 +608,7 @@ class SftpSink:
             if digest is not None and reread != digest:
                 raise errors.IntegrityMismatch(f"{self.temp}: sha256 differs on re-read")
             digest = reread
+        commit_point(self.ctx, publish=True)
         self.session.rename(self.temp, self.path, overwrite=self.overwrite)
         self.published = True
         self.ctx.fault.hit("after_publish")
@@ -660,6 +682,14 @@ class TransferRun:
         self._sessions.clear()
 
     @property
+    def may_have_delivered(self) -> bool:
+        """True once a write that can publish the file at the target was started (or an
+        earlier attempt published it): from then on the job cannot honestly be CANCELLED."""
+        if self.ctx.publishing or self.t.verified is not None:
+            return True
+        return any(sink.published and getattr(sink, "is_target", True) for sink in self._sinks)
+
+    @property
     def src_path(self) -> str:
         return self.endpoints.resolve(self.src, self.spec.source.path)
 
@@ -707,6 +737,7 @@ class TransferRun:
             ctx=self.ctx,
             job_id=str(self.t.job_id),
         )
+        sink.is_target = False
         self._sinks.append(sink)
         return sink
 
@@ -792,7 +823,7 @@ class TransferRun:
             leg = self.t.legs[leg_no]
         hasher = hashlib.sha256() if leg.next_offset == 0 else None
         if not leg.complete and not sink.published:
-            self.ctx.check()
+            commit_point(self.ctx)
             if leg.next_offset == 0:
                 self.ctx.fault.hit("before_first_chunk")
             offset = leg.next_offset
@@ -903,10 +934,11 @@ class TransferRun:
             )
             leg = self.t.legs[1]
         if not leg.complete and not sink.published:
-            self.ctx.check()
+            commit_point(self.ctx)
             if leg.next_offset == 0:
                 self.ctx.fault.hit("before_first_chunk")
             if leg.upload_id is None:
+                commit_point(self.ctx, publish=True)  # CopyObject is the publish
                 try:
                     resp = sink.client.copy_object(
                         Bucket=sink.bucket,
@@ -933,6 +965,7 @@ class TransferRun:
                 offset = leg.next_offset
                 while offset < info.size:
                     n = min(leg.chunk_size, info.size - offset)
+                    commit_point(self.ctx)
                     pn, etag = sink.copy_part(leg, leg.next_index, offset, n, src_ref)
                     self.ctx.record(
                         partial(

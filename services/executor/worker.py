@@ -5,7 +5,13 @@ Per message: skip what is not due yet (visibility → remaining delay) or alread
 (delete); take the endpoints' semaphore slots (none free → visibility a few seconds, no attempt
 consumed); append LeaseAcquired at the expected version of the Transfer stream (a conflict means
 another executor won); run the attempt with a heartbeat thread (LeaseRenewed, SQS visibility,
-slot renewal, cancellation check); record the outcome (LeaseReleased) and delete the message.
+slot renewal); record the outcome (LeaseReleased) and delete the message.
+
+Cancellation: the engine asks at every commit point (before each chunk commit and before the
+publishing write) whether the job's stream holds JobCancelRequested / JobCancelled — one
+strongly consistent read of the job stream's newest events (:class:`CancelWatch`), never the
+read model or the heartbeat. Once the publishing write has started, a cancel is too late: the
+attempt finishes and the job becomes SUCCEEDED with cancel_outcome=too_late.
 """
 
 from __future__ import annotations
@@ -315,13 +321,20 @@ class Executor:
         def check() -> None:
             if flags.lost:
                 raise LeaseLost()
-            if flags.cancelled:
-                raise Cancelled()
             if self.stop_event.is_set():
                 raise Abandoned()
 
+        watch = self.app.cancel_watch(job.job_id)
+
+        def cancel_requested() -> bool:
+            if not flags.cancelled and watch():
+                flags.cancelled = True
+            return flags.cancelled
+
         stats = Stats()
-        ctx = RunContext(record=record, check=check, fault=self.fault, stats=stats)
+        ctx = RunContext(
+            record=record, check=check, cancelled=cancel_requested, fault=self.fault, stats=stats
+        )
         done = threading.Event()
         beat = threading.Thread(
             target=self._heartbeat,
@@ -352,13 +365,13 @@ class Executor:
         except LeaseLost:
             outcome = None
         except errors.TransferError as exc:
-            outcome = self._failed(t, run, record, exc)
+            outcome = self._failed(t, run, record, exc, cancel_requested)
         except Exception as exc:
             log.exception("job %s: unexpected error", job.job_id)
             internal = errors.TransferError(
                 f"internal error: {type(exc).__name__}", code="INTERNAL_ERROR", transient=True
             )
-            outcome = self._failed(t, run, record, internal)
+            outcome = self._failed(t, run, record, internal, cancel_requested)
         finally:
             done.set()
             beat.join()
@@ -384,12 +397,20 @@ class Executor:
         run: TransferRun | None,
         record: Callable[[Callable[[Transfer], Any]], Any],
         exc: errors.TransferError,
+        cancelled: Callable[[], bool] = lambda: False,
     ) -> str | None:
         max_attempts = 5
         if run is not None:
             max_attempts = run.spec.options.max_attempts
         final = not exc.transient or t.attempt >= max_attempts
         log.warning("job %s attempt %s failed: %s %s", t.job_id, t.attempt, exc.code, exc.message)
+        if not final and run is not None and not run.may_have_delivered:
+            try:
+                if cancelled():  # no retry for a job whose cancel was requested
+                    run.cleanup()
+                    return "cancelled"
+            except Exception as error:
+                log.warning("job %s: cancel check failed: %r", t.job_id, error)
         if final and run is not None:
             run.cleanup()
         try:
@@ -424,6 +445,7 @@ class Executor:
                 self.queue.extend(message, visibility)
                 for endpoint_id, slot in slots:
                     self.semaphore.renew(endpoint_id, slot, holder, self.settings.lease_seconds)
+                # a hint only (the read model lags): the commit points read the job stream
                 if self.job_status.status(job.job_id) == "CANCELLED":
                     flags.cancelled = True
             except Exception as exc:

@@ -22,7 +22,7 @@ from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.persistence import IntegrityError
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, field_validator
 
-from events.aggregate import FerryApplication
+from events.aggregate import FerryApplication, transfer_stream_id
 from events.contract import (
     Direction,
     EndpointStatus,
@@ -39,14 +39,22 @@ from events.contract import (
     TransferVerified,
     VerifyMode,
 )
+from events.translate import stream_events
 from ferry.errors import Conflict, Invalid, NotFound
 from ferry.validation import path_problem
-from services.jobs.domain import Job, JobAlreadyFinal, JobNotRedrivable, backoff_seconds
+from services.jobs.domain import (
+    Job,
+    JobAlreadyFinal,
+    JobNotRedrivable,
+    backoff_seconds,
+    delivery_impossible,
+)
 from services.jobs.ports import (
     EndpointDirectory,
     EndpointInfo,
     IdempotencyRecord,
     IdempotencyStore,
+    SourceIdentity,
 )
 
 T = TypeVar("T")
@@ -187,22 +195,42 @@ class TransferRequest(_Strict):
     source: SourceRequest
     target: TargetRequest
     options: OptionsRequest = Field(default_factory=OptionsRequest)
+    dedupe: StrictBool = Field(
+        default=True,
+        description=(
+            "Without an Idempotency-Key, a request equal to one accepted in the last 10 minutes "
+            "(same customer, source, target, options and source content: S3 ETag and version "
+            "id, SFTP size and mtime, looked up at submit time) returns that job with "
+            "deduplicated=true instead of creating another. false: always a new job."
+        ),
+    )
 
 
 class Submitted(NamedTuple):
     job_id: str
     status: JobStatus
     created: bool
+    #: what decided whether this request repeats an earlier one: ``idempotency_key``,
+    #: ``content`` (request + the source's identity), ``request`` (the identity could not be
+    #: looked up: the request alone) or ``off`` (``dedupe: false``)
+    dedupe: str = "request"
+
+    @property
+    def deduplicated(self) -> bool:
+        """True when an existing job was returned instead of a new one."""
+        return not self.created
 
 
 class Cancelled(NamedTuple):
     job_id: str
     status: JobStatus
+    cancel_requested: bool = True
 
 
 class Redriven(NamedTuple):
     job_id: str
     redrive_of: str
+    status: JobStatus = JobStatus.QUEUED
 
 
 @dataclass(frozen=True)
@@ -220,8 +248,9 @@ def _digest(value: Any) -> str:
 
 
 def request_hash(request: TransferRequest) -> str:
-    """sha256 of the canonical request body (defaults filled in)."""
-    return _digest(request.model_dump(mode="json"))
+    """sha256 of the canonical request body (defaults filled in; ``dedupe`` is how to match a
+    request, not part of it)."""
+    return _digest(request.model_dump(mode="json", exclude={"dedupe"}))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -239,10 +268,12 @@ class JobsApplication(FerryApplication):
         clock: Callable[[], datetime] | None = None,
         rand: Callable[[], float] = random.random,
         env: dict[str, str] | None = None,
+        sources: SourceIdentity | None = None,
     ) -> None:
         super().__init__(env=env)
         self.endpoints = endpoints
         self.idempotency = idempotency
+        self.sources = sources
         self.policy = policy or JobsPolicy()
         self.clock = clock or (lambda: datetime.now(UTC))
         self.rand = rand
@@ -280,6 +311,7 @@ class JobsApplication(FerryApplication):
             options=TransferOptions(**request.options.model_dump()),
         ).model_dump(mode="json")
         body_hash = request_hash(request)
+        basis = "idempotency_key"
         if idempotency_key is not None:
             if not _KEY_OK.match(idempotency_key):
                 raise InvalidRequest(
@@ -289,14 +321,27 @@ class JobsApplication(FerryApplication):
             scope = f"{customer_id}#key#{hashlib.sha256(idempotency_key.encode()).hexdigest()}"
             ttl = self.policy.idempotency_key_ttl_seconds
             label = idempotency_key
+        elif not request.dedupe:
+            self._endpoint(customer_id, source.endpoint_id, "source.endpoint_id")
+            self._endpoint(customer_id, target.endpoint_id, "target.endpoint_id")
+            job_id = str(uuid4())
+            fresh = IdempotencyRecord(job_id=job_id, request_hash=body_hash, spec=spec)
+            made = self._ensure_job(
+                customer_id, actor, fresh, f"none:{job_id}", fresh=True, route_id=route_id
+            )
+            return made._replace(dedupe="off")
         else:
+            identity = request.source.version
+            if identity is None and self.sources is not None:
+                identity = self.sources.identify(source, request.source.path)
+            basis = "request" if identity is None else "content"
             dedupe = _digest(
                 [
                     request.source.endpoint_id,
                     request.source.path,
                     request.target.endpoint_id,
                     request.target.path,
-                    request.source.version,
+                    identity,  # the source's content: a changed file is another job
                     body_hash,  # other options → another request → another job
                 ]
             )
@@ -313,26 +358,48 @@ class JobsApplication(FerryApplication):
         if not claimed:
             try:
                 existing = self._load(held.job_id)
-                return Submitted(existing.job_id, existing.status, False)
+                return Submitted(existing.job_id, existing.status, False, basis)
             except JobNotFound:
                 pass  # claimed earlier but never created: create it now (checks below)
         self._endpoint(customer_id, source.endpoint_id, "source.endpoint_id")
         self._endpoint(customer_id, target.endpoint_id, "target.endpoint_id")
-        return self._ensure_job(customer_id, actor, held, label, fresh=claimed, route_id=route_id)
+        made = self._ensure_job(customer_id, actor, held, label, fresh=claimed, route_id=route_id)
+        return made._replace(dedupe=basis)
 
     def cancel(
         self, customer_id: str, actor: str, job_id: str, reason: str | None = None
     ) -> Cancelled:
-        def attempt() -> Cancelled:
+        """Record a cancel request; cancel at once when no executor can deliver the job.
+
+        The order matters: the request is stored first, then the job's Transfer stream is read
+        (strongly consistent). An executor that takes the lease after that read sees the
+        request at its first commit point, so JobCancelled here can never be followed by a
+        delivery. Otherwise the executor's outcome decides (CANCELLED, or SUCCEEDED too_late).
+        Cancelling twice records nothing new; a final job is a conflict.
+        """
+
+        def request() -> Job:
             job = self.get_job(customer_id, job_id)
             try:
-                job.cancel(actor, reason)
+                if job.request_cancel(actor, reason):
+                    self.save(job)
             except JobAlreadyFinal as error:
                 raise JobConflict(str(error), field="job_id") from None
-            self.save(job)
-            return Cancelled(job.job_id, job.status)
+            return job
 
-        return self._retrying(attempt)
+        job = self._retrying(request)
+        if not job.is_final and delivery_impossible(
+            stream_events(self.recorder, transfer_stream_id(job_id))
+        ):
+
+            def finish() -> Job:
+                current = self.get_job(customer_id, job_id)
+                if current.cancel_now():
+                    self.save(current)
+                return current
+
+            job = self._retrying(finish)
+        return Cancelled(job.job_id, job.status, job.cancel_requested)
 
     def redrive(self, customer_id: str, actor: str, job_id: str) -> Redriven:
         """A FAILED or CANCELLED job → a new queued job referencing it (idempotent: a job that
@@ -341,7 +408,8 @@ class JobsApplication(FerryApplication):
         def attempt() -> Redriven:
             original = self.get_job(customer_id, job_id)
             if original.redriven_to is not None:
-                return Redriven(original.redriven_to, original.job_id)
+                again = self._load(original.redriven_to)
+                return Redriven(again.job_id, original.job_id, again.status)
             spec = original.spec
             new_id = uuid4()
             try:
@@ -362,7 +430,7 @@ class JobsApplication(FerryApplication):
                 route_id=original.route_id,
             )
             self.save(original, new)
-            return Redriven(new.job_id, original.job_id)
+            return Redriven(new.job_id, original.job_id, new.status)
 
         return self._retrying(attempt)
 
@@ -387,11 +455,15 @@ class JobsApplication(FerryApplication):
         )
 
     def job_released(self, customer_id: str, job_id: str, outcome: str) -> bool:
-        """Only a successful release finishes the job; a failed/retry release is driven by its
-        TransferAttemptFailed, a cancelled/abandoned one needs nothing from the job."""
-        if outcome != "succeeded":
-            return False
-        return self._update(customer_id, job_id, lambda job: job.succeed())
+        """A successful release finishes the job (SUCCEEDED; too_late if a cancel was
+        requested), a cancelled one cancels it (the executor stopped before publishing); a
+        failed/retry release is driven by its TransferAttemptFailed, an abandoned one needs
+        nothing from the job."""
+        if outcome == "succeeded":
+            return self._update(customer_id, job_id, lambda job: job.succeed())
+        if outcome == "cancelled":
+            return self._update(customer_id, job_id, lambda job: job.executor_cancelled())
+        return False
 
     def job_attempt_failed(
         self,

@@ -9,6 +9,15 @@ the commands below. Delivery is at least once and unordered, so every executor-d
 idempotent: it returns False and records nothing when the event is a duplicate, stale (an older
 attempt) or arrives after a final state.
 
+Cancel is a request honoured at commit points. ``request_cancel`` records JobCancelRequested
+(the status stays what it is); the executor reads the job stream before every chunk commit and
+before it publishes (rename / multipart completion / copy), so the job's final state follows what
+the executor did: LeaseReleased(cancelled) → JobCancelled; LeaseReleased(succeeded) →
+JobSucceeded with ``cancel_outcome="too_late"``. A job whose delivery is impossible right now (no
+executor holds its lease and nothing can have been published, see
+:func:`delivery_impossible`) is cancelled at once, after the request is stored: any executor
+that takes the job later sees the request at its first commit point.
+
 Pure: no boto3, no clock, no randomness (the application passes ``next_attempt_at`` in).
 """
 
@@ -19,8 +28,18 @@ from typing import Any
 from uuid import UUID
 
 from events.aggregate import FerryAggregate
-from events.contract import JobStatus
+from events.contract import (
+    ChunkCommitted,
+    FerryEvent,
+    JobStatus,
+    LeaseAcquired,
+    LeaseReleased,
+    TransferStarted,
+    TransferVerified,
+)
 from ferry.errors import Conflict
+
+TOO_LATE = "too_late"
 
 _RANK = {
     JobStatus.RECEIVED: 0,
@@ -64,6 +83,46 @@ def backoff_seconds(attempt: int, base: float, cap: float, rand: float) -> float
     return rand * ceiling
 
 
+def delivery_impossible(transfer_events: list[FerryEvent]) -> bool:
+    """From a job's Transfer stream (read strongly consistent, *after* the cancel request was
+    stored): True when no executor can deliver the file without first taking a new lease —
+    and a new lease sees the request at its first commit point.
+
+    True when there is no Transfer stream yet, or when the last lease was released with
+    ``retry`` / ``abandoned``, nothing was verified, and no final-leg write can have published
+    the file: a final leg that writes a temp file or a multipart upload publishes only after its
+    last chunk is committed, so an incomplete one is safe; a single PUT / CopyObject leg
+    publishes with its one write, so it is never assumed safe. Everything else (a lease held —
+    even an expired one, its holder may be slow rather than dead — or a release with
+    succeeded / failed / cancelled) is left to the executor's outcome.
+    """
+    if not transfer_events:
+        return True
+    held = False
+    outcome: str | None = None
+    verified = False
+    legs: dict[int, list[Any]] = {}  # leg → [legs, upload_id, temp_path, chunk_count, chunks]
+    for event in transfer_events:
+        if isinstance(event, LeaseAcquired):
+            held, outcome = True, None
+        elif isinstance(event, LeaseReleased):
+            held, outcome = False, event.outcome
+        elif isinstance(event, TransferStarted):
+            legs[event.leg] = [event.legs, event.upload_id, event.temp_path, event.chunk_count, 0]
+        elif isinstance(event, ChunkCommitted) and event.leg in legs:
+            legs[event.leg][4] += 1
+        elif isinstance(event, TransferVerified):
+            verified = True
+    if held or verified or outcome not in ("retry", "abandoned"):
+        return False
+    for leg, (of, upload_id, temp_path, count, chunks) in legs.items():
+        if leg != of:
+            continue  # leg 1 of SFTP→SFTP writes the staging object, not the target
+        if (upload_id is None and temp_path is None) or chunks >= count:
+            return False
+    return True
+
+
 class Job(FerryAggregate):
     def __init__(
         self,
@@ -96,6 +155,10 @@ class Job(FerryAggregate):
         self.error_code: str | None = None
         self.error_message: str | None = None
         self.redriven_to: str | None = None
+        self.cancel_requested = False
+        self.cancel_actor: str | None = None
+        self.cancel_reason: str | None = None
+        self.cancel_outcome: str | None = None
 
     # -- events ------------------------------------------------------------------------------
 
@@ -168,9 +231,11 @@ class Job(FerryAggregate):
         duration_seconds: float
         throughput_bytes_per_second: float
         attempts: int
+        cancel_outcome: str | None = None
 
         def apply(self, aggregate: Any) -> None:
             aggregate._advance(JobStatus.SUCCEEDED)
+            aggregate.cancel_outcome = self.cancel_outcome
 
     class JobFailed(FerryAggregate.Event):
         job_id: str
@@ -182,6 +247,16 @@ class Job(FerryAggregate):
             aggregate._advance(JobStatus.FAILED)
             aggregate.error_code = self.error_code
             aggregate.error_message = self.error_message
+
+    class JobCancelRequested(FerryAggregate.Event):
+        job_id: str
+        actor: str
+        reason: str | None
+
+        def apply(self, aggregate: Any) -> None:
+            aggregate.cancel_requested = True
+            aggregate.cancel_actor = self.actor
+            aggregate.cancel_reason = self.reason
 
     class JobCancelled(FerryAggregate.Event):
         job_id: str
@@ -243,10 +318,27 @@ class Job(FerryAggregate):
         job.trigger_event(cls.JobQueued, job_id=job.job_id, spec=spec, attempt=1)
         return job
 
-    def cancel(self, actor: str, reason: str | None = None) -> None:
+    def request_cancel(self, actor: str, reason: str | None = None) -> bool:
+        """Record the request (JobCancelRequested); False when it was already requested."""
         if self.is_final:
             raise JobAlreadyFinal(f"job is {self.status.value}; it can no longer be cancelled")
-        self.trigger_event(self.JobCancelled, job_id=self.job_id, actor=actor, reason=reason)
+        if self.cancel_requested:
+            return False
+        self.trigger_event(self.JobCancelRequested, job_id=self.job_id, actor=actor, reason=reason)
+        return True
+
+    def cancel_now(self) -> bool:
+        """JobCancelled for a requested cancel whose delivery is impossible (the application
+        checked the Transfer stream after the request was stored)."""
+        if self.is_final or not self.cancel_requested:
+            return False
+        self.trigger_event(
+            self.JobCancelled,
+            job_id=self.job_id,
+            actor=self.cancel_actor or "-",
+            reason=self.cancel_reason,
+        )
+        return True
 
     def mark_redriven(self, new_job_id: str, actor: str) -> None:
         if self.status not in (JobStatus.FAILED, JobStatus.CANCELLED):
@@ -290,7 +382,23 @@ class Job(FerryAggregate):
         if self.verified is None:
             raise VerificationPending("the transfer's verification has not been applied yet")
         self.trigger_event(
-            self.JobSucceeded, job_id=self.job_id, attempts=max(self.attempt, 1), **self.verified
+            self.JobSucceeded,
+            job_id=self.job_id,
+            attempts=max(self.attempt, 1),
+            cancel_outcome=TOO_LATE if self.cancel_requested else None,
+            **self.verified,
+        )
+        return True
+
+    def executor_cancelled(self) -> bool:
+        """LeaseReleased(cancelled): the executor stopped before publishing and cleaned up."""
+        if self.is_final:
+            return False
+        self.trigger_event(
+            self.JobCancelled,
+            job_id=self.job_id,
+            actor=self.cancel_actor or "executor",
+            reason=self.cancel_reason,
         )
         return True
 

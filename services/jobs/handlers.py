@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler import Response, content_types
 from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from ferry import names
 from ferry.api import (
@@ -38,9 +38,39 @@ class JobAccepted(BaseModel):
     status: str
 
 
+class TransferAccepted(JobAccepted):
+    deduplicated: bool = Field(
+        description=(
+            "true: this request repeats one already accepted, and job_id is that job (nothing "
+            "new was queued). With an Idempotency-Key: the same key within 24 h. Without one "
+            "(unless dedupe is false): the same customer, source, target and options within "
+            "the dedupe window (600 s by default), and the same source content — S3 ETag and "
+            "VersionId, SFTP size and mtime, looked up at submit time."
+        )
+    )
+    dedupe: str = Field(
+        description=(
+            "What the match was decided on: idempotency_key; content (request + source "
+            "identity); request (the source could not be looked up, so the request alone); "
+            "off (dedupe: false)."
+        )
+    )
+
+
+class CancelAccepted(JobAccepted):
+    cancel_requested: bool = Field(
+        description=(
+            "A running job keeps its status with cancel_requested true until the executor "
+            "stops at its next commit point (CANCELLED), or had already delivered the file "
+            "(SUCCEEDED, cancel_outcome too_late). A queued job is CANCELLED at once."
+        )
+    )
+
+
 class JobRedriveAccepted(BaseModel):
     job_id: str
     redrive_of: str
+    status: str
 
 
 M = TypeVar("M", bound=BaseModel)
@@ -61,8 +91,8 @@ def build_resolver(service: JobsService) -> FerryResolver:
     app = make_resolver(service.keys, not_found_code="job_not_found")
     jobs = service.app
 
-    @app.post("/transfers", summary="Submit a transfer", responses=_responses(JobAccepted))
-    def submit_transfer(body: TransferRequest) -> Response[JobAccepted]:
+    @app.post("/transfers", summary="Submit a transfer", responses=_responses(TransferAccepted))
+    def submit_transfer(body: TransferRequest) -> Response[TransferAccepted]:
         caller = principal(app)
         key = app.current_event.headers.get(IDEMPOTENCY_HEADER)
         result = jobs.submit(caller.customer_id, caller.actor, body, key)
@@ -71,15 +101,29 @@ def build_resolver(service: JobsService) -> FerryResolver:
         )
         if result.created:  # an idempotent replay queues nothing new
             metrics.add_metric(name=names.METRIC_JOB_QUEUED, unit=MetricUnit.Count, value=1)
-        return _accepted(JobAccepted(job_id=result.job_id, status=result.status.value))
+        return _accepted(
+            TransferAccepted(
+                job_id=result.job_id,
+                status=result.status.value,
+                deduplicated=result.deduplicated,
+                dedupe=result.dedupe,
+            )
+        )
 
-    @app.post("/jobs/<job_id>/cancel", summary="Cancel a job", responses=_responses(JobAccepted))
-    def cancel_job(job_id: IdPath) -> Response[JobAccepted]:
+    @app.post("/jobs/<job_id>/cancel", summary="Cancel a job", responses=_responses(CancelAccepted))
+    def cancel_job(job_id: IdPath) -> Response[CancelAccepted]:
         caller = principal(app)
         result = jobs.cancel(caller.customer_id, caller.actor, job_id)
-        logger.info("job cancelled", extra={"job_id": job_id})
-        metrics.add_metric(name=names.METRIC_JOB_CANCELLED, unit=MetricUnit.Count, value=1)
-        return _accepted(JobAccepted(job_id=result.job_id, status=result.status.value))
+        logger.info("job cancel requested", extra={"job_id": job_id, "status": result.status.value})
+        if result.status.value == "CANCELLED":  # else the process manager counts it
+            metrics.add_metric(name=names.METRIC_JOB_CANCELLED, unit=MetricUnit.Count, value=1)
+        return _accepted(
+            CancelAccepted(
+                job_id=result.job_id,
+                status=result.status.value,
+                cancel_requested=result.cancel_requested,
+            )
+        )
 
     @app.post(
         "/jobs/<job_id>/redrive",
@@ -90,7 +134,11 @@ def build_resolver(service: JobsService) -> FerryResolver:
         caller = principal(app)
         result = jobs.redrive(caller.customer_id, caller.actor, job_id)
         logger.info("job redriven", extra={"job_id": result.job_id, "redrive_of": job_id})
-        return _accepted(JobRedriveAccepted(job_id=result.job_id, redrive_of=result.redrive_of))
+        return _accepted(
+            JobRedriveAccepted(
+                job_id=result.job_id, redrive_of=result.redrive_of, status=result.status.value
+            )
+        )
 
     return app
 

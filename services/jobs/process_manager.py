@@ -42,12 +42,15 @@ metrics = EphemeralMetrics(
 
 def recorded_metric(app: JobsApplication, event: FerryEvent) -> str | None:
     """The job event the application just recorded for ``event`` (it returned True), as its
-    metric name: LeaseAcquired → JobStarted, a succeeded LeaseReleased → JobSucceeded,
+    metric name: LeaseAcquired → JobStarted, a succeeded LeaseReleased → JobSucceeded (a
+    cancelled one → JobCancelled),
     TransferAttemptFailed → JobRetryScheduled or JobFailed (the job's status tells which).
     TransferVerified records JobVerified, which is not a metric."""
     if isinstance(event, LeaseAcquired):
         return names.METRIC_JOB_STARTED
     if isinstance(event, LeaseReleased):
+        if event.outcome == "cancelled":  # the executor honoured a cancel request
+            return names.METRIC_JOB_CANCELLED
         return names.METRIC_JOB_SUCCEEDED
     if isinstance(event, TransferAttemptFailed):
         job: Any = app.repository.get(UUID(event.job_id))

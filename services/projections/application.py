@@ -16,7 +16,7 @@ from typing import Any
 from uuid import UUID
 
 from eventsourcing.persistence import AggregateRecorder
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from events.aggregate import transfer_stream_id
 from events.contract import EndpointRegistered, FerryEvent, JobRequested, JobStatus
@@ -373,6 +373,14 @@ class JobView(BaseModel):
     redrive_of: str | None = None
     redriven_to: str | None = None
     route_id: str | None = None
+    cancel_requested: bool = Field(
+        default=False,
+        description="A cancel was requested; until the job is final the executor decides.",
+    )
+    cancel_outcome: str | None = Field(
+        default=None,
+        description="too_late: the cancel came after the file was delivered (SUCCEEDED).",
+    )
 
 
 class EndpointList(BaseModel):

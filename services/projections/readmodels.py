@@ -41,6 +41,7 @@ JOB_STREAM_EVENTS: tuple[type[FerryEvent], ...] = (
     c.JobRetryScheduled,
     c.JobSucceeded,
     c.JobFailed,
+    c.JobCancelRequested,
     c.JobCancelled,
     c.JobRedriven,
 )
@@ -301,6 +302,8 @@ def fold_job(item: Item | None, event: FerryEvent) -> Item:
     elif isinstance(event, c.JobSucceeded):
         new.update(_result(event))
         new.update(attempt=event.attempts, finished_at=at, next_attempt_at=None)
+        if event.cancel_outcome is not None:  # cancel requested after the file was delivered
+            new["cancel_outcome"] = event.cancel_outcome
         _advance(new, JobStatus.SUCCEEDED)
     elif isinstance(event, c.JobFailed):
         new.update(
@@ -311,7 +314,10 @@ def fold_job(item: Item | None, event: FerryEvent) -> Item:
             next_attempt_at=None,
         )
         _advance(new, JobStatus.FAILED)
+    elif isinstance(event, c.JobCancelRequested):  # the status stays; the executor decides
+        new.update(cancel_requested=True, cancelled_by=event.actor, cancel_reason=event.reason)
     elif isinstance(event, c.JobCancelled):
+        new["cancel_requested"] = True
         new.update(finished_at=new.get("finished_at") or at, next_attempt_at=None)
         new.update(cancelled_by=event.actor, cancel_reason=event.reason)
         _advance(new, JobStatus.CANCELLED)

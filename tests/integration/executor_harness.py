@@ -73,6 +73,11 @@ class Stack:
         self.dst_bucket = unique_name("dst")
         for bucket in (self.src_bucket, self.dst_bucket, self.names.staging_bucket):
             self.s3.create_bucket(Bucket=bucket)
+        for bucket in (self.src_bucket, self.dst_bucket):  # granted to the customer (tenancy)
+            self.s3.put_bucket_tagging(
+                Bucket=bucket,
+                Tagging={"TagSet": [{"Key": "ferry:customer", "Value": self.customer_id}]},
+            )
         self.queue_url = self.sqs.create_queue(
             QueueName=self.names.executor_queue, Attributes={"VisibilityTimeout": "3"}
         )["QueueUrl"]
@@ -320,6 +325,68 @@ class Stack:
     def released(self, job_id: str) -> str | None:
         evs = [e for e in self.events(job_id) if e.detail_type() == "LeaseReleased"]
         return evs[-1].outcome if evs else None
+
+    # --- real job streams (the jobs application on the same event table) + process manager --
+    def jobs(self) -> Any:
+        """The jobs application on this stack's event table and endpoints read model."""
+        if getattr(self, "_jobs", None) is None:
+            from services.jobs.adapters import DynamoEndpointDirectory
+            from services.jobs.application import JobsApplication
+            from services.jobs.ports import InMemoryIdempotencyStore
+
+            self._jobs = JobsApplication(
+                endpoints=DynamoEndpointDirectory(self.names.endpoints_table),
+                idempotency=InMemoryIdempotencyStore(),
+                env={
+                    "PERSISTENCE_MODULE": "events.dynamodb",
+                    "FERRY_EVENTS_TABLE": self.names.events_table,
+                },
+            )
+        return self._jobs
+
+    def submit(
+        self, flow: Flow, source: tuple[str, str], target: tuple[str, str], **options: Any
+    ) -> str:
+        """POST /transfers through the jobs application; its JobQueued goes to the queue."""
+        from services.jobs.application import TransferRequest
+
+        del flow  # the jobs service derives it from the endpoints
+        request = TransferRequest.model_validate(
+            {
+                "source": {"endpoint_id": source[0], "path": source[1]},
+                "target": {"endpoint_id": target[0], "path": target[1]},
+                "options": options,
+                "dedupe": False,
+            }
+        )
+        job_id = str(self.jobs().submit(self.customer_id, "key-test", request).job_id)
+        self.forward_job_events(job_id)
+        return job_id
+
+    def job_events(self, job_id: str) -> list[Any]:
+        return stream_events(self.jobs().recorder, uuid.UUID(job_id))
+
+    def forward_job_events(self, job_id: str) -> int:
+        """What the executor rule routes (JobQueued, JobRetryScheduled) → the executor queue,
+        once per event (as EventBridge would)."""
+        sent: set[int] = self.__dict__.setdefault("_forwarded", {}).setdefault(job_id, set())
+        count = 0
+        for event in self.job_events(job_id):
+            if event.detail_type() in ("JobQueued", "JobRetryScheduled") and (
+                event.version not in sent
+            ):
+                sent.add(event.version)
+                self.send(event)
+                count += 1
+        return count
+
+    def process_manager(self, job_id: str) -> Any:
+        """The jobs process manager over the job's Transfer stream (in order; idempotent), then
+        the job's events to the executor queue. Returns the job."""
+        for event in self.events(job_id):
+            self.jobs().on_executor_event(event)
+        self.forward_job_events(job_id)
+        return self.jobs().get_job(self.customer_id, job_id)
 
     def incomplete_uploads(self, bucket: str) -> list[Any]:
         uploads: list[Any] = self.s3.list_multipart_uploads(Bucket=bucket).get("Uploads", [])

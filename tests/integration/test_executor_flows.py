@@ -59,9 +59,11 @@ def test_flow_moves_the_bytes_with_the_expected_events(stack: Stack, flow: Flow,
     events = stack.events(job_id)
     types = [e.detail_type() for e in events]
     assert types[0] == "LeaseAcquired"
-    assert types[-3:] == ["TransferVerified", "PostActionCompleted", "LeaseReleased"]
+    # the heartbeat's LeaseRenewed may land anywhere (timing): the order of the rest is fixed
+    steps = [t for t in types if t != "LeaseRenewed"]
+    assert steps[-3:] == ["TransferVerified", "PostActionCompleted", "LeaseReleased"]
     assert events[-1].outcome == "succeeded"
-    verified = events[-3]
+    verified = next(e for e in events if e.detail_type() == "TransferVerified")
     assert verified.size == size and verified.sha256 == sha256(data)
     started = [e for e in events if e.detail_type() == "TransferStarted"]
     chunks = [e for e in events if e.detail_type() == "ChunkCommitted"]

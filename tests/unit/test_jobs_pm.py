@@ -42,7 +42,12 @@ from services.jobs.application import (
 )
 from services.jobs.bootstrap import bootstrap
 from services.jobs.domain import Job, backoff_seconds
-from services.jobs.ports import EndpointInfo, InMemoryEndpointDirectory, InMemoryIdempotencyStore
+from services.jobs.ports import (
+    EndpointInfo,
+    InMemoryEndpointDirectory,
+    InMemoryIdempotencyStore,
+    InMemorySourceIdentity,
+)
 from services.jobs.process_manager import make_handler
 from services.jobs.settings import JobsSettings
 
@@ -179,6 +184,7 @@ class World:
             endpoints=InMemoryEndpointDirectory([self.source, self.target]),
             idempotency=InMemoryIdempotencyStore(),
             keys=InMemoryKeyStore(),
+            sources=InMemorySourceIdentity(),
             clock=lambda: NOW,
             rand=lambda: rand,
         ).app
@@ -451,7 +457,14 @@ def test_cancel_retries_after_a_concurrent_process_manager_append() -> None:
     assert app.cancel("c", "k", job_id).status == JobStatus.CANCELLED
     assert app.conflicts == 1
     trail = [e.detail_type() for e in stream_events(app.recorder, job_id)]
-    assert trail == ["JobRequested", "JobQueued", "JobStarted", "JobCancelled"]
+    # no Transfer stream in this store: nothing can have been delivered → cancelled at once
+    assert trail == [
+        "JobRequested",
+        "JobQueued",
+        "JobStarted",
+        "JobCancelRequested",
+        "JobCancelled",
+    ]
 
 
 def test_process_manager_retries_after_a_concurrent_cancel() -> None:
@@ -459,7 +472,7 @@ def test_process_manager_retries_after_a_concurrent_cancel() -> None:
 
     def cancel_first(a: JobsApplication) -> None:
         job: Job = a.repository.get(UUID(job_id))
-        job.cancel("k")
+        assert job.request_cancel("k") and job.cancel_now()
         JobsApplication.save(a, job)
 
     app.race = cancel_first
@@ -521,6 +534,167 @@ def test_every_event_the_service_emits_translates_to_the_contract() -> None:
         "JobRetryScheduled",
         "JobSucceeded",
         "JobFailed",
+        "JobCancelRequested",
         "JobCancelled",
         "JobRedriven",
     }
+
+
+# --------------------------------------------------------------------------------------------
+# Cancel is a request honoured at commit points (issue 9)
+# --------------------------------------------------------------------------------------------
+
+
+def _transfer_stream(world: World, job_id: str) -> Any:
+    """The executor's own Transfer aggregate on the same event store (as in production)."""
+    from services.executor.domain import Transfer
+
+    transfer = Transfer.open(
+        job_id=job_id,
+        customer_id="cust-a",
+        owner_id="exec-1",
+        region="us-east-1",
+        attempt=1,
+        lease_for=timedelta(minutes=1),
+    )
+    world.app.save(transfer)
+    return transfer
+
+
+def _publish(world: World, job_id: str) -> None:
+    """Feed the Transfer stream's events to the process manager (as EventBridge would)."""
+    world.feed(*stream_events(world.app.recorder, transfer_stream_id(job_id)))
+
+
+def test_cancel_of_a_running_job_is_a_request_and_the_executor_decides(world: World) -> None:
+    job_id = world.submit()
+    _transfer_stream(world, job_id)  # an executor holds the lease
+    _publish(world, job_id)
+    assert world.job(job_id).status == JobStatus.RUNNING
+
+    answer = world.app.cancel("cust-a", "key-test", job_id)
+    again = world.app.cancel("cust-a", "key-test", job_id)
+
+    assert (answer.status, answer.cancel_requested) == (JobStatus.RUNNING, True)
+    assert again == answer
+    assert world.trail(job_id)[-1] == "JobCancelRequested"
+    assert world.trail(job_id).count("JobCancelRequested") == 1
+    ex = Executor(job_id)
+    ex._versions = count(2)  # after the stored LeaseAcquired
+    world.feed(ex.released("cancelled"))
+    job = world.job(job_id)
+    assert job.status == JobStatus.CANCELLED and job.cancel_outcome is None
+    assert world.trail(job_id)[-2:] == ["JobCancelRequested", "JobCancelled"]
+
+
+def test_cancel_after_the_file_was_published_succeeds_too_late(world: World) -> None:
+    job_id = world.submit()
+    _transfer_stream(world, job_id)
+    _publish(world, job_id)
+    assert world.app.cancel("cust-a", "key-test", job_id).status == JobStatus.RUNNING
+    ex = Executor(job_id)
+    ex._versions = count(2)
+    world.feed(ex.verified(), ex.post_action(), ex.released("succeeded"))
+    job = world.job(job_id)
+    assert job.status == JobStatus.SUCCEEDED and job.cancel_outcome == "too_late"
+    succeeded = stream_events(world.app.recorder, job_id)[-1]
+    assert succeeded.detail_type() == "JobSucceeded"
+    assert succeeded.cancel_outcome == "too_late"  # type: ignore[attr-defined]
+
+
+def test_a_job_without_cancel_succeeds_without_cancel_outcome(world: World) -> None:
+    job_id = world.submit()
+    ex = Executor(job_id)
+    world.feed(ex.lease(), ex.verified(), ex.released())
+    assert world.job(job_id).cancel_outcome is None
+
+
+def test_cancel_during_a_retry_backoff_is_at_once(world: World) -> None:
+    job_id = world.submit()
+    transfer = _transfer_stream(world, job_id)
+    transfer.start_leg(
+        flow="S3_TO_SFTP", leg=1, legs=1, size=300, chunk_size=100, temp_path="/out/.f.ferry-part"
+    )
+    transfer.commit_chunk(leg=1, offset=0, length=100, sha256="0" * 64)
+    transfer.fail_attempt(code="CONNECTION_FAILED", message="reset", transient=True)
+    transfer.release(owner_id="exec-1", outcome="retry")
+    world.app.save(transfer)
+    _publish(world, job_id)
+    assert world.trail(job_id)[-1] == "JobRetryScheduled"
+
+    answer = world.app.cancel("cust-a", "key-test", job_id)
+
+    assert answer.status == JobStatus.CANCELLED
+    assert world.trail(job_id)[-2:] == ["JobCancelRequested", "JobCancelled"]
+
+
+def test_cancel_during_backoff_of_a_single_put_is_left_to_the_executor(world: World) -> None:
+    """A single PUT publishes with its one write: a failure after it cannot prove nothing
+    was delivered, so the request waits for the next attempt's outcome."""
+    job_id = world.submit()
+    transfer = _transfer_stream(world, job_id)
+    transfer.start_leg(flow="S3_TO_S3", leg=1, legs=1, size=300, chunk_size=300)
+    transfer.fail_attempt(code="CONNECTION_FAILED", message="reset", transient=True)
+    transfer.release(owner_id="exec-1", outcome="retry")
+    world.app.save(transfer)
+    _publish(world, job_id)
+
+    answer = world.app.cancel("cust-a", "key-test", job_id)
+
+    assert (answer.status, answer.cancel_requested) == (JobStatus.RUNNING, True)
+
+
+def _leg_started(ex: Executor, leg: int = 1, legs: int = 1, **fields: Any) -> FerryEvent:
+    values: dict[str, Any] = {
+        "flow": Flow.S3_TO_SFTP,
+        "leg": leg,
+        "legs": legs,
+        "size": 300,
+        "chunk_size": 100,
+        "chunk_count": 3,
+    }
+    values.update(fields)
+    return ex.event(TransferStarted, **values)
+
+
+def _chunk(ex: Executor, index: int, leg: int = 1) -> FerryEvent:
+    return ex.event(
+        ChunkCommitted,
+        leg=leg,
+        index=index,
+        offset=index * 100,
+        length=100,
+        sha256="0" * 64,
+        bytes_committed=(index + 1) * 100,
+        bytes_total=300,
+    )
+
+
+def test_delivery_impossible_only_when_nothing_can_have_been_published() -> None:
+    from services.jobs.domain import delivery_impossible
+
+    ex = Executor(str(uuid4()))
+    temp = {"temp_path": "/o/.f.ferry-part"}
+    upload = {"upload_id": "u-1"}
+    lease = ex.lease()
+    retry = ex.released("retry")
+    assert delivery_impossible([]) is True  # never leased
+    assert delivery_impossible([lease]) is False  # held (even if it expired: maybe slow)
+    assert delivery_impossible([lease, _leg_started(ex, **temp), _chunk(ex, 0), retry]) is True
+    assert delivery_impossible([lease, _leg_started(ex, **upload), retry]) is True
+    assert delivery_impossible([lease, ex.released("abandoned")]) is True
+    complete = [_chunk(ex, i) for i in range(3)]
+    assert delivery_impossible([lease, _leg_started(ex, **temp), *complete, retry]) is False
+    assert delivery_impossible([lease, _leg_started(ex), retry]) is False  # single PUT / copy
+    assert delivery_impossible([lease, _leg_started(ex, **temp), ex.verified(), retry]) is False
+    for outcome in ("succeeded", "failed", "cancelled"):
+        assert delivery_impossible([lease, ex.released(outcome)]) is False
+    # SFTP→SFTP: leg 1 is the staging object; only the target leg (2 of 2) can deliver
+    staged = [_leg_started(ex, 1, 2, **upload), *(_chunk(ex, i) for i in range(3))]
+    assert delivery_impossible([lease, *staged, retry]) is True
+    assert delivery_impossible([lease, *staged, _leg_started(ex, 2, 2, **temp), retry]) is True
+    leg2_done = [_leg_started(ex, 2, 2, **temp), *(_chunk(ex, i, 2) for i in range(3))]
+    assert delivery_impossible([lease, *staged, *leg2_done, retry]) is False
+    # a leg started again (the source changed) counts its chunks afresh
+    again = [_leg_started(ex, **temp), *complete, _leg_started(ex, **temp), _chunk(ex, 0)]
+    assert delivery_impossible([lease, *again, retry]) is True
