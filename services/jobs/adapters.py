@@ -12,7 +12,13 @@ from boto3.dynamodb.types import TypeDeserializer
 from botocore.exceptions import ClientError
 
 from events.contract import Direction, EndpointStatus, EndpointType
-from services.jobs.ports import EndpointDirectory, EndpointInfo, IdempotencyRecord, IdempotencyStore
+from services.jobs.ports import (
+    EndpointDirectory,
+    EndpointInfo,
+    IdempotencyRecord,
+    IdempotencyStore,
+    SourceIdentity,
+)
 
 _DESERIALIZER = TypeDeserializer()
 
@@ -134,3 +140,48 @@ class DynamoIdempotencyStore(IdempotencyStore):
                 False,
             )
         raise RuntimeError(f"could not claim idempotency key {key!r}")  # pragma: no cover
+
+
+class EndpointSourceIdentity(SourceIdentity):
+    """Looks the source up through the executor's endpoint access (the same clients, the same
+    per-endpoint credentials and network policy as a transfer): S3 HeadObject → ETag and
+    VersionId; SFTP stat → size and mtime. Any failure → None (dedupe by the request alone)."""
+
+    def __init__(self, endpoints_table: str, *, timeout: float = 10.0) -> None:
+        self._table = endpoints_table
+        self._timeout = timeout
+        self._access: tuple[Any, Any] | None = None  # (directory, secrets), built on first use
+
+    def identify(self, endpoint: EndpointInfo, path: str) -> str | None:
+        from services.executor.endpoint_access import (
+            DynamoEndpointDirectory,
+            SecretsReader,
+            open_sftp,
+            resolve_path,
+            s3_client_for,
+        )
+
+        try:
+            if self._access is None:
+                self._access = (DynamoEndpointDirectory(self._table), SecretsReader())
+            directory, secrets = self._access
+            view = directory.get(endpoint.endpoint_id)
+            if view is None or view.customer_id != endpoint.customer_id:
+                return None
+            remote = resolve_path(view, path)
+            if view.type == EndpointType.S3:
+                head = s3_client_for(view).head_object(Bucket=view.config.bucket, Key=remote)
+                identity = f"etag={head.get('ETag', '')}"
+                if head.get("VersionId") and head["VersionId"] != "null":
+                    identity += f";version={head['VersionId']}"
+                return identity
+            session = open_sftp(view, secrets, self._timeout)
+            try:
+                st = session.stat(remote)
+            finally:
+                session.close()
+            if st is None or st.is_dir:
+                return None
+            return f"size={int(st.size)};mtime={int(st.mtime)}"
+        except Exception:  # unreachable, missing, denied: say so, never fail the submit
+            return None

@@ -13,7 +13,7 @@ from datetime import datetime
 
 from ferry.api import ApiKeyStore, DynamoKeyStore
 from services.jobs.application import JobsApplication, JobsPolicy
-from services.jobs.ports import EndpointDirectory, IdempotencyStore
+from services.jobs.ports import EndpointDirectory, IdempotencyStore, SourceIdentity
 from services.jobs.settings import JobsSettings
 
 
@@ -43,12 +43,19 @@ def bootstrap(
     env: dict[str, str] | None = None,
     clock: Callable[[], datetime] | None = None,
     rand: Callable[[], float] = random.random,
+    sources: SourceIdentity | None = None,
 ) -> JobsService:
     """The jobs application and the API key store, with production adapters by default.
 
     ``env`` goes to eventsourcing (PERSISTENCE_MODULE etc.; the process environment otherwise).
+    ``sources`` looks up the source's identity for the automatic dedupe key (default: S3
+    HeadObject / SFTP stat through the executor's endpoint access).
     """
     settings = settings or JobsSettings()
+    if sources is None:
+        from services.jobs.adapters import EndpointSourceIdentity
+
+        sources = EndpointSourceIdentity(settings.endpoints_table)
     if endpoints is None or idempotency is None or keys is None:
         from services.jobs.adapters import DynamoEndpointDirectory, DynamoIdempotencyStore
 
@@ -65,5 +72,6 @@ def bootstrap(
         clock=clock,
         rand=rand,
         env=env,
+        sources=sources,
     )
     return JobsService(app=app, keys=keys, settings=settings)

@@ -86,3 +86,32 @@ class InMemoryIdempotencyStore(IdempotencyStore):
                 return found[0], False
             self._items[key] = (record, now + ttl_seconds)
             return record, True
+
+
+class SourceIdentity(ABC):
+    """What identifies a source file's *content* right now, looked up at submit time: part of
+    the automatic deduplication key, so a changed file is a new job."""
+
+    @abstractmethod
+    def identify(self, endpoint: EndpointInfo, path: str) -> str | None:
+        """S3: ``etag=…`` (and ``version=…`` when the object has a VersionId); SFTP:
+        ``size=…;mtime=…``. None when it cannot be looked up (missing, unreachable): the
+        caller then dedupes by the request alone and says so."""
+
+
+class InMemorySourceIdentity(SourceIdentity):
+    """A fake: identities set by the test; unknown files cannot be looked up (None)."""
+
+    def __init__(self) -> None:
+        self._identities: dict[tuple[str, str], str] = {}
+        self.lookups = 0
+
+    def set(self, endpoint_id: str, path: str, identity: str | None) -> None:
+        if identity is None:
+            self._identities.pop((endpoint_id, path), None)
+        else:
+            self._identities[(endpoint_id, path)] = identity
+
+    def identify(self, endpoint: EndpointInfo, path: str) -> str | None:
+        self.lookups += 1
+        return self._identities.get((endpoint.endpoint_id, path))

@@ -14,10 +14,15 @@ from events.contract import Direction, EndpointStatus, EndpointType, JobStatus
 from events.translate import stream_events
 from ferry.api import InMemoryKeyStore, issue_key
 from ferry.apigw import rest_event
-from services.jobs.application import check_path
+from services.jobs.application import TransferRequest, check_path
 from services.jobs.bootstrap import JobsService, bootstrap
 from services.jobs.handlers import build_resolver
-from services.jobs.ports import EndpointInfo, InMemoryEndpointDirectory, InMemoryIdempotencyStore
+from services.jobs.ports import (
+    EndpointInfo,
+    InMemoryEndpointDirectory,
+    InMemoryIdempotencyStore,
+    InMemorySourceIdentity,
+)
 from services.jobs.settings import JobsSettings
 
 
@@ -37,6 +42,7 @@ class World:
     key: str
     other_key: str
     ids: dict[str, str] = field(default_factory=dict)
+    sources: InMemorySourceIdentity = field(default_factory=InMemorySourceIdentity)
     call: Callable[..., tuple[int, dict[str, Any]]] = field(init=False)
 
     def __post_init__(self) -> None:
@@ -94,13 +100,16 @@ def world() -> World:
     }
     directory = InMemoryEndpointDirectory(list(endpoints.values()))
     clock = Clock()
+    sources = InMemorySourceIdentity()
     service = bootstrap(
         settings=JobsSettings(jobs_dedupe_window_seconds=600),
         endpoints=directory,
         idempotency=InMemoryIdempotencyStore(clock=clock),
         keys=keys,
+        sources=sources,
     )
     w = World(service, directory, clock, key, other_key)
+    w.sources = sources
     w.ids = {name: e.endpoint_id for name, e in endpoints.items()}
     return w
 
@@ -341,7 +350,15 @@ def test_replayed_request_reports_the_current_status(world: World) -> None:
     job_id = world.call("POST", "/transfers", transfer(world), headers=headers)[1]["job_id"]
     world.call("POST", f"/jobs/{job_id}/cancel")
     status, answer = world.call("POST", "/transfers", transfer(world), headers=headers)
-    assert (status, answer) == (202, {"job_id": job_id, "status": "CANCELLED"})
+    assert (status, answer) == (
+        202,
+        {
+            "job_id": job_id,
+            "status": "CANCELLED",
+            "deduplicated": True,
+            "dedupe": "idempotency_key",
+        },
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -352,7 +369,11 @@ def test_replayed_request_reports_the_current_status(world: World) -> None:
 def test_cancel_then_cancel_again_is_409(world: World) -> None:
     job_id = world.call("POST", "/transfers", transfer(world))[1]["job_id"]
     status, answer = world.call("POST", f"/jobs/{job_id}/cancel")
-    assert (status, answer) == (202, {"job_id": job_id, "status": "CANCELLED"})
+    # queued, never leased: cancelled at once
+    assert (status, answer) == (
+        202,
+        {"job_id": job_id, "status": "CANCELLED", "cancel_requested": True},
+    )
     status, answer = world.call("POST", f"/jobs/{job_id}/cancel")
     assert (status, answer["error"]["code"]) == (409, "job_conflict")
 
@@ -379,7 +400,7 @@ def test_redrive_of_a_cancelled_job_makes_a_new_queued_job(world: World) -> None
     status, answer = world.call("POST", f"/jobs/{job_id}/redrive")
     assert status == 202, answer
     new_id = answer["job_id"]
-    assert answer == {"job_id": new_id, "redrive_of": job_id}
+    assert answer == {"job_id": new_id, "redrive_of": job_id, "status": "QUEUED"}
     app = world.service.app
     new = app.get_job("cust-a", new_id)
     old = app.get_job("cust-a", job_id)
@@ -389,7 +410,13 @@ def test_redrive_of_a_cancelled_job_makes_a_new_queued_job(world: World) -> None
     assert old.redriven_to == new_id
     assert old.status == JobStatus.CANCELLED
     trail = [e.detail_type() for e in stream_events(app.recorder, job_id)]
-    assert trail == ["JobRequested", "JobQueued", "JobCancelled", "JobRedriven"]
+    assert trail == [
+        "JobRequested",
+        "JobQueued",
+        "JobCancelRequested",
+        "JobCancelled",
+        "JobRedriven",
+    ]
     # Redriving again answers with the same new job (idempotent).
     assert world.call("POST", f"/jobs/{job_id}/redrive") == (202, answer)
 
@@ -476,3 +503,85 @@ def test_review_non_canonical_job_ids_are_404(world: World) -> None:
         status, answer = world.call("POST", f"/jobs/{variant}/cancel")
         assert (status, answer["error"]["code"]) == (404, "job_not_found")
     assert world.service.app.get_job("cust-a", job_id).status == JobStatus.QUEUED
+
+
+# --------------------------------------------------------------------------------------------
+# Dedupe is explicit (issue 9)
+# --------------------------------------------------------------------------------------------
+
+
+def test_same_request_twice_the_second_says_deduplicated_and_names_the_job(world: World) -> None:
+    world.sources.set(world.ids["s3"], "in/report.csv", 'etag="abc"')
+    status, first = world.call("POST", "/transfers", transfer(world))
+    assert status == 202
+    assert (first["deduplicated"], first["dedupe"]) == (False, "content")
+    status, second = world.call("POST", "/transfers", transfer(world))
+    assert status == 202
+    assert second == {**first, "deduplicated": True}
+
+
+def test_source_content_changed_in_between_is_a_new_job(world: World) -> None:
+    world.sources.set(world.ids["s3"], "in/report.csv", 'etag="v1"')
+    first = world.call("POST", "/transfers", transfer(world))[1]
+    world.sources.set(world.ids["s3"], "in/report.csv", 'etag="v2"')  # rewritten
+    second = world.call("POST", "/transfers", transfer(world))[1]
+    assert second["job_id"] != first["job_id"] and second["deduplicated"] is False
+    world.sources.set(world.ids["s3"], "in/report.csv", 'etag="v1";version=7')
+    third = world.call("POST", "/transfers", transfer(world))[1]
+    assert third["job_id"] not in (first["job_id"], second["job_id"])
+
+
+def test_sftp_source_size_and_mtime_are_the_identity(world: World) -> None:
+    body = transfer(world, src="sftp", tgt="s3")
+    world.sources.set(world.ids["sftp"], "in/report.csv", "size=10;mtime=1700000000")
+    first = world.call("POST", "/transfers", body)[1]
+    again = world.call("POST", "/transfers", body)[1]
+    world.sources.set(world.ids["sftp"], "in/report.csv", "size=10;mtime=1700000001")
+    touched = world.call("POST", "/transfers", body)[1]
+    assert again["job_id"] == first["job_id"] and again["deduplicated"] is True
+    assert touched["job_id"] != first["job_id"]
+
+
+def test_dedupe_false_is_a_new_job_each_time_and_looks_nothing_up(world: World) -> None:
+    world.sources.set(world.ids["s3"], "in/report.csv", 'etag="abc"')
+    lookups = world.sources.lookups
+    answers = [world.call("POST", "/transfers", transfer(world, dedupe=False)) for _ in range(3)]
+    assert [status for status, _ in answers] == [202, 202, 202]
+    assert len({a["job_id"] for _, a in answers}) == 3
+    assert all((a["deduplicated"], a["dedupe"]) == (False, "off") for _, a in answers)
+    assert world.sources.lookups == lookups
+    # and a deduplicated submit afterwards is not matched against those
+    _, plain = world.call("POST", "/transfers", transfer(world))
+    assert plain["deduplicated"] is False
+
+
+def test_dedupe_must_be_a_boolean(world: World) -> None:
+    status, answer = world.call("POST", "/transfers", transfer(world, dedupe="no"))
+    assert status == 422 and answer["error"]["field"] == "dedupe"
+
+
+def test_source_lookup_failing_dedupes_by_the_request_alone_and_says_so(world: World) -> None:
+    # nothing set: the fake cannot look the source up (missing / unreachable)
+    first = world.call("POST", "/transfers", transfer(world))[1]
+    second = world.call("POST", "/transfers", transfer(world))[1]
+    assert (first["dedupe"], first["deduplicated"]) == ("request", False)
+    assert (second["dedupe"], second["deduplicated"]) == ("request", True)
+    assert second["job_id"] == first["job_id"]
+
+
+def test_idempotency_key_replay_says_deduplicated_and_looks_nothing_up(world: World) -> None:
+    headers = {"Idempotency-Key": "k-dd"}
+    lookups = world.sources.lookups
+    first = world.call("POST", "/transfers", transfer(world), headers=headers)[1]
+    again = world.call("POST", "/transfers", transfer(world), headers=headers)[1]
+    assert (first["deduplicated"], again["deduplicated"]) == (False, True)
+    assert again["job_id"] == first["job_id"] and again["dedupe"] == "idempotency_key"
+    assert world.sources.lookups == lookups
+
+
+def test_the_dedupe_fields_are_documented_in_openapi(world: World) -> None:
+    from services.jobs.handlers import TransferAccepted
+
+    schema = TransferAccepted.model_json_schema()
+    assert "600 s" in schema["properties"]["deduplicated"]["description"]
+    assert "ETag" in TransferRequest.model_json_schema()["properties"]["dedupe"]["description"]
