@@ -406,6 +406,8 @@ def transfer_body(args: argparse.Namespace) -> dict[str, Any]:
     }
     if options:
         body["options"] = options
+    if getattr(args, "no_dedupe", False):
+        body["dedupe"] = False
     return body
 
 
@@ -417,6 +419,16 @@ def cmd_transfer(args: argparse.Namespace) -> int:
         return watch_job(client, created["job_id"], as_json=args.json, timeout=args.timeout)
     if args.json:
         _emit_json(created)
+    elif created.get("deduplicated"):
+        basis = {
+            "idempotency_key": "same Idempotency-Key",
+            "content": "same request and source content",
+            "request": "same request; the source could not be looked up",
+        }.get(str(created.get("dedupe")), "same request")
+        out.print(
+            f"already submitted as job {created['job_id']} ({created.get('status')}; {basis}; "
+            "--no-dedupe for a new job)"
+        )
     else:
         out.print(f"job {created['job_id']}: {created.get('status')}")
     return 0
@@ -523,12 +535,29 @@ def watch_job(client: ApiClient, job_id: str, *, as_json: bool, timeout: float) 
         if job.get("error_message"):
             out.print(f"[red]{job.get('error_code')}[/]: {escape(str(job['error_message']))}")
     status = job.get("status")
+    note = cancel_note(job)
+    if note and not as_json:
+        out.print(note)
     if status == "SUCCEEDED":
         return 0
     if status not in FINAL_STATUSES:
         err.print(f"[yellow]timed out after {timeout:.0f} s; job is {status}[/]")
         return 3
     return 1
+
+
+def cancel_note(job: dict[str, Any]) -> str | None:
+    """What became of a cancel request: pending, honoured, or too late (delivered)."""
+    if not job.get("cancel_requested"):
+        return None
+    status = job.get("status")
+    if status == "CANCELLED":
+        return "cancel: cancelled (nothing delivered)"
+    if job.get("cancel_outcome") == "too_late" or status == "SUCCEEDED":
+        return "cancel: too late: delivered (the file was at the target before the cancel)"
+    if status in FINAL_STATUSES:
+        return f"cancel: the job ended {status} before the cancel was honoured"
+    return "cancel requested: the executor stops at its next commit point"
 
 
 def _fetch_or_pending(client: ApiClient, job_id: str) -> dict[str, Any]:
@@ -551,6 +580,9 @@ def cmd_status(args: argparse.Namespace) -> int:
         out.print(job_table([job]))
         if job.get("error_message"):
             out.print(f"[red]{job.get('error_code')}[/]: {escape(str(job['error_message']))}")
+        note = cancel_note(job)
+        if note:
+            out.print(note)
     return 1 if job.get("status") in ("FAILED", "CANCELLED") else 0
 
 
@@ -622,17 +654,23 @@ def cmd_events(args: argparse.Namespace) -> int:
 
 def cmd_job_action(args: argparse.Namespace) -> int:
     client = ApiClient.from_args(args)
-    result = client.request("POST", f"/jobs/{args.job_id}/{args.action}")
-    if args.json:
+    result = client.request("POST", f"/jobs/{args.job_id}/{args.action}") or {}
+    if args.json and not getattr(args, "wait", None):
         _emit_json(result)
+    elif args.action == "redrive":
+        out.print(f"redriven as job {result.get('job_id')} ({result.get('status')})")
+    elif result.get("status") == "CANCELLED":
+        out.print(f"job {args.job_id}: cancelled")
     else:
-        result = result or {}
-        if args.action == "redrive":
-            out.print(
-                f"job {args.job_id} redriven as {result.get('job_id')}: {result.get('status')}"
-            )
-        else:
-            out.print(f"job {args.job_id}: {result.get('status', 'cancel requested')}")
+        out.print(
+            f"cancel requested for job {args.job_id} ({result.get('status')}): the executor "
+            "stops at its next commit point, unless the file is already delivered"
+        )
+    if args.action == "cancel" and getattr(args, "wait", None):
+        if watch_job(client, args.job_id, as_json=args.json, timeout=args.wait) == 3:
+            return 3  # timed out
+        # the cancel happened (0), or the file was delivered first / the job ended otherwise (1)
+        return 0 if fetch_job(client, args.job_id).get("status") == "CANCELLED" else 1
     return 0
 
 
@@ -722,6 +760,12 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--verify", choices=["size", "digest", "reread"])
     tr.add_argument("--max-attempts", type=int)
     tr.add_argument("--idempotency-key")
+    tr.add_argument(
+        "--no-dedupe",
+        action="store_true",
+        help="always a new job (default: the same request for the same source content within "
+        "10 minutes returns the earlier job)",
+    )
     tr.add_argument("--watch", action="store_true", help="follow it until it finishes")
     tr.add_argument("--timeout", type=float, default=3600)
     tr.set_defaults(func=cmd_transfer)
@@ -748,6 +792,15 @@ def build_parser() -> argparse.ArgumentParser:
     for action, text in (("cancel", "cancel a job"), ("redrive", "re-run a failed job")):
         p = sub.add_parser(action, parents=[common], help=text)
         p.add_argument("job_id")
+        if action == "cancel":
+            p.add_argument(
+                "--wait",
+                type=float,
+                nargs="?",
+                const=600.0,
+                default=None,
+                help="follow the job (seconds, default 600) until final: cancelled, or too late",
+            )
         p.set_defaults(func=cmd_job_action, action=action)
 
     proj = sub.add_parser("projections", help="read models")
