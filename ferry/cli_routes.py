@@ -1,4 +1,4 @@
-"""``ferry routes add|list|show|disable|enable|files`` — wired into ferry/cli.py with
+"""``ferry routes add|list|show|disable|enable|files|retry|unrouted`` — wired into ferry/cli.py with
 ``register(subparsers, ApiClient.from_args)``.
 
     ferry routes add --name outbox --from EP:out --pattern '*.csv' --event \\
@@ -7,6 +7,8 @@
         --move-to archive --to S3_EP:'partner/{yyyy}/{mm}/{dd}/'
     ferry routes add --file route.json          # the POST /routes body as a file
     ferry routes files ROUTE --name invoice.csv # why was (or wasn't) it sent?
+    ferry routes retry ROUTE --path out/invoice.csv   # retry a failed delivery
+    ferry routes unrouted S3_ENDPOINT           # objects that arrived and no route took
 """
 
 from __future__ import annotations
@@ -223,6 +225,51 @@ def register(subparsers: Any, client_factory: ClientFactory) -> None:
             _files_table,
         )
     )
+
+    retry = sub.add_parser(
+        "retry", parents=[common], help="retry a file's failed delivery (redrives its failed jobs)"
+    )
+    retry.add_argument("route_id")
+    retry.add_argument("--path", required=True, help="the file's path, as `routes files` shows")
+    retry.set_defaults(
+        func=run(
+            lambda c, a: c.request("POST", f"/routes/{a.route_id}/files/retry", {"path": a.path}),
+            _retried,
+        )
+    )
+
+    unrouted = sub.add_parser(
+        "unrouted", parents=[common], help="objects on an S3 endpoint that no route took (and why)"
+    )
+    unrouted.add_argument("endpoint_id")
+    unrouted.add_argument("--limit", type=int, default=100)
+    unrouted.set_defaults(
+        func=run(
+            lambda c, a: c.request(
+                "GET", f"/endpoints/{a.endpoint_id}/unrouted", query={"limit": a.limit}
+            ),
+            _unrouted_table,
+        )
+    )
+
+
+def _retried(payload: dict[str, Any]) -> str:
+    jobs = ", ".join(payload.get("job_ids") or []) or "-"
+    return f"retrying {payload.get('path')} ({payload.get('file_version')}): jobs {jobs}"
+
+
+def _unrouted_table(payload: dict[str, Any]) -> Table:
+    table = Table("key", "size", "version", "reason", "at", "detail")
+    for item in payload.get("items", []):
+        table.add_row(
+            str(item.get("key")),
+            _cell(item.get("size")),
+            _cell(item.get("version")),
+            _cell(item.get("reason")),
+            _cell(item.get("at")),
+            _cell(item.get("detail")),
+        )
+    return table
 
 
 def _files_table(payload: dict[str, Any]) -> Table:

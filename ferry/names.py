@@ -300,6 +300,8 @@ API_ROUTES: tuple[tuple[str, str, str], ...] = (
     ("POST", "/routes/{route_id}/enable", "routes"),
     ("GET", "/routes/{route_id}/events", "routes"),
     ("GET", "/routes/{route_id}/files", "routes"),
+    ("POST", "/routes/{route_id}/files/retry", "routes"),
+    ("GET", "/endpoints/{endpoint_id}/unrouted", "routes"),
 )
 """(method, resource path, API function) for every route of the one REST API."""
 

@@ -195,6 +195,9 @@ class RoutesService(Construct):
             t.routes.grant_read_data(fn)
             deny_writes(fn.role, [*never_write, t.routes], "NeverWriteReadModels")
         t.api_keys.grant_read_data(self.api_function)
+        # the routes index (name claims, push buckets, unrouted objects) lives in the scan
+        # table: the API writes it before a command's event, the push consumer reads it
+        t.route_scan.grant_read_write_data(self.api_function)
         t.route_scan.grant_read_write_data(self.push)
         # the read-model consumer: reads the event store, writes the routes read model only
         t.events.grant_read_data(self.consumer)

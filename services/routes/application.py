@@ -18,6 +18,7 @@ from uuid import UUID, uuid4
 
 from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.persistence import IntegrityError
+from pydantic import BaseModel, ConfigDict, Field
 
 from events.aggregate import FerryApplication
 from events.contract import Direction, EndpointStatus, EndpointType, FerryEvent
@@ -69,6 +70,16 @@ class NothingToRetry(errors.Conflict, RoutesError):
     code = "nothing_to_retry"
 
 
+class RetryFileRequest(BaseModel):
+    """POST /routes/{route_id}/files/retry."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    path: str = Field(
+        min_length=1, max_length=4096, description="The file's path, as the ledger shows it."
+    )
+
+
 class RetryLater(Exception):
     """A consumer must not decide yet (a route command is in flight): redeliver the message."""
 
@@ -108,6 +119,16 @@ class Candidate:
     file_version: str
     key_parts: tuple[str, ...]  # what identifies this version in the idempotency key
     first_seen_at: datetime
+
+
+@dataclass(frozen=True)
+class Retried:
+    """A retried file version and the jobs now responsible for it (in target order)."""
+
+    route_id: str
+    path: str
+    file_version: str
+    job_ids: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -296,7 +317,7 @@ class RoutesApplication(FerryApplication):
                 continue
         return False
 
-    def retry_file(self, customer_id: str, actor: str, route_id: str, path: Any) -> RouteFile:
+    def retry_file(self, customer_id: str, actor: str, route_id: str, path: Any) -> Retried:
         """Retry a file's failed delivery: each failed target's job is redriven (through the
         jobs service, so a ``POST /jobs/{id}/redrive`` of the same job converges on the same new
         job); FileRetried records it and the scanner settles the new jobs like any dispatch."""
@@ -323,9 +344,9 @@ class RoutesApplication(FerryApplication):
             ledger.retried(version, replaced, actor)
             try:
                 self.save(ledger)
-                return ledger
             except IntegrityError:
                 continue  # the scanner recorded an outcome meanwhile: look again
+            return Retried(route_id, path, version, tuple(ledger.dispatched[version]["job_ids"]))
         raise RouteConflict("the file ledger kept changing; try again")
 
     # -- ledger commands (push consumer, pull scanner) --------------------------------------
@@ -589,6 +610,8 @@ __all__ = [
     "InvalidRoute",
     "NotFound",
     "NothingToRetry",
+    "Retried",
+    "RetryFileRequest",
     "RetryLater",
     "RouteError",
     "RouteNameTaken",

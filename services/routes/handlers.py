@@ -1,5 +1,6 @@
 """HTTP routes of the routes service: POST/GET /routes, GET/PATCH /routes/{route_id},
-POST /routes/{route_id}/disable|enable, GET /routes/{route_id}/events, GET /routes/{route_id}/files.
+POST /routes/{route_id}/disable|enable, GET /routes/{route_id}/events, GET /routes/{route_id}/files,
+POST /routes/{route_id}/files/retry, GET /endpoints/{endpoint_id}/unrouted.
 
 GET /routes/{id} and its events come from the event store (consistent); GET /routes and the file
 ledger answer (``?name=``) come from the routes read model.
@@ -7,6 +8,7 @@ ledger answer (``?name=``) come from the routes read model.
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Any
 
 from aws_lambda_powertools.event_handler import Response, content_types
@@ -20,7 +22,7 @@ from ferry.api import (
     principal,
     request_body,
 )
-from services.routes.application import RoutesError
+from services.routes.application import RetryFileRequest, RoutesError
 from services.routes.bootstrap import RoutesService
 from services.routes.definition import RouteDefinition
 from services.routes.domain import Route
@@ -30,6 +32,7 @@ from services.routes.readmodel import file_body, route_body
 REQUEST_BODIES: dict[tuple[str, str], Any] = {
     ("POST", "/routes"): RouteDefinition,
     ("PATCH", "/routes/{route_id}"): dict[str, Any],
+    ("POST", "/routes/{route_id}/files/retry"): RetryFileRequest,
 }
 
 
@@ -55,8 +58,10 @@ def build_resolver(service: RoutesService) -> FerryResolver:
         route = routes.get_route(who.customer_id, route_id)
         failing = [f for f in read_model.files(route_id, None, 10_000) if f["status"] == "failed"]
         body = _view(route)
-        body["status"] = "FAILING" if failing else ("ENABLED" if route.enabled else "DISABLED")
+        failing_now = failing or route.scan_error  # files failed, or the listing itself
+        body["status"] = "FAILING" if failing_now else ("ENABLED" if route.enabled else "DISABLED")
         body["failing_files"] = [f["path"] for f in failing[:20]]
+        body["scan_error"] = route.scan_error
         return _json(200, body)
 
     @app.patch("/routes/<route_id>")
@@ -89,6 +94,20 @@ def build_resolver(service: RoutesService) -> FerryResolver:
         raw_limit = app.current_event.get_query_string_value("limit") or "100"
         limit = _limit(raw_limit)
         items = [file_body(i) for i in read_model.files(route_id, name, limit)]
+        return _json(200, {"items": items, "count": len(items)})
+
+    @app.post("/routes/<route_id>/files/retry")
+    def retry_file(route_id: IdPath) -> Response[dict[str, Any]]:
+        who = principal(app)
+        request = RetryFileRequest.model_validate(request_body(app))
+        retried = routes.retry_file(who.customer_id, who.actor, route_id, request.path)
+        return _json(202, {**asdict(retried), "status": "dispatched"})
+
+    @app.get("/endpoints/<endpoint_id>/unrouted")
+    def unrouted(endpoint_id: IdPath) -> Response[dict[str, Any]]:
+        who = principal(app)
+        raw_limit = app.current_event.get_query_string_value("limit") or "100"
+        items = routes.unrouted(who.customer_id, endpoint_id, _limit(raw_limit))
         return _json(200, {"items": items, "count": len(items)})
 
     return app

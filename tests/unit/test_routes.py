@@ -471,6 +471,117 @@ def test_one_failed_target_leaves_the_source_and_shows_the_failure(world: World)
     assert route["status"] == "FAILING" and route["failing_files"] == ["out/pay.csv"]
 
 
+def test_retry_over_http_redrives_the_failed_target_and_recovers_the_route(world: World) -> None:
+    route_id = _fan_out(world)
+    world.source.put("out/pay.csv", 5, T0)
+    world.scanner.tick(T0)
+    first, second = sorted(world.jobs.requests)
+    world.jobs.finish(first, "SUCCEEDED")
+    world.jobs.finish(second, "FAILED", "TARGET_EXISTS")
+    world.scanner.tick(T0 + 60)
+    status, body = world.call(
+        "POST", f"/routes/{route_id}/files/retry", {"path": "out/pay.csv"}, key=world.other_key
+    )
+    assert status == 404  # another customer's route
+
+    status, body = world.call("POST", f"/routes/{route_id}/files/retry", {"path": "out/pay.csv"})
+
+    assert status == 202, body
+    assert body["job_ids"][0] == first and body["job_ids"][1] != second
+    retried = body["job_ids"][1]
+    assert world.jobs.get(second).redriven_to == retried  # type: ignore[union-attr]
+    world.project(route_id, ["out/pay.csv"])
+    assert world.call("GET", f"/routes/{route_id}")[1]["status"] == "ENABLED"
+    status, again = world.call("POST", f"/routes/{route_id}/files/retry", {"path": "out/pay.csv"})
+    assert (status, again["error"]["code"]) == (409, "nothing_to_retry")
+    world.jobs.finish(retried, "SUCCEEDED")
+    world.scanner.tick(T0 + 120)
+    world.scanner.tick(T0 + 180)
+    assert "archive/pay.csv" in world.source.files and "out/pay.csv" not in world.source.files
+    events = [type(e).__name__ for e in world.app.file_events(route_id, "out/pay.csv")]
+    assert events[-3:] == ["FileRetried", "FileDelivered", "FilePostActionCompleted"]
+    assert events.count("FilePostActionCompleted") == 1
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [({}, "path"), ({"path": ""}, "path"), ({"path": 7}, "path"), ({"path": "x", "y": 1}, "y")],
+)
+def test_retry_refuses_bad_bodies(world: World, body: dict[str, Any], field: str) -> None:
+    route_id = world.route()
+    status, answer = world.call("POST", f"/routes/{route_id}/files/retry", body)
+    assert status in (400, 422) and answer["error"]["field"] == field, answer
+
+
+def test_retry_of_an_unknown_file_is_404(world: World) -> None:
+    route_id = world.route()
+    status, answer = world.call("POST", f"/routes/{route_id}/files/retry", {"path": "out/x"})
+    assert (status, answer["error"]["field"]) == (404, "path")
+
+
+def test_route_names_are_unique_per_customer(world: World) -> None:
+    assert world.call("POST", "/routes", _body(world, name="daily"))[0] == 201
+    status, taken = world.call("POST", "/routes", _body(world, name="daily"))
+    assert (status, taken["error"]["code"], taken["error"]["field"]) == (409, "name_taken", "name")
+    _, other = world.call("POST", "/routes", _body(world, name="weekly"))
+    status, renamed = world.call("PATCH", f"/routes/{other['route_id']}", {"name": "daily"})
+    assert status == 409, renamed
+
+
+def test_a_listing_failure_shows_as_failing_with_the_reason(world: World) -> None:
+    class Broken(FakeSource):
+        def iter_files(self, directory: str, recursive: bool) -> Any:
+            raise PermissionError(13, "Permission denied")
+            yield  # a generator
+
+    route_id = world.route()
+    world.scanner.sources = Broken()
+    world.scanner.tick(T0)
+    world.scanner.tick(T0 + 60)
+    status, route = world.call("GET", f"/routes/{route_id}")
+    assert status == 200 and route["status"] == "FAILING" and route["scan_error"] == "EACCES"
+    items = world.call("GET", f"/routes/{route_id}/events")[1]["items"]
+    types = [e["detail-type"] for e in items]
+    assert types == ["RouteCreated", "RouteScanFailed"]
+    world.scanner.sources = world.source
+    world.scanner.tick(T0 + 120)
+    status, route = world.call("GET", f"/routes/{route_id}")
+    assert route["status"] == "ENABLED" and route["scan_error"] is None
+
+
+def test_one_failing_file_is_skipped_with_a_reason_and_the_rest_goes_on(world: World) -> None:
+    class OneBad(FakeSource):
+        def exists(self, path: str) -> bool:
+            if path.startswith("out/bad"):
+                raise PermissionError(13, "Permission denied")
+            return super().exists(path)
+
+    source = OneBad()
+    world.scanner.sources = source
+    route_id = world.route(stable={"checks": 1, "done_marker": "{name}.done"})
+    for name in ("bad.csv", "good.csv", "good.csv.done"):
+        source.put(f"out/{name}", 5, T0)
+    report = world.scanner.tick(T0 + 60)
+    assert report.dispatched == 1 and report.skipped.get("error") == 1
+    world.project(route_id, ["out/bad.csv"])
+    [bad] = world.read_model.files(route_id, "bad.csv", 10)
+    assert (bad["reason"], bad["detail"]) == ("error", "EACCES")
+
+
+def test_unrouted_objects_over_http_only_for_the_bucket_owner(world: World) -> None:
+    world.route(
+        source={"endpoint_id": world.ep["s3b"].endpoint_id, "path": "out"},
+        trigger={"type": "event"},
+    )
+    world.objects.objects[("outbox", "elsewhere/x.csv")] = ObjectInfo(5, "e1", None, T0, {})
+    assert world.push.handle(_s3_event("outbox", "elsewhere/x.csv", "e1")) == ["no_route"]
+    owner = world.ep["s3b"].endpoint_id
+    status, answer = world.call("GET", f"/endpoints/{owner}/unrouted")
+    assert status == 200 and [i["key"] for i in answer["items"]] == ["elsewhere/x.csv"]
+    status, _ = world.call("GET", f"/endpoints/{owner}/unrouted", key=world.other_key)
+    assert status == 404
+
+
 # ---------------------------------------------------------------------------------------------
 # The ledger answers "why wasn't X sent?"
 # ---------------------------------------------------------------------------------------------

@@ -102,3 +102,22 @@ def test_add_without_required_flags_fails_clearly() -> None:
     with pytest.raises(CliError) as error:
         _run(["routes", "add", "--name", "x"])
     assert error.value.field == "name"
+
+
+def test_retry_posts_the_path_and_prints_the_jobs(capsys: pytest.CaptureFixture[str]) -> None:
+    client = _run(["routes", "retry", "r1", "--path", "out/pay.csv"])
+    assert client.calls == [("POST", "/routes/r1/files/retry", {"path": "out/pay.csv"}, None)]
+    assert "retrying out/pay.csv" in capsys.readouterr().out
+
+
+def test_retry_needs_a_path() -> None:
+    parser = argparse.ArgumentParser(prog="ferry")
+    register(parser.add_subparsers(dest="command", required=True), lambda args: FakeClient())
+    with pytest.raises(SystemExit) as exited:
+        parser.parse_args(["routes", "retry", "r1"])
+    assert exited.value.code == 2
+
+
+def test_unrouted_asks_for_the_endpoints_objects() -> None:
+    client = _run(["routes", "unrouted", "ep1", "--limit", "5"])
+    assert client.calls == [("GET", "/endpoints/ep1/unrouted", None, {"limit": 5})]
