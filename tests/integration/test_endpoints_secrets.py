@@ -82,7 +82,7 @@ def service(moto_server: str) -> Iterator[Service]:
 
 def _body(**overrides: Any) -> dict[str, Any]:
     body: dict[str, Any] = {
-        "name": "s",
+        "name": unique_name("s"),  # names are unique per customer
         "type": "sftp",
         "direction": "INBOUND",
         "host": "sftp.example.com",
