@@ -24,6 +24,8 @@ from services.jobs.bootstrap import bootstrap as jobs_bootstrap
 from services.jobs.settings import JobsSettings
 from services.routes.adapters import (
     DynamoEndpointDirectory,
+    DynamoRouteIndex,
+    DynamoRoutesReadModel,
     DynamoScanStateStore,
     EndpointSourceOpener,
     JobsApplicationSubmitter,
@@ -85,6 +87,7 @@ def world(aws_env: dict[str, str], sshd: SshdServer, sftp_dir: Path) -> dict[str
         endpoints=DynamoEndpointDirectory(names.endpoints_table),
         jobs=JobsApplicationSubmitter(jobs),
         staging_bucket=names.staging_bucket,
+        index=DynamoRouteIndex(names.route_scan_table),
         env=env,
     )
     outbound = sftp_dir / "outbound"
@@ -349,4 +352,66 @@ def test_push_objects_are_delivered_and_ferry_writes_do_not_loop(world: dict[str
     )
     assert after == before
     listed = boto3.client("s3").list_objects_v2(Bucket=stack.src_bucket, Prefix="delivered/")
+    assert listed["KeyCount"] == len(payloads)
+
+
+def test_objects_uploaded_right_after_a_push_route_is_created_are_delivered(
+    world: dict[str, Any],
+) -> None:
+    """Issue 9 case 2, executed: the route's command only (its read model never projected),
+    five objects uploaded at once right after it, all five delivered with the right bytes."""
+    import boto3
+
+    from ferry.names import S3_OBJECT_CREATED_PATTERN
+    from services.routes.adapters import S3ObjectInspector
+    from services.routes.push import PushConsumer, make_handler
+    from tests.integration.routes_harness import drain, queue_with_rule
+    from tests.support.moto_server import unique_name
+
+    stack: Stack = world["stack"]
+    app: RoutesApplication = world["app"]
+    stack.s3.put_bucket_notification_configuration(
+        Bucket=stack.src_bucket, NotificationConfiguration={"EventBridgeConfiguration": {}}
+    )
+    queue = queue_with_rule(
+        "default",
+        unique_name("s3-to-routes"),
+        {**S3_OBJECT_CREATED_PATTERN, "detail": {"bucket": {"name": [stack.src_bucket]}}},
+    )
+    read_model = DynamoRoutesReadModel(stack.names.routes_table)
+    handle = make_handler(
+        PushConsumer(
+            app=app,
+            routes=read_model,  # the real, lagging read model: empty for this route
+            endpoints=app.endpoints,
+            objects=S3ObjectInspector(),
+            state=DynamoScanStateStore(stack.names.route_scan_table),
+            staging_bucket=stack.names.staging_bucket,
+        )
+    )
+    route = app.create(
+        stack.customer_id,
+        "key",
+        {
+            "name": "fresh",
+            "source": {"endpoint_id": stack.s3_src, "path": "fresh"},
+            "targets": [{"endpoint_id": stack.s3_dst, "path_template": "fresh/{filename}"}],
+            "trigger": {"type": "event"},
+        },
+    )
+    payloads = {f"fresh/o{i}.bin": bytes([i]) * (1000 * (i + 1)) for i in range(5)}
+    for key, body in payloads.items():
+        stack.s3.put_object(Bucket=stack.src_bucket, Key=key, Body=body)
+    assert read_model.enabled("event") == []
+
+    assert drain(queue, handle, expect=len(payloads)) == len(payloads)
+
+    job_ids = [
+        j for key in payloads for e in _dispatched(app, route.route_id, key) for j in e["job_ids"]
+    ]
+    assert len(job_ids) == len(payloads)
+    _run_jobs(world, job_ids)
+    for key, body in payloads.items():
+        assert stack.get_s3(stack.dst_bucket, key) == body
+    listed = boto3.client("s3").list_objects_v2(Bucket=stack.dst_bucket, Prefix="fresh/")
     assert listed["KeyCount"] == len(payloads)
