@@ -33,6 +33,7 @@ import threading
 import time
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -148,6 +149,20 @@ def cost_table(calls: dict[tuple[str, str], tuple[int, float]], jobs: int, idle_
 
 
 # ------------------------------------------------------------------------------------ run
+def _epoch(value: Any) -> float | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
+
+
+def _pct(values: list[float], q: int) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
+
+
 def run_load(files: int, *, idle: float, seed: int, data_dir: Path | None, log: Any) -> int:
     rng = random.Random(seed)
     with (
@@ -274,9 +289,15 @@ def run_load(files: int, *, idle: float, seed: int, data_dir: Path | None, log: 
         for item in listing.get("items", []):
             job_ids.extend(item.get("job_ids", []))
         statuses: dict[str, int] = defaultdict(int)
+        waits: list[float] = []  # created → started (queued), per job
+        runs: list[float] = []  # started → finished
         for job_id in job_ids:
             _, job = run.api("GET", f"/jobs/{job_id}")
             statuses[str(job.get("status"))] += 1
+            times = [_epoch(job.get(k)) for k in ("created_at", "started_at", "finished_at")]
+            if None not in times:
+                waits.append(times[1] - times[0])  # type: ignore[operator]
+                runs.append(times[2] - times[1])  # type: ignore[operator]
         succeeded = statuses.get("SUCCEEDED", 0)
 
         print(f"files {files}, jobs {len(job_ids)}, SUCCEEDED {succeeded}, states {dict(statuses)}")
@@ -287,6 +308,11 @@ def run_load(files: int, *, idle: float, seed: int, data_dir: Path | None, log: 
             f"delivery: {elapsed:.1f} s from the first upload to the last target and empty "
             f"queues (uploads took {uploaded:.1f} s): {2 * files / elapsed:.2f} jobs/s"
         )
+        if waits:
+            print(
+                f"per job: created → started p50 {_pct(waits, 50):.1f} s, p95 {_pct(waits, 95):.1f} s;"
+                f" started → finished p50 {_pct(runs, 50):.2f} s, p95 {_pct(runs, 95):.2f} s"
+            )
         idle_total = sum(c for c, _ in idle_calls.values())
         print(
             f"idle polling: {idle_total / idle:.1f} Ferry calls/s with no work ("

@@ -18,7 +18,7 @@ not known here, so a Query counts as 1 RRU), EventBridge ``PutEvents`` entries, 
 other call.
 
 ``GET /_ferry/calls`` returns ``{"calls": [{"principal", "service", "operation", "count",
-"units"}, …]}``; ``DELETE /_ferry/calls`` resets. Enabled by ``SerialMotoServer(count_calls=True)``
+"units"}, …]}``; ``DELETE /_ferry/calls`` returns the same and resets the counts to zero. Enabled by ``SerialMotoServer(count_calls=True)``
 or ``FERRY_MOTO_COUNT_CALLS=1`` for ``python -m events._moto``.
 """
 
@@ -145,20 +145,26 @@ class CallCounter:
 
     def snapshot(self) -> list[dict[str, Any]]:
         with self._lock:
-            return [
-                {
-                    "principal": p,
-                    "service": s,
-                    "operation": o,
-                    "count": int(v[0]),
-                    "units": v[1],
-                }
-                for (p, s, o), v in sorted(self._counts.items())
-            ]
+            return self._rows()
 
-    def reset(self) -> None:
+    def _rows(self) -> list[dict[str, Any]]:
+        return [
+            {
+                "principal": p,
+                "service": s,
+                "operation": o,
+                "count": int(v[0]),
+                "units": v[1],
+            }
+            for (p, s, o), v in sorted(self._counts.items())
+        ]
+
+    def reset(self) -> list[dict[str, Any]]:
+        """Clear the counts; returns what they were (one atomic step: no call is lost)."""
         with self._lock:
+            rows = self._rows()
             self._counts.clear()
+        return rows
 
     def record(self, principal: str, service: str, operation: str, units: float) -> None:
         with self._lock:
@@ -218,9 +224,9 @@ class CallCounter:
     def wrap(self, app: WSGIApp) -> WSGIApp:
         def counted(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
             if environ.get("PATH_INFO") == CALLS_PATH:
-                if environ.get("REQUEST_METHOD") == "DELETE":
-                    self.reset()
-                payload = json.dumps({"calls": self.snapshot()}).encode()
+                reset = environ.get("REQUEST_METHOD") == "DELETE"
+                rows = self.reset() if reset else self.snapshot()
+                payload = json.dumps({"calls": rows}).encode()
                 start_response(
                     "200 OK",
                     [("Content-Type", "application/json"), ("Content-Length", str(len(payload)))],

@@ -116,7 +116,7 @@ def test_counts_every_service_and_operation_by_caller(server: str) -> None:
     assert calls[(p, "secretsmanager", "GetSecretValue")][0] == 1
     assert calls[(p, "sts", "GetCallerIdentity")][0] == 1
 
-    _calls(server, "DELETE")
+    assert _calls(server, "DELETE") == calls  # what was counted, then zero
     assert _calls(server) == {}
 
 
