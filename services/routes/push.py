@@ -174,13 +174,16 @@ class PushConsumer:
                 outcomes.append(self._one(route, obj, *found, head_box))
             except RetryLater:
                 raise
-            except Exception as error:  # this route's problem with this object: its ledger
+            except Exception as error:
+                # unexpected (a throttled table, an S3 hiccup): this route's ledger says why,
+                # and the message is redelivered (the routes already done are idempotent);
+                # a message that keeps failing ends in the queue's DLQ, still explained
                 logger.warning("push failed", route_id=route.route_id, key=obj.key)
                 path, relpath = found
                 self.app.record_skip(
                     route, self._candidate(obj, path, relpath, None), "error", safe_reason(error)
                 )
-                outcomes.append("error")
+                raise
             if outcomes and outcomes[-1] == "gone":
                 return outcomes
         if not outcomes:

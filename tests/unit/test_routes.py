@@ -810,3 +810,59 @@ def test_review_lone_surrogates_in_a_route_body_are_422(world: World) -> None:
     raw = json.dumps(_body(world))[:-1] + ', "name": "bad \\udfff"}'
     got, answer = world.call("POST", "/routes", raw)
     assert (got, answer["error"].get("field")) == (422, "name"), answer
+
+
+def test_a_push_failure_is_explained_in_the_ledger_and_the_message_is_redelivered(
+    world: World,
+) -> None:
+    class Throttled(Exception):
+        response = {"Error": {"Code": "SlowDown"}}  # the shape of a botocore ClientError
+
+    class Flaky(FakeObjects):
+        def head(self, bucket: str, key: str) -> ObjectInfo | None:
+            raise Throttled("raw library text that is never shown")
+
+    route_id = world.route(
+        source={"endpoint_id": world.ep["s3b"].endpoint_id, "path": "out"},
+        trigger={"type": "event"},
+    )
+    world.push.objects = Flaky()
+    with pytest.raises(Throttled):
+        world.push.handle(_s3_event("outbox", "out/a.csv", "e1"))
+    world.project(route_id, ["out/a.csv"])
+    [item] = world.read_model.files(route_id, "a.csv", 10)
+    assert (item["reason"], item["detail"]) == ("error", "SlowDown")
+    world.push.objects = world.objects  # redelivered once S3 answers again: dispatched
+    world.objects.objects[("outbox", "out/a.csv")] = ObjectInfo(5, "e1", None, T0, {})
+    assert world.push.handle(_s3_event("outbox", "out/a.csv", "e1")) == ["dispatched"]
+
+
+def test_a_push_route_being_created_makes_the_message_wait(world: World) -> None:
+    from services.routes.application import RetryLater
+
+    # the index entry is written before the route's event: an event between the two waits
+    world.app.index.add_bucket("outbox", str(uuid4()), CUSTOMER, world.app.clock())
+    with pytest.raises(RetryLater):
+        world.push.handle(_s3_event("outbox", "out/a.csv", "e1"))
+
+
+def test_a_push_on_a_validating_source_waits_and_on_a_failed_one_is_unrouted(
+    world: World,
+) -> None:
+    from dataclasses import replace
+
+    from services.routes.application import RetryLater
+
+    world.route(
+        source={"endpoint_id": world.ep["s3b"].endpoint_id, "path": "out"},
+        trigger={"type": "event"},
+    )
+    world.objects.objects[("outbox", "out/a.csv")] = ObjectInfo(5, "e1", None, T0, {})
+    s3b = world.ep["s3b"]
+    world.push.cache_seconds = 0
+    world.endpoints.put(replace(s3b, status=c.EndpointStatus.PENDING_VALIDATION))
+    with pytest.raises(RetryLater):
+        world.push.handle(_s3_event("outbox", "out/a.csv", "e1"))
+    world.endpoints.put(replace(s3b, status=c.EndpointStatus.VALIDATION_FAILED))
+    assert world.push.handle(_s3_event("outbox", "out/a.csv", "e1")) == ["source_not_active"]
+    assert world.jobs.requests == {}
