@@ -2,6 +2,15 @@
 
 Rule names, patterns and target queues come from ``ferry.names.RULES`` - the same table the
 local stack builds its rules from.
+
+Downstream consumer accounts get *nothing* on the Ferry bus: its resource policy denies them
+every EventBridge action (no PutRule, no PutTargets, no PutEvents), so no account can write a
+rule that matches another tenant's events. Delivery is by Ferry-managed rules instead
+(``ferry consumers add``, ``ferry/consumers.py``): one rule per consumer, its pattern always
+``detail.customer_id = [that customer]``, its target the consumer's own bus, put there with
+``ConsumerDeliveryRole`` (``events:PutEvents`` on the consumer accounts' buses only). The
+consumer's bus must allow ``events:PutEvents`` from this account (its resource policy; see the
+README).
 """
 
 from __future__ import annotations
@@ -10,29 +19,22 @@ import json
 from pathlib import Path
 from typing import Any
 
-from aws_cdk import Duration, Stack
+from aws_cdk import CfnOutput, Duration, Stack
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_eventschemas as schemas
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_sqs as sqs
+from cdk_nag import NagPackSuppression, NagSuppressions, RegexAppliesTo
 from constructs import Construct
 
 from ferry.names import ALL_SOURCES, RULES, ResourceNames, rule_pattern
 
 SCHEMAS_DIR = Path(__file__).resolve().parents[2] / "events" / "schemas"
 QUEUE_RETENTION = Duration.days(4)  # > the longest retry delay (12 h) many times over
-CONSUMER_RULE_ACTIONS = [
-    "events:PutRule",
-    "events:DeleteRule",
-    "events:DescribeRule",
-    "events:EnableRule",
-    "events:DisableRule",
-    "events:PutTargets",
-    "events:RemoveTargets",
-    "events:ListTargetsByRule",
-]
+#: What consumer accounts may do on the Ferry bus: nothing (an explicit deny of every action).
+CONSUMER_DENIED_ACTIONS = ["events:*"]
 
 
 class FerryQueue(Construct):
@@ -155,22 +157,23 @@ class Messaging(Construct):
             event_pattern=events.EventPattern(source=list(ALL_SOURCES)),
             retention=Duration.days(archive_retention_days),
         )
-        for i, account in enumerate(consumer_accounts):
+        self.delivery_role: iam.Role | None = None
+        if consumer_accounts:
             self.bus.add_to_resource_policy(
                 iam.PolicyStatement(
-                    sid=f"ConsumerAccount{i}Rules",
-                    principals=[iam.AccountPrincipal(account)],
-                    actions=CONSUMER_RULE_ACTIONS,
+                    sid="ConsumerAccountsNothing",
+                    effect=iam.Effect.DENY,
+                    principals=[iam.AccountPrincipal(a) for a in consumer_accounts],
+                    actions=CONSUMER_DENIED_ACTIONS,
                     resources=[
+                        self.bus.event_bus_arn,
                         stack.format_arn(
                             service="events", resource="rule", resource_name=f"{names.bus}/*"
-                        )
+                        ),
                     ],
-                    conditions={
-                        "StringEqualsIfExists": {"events:creatorAccount": "${aws:PrincipalAccount}"}
-                    },
                 )
             )
+            self.delivery_role = self._delivery_role(stack, consumer_accounts)
 
         # Visibility timeouts matched to the consumers: the executor holds a message for at most
         # one lease period between heartbeats (which extend it), so visibility >= lease length;
@@ -230,6 +233,61 @@ class Messaging(Construct):
             )
             s.node.add_dependency(self.registry)
             self.schemas[detail_type] = s
+
+    def _delivery_role(self, stack: Stack, consumer_accounts: tuple[str, ...]) -> iam.Role:
+        """The role Ferry-managed consumer rules use to put events on consumer buses."""
+        role = iam.Role(
+            self,
+            "ConsumerDeliveryRole",
+            description="EventBridge: Ferry-managed consumer rules -> consumer accounts' buses",
+            assumed_by=iam.ServicePrincipal(
+                "events.amazonaws.com",
+                conditions={"StringEquals": {"aws:SourceAccount": stack.account}},
+            ),
+        )
+        role.add_to_policy(
+            iam.PolicyStatement(
+                sid="PutEventsOnConsumerBuses",
+                actions=["events:PutEvents"],
+                resources=[
+                    stack.format_arn(
+                        service="events",
+                        region="*",
+                        account=account,
+                        resource="event-bus",
+                        resource_name="*",
+                    )
+                    for account in consumer_accounts
+                ],
+            )
+        )
+        NagSuppressions.add_resource_suppressions(
+            role,
+            [
+                NagPackSuppression(
+                    id="AwsSolutions-IAM5",
+                    reason=(
+                        "Consumer buses are named by the consumer and registered at run time "
+                        "(ferry consumers add); PutEvents only, only in the deployment's "
+                        "configured consumer accounts."
+                    ),
+                    applies_to=[
+                        RegexAppliesTo(
+                            regex=r"/^Resource::arn:(<AWS::Partition>|aws[a-z-]*):events:\*:"
+                            r"\d{12}:event-bus\/\*$/"
+                        )
+                    ],
+                )
+            ],
+            apply_to_children=True,
+        )
+        CfnOutput(
+            stack,
+            "ConsumerDeliveryRoleArn",
+            value=role.role_arn,
+            description="FERRY_CONSUMER_DELIVERY_ROLE_ARN for ferry consumers add",
+        )
+        return role
 
 
 def _pattern(pattern: dict[str, Any]) -> events.EventPattern:

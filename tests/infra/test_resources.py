@@ -144,15 +144,38 @@ def test_bus_archive_and_consumer_policy(synth: Synth) -> None:
             "EventPattern": {"source": list(n.ALL_SOURCES)},
         },
     )
-    policy = synth.template_json(WEST)
-    [bus_policy] = resources(policy, "AWS::Events::EventBusPolicy").values()
+    template = synth.template_json(WEST)
+    # Consumer accounts may do nothing on the Ferry bus (no PutRule: no rule of theirs can
+    # match another tenant's events); Ferry-managed rules deliver (ferry/consumers.py).
+    [bus_policy] = resources(template, "AWS::Events::EventBusPolicy").values()
     st = bus_policy["Properties"]["Statement"]
+    assert st["Effect"] == "Deny" and st["Action"] == "events:*"
     assert f":iam::{CONSUMER}:root" in str(st["Principal"])
-    assert st["Resource"]["Fn::Join"][1][-1].endswith(f":rule/{NAMES.bus}/*")
-    assert "events:PutRule" in st["Action"] and "events:PutTargets" in st["Action"]
-    assert st["Condition"] == {
-        "StringEqualsIfExists": {"events:creatorAccount": "${aws:PrincipalAccount}"}
+    assert len(st["Resource"]) == 2 and f":rule/{NAMES.bus}/*" in str(st["Resource"])
+    for policy in resources(template, "AWS::Events::EventBusPolicy").values():
+        assert policy["Properties"]["Statement"]["Effect"] == "Deny"
+
+
+def test_consumer_delivery_role_puts_events_on_consumer_buses_only(synth: Synth) -> None:
+    template = synth.template_json(WEST)
+    roles = {
+        lid: r
+        for lid, r in resources(template, "AWS::IAM::Role").items()
+        if "ConsumerDeliveryRole" in lid
     }
+    [(role_id, role)] = roles.items()
+    [trust] = role["Properties"]["AssumeRolePolicyDocument"]["Statement"]
+    assert trust["Principal"] == {"Service": "events.amazonaws.com"}
+    assert "aws:SourceAccount" in trust["Condition"]["StringEquals"]
+    statements = [
+        st
+        for p in resources(template, "AWS::IAM::Policy").values()
+        if {"Ref": role_id} in p["Properties"]["Roles"]
+        for st in p["Properties"]["PolicyDocument"]["Statement"]
+    ]
+    assert [st["Action"] for st in statements] == ["events:PutEvents"]
+    assert f":{CONSUMER}:event-bus/*" in str(statements[0]["Resource"])
+    assert "ConsumerDeliveryRoleArn" in template["Outputs"]
 
 
 def test_rules_come_from_ferry_names(synth: Synth) -> None:
