@@ -575,6 +575,9 @@ class DynamoRouteIndex(RouteIndex):
         )
 
     def unrouted(self, bucket: str, prefix: str, limit: int) -> list[dict[str, Any]]:
+        import time
+
+        now = time.time()
         out: list[dict[str, Any]] = []
         query: dict[str, Any] = {
             "KeyConditionExpression": "route_id = :b",
@@ -590,6 +593,8 @@ class DynamoRouteIndex(RouteIndex):
                 item = deserialize(raw)
                 if not str(item["object_key"]).startswith(prefix):
                     continue  # a long key stored by its digest: checked on the real key
+                if float(item.get("ttl") or 0) < now:
+                    continue  # expired (DynamoDB's TTL deletes it eventually)
                 out.append(
                     {
                         "key": item["object_key"],
