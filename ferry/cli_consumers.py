@@ -28,6 +28,7 @@ from typing import Any
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from ferry.errors import FerryError
@@ -59,10 +60,42 @@ class ConsumerCliSettings(BaseSettings):
         return tuple(a.strip() for a in self.consumer_accounts.split(",") if a.strip())
 
 
-def _cli_error(message: str, field: str | None = None) -> Exception:
-    from ferry.cli import CliError
+class ConsumerCliError(Exception):
+    def __init__(self, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.field = field
 
-    return CliError(message, field=field)
+
+def _cli_error(message: str, field: str | None = None) -> Exception:
+    return ConsumerCliError(message, field)
+
+
+def _report(args: argparse.Namespace, error: ConsumerCliError) -> int:
+    """The CLI's error output (as ferry.cli.main prints it), exit code 2. Printed here rather
+    than raised as ferry.cli.CliError, which is another class under ``python -m ferry.cli``."""
+    if getattr(args, "json", False):
+        payload: dict[str, Any] = {"error": {"message": error.message}}
+        if error.field:
+            payload["error"]["field"] = error.field
+        sys.stderr.write(json.dumps(payload) + "\n")
+    else:
+        where = f" [field: {error.field}]" if error.field else ""
+        Console(stderr=True, highlight=False).print(
+            f"[red]error:[/] {escape(error.message + where)}"
+        )
+    return 2
+
+
+def _handled(command: Any) -> Any:
+    def run(args: argparse.Namespace) -> int:
+        try:
+            code: int = command(args)
+            return code
+        except ConsumerCliError as error:
+            return _report(args, error)
+
+    return run
 
 
 def _emit_json(value: Any) -> None:
@@ -203,13 +236,13 @@ def register(sub: Any, registry_factory: Any = build_registry) -> None:
         metavar="TYPE",
         help="only these events (repeatable; default: all of the customer's)",
     )
-    add.set_defaults(func=cmd_add, registry_factory=registry_factory)
+    add.set_defaults(func=_handled(cmd_add), registry_factory=registry_factory)
 
     ls = actions.add_parser("list", parents=[common], help="the managed consumer rules")
     ls.add_argument("--customer", help="only this customer's")
-    ls.set_defaults(func=cmd_list, registry_factory=registry_factory)
+    ls.set_defaults(func=_handled(cmd_list), registry_factory=registry_factory)
 
     rm = actions.add_parser("remove", parents=[common], help="delete a consumer's rule")
     rm.add_argument("--customer", help="the consumer's customer (required)")
     rm.add_argument("--name", help="the consumer's name (required)")
-    rm.set_defaults(func=cmd_remove, registry_factory=registry_factory)
+    rm.set_defaults(func=_handled(cmd_remove), registry_factory=registry_factory)
