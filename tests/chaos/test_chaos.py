@@ -27,7 +27,13 @@ from ferry.names import ResourceNames
 from tests.support.moto_server import unique_name
 from tests.support.sshd import SshdServer
 
-pytestmark = pytest.mark.timeout(1800)
+pytestmark = [
+    pytest.mark.timeout(1800),
+    pytest.mark.skipif(
+        os.geteuid() != 0 or not os.path.exists("/usr/sbin/sshd"),
+        reason="needs root and OpenSSH sshd at /usr/sbin/sshd",
+    ),
+]
 
 
 def _assert_zero(report: Any) -> None:
@@ -63,7 +69,7 @@ class FakeRun:
         self.names = ResourceNames(unique_name("chaos"))
 
     def client(self, service: str) -> Any:
-        return boto3.client(service)
+        return boto3.client(service)  # type: ignore[call-overload]
 
     def api(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
         return 404, {}
@@ -101,8 +107,6 @@ def _sha(data: bytes) -> str:
 
 @pytest.fixture
 def logged_sshd() -> Any:
-    if os.geteuid() != 0:
-        pytest.skip("needs root for sshd")
     with SshdServer(sftp_log_level="INFO") as server:
         yield server
 
