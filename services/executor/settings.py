@@ -85,9 +85,20 @@ class ExecutorSettings(BaseSettings):
     poll_wait_seconds: int = Field(default=10, ge=0, le=20)
     sftp_timeout: float = Field(default=20.0, gt=0)
     run_validator: bool = False
+    #: Checked at start-up so a bad FERRY_EGRESS_ALLOW stops the process at once (connects read
+    #: the policy through EgressSettings).
+    egress_allow: str = Field(default="", validation_alias="FERRY_EGRESS_ALLOW")
     exit_when_idle: bool = Field(default=False, description="Test/bench: exit on an empty poll.")
     fault: str | None = Field(default=None, description="TEST ONLY: 'point[:n]' → SIGKILL self.")
     stats_file: str | None = Field(default=None, description="TEST ONLY: write read counters.")
+
+    @field_validator("egress_allow")
+    @classmethod
+    def _valid_egress(cls, value: str) -> str:
+        from services.executor.egress import parse_allow_list
+
+        parse_allow_list(value)
+        return value
 
     def names(self) -> ResourceNames:
         return ResourceNames(self.prefix)

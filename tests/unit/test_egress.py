@@ -12,7 +12,7 @@ from pydantic import ValidationError
 
 from services.executor.egress import EgressPolicy, classify, embedded_ipv4, parse_allow_list
 from services.executor.errors import EgressDenied, HostNotFound, public_message
-from services.executor.settings import EgressSettings
+from services.executor.settings import EgressSettings, ExecutorSettings
 
 REFUSED = [
     # IPv4
@@ -126,6 +126,16 @@ def test_bad_allow_list_entries_are_named(bad: str) -> None:
         parse_allow_list(f"127.0.0.0/8,{bad}")
     with pytest.raises(ValidationError):
         EgressSettings(FERRY_EGRESS_ALLOW=bad)  # type: ignore[call-arg]
+
+
+def test_the_executor_refuses_to_start_with_a_bad_allow_list(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("FERRY_EGRESS_ALLOW", "127.0.0.0/8,bogus")
+    with pytest.raises(ValidationError, match="bogus"):
+        ExecutorSettings()
+    monkeypatch.setenv("FERRY_EGRESS_ALLOW", "127.0.0.0/8")
+    assert ExecutorSettings().egress_allow == "127.0.0.0/8"
 
 
 def test_settings_read_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
