@@ -354,6 +354,8 @@ class Executor:
                 ctx=ctx,
             )
             check()
+            if not t.legs and t.verified is None and cancel_requested():
+                raise Cancelled()  # nothing was ever started, so nothing can be published
             run.execute()
             outcome = "succeeded"
         except Cancelled:

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from events.contract import Flow
+from events.contract import Flow, JobStatus
 from tests.integration.executor_harness import KiB, MiB, Stack, sha256
 from tests.integration.test_executor_flows import put_source, read_target, target_of
 from tests.support.sshd import SshdServer
@@ -122,3 +122,39 @@ def test_sigterm_abandons_the_chunk_in_flight_releases_the_lease_and_exits_0(
     assert sha256(read_target(stack, flow)) == sha256(data)
     acquired = [e for e in stack.events(job_id) if e.detail_type() == "LeaseAcquired"]
     assert acquired[-1].takeover_from is None  # released, not expired
+
+
+@pytest.mark.parametrize(
+    ("fault", "outcome"),
+    [("after_chunk:3", JobStatus.CANCELLED), ("after_publish", JobStatus.SUCCEEDED)],
+    ids=["killed-before-publish", "killed-after-publish"],
+)
+def test_cancel_while_the_executor_is_dead_the_next_one_decides_by_the_target(
+    stack: Stack, fault: str, outcome: JobStatus
+) -> None:
+    """kill -9 of the executor, then the cancel request: the lease is held by a dead process,
+    so the job is not cancelled at once; the next executor takes over and the publish decides
+    — killed before the rename → CANCELLED with the temp file removed; killed after it →
+    SUCCEEDED with cancel_outcome too_late."""
+    flow = Flow.S3_TO_SFTP
+    data = os.urandom(3 * MiB + 100)
+    job_id = stack.submit(flow, put_source(stack, flow, data), target_of(stack, flow))
+    first = stack.spawn(fault=fault, executor_id="exec-A", **FAST)
+    assert first.wait(timeout=60) == -signal.SIGKILL
+    stack.process_manager(job_id)
+
+    answer = stack.jobs().cancel(stack.customer_id, "key-test", job_id)
+
+    assert answer.cancel_requested and not answer.status.is_final
+    results = stack.drain(stack.executor(executor_id="exec-B", **FAST), timeout=60)
+    job = stack.process_manager(job_id)
+    assert job.status == outcome, (results, stack.types(job_id))
+    assert stack.sftp_dir is not None
+    out = sorted(p.name for p in (stack.sftp_dir / "out").iterdir())
+    if outcome == JobStatus.CANCELLED:
+        assert out == [] and stack.released(job_id) == "cancelled"
+    else:
+        assert out == ["result.bin"] and job.cancel_outcome == "too_late"
+        assert sha256(read_target(stack, flow)) == sha256(data)
+    takeovers = [e for e in stack.events(job_id) if e.detail_type() == "LeaseAcquired"]
+    assert takeovers[-1].owner_id == "exec-B" and takeovers[-1].takeover_from == "exec-A"
