@@ -121,7 +121,7 @@ class Plan:
             sshd_restarts=4,
             cancel_fraction=0.15,
             window=max(120.0, jobs * 1.2),
-            deadline=900.0,
+            deadline=1500.0,
         )
 
 

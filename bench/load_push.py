@@ -136,6 +136,19 @@ def cost_table(calls: dict[tuple[str, str], tuple[int, float]], jobs: int, idle_
             f"{service:<16} {operation:<26} {count:>8} {count / jobs:>9.2f} "
             f"{usd / jobs * 1e6:>16.2f}"
         )
+    # EventBridge → SQS deliveries happen inside moto (no HTTP call to count), but AWS bills each
+    # one as an SQS request: estimated as the messages consumers deleted.
+    deleted = (
+        calls.get(("sqs", "DeleteMessageBatch"), (0, 0.0))[1]
+        + calls.get(("sqs", "DeleteMessage"), (0, 0.0))[0]
+    )
+    usd = deleted * PRICE_SQS
+    by_service["sqs"] += usd
+    total += usd
+    lines.append(
+        f"{'sqs':<16} {'(EventBridge deliveries)':<26} {int(deleted):>8} {deleted / jobs:>9.2f} "
+        f"{usd / jobs * 1e6:>16.2f}   estimated: messages deleted"
+    )
     lines.append(
         f"{'total':<16} {'':<26} {total_calls:>8} {total_calls / jobs:>9.2f} "
         f"{total / jobs * 1e6:>16.2f}"

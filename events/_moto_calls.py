@@ -14,8 +14,8 @@ API, the method + path + sub-resource (``PUT /b/k?partNumber&uploadId`` = Upload
 ``x-amz-copy-source`` = UploadPartCopy, …). ``units`` estimates what AWS bills for the call:
 DynamoDB request units (1 WRU per item write ≤ 1 KB, 2 per transactional item; 1 RRU per
 strongly consistent read, 0.5 eventually consistent, 2 per transactional read — item sizes are
-not known here, so a Query counts as 1 RRU), EventBridge ``PutEvents`` entries, and 1 for every
-other call.
+not known here, so a Query counts as 1 RRU), EventBridge ``PutEvents`` entries, the messages of
+an SQS batch call, and 1 for every other call.
 
 ``GET /_ferry/calls`` returns ``{"calls": [{"principal", "service", "operation", "count",
 "units"}, …]}``; ``DELETE /_ferry/calls`` returns the same and resets the counts to zero. Enabled by ``SerialMotoServer(count_calls=True)``
@@ -202,6 +202,8 @@ class CallCounter:
                 return principal, "dynamodb", operation, _dynamodb_units(operation, parsed)
             if prefix == "AWSEvents" and operation == "PutEvents":
                 return principal, "events", operation, float(len(parsed.get("Entries", [])))
+            if prefix == "AmazonSQS" and "Entries" in parsed:  # a batch: units = messages
+                return principal, "sqs", operation, float(len(parsed["Entries"]))
             return principal, service, operation, 1.0
         if "x-www-form-urlencoded" in content_type or environ.get("QUERY_STRING", ""):
             form = urllib.parse.parse_qs(body.decode("utf-8", "replace"))

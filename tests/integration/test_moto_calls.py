@@ -79,7 +79,11 @@ def test_counts_every_service_and_operation_by_caller(server: str) -> None:
     sqs = _client(server, "sqs", "ferryproc")
     url = sqs.create_queue(QueueName="q")["QueueUrl"]
     sqs.send_message(QueueUrl=url, MessageBody="m")
-    sqs.receive_message(QueueUrl=url, WaitTimeSeconds=0)
+    got = sqs.receive_message(QueueUrl=url, WaitTimeSeconds=0)["Messages"]
+    sqs.delete_message_batch(
+        QueueUrl=url,
+        Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(got)],
+    )
 
     events = _client(server, "events", "ferryproc")
     events.put_events(
@@ -112,6 +116,7 @@ def test_counts_every_service_and_operation_by_caller(server: str) -> None:
     assert calls[("bench", "s3", "GetObject")] == (1, 1.0)  # the driver's call, counted apart
     assert calls[(p, "sqs", "SendMessage")][0] == 1
     assert calls[(p, "sqs", "ReceiveMessage")][0] == 1
+    assert calls[(p, "sqs", "DeleteMessageBatch")] == (1, 1.0)  # one call, one message
     assert calls[(p, "events", "PutEvents")] == (1, 3.0)  # billed per entry
     assert calls[(p, "secretsmanager", "GetSecretValue")][0] == 1
     assert calls[(p, "sts", "GetCallerIdentity")][0] == 1
