@@ -75,9 +75,10 @@ def iam_suppressions(names: ResourceNames) -> dict[str, list[tuple[str, str]]]:
                 "prefix: the endpoints Lambda writes (never reads), the executor reads.",
             ),
             (
-                rf"^Resource::arn:{partition}:s3:::\*$",
-                "Customers' S3 endpoints are buckets in *their* accounts, unknown until registered; "
-                "condition s3:ResourceAccount != this account, and their bucket policy must allow it.",
+                rf"^Resource::arn:{partition}:iam::\*:role/\*$",
+                "Customers' roles for their S3 endpoints, unknown until registered: sts:AssumeRole "
+                "only, only with a Ferry external id (condition sts:ExternalId ferry-*); each "
+                "customer's trust policy names this role and its endpoint's external id.",
             ),
             (
                 r"^Resource::\*$",

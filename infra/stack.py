@@ -44,6 +44,10 @@ CUSTOMER_S3_ACTIONS = [
     "s3:ListBucket",
     "s3:GetBucketLocation",
 ]
+"""What a customer's role (delegated S3 endpoint) must allow on its bucket (README)."""
+
+EXTERNAL_ID_PATTERN = "ferry-*"
+"""Every external id Ferry generates (services/endpoints/application.py new_external_id)."""
 
 
 def stack_name(prefix: str, region: str) -> str:
@@ -105,6 +109,7 @@ class FerryStack(Stack):
             n.ENV_EVENTS_TABLE: names.events_table,
             n.ENV_ENDPOINTS_TABLE: names.endpoints_table,
             n.ENV_JOBS_TABLE: names.jobs_table,
+            n.ENV_ROUTES_TABLE: names.routes_table,
             n.ENV_IDEMPOTENCY_TABLE: names.idempotency_table,
             n.ENV_LEASES_TABLE: names.leases_table,
             n.ENV_API_KEYS_TABLE: names.api_keys_table,
@@ -185,6 +190,12 @@ class FerryStack(Stack):
             reserved_concurrency=reserved,
             active=active,
         )
+        # push matching heads objects with the route's source endpoint's credentials
+        if self.routes.push.role is not None:
+            self._grant_assume_customer_roles(self.routes.push.role)
+        # DELETE /endpoints/{id} refuses while jobs that are not final / enabled routes use it
+        self.tables.jobs.grant_read_data(self.endpoints.api_function)
+        self.tables.routes.grant_read_data(self.endpoints.api_function)
 
         self.api = Api(
             self,
@@ -292,6 +303,21 @@ class FerryStack(Stack):
             self.messaging.queues[attr].queue.grant_consume_messages(role)
         self._grant_partner_access(names, role)
 
+    def _grant_assume_customer_roles(self, role: iam.IRole) -> None:
+        """Delegated S3 access (issue 8): no S3 permission on any customer bucket — every S3
+        call for a customer endpoint runs as the customer's own role, assumed with the
+        endpoint's Ferry-generated external id (the customer's trust policy names this role
+        and requires that id). Same-account buckets without a role are reached only when their
+        bucket policy grants this role (and Ferry's tag/setting grant allows the customer)."""
+        role.add_to_principal_policy(
+            iam.PolicyStatement(
+                sid="AssumeCustomerRoles",
+                actions=["sts:AssumeRole"],
+                resources=["arn:" + self.partition + ":iam::*:role/*"],
+                conditions={"StringLike": {"sts:ExternalId": EXTERNAL_ID_PATTERN}},
+            )
+        )
+
     def _grant_partner_access(self, names: n.ResourceNames, role: iam.IRole) -> None:
         """Endpoint secrets and customers' S3 buckets: the executor and the routes scanner."""
         role.add_to_principal_policy(
@@ -301,17 +327,7 @@ class FerryStack(Stack):
                 resources=[secrets_arn(self, names)],
             )
         )
-        # Customers' S3 endpoints live in *their* accounts: their bucket policies grant this
-        # role; its own policy cannot name those buckets in advance, so it allows object access
-        # to buckets of other accounts only (never this account's buckets besides staging).
-        role.add_to_principal_policy(
-            iam.PolicyStatement(
-                sid="CustomerS3EndpointsOtherAccounts",
-                actions=CUSTOMER_S3_ACTIONS,
-                resources=["arn:" + self.partition + ":s3:::*"],
-                conditions={"StringNotEquals": {"s3:ResourceAccount": self.account}},
-            )
-        )
+        self._grant_assume_customer_roles(role)
         role.add_to_principal_policy(
             iam.PolicyStatement(
                 sid="CustomerS3EndpointsKms",

@@ -110,19 +110,39 @@ def test_executor_reads_secrets_and_cannot_write_read_models(t: dict[str, Any]) 
     assert can(t, role, "s3:DeleteObject", bucket)
 
 
-def test_executor_customer_buckets_only_in_other_accounts(t: dict[str, Any]) -> None:
-    sts = [
+def _statements(t: dict[str, Any], sid: str) -> list[dict[str, Any]]:
+    return [
         s
         for r in t["Resources"].values()
         if r["Type"] == "AWS::IAM::Policy"
         for s in r["Properties"]["PolicyDocument"]["Statement"]
-        if s.get("Sid") == "CustomerS3EndpointsOtherAccounts"
+        if s.get("Sid") == sid
     ]
-    assert len(sts) == 2  # the executor and the routes scanner
-    for st in sts:
-        assert st["Condition"] == {
-            "StringNotEquals": {"s3:ResourceAccount": {"Ref": "AWS::AccountId"}}
-        }
+
+
+def test_data_plane_reaches_customer_buckets_only_through_their_roles(t: dict[str, Any]) -> None:
+    """Issue 8: the executor (and validator), the scanner and the push consumer may assume
+    customer roles — only with a Ferry external id — and have no S3 permission but on the
+    staging bucket."""
+    assume = _statements(t, "AssumeCustomerRoles")
+    assert len(assume) == 3  # the executor (+ validator), the routes scanner, the push consumer
+    for st in assume:
+        assert st["Action"] == "sts:AssumeRole"
+        assert st["Condition"] == {"StringLike": {"sts:ExternalId": "ferry-*"}}
+    assert not _statements(t, "CustomerS3EndpointsOtherAccounts")
+    staging = next(
+        lid
+        for lid, r in t["Resources"].items()
+        if r["Type"] == "AWS::S3::Bucket"
+        and NAMES.staging_bucket in str(r["Properties"].get("BucketName"))
+    )
+    roles = [executor_role(t), executor_role(t, "services.routes.scanner")]
+    for role in roles:
+        for st in role_statements(t, role):
+            if st.effect != "Allow" or not any(a.startswith("s3:") for a in st.actions):
+                continue
+            # every S3 grant names the staging bucket, never "*" or another bucket
+            assert st.resources and all(staging in str(r) for r in st.resources), st
 
 
 def test_publisher_puts_events_and_reads_the_stream_only(t: dict[str, Any]) -> None:

@@ -332,7 +332,7 @@ def test_job_creators_append_events_and_use_idempotency(t: dict[str, Any]) -> No
     assert not any(can(t, consumer, a, events) for a in WRITE)
 
 
-def test_scanner_consumes_ticks_and_reaches_partner_buckets_in_other_accounts(
+def test_scanner_consumes_ticks_and_reaches_partner_buckets_through_their_roles(
     t: dict[str, Any],
 ) -> None:
     role = scanner_role(t)
@@ -340,8 +340,11 @@ def test_scanner_consumes_ticks_and_reaches_partner_buckets_in_other_accounts(
     assert can(t, role, "sqs:ReceiveMessage", tick) and can(t, role, "sqs:DeleteMessage", tick)
     push = function_role(t, "services.routes.push.handler")
     assert not can(t, push, "sqs:ReceiveMessage", tick)
-    assert can_on_text(t, role, "s3:ListBucket", ":s3:::*")
-    assert not can_on_text(t, push, "s3:ListBucket", ":s3:::*")
+    # issue 8: customer buckets only through the customer's role (sts:AssumeRole with a Ferry
+    # external id), never a direct S3 grant on other buckets
+    for r in (role, push):
+        assert can_on_text(t, r, "sts:AssumeRole", ":role/*")
+        assert not can_on_text(t, r, "s3:ListBucket", ":s3:::*")
 
 
 def test_routes_alarms(t: dict[str, Any]) -> None:
