@@ -182,8 +182,14 @@ class LocalStack:
                 "POWERTOOLS_TRACE_DISABLED": "true",
                 "POWERTOOLS_LOG_LEVEL": "INFO",
                 "FERRY_PREFIX": self.names.prefix,
+                # S3 tenancy: the operator's own customer may use untagged same-account buckets
+                # (README: `aws s3 mb` then `ferry endpoints add`); every other customer needs
+                # the bucket tagged ferry:customer=<id> (or FERRY_BUCKET_GRANTS)
+                "FERRY_OPERATOR_CUSTOMER": DEMO_CUSTOMER,
             }
         )
+        if os.environ.get("FERRY_BUCKET_GRANTS"):  # the operator's explicit grants
+            service_env["FERRY_BUCKET_GRANTS"] = os.environ["FERRY_BUCKET_GRANTS"]
         supervisor.add(
             Service(
                 "api",
