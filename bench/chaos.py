@@ -135,6 +135,7 @@ class Case:
     sha256: str = ""
     submit_at: float = 0.0
     cancel_at: float | None = None
+    cancel_when_running: float | None = None  # seconds after RUNNING is first seen
     job_id: str = ""
     submit_status: int = 0
     cancel_status: int | None = None
@@ -196,8 +197,12 @@ def make_cases(plan: Plan, rng: random.Random) -> list[Case]:
     for case in cases:
         case.submit_at = rng.uniform(0, plan.window * 0.6)
         if rng.random() < plan.cancel_fraction:
-            # soon enough to find most jobs queued or running (a small job takes ~1-3 s here)
-            case.cancel_at = case.submit_at + rng.uniform(0.05, 3.0)
+            if rng.random() < 0.5:
+                # soon after submission: most jobs are still queued
+                case.cancel_at = case.submit_at + rng.uniform(0.05, 3.0)
+            else:
+                # while it runs: a moment after GET /jobs/{id} first shows it RUNNING
+                case.cancel_when_running = rng.uniform(0.0, 2.0)
     return cases
 
 
@@ -224,6 +229,7 @@ class Chaos:
         self.src_bucket = "chaos-src"
         self.dst_bucket = "chaos-dst"
         self.report = Report(seed=plan.seed, jobs=plan.jobs)
+        self._lock = threading.Lock()
 
     def setup(self) -> None:
         run = self.run
@@ -273,14 +279,40 @@ class Chaos:
             return
         case.job_id = str(body["job_id"])
 
-    def cancel(self, case: Case) -> None:
+    def cancel(self, case: Case, when: str = "after submission") -> None:
         if not case.job_id:
             return
         status, _body = self.run.api("POST", f"/jobs/{case.job_id}/cancel")
         case.cancel_status = status
-        if status < 300:
-            self.report.cancels += 1
-        self.log(f"cancel {case.job_id} ({case.flow}, {case.size} B) → {status}")
+        with self._lock:
+            if status < 300:
+                self.report.cancels += 1
+        self.log(f"cancel {case.job_id} ({case.flow}, {case.size} B, {when}) → {status}")
+
+    def _cancel_running(self, cases: list[Case], stop: threading.Event) -> None:
+        """Cancel each case a moment after it is first seen RUNNING (or VERIFYING)."""
+        seen: dict[int, float] = {}
+        todo = list(cases)
+        while todo and not stop.is_set():
+            still = []
+            for case in todo:
+                if not case.job_id:
+                    still.append(case)
+                    continue
+                status, body = self.run.api("GET", f"/jobs/{case.job_id}")
+                state = body.get("status") if status == 200 else None
+                if state in FINAL:
+                    continue  # finished before we saw it run
+                if state in ("RUNNING", "VERIFYING"):
+                    seen.setdefault(case.index, time.monotonic())
+                start = seen.get(case.index)
+                assert case.cancel_when_running is not None
+                if start is not None and time.monotonic() >= start + case.cancel_when_running:
+                    self.cancel(case, f"{time.monotonic() - start:.1f} s into RUNNING")
+                    continue
+                still.append(case)
+            todo = still
+            stop.wait(0.3)
 
     def kill(self) -> None:
         # Only a running executor can be killed: wait (briefly) for the restarted one.
@@ -299,6 +331,13 @@ class Chaos:
         for case in cases:
             self.put_source(case, rng)
         schedule = make_schedule(self.plan, cases, rng)
+        self._stop_watch = threading.Event()
+        self._watcher = threading.Thread(
+            target=self._cancel_running,
+            args=([c for c in cases if c.cancel_when_running is not None], self._stop_watch),
+            daemon=True,
+        )
+        self._watcher.start()
         started = time.monotonic()
         for at, action, case in schedule:
             delay = started + at - time.monotonic()
@@ -338,7 +377,9 @@ class Chaos:
                     still.append(case)
             pending = still
             if pending:
-                time.sleep(2.0)
+                time.sleep(3.0)
+        self._stop_watch.set()
+        self._watcher.join(timeout=30)
         for case in pending:
             self.report.add("stuck", f"{case.job_id} {case.flow} {case.size} B: {case.status}")
         # Every job final: let the executor finish what it still does (a cancelled job's
