@@ -88,7 +88,7 @@ def aws_environment(endpoint_url: str, region: str) -> dict[str, str]:
 
 
 #: The local stack's SFTP egress allow-list (its demo server and the tests' sshd listen on
-#: 127.0.0.1); ``ferry local`` appends the operator's own FERRY_EGRESS_ALLOW, if set.
+#: 127.0.0.1); ``ferry up`` / ``ferry demo`` append the operator's own FERRY_EGRESS_ALLOW, if set.
 LOCAL_EGRESS_ALLOW = "127.0.0.0/8"
 
 
