@@ -327,3 +327,14 @@ def test_read_model_fold_of_validation_requested_and_retired(api: Api) -> None:
     item = fold_endpoint(item, last)
     assert item["status"] == "RETIRED"
     assert item["status"] == api.app.get(eid).status.value
+
+
+def test_the_read_model_and_get_carry_role_arn_and_external_id(api: Api) -> None:
+    from services.projections.readmodels import fold_endpoint
+
+    role = "arn:aws:iam::111122223333:role/ferry-access"
+    body = api.call("POST", "/endpoints", s3(role_arn=role))[1]
+    [registered] = stream_events(api.app.recorder, body["endpoint_id"])
+    item = fold_endpoint(None, registered)
+    assert item["config"]["external_id"] == body["external_id"]
+    assert item["config"]["role_arn"] == role
