@@ -47,7 +47,7 @@ from services.jobs.domain import (
     JobAlreadyFinal,
     JobNotRedrivable,
     backoff_seconds,
-    delivery_impossible,
+    cancellable_at_once,
 )
 from services.jobs.ports import (
     EndpointDirectory,
@@ -369,13 +369,15 @@ class JobsApplication(FerryApplication):
     def cancel(
         self, customer_id: str, actor: str, job_id: str, reason: str | None = None
     ) -> Cancelled:
-        """Record a cancel request; cancel at once when no executor can deliver the job.
+        """Record a cancel request; cancel at once when no executor holds the job and none
+        ever started writing it (queued, or in a retry backoff before any leg started).
 
         The order matters: the request is stored first, then the job's Transfer stream is read
         (strongly consistent). An executor that takes the lease after that read sees the
         request at its first commit point, so JobCancelled here can never be followed by a
-        delivery. Otherwise the executor's outcome decides (CANCELLED, or SUCCEEDED too_late).
-        Cancelling twice records nothing new; a final job is a conflict.
+        delivery. Otherwise the executor's outcome decides: CANCELLED once it stopped before
+        publishing and cleaned up, or SUCCEEDED too_late. Cancelling twice records nothing
+        new; a final job is a conflict.
         """
 
         def request() -> Job:
@@ -388,7 +390,7 @@ class JobsApplication(FerryApplication):
             return job
 
         job = self._retrying(request)
-        if not job.is_final and delivery_impossible(
+        if not job.is_final and cancellable_at_once(
             stream_events(self.recorder, transfer_stream_id(job_id))
         ):
 

@@ -13,10 +13,9 @@ Cancel is a request honoured at commit points. ``request_cancel`` records JobCan
 (the status stays what it is); the executor reads the job stream before every chunk commit and
 before it publishes (rename / multipart completion / copy), so the job's final state follows what
 the executor did: LeaseReleased(cancelled) → JobCancelled; LeaseReleased(succeeded) →
-JobSucceeded with ``cancel_outcome="too_late"``. A job whose delivery is impossible right now (no
-executor holds its lease and nothing can have been published, see
-:func:`delivery_impossible`) is cancelled at once, after the request is stored: any executor
-that takes the job later sees the request at its first commit point.
+JobSucceeded with ``cancel_outcome="too_late"``. A job no executor holds and none started
+writing (see :func:`cancellable_at_once`) is cancelled at once, after the request is stored:
+any executor that takes the job later sees the request at its first commit point.
 
 Pure: no boto3, no clock, no randomness (the application passes ``next_attempt_at`` in).
 """
@@ -83,44 +82,32 @@ def backoff_seconds(attempt: int, base: float, cap: float, rand: float) -> float
     return rand * ceiling
 
 
-def delivery_impossible(transfer_events: list[FerryEvent]) -> bool:
+def cancellable_at_once(transfer_events: list[FerryEvent]) -> bool:
     """From a job's Transfer stream (read strongly consistent, *after* the cancel request was
-    stored): True when no executor can deliver the file without first taking a new lease —
-    and a new lease sees the request at its first commit point.
+    stored): True when the job can be CANCELLED right now — no executor holds its lease,
+    nothing can have been published, and nothing is left at the target for an executor to
+    clean up. Any executor that takes the lease later sees the request at its first commit
+    point and releases it cancelled without writing.
 
-    True when there is no Transfer stream yet, or when the last lease was released with
-    ``retry`` / ``abandoned``, nothing was verified, and no final-leg write can have published
-    the file: a final leg that writes a temp file or a multipart upload publishes only after its
-    last chunk is committed, so an incomplete one is safe; a single PUT / CopyObject leg
-    publishes with its one write, so it is never assumed safe. Everything else (a lease held —
-    even an expired one, its holder may be slow rather than dead — or a release with
-    succeeded / failed / cancelled) is left to the executor's outcome.
+    That is: no Transfer stream yet (never leased), or the last lease was released with
+    ``retry`` / ``abandoned`` before any leg started (no temp file, multipart upload or staging
+    object exists). Everything else — a lease held (even an expired one: its holder may be
+    slow rather than dead), a leg started (partial state to clean, or already published), a
+    release with succeeded / failed / cancelled — is left to the executor, whose outcome
+    decides: CANCELLED after it cleaned up, or SUCCEEDED too_late.
     """
     if not transfer_events:
         return True
     held = False
     outcome: str | None = None
-    verified = False
-    legs: dict[int, list[Any]] = {}  # leg → [legs, upload_id, temp_path, chunk_count, chunks]
     for event in transfer_events:
         if isinstance(event, LeaseAcquired):
             held, outcome = True, None
         elif isinstance(event, LeaseReleased):
             held, outcome = False, event.outcome
-        elif isinstance(event, TransferStarted):
-            legs[event.leg] = [event.legs, event.upload_id, event.temp_path, event.chunk_count, 0]
-        elif isinstance(event, ChunkCommitted) and event.leg in legs:
-            legs[event.leg][4] += 1
-        elif isinstance(event, TransferVerified):
-            verified = True
-    if held or verified or outcome not in ("retry", "abandoned"):
-        return False
-    for leg, (of, upload_id, temp_path, count, chunks) in legs.items():
-        if leg != of:
-            continue  # leg 1 of SFTP→SFTP writes the staging object, not the target
-        if (upload_id is None and temp_path is None) or chunks >= count:
+        elif isinstance(event, TransferStarted | ChunkCommitted | TransferVerified):
             return False
-    return True
+    return not held and outcome in ("retry", "abandoned")
 
 
 class Job(FerryAggregate):

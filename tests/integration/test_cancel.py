@@ -268,7 +268,12 @@ def test_cancel_of_a_final_job_is_a_conflict(stack: Stack) -> None:
         stack.jobs().cancel(stack.customer_id, "key-test", done)
 
 
-def test_cancel_during_a_retry_backoff_cancels_and_the_retry_cleans_up(stack: Stack) -> None:
+def test_cancel_during_a_retry_backoff_is_honoured_by_the_retry_which_cleans_up(
+    stack: Stack,
+) -> None:
+    """The first attempt started writing the temp file, then failed (transient): the cancel in
+    the backoff is a request; the retry attempt sees it before moving a byte, removes the temp
+    file and releases cancelled — only then is the job CANCELLED."""
     flow = Flow.S3_TO_SFTP
     data = os.urandom(SIZE)
     job_id = stack.submit(flow, put_source(stack, flow, data), target_of(stack, flow))
@@ -284,11 +289,43 @@ def test_cancel_during_a_retry_backoff_cancels_and_the_retry_cleans_up(stack: St
 
     answer = stack.jobs().cancel(stack.customer_id, "key-test", job_id)
 
-    assert answer.status == JobStatus.CANCELLED  # no executor holds it, nothing published
+    assert (answer.status, answer.cancel_requested) == (JobStatus.RUNNING, True)
     results = stack.drain(executor, timeout=30)
     assert results[-1] == "cancelled"  # the retry attempt only cleaned up
-    assert_truthful(stack, flow, stack.process_manager(job_id), data)
+    job = stack.process_manager(job_id)
+    assert job.status == JobStatus.CANCELLED
+    assert_truthful(stack, flow, job, data)
     assert "ChunkCommitted" not in stack.types(job_id)
+
+
+def test_cancel_during_a_backoff_before_anything_started_is_at_once(stack: Stack) -> None:
+    flow = Flow.S3_TO_SFTP
+    data = os.urandom(1000)
+    job_id = stack.submit(flow, put_source(stack, flow, data), target_of(stack, flow))
+    stack.jobs().policy = type(stack.jobs().policy)(retry_base_seconds=3.0, retry_cap_seconds=3.0)
+    stack.jobs().rand = lambda: 1.0
+    executor = stack.executor()
+    real_sftp = executor.endpoints.sftp
+    refused: list[bool] = []
+
+    def unreachable(ep: Any) -> Any:  # the target refuses the first connection
+        if not refused:
+            refused.append(True)
+            from services.executor import errors
+
+            raise errors.ConnectionFailed("injected: connection refused")
+        return real_sftp(ep)
+
+    executor.endpoints.sftp = unreachable
+    assert stack.drain(executor) == ["retry"]
+    assert "TransferStarted" not in stack.types(job_id)
+    stack.process_manager(job_id)
+
+    answer = stack.jobs().cancel(stack.customer_id, "key-test", job_id)
+
+    assert answer.status == JobStatus.CANCELLED
+    assert stack.drain(executor, timeout=30)[-1] in ("cancelled", "finished")
+    assert_truthful(stack, flow, stack.process_manager(job_id), data)
 
 
 def test_random_cancel_instants_never_lie(stack: Stack) -> None:

@@ -609,7 +609,9 @@ def test_a_job_without_cancel_succeeds_without_cancel_outcome(world: World) -> N
     assert world.job(job_id).cancel_outcome is None
 
 
-def test_cancel_during_a_retry_backoff_is_at_once(world: World) -> None:
+def test_cancel_during_a_retry_backoff_waits_for_the_retry_to_clean_up(world: World) -> None:
+    """A leg was started (a temp file exists at the target): the job is CANCELLED only once
+    an executor removed it — the retry attempt sees the request at its first commit point."""
     job_id = world.submit()
     transfer = _transfer_stream(world, job_id)
     transfer.start_leg(
@@ -624,24 +626,26 @@ def test_cancel_during_a_retry_backoff_is_at_once(world: World) -> None:
 
     answer = world.app.cancel("cust-a", "key-test", job_id)
 
-    assert answer.status == JobStatus.CANCELLED
-    assert world.trail(job_id)[-2:] == ["JobCancelRequested", "JobCancelled"]
+    assert (answer.status, answer.cancel_requested) == (JobStatus.RUNNING, True)
+    transfer.acquire(owner_id="exec-2", region="us-east-1", attempt=2, lease_for=timedelta(1))
+    transfer.release(owner_id="exec-2", outcome="cancelled")  # after its cleanup
+    world.app.save(transfer)
+    _publish(world, job_id)
+    assert world.job(job_id).status == JobStatus.CANCELLED
 
 
-def test_cancel_during_backoff_of_a_single_put_is_left_to_the_executor(world: World) -> None:
-    """A single PUT publishes with its one write: a failure after it cannot prove nothing
-    was delivered, so the request waits for the next attempt's outcome."""
+def test_cancel_during_backoff_before_any_leg_started_is_at_once(world: World) -> None:
     job_id = world.submit()
     transfer = _transfer_stream(world, job_id)
-    transfer.start_leg(flow="S3_TO_S3", leg=1, legs=1, size=300, chunk_size=300)
-    transfer.fail_attempt(code="CONNECTION_FAILED", message="reset", transient=True)
+    transfer.fail_attempt(code="CONNECTION_FAILED", message="no route", transient=True)
     transfer.release(owner_id="exec-1", outcome="retry")
     world.app.save(transfer)
     _publish(world, job_id)
 
     answer = world.app.cancel("cust-a", "key-test", job_id)
 
-    assert (answer.status, answer.cancel_requested) == (JobStatus.RUNNING, True)
+    assert answer.status == JobStatus.CANCELLED
+    assert world.trail(job_id)[-2:] == ["JobCancelRequested", "JobCancelled"]
 
 
 def _leg_started(ex: Executor, leg: int = 1, legs: int = 1, **fields: Any) -> FerryEvent:
@@ -670,31 +674,20 @@ def _chunk(ex: Executor, index: int, leg: int = 1) -> FerryEvent:
     )
 
 
-def test_delivery_impossible_only_when_nothing_can_have_been_published() -> None:
-    from services.jobs.domain import delivery_impossible
+def test_cancellable_at_once_only_when_no_executor_holds_it_and_nothing_was_started() -> None:
+    from services.jobs.domain import cancellable_at_once
 
     ex = Executor(str(uuid4()))
-    temp = {"temp_path": "/o/.f.ferry-part"}
-    upload = {"upload_id": "u-1"}
     lease = ex.lease()
     retry = ex.released("retry")
-    assert delivery_impossible([]) is True  # never leased
-    assert delivery_impossible([lease]) is False  # held (even if it expired: maybe slow)
-    assert delivery_impossible([lease, _leg_started(ex, **temp), _chunk(ex, 0), retry]) is True
-    assert delivery_impossible([lease, _leg_started(ex, **upload), retry]) is True
-    assert delivery_impossible([lease, ex.released("abandoned")]) is True
-    complete = [_chunk(ex, i) for i in range(3)]
-    assert delivery_impossible([lease, _leg_started(ex, **temp), *complete, retry]) is False
-    assert delivery_impossible([lease, _leg_started(ex), retry]) is False  # single PUT / copy
-    assert delivery_impossible([lease, _leg_started(ex, **temp), ex.verified(), retry]) is False
+    assert cancellable_at_once([]) is True  # never leased
+    assert cancellable_at_once([lease]) is False  # held (even if it expired: maybe slow)
+    assert cancellable_at_once([lease, ex.failed(1, True), retry]) is True
+    assert cancellable_at_once([lease, ex.released("abandoned")]) is True
+    assert cancellable_at_once([lease, retry, ex.lease(2)]) is False  # taken again
+    started = _leg_started(ex, temp_path="/o/.f.ferry-part")
+    assert cancellable_at_once([lease, started, retry]) is False  # a temp file to clean up
+    assert cancellable_at_once([lease, _leg_started(ex), _chunk(ex, 0), retry]) is False
+    assert cancellable_at_once([lease, started, ex.verified(), retry]) is False
     for outcome in ("succeeded", "failed", "cancelled"):
-        assert delivery_impossible([lease, ex.released(outcome)]) is False
-    # SFTP→SFTP: leg 1 is the staging object; only the target leg (2 of 2) can deliver
-    staged = [_leg_started(ex, 1, 2, **upload), *(_chunk(ex, i) for i in range(3))]
-    assert delivery_impossible([lease, *staged, retry]) is True
-    assert delivery_impossible([lease, *staged, _leg_started(ex, 2, 2, **temp), retry]) is True
-    leg2_done = [_leg_started(ex, 2, 2, **temp), *(_chunk(ex, i, 2) for i in range(3))]
-    assert delivery_impossible([lease, *staged, *leg2_done, retry]) is False
-    # a leg started again (the source changed) counts its chunks afresh
-    again = [_leg_started(ex, **temp), *complete, _leg_started(ex, **temp), _chunk(ex, 0)]
-    assert delivery_impossible([lease, *again, retry]) is True
+        assert cancellable_at_once([lease, ex.released(outcome)]) is False
