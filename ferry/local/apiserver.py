@@ -135,6 +135,26 @@ class ApiRequestHandler(BaseHTTPRequestHandler):
     def do_DELETE(self) -> None:
         self._dispatch("DELETE")
 
+    # Methods no route declares: a JSON 405 (or 404 for an unknown path), as API Gateway
+    # answers, never http.server's HTML 501.
+    def do_HEAD(self) -> None:
+        self._dispatch("HEAD")
+
+    def do_OPTIONS(self) -> None:
+        self._dispatch("OPTIONS")
+
+    def do_TRACE(self) -> None:
+        self._dispatch("TRACE")
+
+    def do_CONNECT(self) -> None:
+        self._dispatch("CONNECT")
+
+    def __getattr__(self, name: str) -> Any:
+        # Any other method token (QUERY, PROPFIND, …): http.server would answer HTML 501.
+        if name.startswith("do_") and name[3:].isascii() and name[3:].isalpha():
+            return lambda: self._dispatch(name[3:].upper())
+        raise AttributeError(name)
+
     def _send(self, status: int, body: bytes, headers: dict[str, str] | None = None) -> None:
         self.send_response(status)
         sent = {k.lower() for k in (headers or {})}
@@ -145,7 +165,8 @@ class ApiRequestHandler(BaseHTTPRequestHandler):
             self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
-        self.wfile.write(body)  # buffered: handle_one_request() flushes headers + body at once
+        if self.command != "HEAD":  # a HEAD response has the headers of the body, not the body
+            self.wfile.write(body)  # buffered: handle_one_request() flushes headers + body at once
 
     def _dispatch(self, method: str) -> None:
         split = urlsplit(self.path)
@@ -174,7 +195,12 @@ class ApiRequestHandler(BaseHTTPRequestHandler):
         match, path_known = match_route(method, path)
         if match is None:
             if path_known:
-                self._send(405, _error_body("method_not_allowed", f"{method} is not allowed here"))
+                allowed = sorted({m for m, t, _ in ROUTES if match_route(m, path)[0] is not None})
+                self._send(
+                    405,
+                    _error_body("method_not_allowed", f"{method} is not allowed here"),
+                    {"Allow": ", ".join(allowed)},
+                )
             else:
                 self._send(404, _error_body("not_found", "no such route"))
             return

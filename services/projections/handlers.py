@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import re
 from datetime import datetime
 from typing import Annotated, Any
 
 from aws_lambda_powertools.event_handler import Response, content_types
 from aws_lambda_powertools.event_handler.openapi.models import APIKey, APIKeyIn
 from aws_lambda_powertools.event_handler.openapi.params import Query
+from pydantic import BeforeValidator
 
 from events.contract import JobStatus
 from ferry.api import (
@@ -23,6 +25,17 @@ from services.projections.application import EndpointList, EndpointView, JobList
 from services.projections.bootstrap import Projections, bootstrap
 
 TITLE = "Ferry API"
+_ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}")
+
+
+def _iso_only(value: Any) -> Any:
+    """Query times are ISO 8601 text (pydantic alone would also take ``0.5`` as a Unix time)."""
+    if isinstance(value, str) and not _ISO_DATE.match(value):
+        raise ValueError("an ISO 8601 date-time such as 2026-01-02T03:04:05Z")
+    return value
+
+
+IsoTime = Annotated[datetime, BeforeValidator(_iso_only)]
 
 
 def build_app(projections: Projections) -> FerryResolver:
@@ -64,8 +77,8 @@ def build_app(projections: Projections) -> FerryResolver:
     @app.get("/jobs", summary="This customer's jobs, newest first")
     def list_jobs(
         status: Annotated[JobStatus | None, Query()] = None,
-        since: Annotated[datetime | None, Query()] = None,
-        until: Annotated[datetime | None, Query()] = None,
+        since: Annotated[IsoTime | None, Query()] = None,
+        until: Annotated[IsoTime | None, Query()] = None,
         limit: Annotated[int, Query(ge=1, le=100)] = 50,
         next_token: Annotated[str | None, Query(max_length=4096)] = None,
     ) -> JobList:

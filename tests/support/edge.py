@@ -153,7 +153,9 @@ def serve(edge: Edge) -> Iterator[str]:
             module = spec.split(":")[0]
             function = next(f for f, m in API_HANDLERS.items() if m == module)
             with self._lock:  # like one Lambda instance per function
-                return edge.resolvers[function].resolve(event, None)
+                response = edge.resolvers[function].resolve(event, None)
+                edge.statuses.append(int(response["statusCode"]))
+                return response
 
     handler_class = type(
         "EdgeApiRequestHandler", (apiserver.ApiRequestHandler,), {"functions": Functions()}

@@ -354,6 +354,25 @@ def test_over_http_through_the_local_api_server(edge: Edge) -> None:
             assert (response.status, body["error"].get("field")) == (expected, field), (path, body)
 
 
+@pytest.mark.parametrize("method", ["TRACE", "OPTIONS", "HEAD", "QUERY", "PROPFIND", "PUT"])
+def test_undeclared_methods_are_405_json_not_501(edge: Edge, method: str) -> None:
+    import http.client
+    from urllib.parse import urlsplit
+
+    with serve(edge) as url:
+        where = urlsplit(url)
+        conn = http.client.HTTPConnection(where.hostname or "127.0.0.1", where.port, timeout=30)
+        conn.request(method, f"/jobs/{uuid4()}", headers={"x-api-key": edge.key})
+        response = conn.getresponse()
+        raw = response.read()
+        conn.close()
+    _count(response.status)
+    assert response.status == 405, raw
+    assert "GET" in (response.getheader("Allow") or "")
+    if method != "HEAD":  # a HEAD answer has no body
+        assert json.loads(raw)["error"]["code"] == "method_not_allowed"
+
+
 def test_tally_no_5xx(edge: Edge) -> None:
     """The counts for the report: every input above, by status class."""
     print(f"\nhostile inputs: {TALLY['inputs']}, 4xx: {TALLY['4xx']}, 5xx: {TALLY['5xx']}")
