@@ -203,6 +203,18 @@ class DynamoRoutesReadModel(RoutesReadModel, RouteDirectory):
     def enabled_routes(self, trigger: str) -> list[tuple[str, str, dict[str, Any]]]:
         return [(i["route_id"], i["customer_id"], i["definition"]) for i in self.enabled(trigger)]
 
+    def settling_routes(self) -> list[str]:
+        out: list[str] = []
+        paginator = self._client.get_paginator("scan")
+        for page in paginator.paginate(
+            TableName=self._table,
+            FilterExpression="sk = :r",
+            ExpressionAttributeValues={":r": {"S": ROUTE_SK}},
+            ProjectionExpression="route_id",
+        ):
+            out.extend(str(deserialize(raw)["route_id"]) for raw in page.get("Items", []))
+        return out
+
     def files(self, route_id: str, name: str | None, limit: int) -> list[Item]:
         kwargs: dict[str, Any] = {
             "KeyConditionExpression": "route_id = :r AND begins_with(sk, :f)",
@@ -230,6 +242,10 @@ class InMemoryRouteDirectory(RouteDirectory):
         return [
             (i["route_id"], i["customer_id"], i["definition"]) for i in self.store.enabled(trigger)
         ]
+
+    def settling_routes(self) -> list[str]:
+        items = getattr(self.store, "items", {})
+        return [route_id for (route_id, sk) in items if sk == ROUTE_SK]
 
 
 class DynamoEndpointDirectory(EndpointDirectory):

@@ -167,6 +167,11 @@ class RouteDirectory(ABC):
     def enabled_routes(self, trigger: str) -> list[tuple[str, str, dict[str, Any]]]:
         """(route_id, customer_id, definition) of every enabled route with this trigger type."""
 
+    def settling_routes(self) -> list[str]:
+        """Ids of every route whose dispatched files may still need an outcome — disabled
+        routes too (their jobs still finish, and a redrive of one is still followed)."""
+        return [r for t in ("schedule", "event") for r, _, _ in self.enabled_routes(t)]
+
 
 # ---------------------------------------------------------------------------------------------
 # Scan state (the scanner's working memory; not the ledger)

@@ -130,14 +130,13 @@ class Scanner:
                     self.scan(route, now, report)
             except Exception:  # one broken route must not stop the others
                 logger.exception("scan failed", route_id=route_id)
-        for trigger in ("schedule", "event"):
-            for route_id, _customer_id, _definition in self.routes.enabled_routes(trigger):
-                try:
-                    route = self._current(route_id, None)
-                    if route is not None:
-                        self.settle(route, report)
-                except Exception:
-                    logger.exception("settle failed", route_id=route_id)
+        for route_id in self.routes.settling_routes():  # disabled routes' files too
+            try:
+                route = self._current(route_id, None)
+                if route is not None:
+                    self.settle(route, report)
+            except Exception:
+                logger.exception("settle failed", route_id=route_id)
         return report
 
     def _current(self, route_id: str, trigger: str | None) -> RouteView | None:

@@ -108,6 +108,13 @@ class RoutesStack:
         )
         return endpoint_id
 
+    def grant_bucket(self, bucket: str) -> None:
+        """Tenancy: a same-account bucket is the customer's only when tagged for it."""
+        boto3.client("s3").put_bucket_tagging(
+            Bucket=bucket,
+            Tagging={"TagSet": [{"Key": "ferry:customer", "Value": self.customer}]},
+        )
+
     def create_route(self, definition: dict[str, Any]) -> str:
         route = self.app.create(self.customer, "key-test", definition)
         for event in self.app.route_events(self.customer, route.route_id):

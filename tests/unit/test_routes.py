@@ -60,6 +60,9 @@ class AppRouteDirectory(RouteDirectory):
                 out.append((route_id, CUSTOMER, route.definition))
         return out
 
+    def settling_routes(self) -> list[str]:
+        return list(self.ids)
+
 
 def _endpoint(kind: c.EndpointType, **config: Any) -> EndpointInfo:
     status = config.pop("status", c.EndpointStatus.ACTIVE)
@@ -866,3 +869,15 @@ def test_a_push_on_a_validating_source_waits_and_on_a_failed_one_is_unrouted(
     world.endpoints.put(replace(s3b, status=c.EndpointStatus.VALIDATION_FAILED))
     assert world.push.handle(_s3_event("outbox", "out/a.csv", "e1")) == ["source_not_active"]
     assert world.jobs.requests == {}
+
+
+def test_a_disabled_routes_dispatched_files_still_get_their_outcome(world: World) -> None:
+    route_id = _fan_out(world)
+    world.source.put("out/pay.csv", 5, T0)
+    world.scanner.tick(T0)
+    assert world.call("POST", f"/routes/{route_id}/disable")[0] == 200
+    for job_id in world.jobs.requests:
+        world.jobs.finish(job_id, "SUCCEEDED")
+    world.scanner.tick(T0 + 60)
+    last = world.app.file_events(route_id, "out/pay.csv")[-1]
+    assert isinstance(last, c.FilePostActionCompleted)
