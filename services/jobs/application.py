@@ -39,7 +39,7 @@ from events.contract import (
     TransferVerified,
     VerifyMode,
 )
-from events.translate import stream_events
+from events.translate import detail_type_of_topic, stream_events
 from ferry.errors import Conflict, Invalid, NotFound
 from ferry.validation import path_problem
 from services.jobs.domain import (
@@ -60,6 +60,8 @@ from services.jobs.ports import (
 T = TypeVar("T")
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
+_RECENT_TRANSFER_EVENTS = 20
+_LEG_EVENTS = frozenset({"TransferStarted", "ChunkCommitted", "TransferVerified"})
 MAX_PATH_LENGTH = 1024
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _KEY_OK = re.compile(r"^[\x21-\x7e]{1,255}$")
@@ -390,9 +392,7 @@ class JobsApplication(FerryApplication):
             return job
 
         job = self._retrying(request)
-        if not job.is_final and cancellable_at_once(
-            stream_events(self.recorder, transfer_stream_id(job_id))
-        ):
+        if not job.is_final and self._cancellable_at_once(job_id):
 
             def finish() -> Job:
                 current = self.get_job(customer_id, job_id)
@@ -515,6 +515,16 @@ class JobsApplication(FerryApplication):
         return False  # progress events (TransferStarted, ChunkCommitted, ...) change no job state
 
     # -- internals ---------------------------------------------------------------------------
+
+    def _cancellable_at_once(self, job_id: str) -> bool:
+        """:func:`cancellable_at_once` over the job's Transfer stream (same event store,
+        strongly consistent). A long stream is not read whole: a leg event among its newest
+        events already decides (not at once)."""
+        stream = transfer_stream_id(job_id)
+        recent = self.recorder.select_events(stream, desc=True, limit=_RECENT_TRANSFER_EVENTS)
+        if any(detail_type_of_topic(e.topic) in _LEG_EVENTS for e in recent):
+            return False
+        return cancellable_at_once(stream_events(self.recorder, stream))
 
     def _load(self, job_id: str) -> Job:
         try:
