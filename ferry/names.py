@@ -163,9 +163,15 @@ class ResourceNames:
         return f"{self.prefix}-staging"
 
     @property
+    def access_logs_bucket(self) -> str:
+        """The staging bucket's server access logs (deployed as ``<name>-<account>-<region>``)."""
+        return f"{self.prefix}-access-logs"
+
+    @property
     def owned_buckets(self) -> tuple[str, ...]:
-        """Every bucket the deployment owns: refused for every customer endpoint."""
-        return (self.staging_bucket,)
+        """Every bucket the deployment owns: refused for every customer endpoint (deployed
+        with ``-<account>-<region>`` appended: S3 names are global)."""
+        return (self.staging_bucket, self.access_logs_bucket)
 
     # Secrets Manager
     @property

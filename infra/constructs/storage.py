@@ -38,6 +38,8 @@ class Storage(Construct):
         self.access_logs = s3.Bucket(
             self,
             "AccessLogs",
+            # a known name, so the endpoints service can refuse it (ResourceNames.owned_buckets)
+            bucket_name=f"{names.access_logs_bucket}-{stack.account}-{stack.region}",
             encryption=s3.BucketEncryption.S3_MANAGED,  # server access logs cannot use SSE-KMS
             block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
             enforce_ssl=True,

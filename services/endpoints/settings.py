@@ -110,10 +110,10 @@ class TenancySettings(BaseSettings):
 
     def is_reserved(self, bucket: str) -> bool:
         """Ferry's own bucket (staging, anything the stack owns)."""
-        owned = set(ResourceNames(self.prefix).owned_buckets)
+        deployed = ResourceNames(self.prefix).owned_buckets
+        owned = set(deployed)
         if self.staging_bucket:
             owned.add(self.staging_bucket)
         owned |= {b.strip() for b in self.reserved_buckets_extra.split(",") if b.strip()}
-        staging = ResourceNames(self.prefix).staging_bucket
-        # the deployed staging bucket is <prefix>-staging-<account>-<region>
-        return bucket in owned or bucket.startswith(staging + "-")
+        # deployed as <name>-<account>-<region> (S3 names are global)
+        return bucket in owned or any(bucket.startswith(name + "-") for name in deployed)

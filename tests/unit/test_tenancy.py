@@ -57,7 +57,14 @@ def test_tag_customers_splits_on_any_whitespace() -> None:
 
 def test_reserved_buckets() -> None:
     settings = TenancySettings(prefix="fx", staging_bucket="custom-stage", reserved_buckets="x,y")
-    for bucket in ("fx-staging", "fx-staging-123456789012-eu-west-1", "custom-stage", "x", "y"):
+    for bucket in (
+        "fx-staging",
+        "fx-staging-123456789012-eu-west-1",
+        "fx-access-logs-123456789012-eu-west-1",
+        "custom-stage",
+        "x",
+        "y",
+    ):
         assert settings.is_reserved(bucket), bucket
     for bucket in ("fx-stagingx", "customer-data", "staging"):
         assert not settings.is_reserved(bucket), bucket
