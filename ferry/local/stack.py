@@ -283,7 +283,9 @@ class LocalStack:
         known = {k["key_hash"] for k in keys.read_keys(self.data_dir)}
         if isinstance(previous, str) and hash_key(previous) in known:
             return previous
-        api_key, _ = issue_key(keys.FileBackedKeyStore(self.data_dir, table), DEMO_CUSTOMER)
+        api_key, _ = issue_key(
+            keys.FileBackedKeyStore(self.data_dir, table), DEMO_CUSTOMER, name="demo"
+        )
         return api_key
 
     def _watch(self) -> None:
