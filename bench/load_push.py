@@ -256,7 +256,7 @@ def run_load(files: int, *, idle: float, seed: int, data_dir: Path | None, log: 
             )
             return n_s3, n_sftp
 
-        wait_deadline = time.monotonic() + max(600.0, files * 3.0)
+        wait_deadline = time.monotonic() + max(900.0, files * 15.0)
         last_log = 0.0
         queues = (
             "executor_queue",
