@@ -104,3 +104,33 @@ def test_a_route_whose_listing_fails_is_failing_with_the_reason_until_a_listing_
     types = [e.detail_type() for e in stack.app.route_events(stack.customer, route_id)]
     assert types == ["RouteCreated", "RouteScanFailed", "RouteScanRecovered"]
     assert stack.app.get_route(stack.customer, route_id).scan_error is None
+
+
+def test_a_file_whose_target_path_would_be_too_long_is_skipped_and_the_rest_is_sent(
+    s3_pull: dict[str, Any],
+) -> None:
+    stack: RoutesStack = s3_pull["stack"]
+    s3 = s3_pull["s3"]
+    long_name = "n" * 1000 + ".dat"  # a valid S3 key; the rendered target path is > 1024
+    s3.put_object(Bucket=s3_pull["inbox"], Key=f"in/{long_name}", Body=b"long")
+    s3.put_object(Bucket=s3_pull["inbox"], Key="in/short.dat", Body=b"short")
+    route_id = stack.create_route(
+        {
+            "name": unique_name("deep"),
+            "source": {"endpoint_id": s3_pull["source"], "path": "in"},
+            "targets": [
+                {"endpoint_id": s3_pull["target"], "path_template": "x" * 60 + "/{filename}"}
+            ],
+            "trigger": {"type": "schedule", "every": "1m"},
+            "stable": {"checks": 1},
+        }
+    )
+    scanner = build_scanner(settings=stack.settings, app=stack.app)
+
+    report = scanner.tick(time.time() + 60)
+
+    assert report.dispatched == 1 and report.skipped == {"invalid_path": 1}
+    stack.project_file(route_id, f"in/{long_name}")
+    [item] = stack.read_model.files(route_id, long_name, 10)
+    assert item["reason"] == "invalid_path" and "target.path" in item["detail"]
+    assert len(item["detail"]) < 600  # the field and the rule, not the 1,000-character input
