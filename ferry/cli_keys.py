@@ -121,7 +121,7 @@ def cmd_keys_list(args: argparse.Namespace) -> int:
     now = datetime.now(UTC)
     table = Table()
     for column in ("key_id", "name", "customer", "scope", "created", "expires", "state"):
-        table.add_column(column, overflow="fold")
+        table.add_column(column, overflow="fold", no_wrap=column == "key_id")
     for key, row in zip(keys, rows, strict=True):
         table.add_row(
             row["key_id"],
@@ -130,7 +130,7 @@ def cmd_keys_list(args: argparse.Namespace) -> int:
             row["scope"],
             row["created_at"][:19],
             (row["expires_at"] or "never")[:19],
-            key.refusal(now) or "active",
+            (key.refusal(now) or "active").removeprefix("API key "),
         )
     out.print(table)
     return 0
