@@ -185,3 +185,38 @@ def test_the_scanner_consumes_ticks_from_the_tick_queue(aws_env: dict[str, str])
         QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages"]
     )["Attributes"]
     assert attributes["ApproximateNumberOfMessages"] == "0"
+
+
+def test_an_unreadable_subdirectory_is_skipped_with_its_reason_and_the_rest_is_sent(
+    pull: dict[str, Any], sshd: SshdServer
+) -> None:
+    """Issue 9 case 3: a permission error on one entry of a recursive listing (a real sshd
+    refusing a directory) is that entry's FileSkipped(unreadable); the route goes on."""
+    stack: RoutesStack = pull["stack"]
+    inbox: Path = pull["inbox"]
+    for name in ("locked", "open"):
+        (inbox / name).mkdir()
+        sshd.chown_to_user(inbox / name)
+    _write(sshd, inbox / "open" / "a.csv", b"a\n")
+    _write(sshd, inbox / "locked" / "hidden.csv", b"h\n")
+    (inbox / "locked").chmod(0)
+    try:
+        route_id = stack.create_route(
+            {
+                "name": "partner-tree",
+                "source": {"endpoint_id": pull["source"], "path": "inbox", "recursive": True},
+                "targets": [{"endpoint_id": pull["target"], "path_template": "in/{relpath}"}],
+                "trigger": {"type": "schedule", "every": "1m"},
+                "stable": {"checks": 1},
+            }
+        )
+        scanner = build_scanner(settings=stack.settings, app=stack.app)
+        report = scanner.tick(time.time() + 60)
+    finally:
+        (inbox / "locked").chmod(0o755)
+
+    assert report.dispatched == 1 and report.skipped == {"unreadable": 1}
+    stack.project_file(route_id, "inbox/locked")
+    [locked] = stack.read_model.files(route_id, "inbox/locked", 10)
+    assert (locked["reason"], locked["detail"]) == ("unreadable", "PERMISSION_DENIED"), locked
+    assert stack.app.get_route(stack.customer, route_id).scan_error is None
