@@ -290,6 +290,7 @@ class S3Access:
         self._ferry: dict[str | None, Any] = {}
         self._delegated: dict[tuple[str, str, str, str | None], Any] = {}
         self._credentials: dict[tuple[str, str, str], Any] = {}
+        self._loader: Any = None
         self._tags: dict[str, tuple[float, str | None]] = {}
 
     # --- public ------------------------------------------------------------------------------
@@ -388,6 +389,12 @@ class S3Access:
         import botocore.session
 
         core = botocore.session.get_session()
+        with self._lock:
+            if self._loader is None:
+                self._loader = core.get_component("data_loader")
+            # one loader for every endpoint's session: the service models are parsed once
+            # (a new client costs ~60 ms instead of ~560 ms)
+            core.register_component("data_loader", self._loader)
         core._credentials = credentials  # type: ignore[attr-defined]  # the assumed role's
         client = boto3.Session(botocore_session=core).client(
             "s3", region_name=cfg.region or None, config=self.config

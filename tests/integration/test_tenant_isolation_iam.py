@@ -71,7 +71,7 @@ class EnforcingMoto:
             stdout=self.log,
             stderr=subprocess.STDOUT,
         )
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 90  # a loaded 2-core machine starts moto slowly
         while time.monotonic() < deadline:
             try:
                 requests.get(self.url + "/moto-api/", timeout=1)
@@ -87,7 +87,11 @@ class EnforcingMoto:
 
     def stop(self) -> None:
         self.process.terminate()
-        self.process.wait(timeout=10)
+        try:
+            self.process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(timeout=20)
         self.log.close()
 
 
