@@ -102,10 +102,17 @@ class RouteView:
     route_id: str
     customer_id: str
     definition: RouteDefinition
+    scan_error: str | None = None  # as the route's stream says (None when not read from it)
 
     @classmethod
-    def of(cls, route_id: str, customer_id: str, definition: dict[str, Any]) -> RouteView:
-        return cls(route_id, customer_id, RouteDefinition.model_validate(definition))
+    def of(
+        cls,
+        route_id: str,
+        customer_id: str,
+        definition: dict[str, Any],
+        scan_error: str | None = None,
+    ) -> RouteView:
+        return cls(route_id, customer_id, RouteDefinition.model_validate(definition), scan_error)
 
 
 @dataclass(frozen=True)

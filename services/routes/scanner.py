@@ -147,7 +147,7 @@ class Scanner:
             not found.enabled or found.definition["trigger"]["type"] != trigger
         ):
             return None
-        return RouteView.of(route_id, found.customer_id, found.definition)
+        return RouteView.of(route_id, found.customer_id, found.definition, found.scan_error)
 
     def due(self, route: RouteView, now: float) -> bool:
         trigger = route.definition.trigger
@@ -201,14 +201,15 @@ class Scanner:
             return
         finally:
             session.close()
-        if self.app.record_scan(route.route_id, None):
+        if route.scan_error is not None and self.app.record_scan(route.route_id, None):
             logger.info("listing works again", route_id=route.route_id)
 
     def _listing_failed(self, route: RouteView, error: BaseException, report: TickReport) -> None:
         reason = safe_reason(error)
         report.listing_failures += 1
         logger.warning("listing failed", route_id=route.route_id, reason=reason)
-        self.app.record_scan(route.route_id, reason)
+        if route.scan_error != reason:
+            self.app.record_scan(route.route_id, reason)
 
     def _one(
         self,
