@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -161,13 +162,17 @@ class RoutesApplication(FerryApplication):
         index: RouteIndex | None = None,
         env: Any = None,
         clock: Any = time.time,
+        listed_names: Callable[[str], Iterable[tuple[str, str]]] | None = None,
     ) -> None:
+        """``listed_names``: (route_id, name) of a customer's routes as the read model lists
+        them — how routes created before name claims existed are found (they have none)."""
         super().__init__(env=env)
         self.endpoints = endpoints
         self.jobs = jobs
         self.staging_bucket = staging_bucket
         self.index = index if index is not None else InMemoryRouteIndex()
         self.clock = clock
+        self.listed_names = listed_names
 
     # -- route commands ----------------------------------------------------------------------
 
@@ -531,6 +536,7 @@ class RoutesApplication(FerryApplication):
         now = self.clock()
         held = self.index.claim_name(customer_id, name, route_id, now)
         if held is None:
+            self._no_unclaimed_holder(customer_id, name, route_id)
             return
         owner = self.current(held.route_id)
         stale = (
@@ -543,8 +549,21 @@ class RoutesApplication(FerryApplication):
             and self.index.claim_name(customer_id, name, route_id, now, replace=held.route_id)
             is None
         ):
+            self._no_unclaimed_holder(customer_id, name, route_id)
             return
         raise RouteNameTaken(f"a route named {name!r} exists already", field="name")
+
+    def _no_unclaimed_holder(self, customer_id: str, name: str, route_id: str) -> None:
+        """A route made before name claims existed holds its name without a claim."""
+        if self.listed_names is None:
+            return
+        for other_id, other_name in self.listed_names(customer_id):
+            if other_name != name or other_id == route_id:
+                continue
+            other = self.current(other_id)
+            if other is not None and other.definition.get("name") == name:
+                self.index.release_name(customer_id, name, route_id)
+                raise RouteNameTaken(f"a route named {name!r} exists already", field="name")
 
     def _index_source(self, route: Route, source: EndpointInfo) -> None:
         """A push route's bucket, written before the event: the push consumer reads it

@@ -57,8 +57,18 @@ def build_application(
         from services.routes.adapters import JobsApplicationSubmitter
 
         jobs = JobsApplicationSubmitter(jobs_bootstrap(env=env).app)
+    from services.routes.adapters import DynamoRoutesReadModel
+
+    listed = DynamoRoutesReadModel(settings.routes)
     return RoutesApplication(
-        endpoints=endpoints, jobs=jobs, staging_bucket=settings.staging, index=index, env=env
+        endpoints=endpoints,
+        jobs=jobs,
+        staging_bucket=settings.staging,
+        index=index,
+        env=env,
+        listed_names=lambda customer: [
+            (str(i["route_id"]), str(i.get("name"))) for i in listed.routes_of(customer)
+        ],
     )
 
 

@@ -881,3 +881,16 @@ def test_a_disabled_routes_dispatched_files_still_get_their_outcome(world: World
     world.scanner.tick(T0 + 60)
     last = world.app.file_events(route_id, "out/pay.csv")[-1]
     assert isinstance(last, c.FilePostActionCompleted)
+
+
+def test_a_route_made_before_name_claims_still_holds_its_name(world: World) -> None:
+    # a route from before claims existed: in the event store and the read model, no claim
+    legacy = world.app.create(CUSTOMER, "key-1", _body(world, name="legacy"))
+    world.app.index.release_name(CUSTOMER, "legacy", legacy.route_id)
+    world.project(legacy.route_id, [])
+    world.app.listed_names = lambda customer: [
+        (i["route_id"], i["name"]) for i in world.read_model.routes_of(customer)
+    ]
+    status, body = world.call("POST", "/routes", _body(world, name="legacy"))
+    assert (status, body["error"]["code"]) == (409, "name_taken")
+    assert world.call("POST", "/routes", _body(world, name="fresh"))[0] == 201
