@@ -222,3 +222,30 @@ def test_a_role_without_external_id_is_refused_without_calling_sts() -> None:
     with pytest.raises(AccessDenied):
         a.client_for(view(role_arn="arn:aws:iam::111122223333:role/r"))
     assert sts.calls == []
+
+
+def test_routes_listing_head_and_post_actions_go_through_s3_access(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from services.routes.adapters import EndpointSourceOpener, S3ObjectInspector
+    from services.routes.ports import EndpointInfo, ListingFailed
+
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    s3 = FakeS3()
+    a = access(s3)
+    info = EndpointInfo(
+        endpoint_id="e1",
+        customer_id="b",
+        type=EndpointType.S3,
+        status=EndpointStatus.ACTIVE,
+        config={"bucket": "bkt"},
+    )
+    refusal = S3ObjectInspector(s3_access=a).refusal(info)
+    assert refusal is not None and "not granted" in refusal
+    with pytest.raises(ListingFailed, match="ACCESS_DENIED"):
+        EndpointSourceOpener("endpoints", s3_access=a).open(info)
+    s3.tags["bkt"] = {"ferry:customer": "b"}
+    a.clear()
+    assert S3ObjectInspector(s3_access=a).refusal(info) is None
+    source = EndpointSourceOpener("endpoints", s3_access=a).open(info)
+    assert source._client is s3  # the endpoint's client from S3Access
