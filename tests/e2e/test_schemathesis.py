@@ -33,7 +33,19 @@ def test_schemathesis_finds_no_5xx_and_no_conformance_failure(tmp_path: Path) ->
     cli = Path(sys.executable).with_name("schemathesis")
     if not cli.exists():
         pytest.skip("schemathesis is not installed (pip install -e '.[dev]')")
-    edge = build_edge()
+    edge = build_edge(with_history=True)  # GETs by id can answer 200 (and be checked)
+    config = tmp_path / "schemathesis.toml"
+    ids = edge.ids
+    config.write_text(
+        CONFIG.read_text()
+        + "\n[dictionaries.endpoints]\n"
+        + f'values = ["{ids["endpoint_id"]}"]\n'
+        + "[dictionaries.jobs]\n"
+        + f'values = ["{ids["job_id"]}"]\n'
+        + "\n[parameters]\n"
+        + '"path.endpoint_id" = { dictionary = "endpoints", probability = 0.5 }\n'
+        + '"path.job_id" = { dictionary = "jobs", probability = 0.5 }\n'
+    )
     with serve(edge) as url:
         env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
         env.update({"NO_PROXY": "127.0.0.1", "no_proxy": "127.0.0.1", "NO_COLOR": "1"})
@@ -41,7 +53,7 @@ def test_schemathesis_finds_no_5xx_and_no_conformance_failure(tmp_path: Path) ->
             [
                 str(cli),
                 "--config-file",
-                str(CONFIG),
+                str(config),
                 "run",
                 f"{url}/openapi.json",
                 "--checks",

@@ -29,7 +29,7 @@ CUSTOMER = "cust-a"
 OTHER = "cust-b"
 
 
-def _resolvers(keys: InMemoryKeyStore) -> dict[str, FerryResolver]:
+def _resolvers(keys: InMemoryKeyStore, history: Any = None) -> dict[str, FerryResolver]:
     from services.endpoints.adapters import InMemorySecretStore
     from services.endpoints.bootstrap import bootstrap as endpoints_bootstrap
     from services.endpoints.settings import EndpointsSettings
@@ -41,6 +41,7 @@ def _resolvers(keys: InMemoryKeyStore) -> dict[str, FerryResolver]:
     from services.projections.application import Projector, Queries
     from services.projections.bootstrap import Projections
     from services.projections.handlers import build_app
+    from services.projections.samples import to_stored
     from services.routes.application import RoutesApplication
     from services.routes.bootstrap import RoutesService
     from services.routes.handlers import build_resolver as routes_resolver
@@ -61,7 +62,12 @@ def _resolvers(keys: InMemoryKeyStore) -> dict[str, FerryResolver]:
         )
     )
     store, recorder = InMemoryReadModelStore(), POPOAggregateRecorder()
-    queries = build_app(Projections(Projector(store, recorder), Queries(store, recorder), keys))
+    projector = Projector(store, recorder)
+    if history is not None:  # read models and event streams to answer GETs with
+        recorder.insert_events([to_stored(e) for e in history.events])
+        for event in history.events:
+            projector.handle(event)
+    queries = build_app(Projections(projector, Queries(store, recorder), keys))
     routes_app = RoutesApplication(endpoints=RouteEndpoints(), jobs=FakeJobs(), staging_bucket="s")
     routes = routes_resolver(
         RoutesService(routes_app, InMemoryRoutesReadModel(), keys, RoutesSettings())
@@ -75,6 +81,7 @@ class Edge:
     resolvers: dict[str, FerryResolver]
     key: str
     statuses: list[int] = field(default_factory=list)
+    ids: dict[str, str] = field(default_factory=dict)
 
     def function_of(self, method: str, template: str) -> str:
         for m, path, function in API_ROUTES:
@@ -118,10 +125,26 @@ def _fill(template: str) -> str:
     return "/".join(parts)
 
 
-def build_edge() -> Edge:
+def build_edge(*, with_history: bool = False) -> Edge:
+    """``with_history``: the customer already has endpoints and jobs of every outcome in the
+    read models (``Edge.ids`` names one of each kind), so GETs by id answer 200."""
     keys = InMemoryKeyStore()
     key, _ = issue_key(keys, CUSTOMER, name="ci")
-    return Edge(keys, _resolvers(keys), key)
+    history, ids = None, {}
+    if with_history:
+        from services.projections.samples import History
+
+        history = History()
+        source = history.endpoint(CUSTOMER, endpoint_type="s3")
+        target = history.endpoint_lifecycle(CUSTOMER)
+        jobs = [
+            history.job(CUSTOMER, source, target, outcome=outcome)
+            for outcome in ("succeeded", "failed", "cancelled", "queued")
+        ]
+        ids = {"endpoint_id": target, "job_id": jobs[1]}
+    edge = Edge(keys, _resolvers(keys, history), key)
+    edge.ids = ids
+    return edge
 
 
 def mutating_routes() -> list[tuple[str, str]]:
