@@ -252,19 +252,19 @@ class FerryStack(Stack):
             self,
             "RoutesPushRoleArn",
             value=self.routes.push.role.role_arn if self.routes.push.role else "",
-            description="Grant it s3:GetObject on a push route's source bucket (bucket policy)",
+            description="Name it in the trust policy of customer roles (delegated S3 endpoints)",
         )
         CfnOutput(
             self,
             "ExecutorTaskRoleArn",
             value=self.executor.task_definition.task_role.role_arn,
-            description="Grant it access to customer buckets (routes' sources and targets)",
+            description="Name it in the trust policy of customer roles (sts:ExternalId condition)",
         )
         CfnOutput(
             self,
             "ScannerTaskRoleArn",
             value=self.routes.scanner_task.task_role.role_arn,
-            description="Grant it list/move/delete on a schedule route's S3 source",
+            description="Name it in the trust policy of customer roles (pull routes' S3 sources)",
         )
         suppress(self, names)
 
