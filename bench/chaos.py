@@ -312,7 +312,7 @@ class Chaos:
                     continue
                 still.append(case)
             todo = still
-            stop.wait(0.3)
+            stop.wait(1.0)
 
     def kill(self) -> None:
         # Only a running executor can be killed: wait (briefly) for the restarted one.
@@ -376,8 +376,8 @@ class Chaos:
                 if case.status not in FINAL:
                     still.append(case)
             pending = still
-            if pending:
-                time.sleep(3.0)
+            if pending:  # each pass is one GET per pending job: keep the API load small
+                time.sleep(3.0 if len(pending) < 20 else 10.0)
         self._stop_watch.set()
         self._watcher.join(timeout=30)
         for case in pending:
