@@ -405,8 +405,9 @@ _INTRO = """\
      this file or events/schemas/ is out of date. -->
 
 Ferry publishes every state change of every endpoint, job and transfer as an event on its
-EventBridge bus. Subscribe with an EventBridge rule on that bus (your own rule and target: an SQS
-queue, a Lambda function, another bus, an API destination).
+EventBridge bus. Consumers never create rules on that bus: the Ferry operator registers a
+*consumer* for exactly one customer, and a Ferry-managed rule forwards that customer's events
+(and only those) to the consumer's own event bus, where your rules and targets live.
 
 ## The event
 
@@ -470,8 +471,17 @@ _DELIVERY = """\
 
 ## Subscribing
 
-A rule matches on `source` and `detail-type`, and on any `detail` field. One example per family
-(replace `acme` with your customer id):
+Ask the Ferry operator for a consumer of your customer's events:
+
+```sh
+ferry consumers add --customer acme --name audit \\
+  --target-bus-arn arn:aws:events:<region>:<your-account>:event-bus/<your-bus>
+```
+
+Ferry's rule always filters on `detail.customer_id` = your customer (a consumer account has no
+permission on the Ferry bus, so no account can match another tenant's events). Your bus must
+accept `events:PutEvents` from Ferry's account (see `ferry consumers add --help`). On your bus, a
+rule matches on `source` and `detail-type`, and on any `detail` field. One example per family:
 
 """
 
@@ -492,14 +502,14 @@ def catalog() -> str:
             "",
         ]
     lines += [
-        "Create it like any rule on the Ferry bus, with your queue as the target (and a queue",
-        "policy allowing `events.amazonaws.com` to `sqs:SendMessage`):",
+        "Create it on your own bus, with your queue as the target (and a queue policy",
+        "allowing `events.amazonaws.com` to `sqs:SendMessage`):",
         "",
         "```sh",
-        "aws events put-rule --event-bus-name <prefix>-bus --name acme-failed-jobs \\",
+        "aws events put-rule --event-bus-name <your-bus> --name acme-failed-jobs \\",
         '  --event-pattern \'{"source":["ferry.jobs"],"detail-type":["JobFailed"],'
         '"detail":{"customer_id":["acme"]}}\'',
-        "aws events put-targets --event-bus-name <prefix>-bus --rule acme-failed-jobs \\",
+        "aws events put-targets --event-bus-name <your-bus> --rule acme-failed-jobs \\",
         "  --targets Id=q,Arn=arn:aws:sqs:<region>:<account>:acme-failed-jobs",
         "```",
         "",
