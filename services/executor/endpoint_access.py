@@ -294,14 +294,16 @@ class S3Access:
         self._tags: dict[str, tuple[float, str | None]] = {}
 
     # --- public ------------------------------------------------------------------------------
-    def client_for(self, view: EndpointView) -> Any:
+    def client_for(self, view: EndpointView, *, fresh: bool = False) -> Any:
+        """``fresh``: look the bucket's tag up again (the validator: a customer who just
+        tagged the bucket and asked for validation must not wait for the cache)."""
         cfg = view.config
         bucket = cfg.bucket or ""
         if self.settings.is_reserved(bucket):
             raise AccessDenied(f"bucket {bucket} belongs to Ferry and cannot be used")
         if cfg.role_arn:
             return self._delegated_client(view)
-        self.check_grant(view)
+        self.check_grant(view, fresh=fresh)
         return self.ferry_client(cfg.region)
 
     def ferry_client(self, region: str | None = None) -> Any:
@@ -317,13 +319,14 @@ class S3Access:
                 self._ferry[region] = client
             return client
 
-    def check_grant(self, view: EndpointView) -> None:
+    def check_grant(self, view: EndpointView, *, fresh: bool = False) -> None:
         """Same-account mode: raise :class:`AccessDenied` unless the customer is granted."""
         from services.endpoints.tenancy import same_account_access
 
         bucket = view.config.bucket or ""
         grants = self.settings.bucket_grants
-        tag = None if bucket in (grants.get(view.customer_id) or ()) else self.bucket_tag(view)
+        granted = bucket in (grants.get(view.customer_id) or ())
+        tag = None if granted else self.bucket_tag(view, fresh=fresh)
         decision = same_account_access(
             view.customer_id,
             bucket,
@@ -335,7 +338,7 @@ class S3Access:
         if not decision.allowed:
             raise AccessDenied(decision.reason)
 
-    def bucket_tag(self, view: EndpointView) -> str | None:
+    def bucket_tag(self, view: EndpointView, *, fresh: bool = False) -> str | None:
         """The bucket's ``ferry:customer`` tag (None: no such tag, or tags unreadable),
         cached for ``tag_cache_seconds``."""
         from botocore.exceptions import BotoCoreError, ClientError
@@ -346,7 +349,7 @@ class S3Access:
         now = self._clock()
         with self._lock:
             hit = self._tags.get(bucket)
-        if hit is not None and now - hit[0] < self.settings.tag_cache_seconds:
+        if not fresh and hit is not None and now - hit[0] < self.settings.tag_cache_seconds:
             return hit[1]
         value: str | None = None
         try:

@@ -20,6 +20,7 @@ are reduced to their codes).
 
 from __future__ import annotations
 
+import functools
 import threading
 import time
 from collections.abc import Callable
@@ -104,7 +105,9 @@ class EndpointValidator:
         self.app = app
         self.secrets = secrets
         self.sftp_timeout = sftp_timeout
-        self.s3_client = s3_client or S3Access().client_for
+        # validation reads the bucket's grant afresh (no tag cache): a customer who has just
+        # tagged the bucket and asked for validation gets the answer for the bucket as it is now
+        self.s3_client = s3_client or functools.partial(S3Access().client_for, fresh=True)
         self.transient_retries = transient_retries
         self.retry_delay_seconds = retry_delay_seconds
 

@@ -249,3 +249,15 @@ def test_routes_listing_head_and_post_actions_go_through_s3_access(
     assert S3ObjectInspector(s3_access=a).refusal(info) is None
     source = EndpointSourceOpener("endpoints", s3_access=a).open(info)
     assert source._client is s3  # the endpoint's client from S3Access
+
+
+def test_fresh_lookups_bypass_the_tag_cache() -> None:
+    s3, clock = FakeS3(), Clock()
+    a = access(s3, clock=clock, tag_cache_seconds=30)
+    with pytest.raises(AccessDenied):
+        a.client_for(view())
+    s3.tags["bkt"] = {"ferry:customer": "a"}  # the customer tags the bucket and re-validates
+    with pytest.raises(AccessDenied):
+        a.client_for(view())  # cached "no tag" for transfers ...
+    assert a.client_for(view(), fresh=True) is s3  # ... but the validator looks again
+    assert a.client_for(view()) is s3  # and the fresh answer is cached
