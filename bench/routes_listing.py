@@ -33,6 +33,9 @@ from services.routes.ports import (
 from services.routes.scanner import Scanner, ScannerPolicy
 from tests.support.sshd import SshdServer
 
+# The test sshd is on loopback, which Ferry's SFTP egress policy refuses unless allow-listed.
+os.environ.setdefault("FERRY_EGRESS_ALLOW", "127.0.0.0/8")
+
 
 def rss_kib() -> tuple[int, int]:
     """(current, peak) resident set size in KiB."""

@@ -68,6 +68,9 @@ from services.executor.sftp import (  # noqa: E402
 MiB = 1024 * 1024
 CHUNK = 8 * MiB
 
+# The test sshd is on loopback, which Ferry's SFTP egress policy refuses unless allow-listed.
+os.environ.setdefault("FERRY_EGRESS_ALLOW", "127.0.0.0/8")
+
 
 # --- the paramiko prototype (same API subset as services.executor.sftp) ---------------------
 class _Replies:
