@@ -651,6 +651,10 @@ class JobsApplication(FerryApplication):
             raise EndpointUnavailable(
                 f"endpoint {endpoint_id} is disabled", field=field, code="endpoint_disabled"
             )
+        if found.status == EndpointStatus.RETIRED:
+            raise EndpointUnavailable(
+                f"endpoint {endpoint_id} is retired", field=field, code="endpoint_retired"
+            )
         if found.status != EndpointStatus.ACTIVE:
             raise EndpointUnavailable(
                 f"endpoint {endpoint_id} is {found.status.value}: it is not validated yet",

@@ -95,6 +95,7 @@ def world() -> World:
         "disabled": _endpoint("cust-a", EndpointType.S3, status=EndpointStatus.DISABLED),
         "pending": _endpoint("cust-a", EndpointType.S3, status=EndpointStatus.PENDING_VALIDATION),
         "failed": _endpoint("cust-a", EndpointType.S3, status=EndpointStatus.VALIDATION_FAILED),
+        "retired": _endpoint("cust-a", EndpointType.S3, status=EndpointStatus.RETIRED),
         "theirs": _endpoint("cust-b", EndpointType.S3),
         "theirs2": _endpoint("cust-b", EndpointType.SFTP),
     }
@@ -230,6 +231,7 @@ def test_same_source_and_target_is_422(world: World) -> None:
         ("s3", "disabled", 409, "target.endpoint_id", "endpoint_disabled"),
         ("pending", "sftp", 409, "source.endpoint_id", "endpoint_not_validated"),
         ("s3", "failed", 409, "target.endpoint_id", "endpoint_not_validated"),
+        ("retired", "sftp", 409, "source.endpoint_id", "endpoint_retired"),
         ("outbound", "sftp", 422, "source.endpoint_id", "direction_mismatch"),
         ("s3", "inbound", 422, "target.endpoint_id", "direction_mismatch"),
     ],
