@@ -154,6 +154,7 @@ class PushConsumer:
         outcomes: list[str] = []
         unusable: list[str] = []
         head_box: list[ObjectInfo | None] = []
+        disabled: list[str] = []
         for route in self._routes_for(obj):
             source = route.definition.source
             endpoint: EndpointInfo | None = self._endpoint(source.endpoint_id)
@@ -161,6 +162,9 @@ class PushConsumer:
                 continue
             found = relative_to_route(obj, endpoint, source.path, source.recursive)
             if found is None:
+                continue
+            if not route.definition.enabled:
+                disabled.append(f"route {route.route_id} is disabled")
                 continue
             if endpoint.status != EndpointStatus.ACTIVE:
                 # never the route's ledger: the object may not be the route owner's to know of
@@ -187,7 +191,10 @@ class PushConsumer:
             if outcomes and outcomes[-1] == "gone":
                 return outcomes
         if not outcomes:
-            reason = "source_not_active" if unusable else "no_route"
+            reason = (
+                "source_not_active" if unusable else "route_disabled" if disabled else "no_route"
+            )
+            unusable.extend(disabled)
             self.app.record_unrouted(
                 obj.bucket,
                 key=obj.key,
@@ -217,7 +224,7 @@ class PushConsumer:
                 if entry is not None and now - entry.since < IN_FLIGHT_SECONDS:
                     raise RetryLater(f"route {route_id} is being created")
                 continue  # its create failed after the index entry: not a route
-            if found.enabled and found.definition["trigger"]["type"] == "event":
+            if found.definition["trigger"]["type"] == "event":  # disabled ones: to say so
                 routes.append(RouteView.of(route_id, found.customer_id, found.definition))
         return routes
 

@@ -216,7 +216,11 @@ def wait_for(predicate: Callable[[], bool], timeout: float = 10.0) -> None:
 def queue_with_rule(bus: str, rule: str, pattern: dict[str, Any]) -> str:
     sqs = boto3.client("sqs")
     events = boto3.client("events")
-    url = sqs.create_queue(QueueName=unique_name("q"))["QueueUrl"]
+    # a visibility timeout well above a batch's handling time on a loaded machine (as the
+    # Lambda event source's queues have): a redelivery is then a real failure, not slowness
+    url = sqs.create_queue(QueueName=unique_name("q"), Attributes={"VisibilityTimeout": "300"})[
+        "QueueUrl"
+    ]
     arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"][
         "QueueArn"
     ]

@@ -894,3 +894,16 @@ def test_a_route_made_before_name_claims_still_holds_its_name(world: World) -> N
     status, body = world.call("POST", "/routes", _body(world, name="legacy"))
     assert (status, body["error"]["code"]) == (409, "name_taken")
     assert world.call("POST", "/routes", _body(world, name="fresh"))[0] == 201
+
+
+def test_an_object_for_a_disabled_push_route_is_unrouted_with_that_reason(world: World) -> None:
+    route_id = world.route(
+        source={"endpoint_id": world.ep["s3b"].endpoint_id, "path": "out"},
+        trigger={"type": "event"},
+    )
+    world.app.disable(CUSTOMER, "key-1", route_id)  # a moment ago: the read model may lag
+    world.objects.objects[("outbox", "out/a.csv")] = ObjectInfo(5, "e1", None, T0, {})
+    assert world.push.handle(_s3_event("outbox", "out/a.csv", "e1")) == ["route_disabled"]
+    assert world.jobs.requests == {}
+    [entry] = world.app.unrouted(CUSTOMER, world.ep["s3b"].endpoint_id)
+    assert entry["reason"] == "route_disabled" and route_id in entry["detail"]
