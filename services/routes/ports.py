@@ -415,16 +415,29 @@ class ObjectInfo:
 
 class ObjectInspector(ABC):
     @abstractmethod
-    def head(self, bucket: str, key: str) -> ObjectInfo | None:
-        """None when the object is gone (deleted since the event)."""
+    def head(
+        self, bucket: str, key: str, endpoint: EndpointInfo | None = None
+    ) -> ObjectInfo | None:
+        """None when the object is gone (deleted since the event). ``endpoint``: the route's
+        source endpoint, whose own access (tenancy) is used for the call."""
+
+    def refusal(self, endpoint: EndpointInfo) -> str | None:
+        """Why the endpoint's customer may not use its bucket now (None: it may)."""
+        return None
 
 
 class FakeObjects(ObjectInspector):
     def __init__(self) -> None:
         self.objects: dict[tuple[str, str], ObjectInfo] = {}
+        self.refused: dict[str, str] = {}  # endpoint_id -> reason
 
-    def head(self, bucket: str, key: str) -> ObjectInfo | None:
+    def head(
+        self, bucket: str, key: str, endpoint: EndpointInfo | None = None
+    ) -> ObjectInfo | None:
         return self.objects.get((bucket, key))
+
+    def refusal(self, endpoint: EndpointInfo) -> str | None:
+        return self.refused.get(endpoint.endpoint_id)
 
 
 # ---------------------------------------------------------------------------------------------

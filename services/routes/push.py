@@ -174,8 +174,12 @@ class PushConsumer:
                     f"source endpoint {endpoint.endpoint_id} is {endpoint.status.value}"
                 )
                 continue
+            refused = self.objects.refusal(endpoint)  # tenancy, now (a grant can be removed)
+            if refused is not None:
+                unusable.append(f"source endpoint {endpoint.endpoint_id}: {refused}")
+                continue
             try:
-                outcomes.append(self._one(route, obj, *found, head_box))
+                outcomes.append(self._one(route, obj, endpoint, *found, head_box))
             except RetryLater:
                 raise
             except Exception as error:
@@ -245,12 +249,13 @@ class PushConsumer:
         self,
         route: RouteView,
         obj: S3Object,
+        endpoint: EndpointInfo,
         path: str,
         relpath: str,
         head_box: list[ObjectInfo | None],
     ) -> str:
-        if not head_box:
-            head_box.append(self.objects.head(obj.bucket, obj.key))
+        if not head_box:  # with the route's source endpoint's own access
+            head_box.append(self.objects.head(obj.bucket, obj.key, endpoint))
         head = head_box[0]
         if head is None:
             return "gone"  # deleted since: nothing to deliver

@@ -28,6 +28,7 @@ def bucket_stack(aws_env: dict[str, str]) -> dict[str, Any]:
     outbox, archive = unique_name("outbox"), unique_name("archive")
     for bucket in (outbox, archive):
         s3.create_bucket(Bucket=bucket)
+        stack.grant_bucket(bucket)
     s3.put_bucket_notification_configuration(
         Bucket=outbox, NotificationConfiguration={"EventBridgeConfiguration": {}}
     )

@@ -822,7 +822,7 @@ def test_a_push_failure_is_explained_in_the_ledger_and_the_message_is_redelivere
         response = {"Error": {"Code": "SlowDown"}}  # the shape of a botocore ClientError
 
     class Flaky(FakeObjects):
-        def head(self, bucket: str, key: str) -> ObjectInfo | None:
+        def head(self, bucket: str, key: str, endpoint: Any = None) -> ObjectInfo | None:
             raise Throttled("raw library text that is never shown")
 
     route_id = world.route(
@@ -907,3 +907,16 @@ def test_an_object_for_a_disabled_push_route_is_unrouted_with_that_reason(world:
     assert world.jobs.requests == {}
     [entry] = world.app.unrouted(CUSTOMER, world.ep["s3b"].endpoint_id)
     assert entry["reason"] == "route_disabled" and route_id in entry["detail"]
+
+
+def test_a_push_from_a_bucket_no_longer_granted_is_unrouted_not_in_the_ledger(
+    world: World,
+) -> None:
+    route_id = world.route(
+        source={"endpoint_id": world.ep["s3b"].endpoint_id, "path": "out"},
+        trigger={"type": "event"},
+    )
+    world.objects.objects[("outbox", "out/a.csv")] = ObjectInfo(5, "e1", None, T0, {})
+    world.objects.refused[world.ep["s3b"].endpoint_id] = "bucket outbox is not granted"
+    assert world.push.handle(_s3_event("outbox", "out/a.csv", "e1")) == ["source_not_active"]
+    assert world.jobs.requests == {} and world.app.ledger(route_id, "out/a.csv") is None
