@@ -191,6 +191,8 @@ class Tables(Construct):
             table_name=names.route_scan_table,
             partition_key=_attr("route_id"),
             sort_key=_attr("key"),
+            # unrouted-object entries (services.routes.adapters.DynamoRouteIndex) expire
+            time_to_live_attribute="ttl",
         )
 
     @property

@@ -111,6 +111,7 @@ def test_read_model_tables_and_gsis(synth: Synth) -> None:
         (NAMES.idempotency_table, [("id", "HASH", "S")], "expiration"),
         (NAMES.leases_table, [("endpoint_id", "HASH", "S"), ("slot", "RANGE", "N")], "ttl"),
         (NAMES.api_keys_table, [("key_hash", "HASH", "S")], None),
+        (NAMES.route_scan_table, [("route_id", "HASH", "S"), ("key", "RANGE", "S")], "ttl"),
     ],
 )
 def test_other_tables(synth: Synth, name: str, schema: list, ttl: str | None) -> None:
