@@ -71,6 +71,11 @@ class JobStatus(StrEnum):
     def is_final(self) -> bool:
         return self in (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED)
 
+    @property
+    def rank(self) -> int:
+        """Place in the machine; a job's status never moves to a lower rank (finals share the top)."""
+        return 4 if self.is_final else list(JobStatus).index(self)
+
 
 class PostAction(StrEnum):
     NONE = "none"

@@ -40,16 +40,6 @@ from ferry.errors import Conflict
 
 TOO_LATE = "too_late"
 
-_RANK = {
-    JobStatus.RECEIVED: 0,
-    JobStatus.QUEUED: 1,
-    JobStatus.RUNNING: 2,
-    JobStatus.VERIFYING: 3,
-    JobStatus.SUCCEEDED: 4,
-    JobStatus.FAILED: 4,
-    JobStatus.CANCELLED: 4,
-}
-
 
 class JobError(Conflict):
     """A command the job's current state does not allow (409)."""
@@ -266,7 +256,7 @@ class Job(FerryAggregate):
     def _advance(self, to: JobStatus) -> None:
         if self.status.is_final:
             return
-        if _RANK[to] >= _RANK[self.status]:
+        if to.rank >= self.status.rank:
             self.status = to
 
     @property

@@ -59,15 +59,6 @@ TRANSFER_STREAM_EVENTS: tuple[type[FerryEvent], ...] = (
 ENDPOINTS = "endpoints"
 JOBS = "jobs"
 
-_STATUS_RANK = {
-    JobStatus.RECEIVED: 0,
-    JobStatus.QUEUED: 1,
-    JobStatus.RUNNING: 2,
-    JobStatus.VERIFYING: 3,
-    JobStatus.SUCCEEDED: 4,
-    JobStatus.FAILED: 4,
-    JobStatus.CANCELLED: 4,
-}
 _SECRET_KEYS = frozenset({"password", "private_key", "passphrase", "secret", "credentials"})
 _CONFIG_KEYS = frozenset(c.EndpointConfig.model_fields) - {"type"}
 _ENDPOINT_TOP_KEYS = frozenset({"name", "direction", "max_concurrency"})
@@ -247,7 +238,7 @@ def _job_base(item: Item | None, event: c.JobEvent | c.ExecutorEvent) -> Item:
 def _advance(new: Item, status: JobStatus) -> None:
     """Move the status forward only (a final status is never left)."""
     current = new.get("status")
-    if current is not None and _STATUS_RANK[JobStatus(current)] >= _STATUS_RANK[status]:
+    if current is not None and JobStatus(current).rank >= status.rank:
         return
     new["status"] = status.value
     if new.get("created_at"):
