@@ -108,7 +108,7 @@ def build_registry(args: argparse.Namespace) -> Any:
     import boto3
 
     from ferry.api import DynamoKeyStore
-    from ferry.cli import load_config
+    from ferry.cli_common import load_config
     from ferry.consumers import ConsumerRegistry
     from ferry.names import ResourceNames
 

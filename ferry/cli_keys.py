@@ -30,7 +30,7 @@ err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 def _error(message: str, field: str | None = None, status: int | None = None) -> Exception:
-    from ferry.cli import CliError
+    from ferry.cli_common import CliError
 
     return CliError(message, field=field, status=status)
 
@@ -38,7 +38,7 @@ def _error(message: str, field: str | None = None, status: int | None = None) ->
 def _store(args: argparse.Namespace) -> Any:
     """The local stack's keys: its DynamoDB table (what the API reads) and keys.json."""
     from ferry.api import DynamoKeyStore
-    from ferry.cli import data_dir_of, load_config
+    from ferry.cli_common import data_dir_of, load_config
     from ferry.local import bootstrap
     from ferry.local.keys import FileBackedKeyStore
     from ferry.names import ResourceNames

@@ -29,7 +29,7 @@ ClientFactory = Callable[[argparse.Namespace], Any]
 
 
 def _error(message: str, field: str | None = None) -> Exception:
-    from ferry.cli import CliError
+    from ferry.cli_common import CliError
 
     return CliError(message, field=field)
 

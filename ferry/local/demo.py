@@ -83,9 +83,9 @@ def _sftp_details(log_path: Path, timeout: float) -> dict[str, Any]:
 
 
 def run_demo(args: argparse.Namespace, data_dir: Path) -> int:
-    from ferry.cli import CliError, _signal_event
+    from ferry.cli_common import CliError, signal_event
 
-    stop = _signal_event()
+    stop = signal_event()
     try:
         return _run(args, data_dir, stop)
     except PortInUse as error:
@@ -93,7 +93,7 @@ def run_demo(args: argparse.Namespace, data_dir: Path) -> int:
 
 
 def _run(args: argparse.Namespace, data_dir: Path, stop: Any) -> int:
-    from ferry.cli import ApiClient, CliError, events_table, job_table
+    from ferry.cli_common import ApiClient, CliError, events_table, job_table
 
     stack = LocalStack(
         data_dir,
@@ -255,7 +255,7 @@ def _run_transfers(
 
 
 def _register(client: Any, body: dict[str, Any], timeout: float) -> dict[str, Any]:
-    from ferry.cli import CliError, wait_for_endpoint
+    from ferry.cli_common import CliError, wait_for_endpoint
 
     created = client.request("POST", "/endpoints", body)
     found = wait_for_endpoint(client, created["endpoint_id"], timeout)

@@ -291,7 +291,7 @@ class EndpointAccess:
         self.s3_access = s3_access or S3Access(config=_BOTO_CONFIG)
 
     def get(self, endpoint_id: str) -> Any:
-        from services.executor.engine import Endpoint
+        from services.executor.ports import Endpoint
 
         view = self.directory.get(endpoint_id)
         if view is None:

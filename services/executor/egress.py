@@ -42,6 +42,7 @@ from services.executor.errors import (
     TransferTimeout,
     UnreachableHost,
 )
+from services.executor.settings import EgressSettings, IPNetwork, parse_allow_list
 
 __all__ = [
     "EgressPolicy",
@@ -55,7 +56,6 @@ __all__ = [
 ]
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
-IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 Resolver = Callable[..., Sequence[tuple[Any, ...]]]
 
 _V4 = ipaddress.IPv4Network
@@ -137,24 +137,6 @@ def classify(address: str | IPAddress) -> str | None:
     return None
 
 
-def parse_allow_list(text: str | Iterable[str] | None) -> tuple[IPNetwork, ...]:
-    """``"127.0.0.0/8, fd00::/8"`` (or a list) → networks. Raises ValueError naming the bad
-    entry. A bare address is a /32 (/128)."""
-    if text is None:
-        return ()
-    items = text.split(",") if isinstance(text, str) else list(text)
-    out: list[IPNetwork] = []
-    for raw in items:
-        item = raw.strip()
-        if not item:
-            continue
-        try:
-            out.append(ipaddress.ip_network(item, strict=False))
-        except ValueError:
-            raise ValueError(f"FERRY_EGRESS_ALLOW: {item!r} is not a CIDR block") from None
-    return tuple(out)
-
-
 @dataclass(frozen=True)
 class Resolved:
     """One checked address of a host: what :func:`open_checked_socket` connects to."""
@@ -182,8 +164,6 @@ class EgressPolicy:
     @classmethod
     def from_settings(cls) -> EgressPolicy:
         """The deployment's policy (``FERRY_EGRESS_ALLOW``, read by the executor's settings)."""
-        from services.executor.settings import EgressSettings
-
         return cls(EgressSettings().allow_networks())
 
     def allowed(self, address: str | IPAddress) -> bool:

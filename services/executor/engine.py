@@ -47,6 +47,7 @@ from services.executor.adapters import (
     sha256_from_checksum,
 )
 from services.executor.domain import Leg, Transfer, plan_chunk_size
+from services.executor.ports import Endpoint
 
 log = logging.getLogger(__name__)
 
@@ -71,20 +72,6 @@ class _Restart(Exception):
 
 
 # --- ports -------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Endpoint:
-    """What the engine needs to know of an endpoint (from the endpoints read model)."""
-
-    endpoint_id: str
-    type: str  # "s3" | "sftp"
-    max_concurrency: int = 1
-    bucket: str | None = None
-    prefix: str | None = None
-    base_path: str | None = None
-    kms_key_id: str | None = None
-    raw: Any = None
-
-
 class EndpointPort(Protocol):
     def get(self, endpoint_id: str) -> Endpoint: ...
 

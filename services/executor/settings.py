@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import socket
 import uuid
-from typing import TYPE_CHECKING
+from collections.abc import Iterable
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from ferry.names import ResourceNames
-
-if TYPE_CHECKING:
-    from services.executor.egress import IPNetwork
 
 MiB = 1024 * 1024
 
@@ -23,6 +21,26 @@ MiB = 1024 * 1024
 #: write window, so larger chunks drain less often; past 16 MiB the buffered S3 part costs more
 #: than it saves. A committed chunk is also the most a resume ever reads again.
 DEFAULT_CHUNK_SIZE = 16 * MiB
+
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def parse_allow_list(text: str | Iterable[str] | None) -> tuple[IPNetwork, ...]:
+    """``"127.0.0.0/8, fd00::/8"`` (or a list) → networks. Raises ValueError naming the bad
+    entry. A bare address is a /32 (/128)."""
+    if text is None:
+        return ()
+    items = text.split(",") if isinstance(text, str) else list(text)
+    out: list[IPNetwork] = []
+    for raw in items:
+        item = raw.strip()
+        if not item:
+            continue
+        try:
+            out.append(ipaddress.ip_network(item, strict=False))
+        except ValueError:
+            raise ValueError(f"FERRY_EGRESS_ALLOW: {item!r} is not a CIDR block") from None
+    return tuple(out)
 
 
 class EgressSettings(BaseSettings):
@@ -37,14 +55,10 @@ class EgressSettings(BaseSettings):
     @field_validator("egress_allow")
     @classmethod
     def _valid_cidrs(cls, value: str) -> str:
-        from services.executor.egress import parse_allow_list
-
         parse_allow_list(value)  # ValueError names the bad entry
         return value
 
     def allow_networks(self) -> tuple[IPNetwork, ...]:
-        from services.executor.egress import parse_allow_list
-
         return parse_allow_list(self.egress_allow)
 
 
@@ -95,8 +109,6 @@ class ExecutorSettings(BaseSettings):
     @field_validator("egress_allow")
     @classmethod
     def _valid_egress(cls, value: str) -> str:
-        from services.executor.egress import parse_allow_list
-
         parse_allow_list(value)
         return value
 
