@@ -5,11 +5,10 @@ from __future__ import annotations
 import copy
 import threading
 from collections.abc import Iterable
-from decimal import Decimal
 from typing import Any
 
-from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
-
+from events import dynamodb_values
+from events.dynamodb_values import deserialize
 from ferry.names import ResourceNames
 from services.projections.application import (
     ConcurrentUpdate,
@@ -21,36 +20,11 @@ from services.projections.application import (
 from services.projections.readmodels import ENDPOINTS, JOBS, KEY_ATTRIBUTE, Item
 
 _BATCH_GET_ATTEMPTS = 5
-_SERIALIZER = TypeSerializer()
-_DESERIALIZER = TypeDeserializer()
-
-
-def _to_dynamo(value: Any) -> Any:
-    if isinstance(value, float):
-        return Decimal(repr(value))
-    if isinstance(value, dict):
-        return {k: _to_dynamo(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_to_dynamo(v) for v in value]
-    return value
-
-
-def _from_dynamo(value: Any) -> Any:
-    if isinstance(value, Decimal):
-        return int(value) if value == value.to_integral_value() else float(value)
-    if isinstance(value, dict):
-        return {k: _from_dynamo(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_from_dynamo(v) for v in value]
-    return value
 
 
 def serialize(item: Item) -> dict[str, Any]:
-    return {k: _SERIALIZER.serialize(_to_dynamo(v)) for k, v in strip_none(item).items()}
-
-
-def deserialize(item: dict[str, Any]) -> Item:
-    return {k: _from_dynamo(_DESERIALIZER.deserialize(v)) for k, v in item.items()}
+    """A read-model item → DynamoDB (absent, not NULL, where a value is None)."""
+    return dynamodb_values.serialize(strip_none(item))
 
 
 class DynamoReadModelStore(ReadModelStore):

@@ -4,13 +4,12 @@ jobs service's application. The only boto3 in services/routes."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from decimal import Decimal
 from typing import Any
 
-from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
 
 from events.contract import Direction, EndpointStatus, EndpointType
+from events.dynamodb_values import deserialize, serialize
 from services.routes.application import DispatchRefused
 from services.routes.ports import (
     EndpointDirectory,
@@ -41,8 +40,6 @@ from services.routes.readmodel import (
     path_key,
 )
 
-_DES = TypeDeserializer()
-_SER = TypeSerializer()
 CUSTOMER_INDEX = "customer-index"
 
 
@@ -52,34 +49,6 @@ def _client(client: Any, service: str = "dynamodb") -> Any:
     import boto3
 
     return boto3.client(service)  # type: ignore[call-overload]
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, Decimal):
-        return int(value) if value == value.to_integral_value() else float(value)
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, list | set | tuple):
-        return [_plain(v) for v in value]
-    return value
-
-
-def _to_dynamo(value: Any) -> Any:
-    if isinstance(value, float):
-        return Decimal(repr(value))
-    if isinstance(value, dict):
-        return {k: _to_dynamo(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_to_dynamo(v) for v in value]
-    return value
-
-
-def deserialize(item: dict[str, Any]) -> Item:
-    return {k: _plain(_DES.deserialize(v)) for k, v in item.items()}
-
-
-def serialize(item: Item) -> dict[str, Any]:
-    return {k: _SER.serialize(_to_dynamo(v)) for k, v in item.items()}
 
 
 # ---------------------------------------------------------------------------------------------

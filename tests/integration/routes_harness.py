@@ -100,7 +100,7 @@ class RoutesStack:
             "updated_at": now,
             "version": 2,
         }
-        from services.routes.adapters import serialize
+        from events.dynamodb_values import serialize
 
         self.ddb.put_item(
             TableName=self.names.endpoints_table,
