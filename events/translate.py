@@ -32,7 +32,8 @@ _EVENT_ID_NS = uuid5(NAMESPACE_URL, "https://ferry.invalid/event")
 _NOT_FIELDS = frozenset({"timestamp", "originator_topic", "originator_id", "originator_version"})
 
 
-def _transcoder() -> JSONTranscoder:
+def transcoder() -> JSONTranscoder:
+    """The transcoder of Ferry's stored event state (what ``FerryApplication`` stores with)."""
     transcoder = JSONTranscoder()
     transcoder.register(UUIDAsHex())
     transcoder.register(DecimalAsStr())
@@ -40,7 +41,7 @@ def _transcoder() -> JSONTranscoder:
     return transcoder
 
 
-_TRANSCODER = _transcoder()
+_TRANSCODER = transcoder()
 
 
 def event_id_for(stream_id: str | UUID, version: int) -> str:

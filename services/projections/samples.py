@@ -13,18 +13,12 @@ from collections import defaultdict
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from eventsourcing.persistence import (
-    DatetimeAsISO,
-    DecimalAsStr,
-    JSONTranscoder,
-    StoredEvent,
-    UUIDAsHex,
-)
+from eventsourcing.persistence import StoredEvent
 
 from events import contract as c
 from events.aggregate import transfer_stream_id
 from events.contract import FerryEvent
-from events.translate import event_id_for
+from events.translate import event_id_for, transcoder
 from ferry.names import SOURCE_ENDPOINTS, SOURCE_EXECUTOR, SOURCE_JOBS, SOURCE_ROUTES
 
 _AGGREGATE_TOPIC = {
@@ -36,15 +30,7 @@ _AGGREGATE_TOPIC = {
 _ENVELOPE = {"event_id", "stream_id", "version", "occurred_at", "schema_version"}
 
 
-def _transcoder() -> JSONTranscoder:
-    transcoder = JSONTranscoder()
-    transcoder.register(UUIDAsHex())
-    transcoder.register(DecimalAsStr())
-    transcoder.register(DatetimeAsISO())
-    return transcoder
-
-
-_TRANSCODER = _transcoder()
+_TRANSCODER = transcoder()
 
 
 def _originator(stream_id: str) -> uuid.UUID | str:
