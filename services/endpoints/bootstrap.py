@@ -1,14 +1,26 @@
-"""Build the endpoints application and its HTTP resolver (once per cold start)."""
+"""Build the endpoints service (once per cold start): adapters in, :class:`EndpointsContext` out.
+
+Entry points (``handlers.py``) import this module, never the reverse."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 
-from ferry.api import ApiKeyStore, DynamoKeyStore, FerryResolver, make_resolver
+from ferry.api import ApiKeyStore, DynamoKeyStore
 from services.endpoints.application import EndpointsApplication, EndpointUsage, SecretStore
 from services.endpoints.settings import EndpointsSettings, TenancySettings
 
-__all__ = ["bootstrap", "build_application"]
+__all__ = ["EndpointsContext", "bootstrap", "build_application"]
+
+
+@dataclass(frozen=True)
+class EndpointsContext:
+    """What the endpoints entry points need: the application, the API keys, the settings."""
+
+    app: EndpointsApplication
+    keys: ApiKeyStore
+    settings: EndpointsSettings
 
 
 def build_application(
@@ -48,9 +60,7 @@ def bootstrap(
     env: Mapping[str, str] | None = None,
     settings: EndpointsSettings | None = None,
     usage: EndpointUsage | None = None,
-) -> tuple[EndpointsApplication, FerryResolver]:
-    from services.endpoints.handlers import add_routes
-
+) -> EndpointsContext:
     settings = settings or EndpointsSettings()
     if usage is None:
         import boto3
@@ -70,5 +80,4 @@ def bootstrap(
         keys = DynamoKeyStore(
             settings.keys_table, client=boto3.client("dynamodb", region_name=settings.region)
         )
-    resolver = add_routes(make_resolver(keys), app)
-    return app, resolver
+    return EndpointsContext(app=app, keys=keys, settings=settings)

@@ -16,6 +16,7 @@ from ferry.api import (
     FerryResolver,
     IdPath,
     json_handler,
+    make_resolver,
     principal,
     request_body,
 )
@@ -24,6 +25,7 @@ from services.endpoints.application import (
     EndpointsApplication,
     Registration,
 )
+from services.endpoints.bootstrap import EndpointsContext, bootstrap
 from services.endpoints.domain import Endpoint
 from services.endpoints.schemas import (
     SECRET_FIELDS,
@@ -168,11 +170,10 @@ def _plain(value: Any) -> Any:
     return getattr(value, "value", value)
 
 
-def _build() -> FerryResolver:
-    from services.endpoints.bootstrap import bootstrap
+def build_resolver(context: EndpointsContext) -> FerryResolver:
+    """The HTTP resolver over a bootstrapped context (API keys checked by the edge)."""
+    return add_routes(make_resolver(context.keys), context.app)
 
-    return bootstrap()[1]
 
-
-handler = json_handler(_build)
+handler = json_handler(lambda: build_resolver(bootstrap()))
 """Lambda entry point: ``services/endpoints/handlers.py:handler``."""

@@ -1,10 +1,11 @@
-"""Build the routes service's pieces (once per cold start / process start): adapters in,
-application / consumers / scanner out. Production adapters are built here when not given."""
+"""Build the routes service (once per cold start / process start): adapters in, the application
+and :class:`RoutesContext` out. Production adapters are built here when not given.
+
+Entry points import this module, never the reverse: ``handlers.py`` (HTTP), ``push.py``
+(``build_push_consumer``), ``scanner.py`` (``build_scanner``), ``consumer.py`` (the projector)."""
 
 from __future__ import annotations
 
-import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -13,17 +14,12 @@ from ferry.api import ApiKeyStore, DynamoKeyStore
 from services.routes.application import RoutesApplication
 from services.routes.ports import (
     EndpointDirectory,
-    JobStatusReader,
     JobSubmitter,
-    ObjectInspector,
     RouteDirectory,
     RouteIndex,
     ScanStateStore,
-    SourceOpener,
 )
-from services.routes.push import PushConsumer
 from services.routes.readmodel import RoutesProjector, RoutesReadModel
-from services.routes.scanner import Scanner, ScannerPolicy
 from services.routes.settings import RoutesSettings
 
 
@@ -108,7 +104,7 @@ def build_projector(
     )
 
 
-def _directory(settings: RoutesSettings, routes: RouteDirectory | None) -> RouteDirectory:
+def route_directory(settings: RoutesSettings, routes: RouteDirectory | None) -> RouteDirectory:
     if routes is not None:
         return routes
     from services.routes.adapters import DynamoRoutesReadModel
@@ -116,86 +112,9 @@ def _directory(settings: RoutesSettings, routes: RouteDirectory | None) -> Route
     return DynamoRoutesReadModel(settings.routes)
 
 
-def _state(settings: RoutesSettings, state: ScanStateStore | None) -> ScanStateStore:
+def scan_state(settings: RoutesSettings, state: ScanStateStore | None) -> ScanStateStore:
     if state is not None:
         return state
     from services.routes.adapters import DynamoScanStateStore
 
     return DynamoScanStateStore(settings.scan)
-
-
-def build_push_consumer(
-    *,
-    settings: RoutesSettings | None = None,
-    app: RoutesApplication | None = None,
-    routes: RouteDirectory | None = None,
-    objects: ObjectInspector | None = None,
-    state: ScanStateStore | None = None,
-) -> PushConsumer:
-    settings = settings or RoutesSettings()
-    app = app or build_application(settings=settings)
-    if objects is None:
-        from services.routes.adapters import S3ObjectInspector
-
-        objects = S3ObjectInspector()
-    return PushConsumer(
-        app=app,
-        routes=_directory(settings, routes),
-        endpoints=app.endpoints,
-        objects=objects,
-        state=_state(settings, state),
-        staging_bucket=settings.staging,
-    )
-
-
-def build_scanner(
-    *,
-    settings: RoutesSettings | None = None,
-    app: RoutesApplication | None = None,
-    routes: RouteDirectory | None = None,
-    sources: SourceOpener | None = None,
-    state: ScanStateStore | None = None,
-    job_status: JobStatusReader | None = None,
-) -> Scanner:
-    settings = settings or RoutesSettings()
-    app = app or build_application(settings=settings)
-    if sources is None:
-        from services.routes.adapters import EndpointSourceOpener
-
-        sources = EndpointSourceOpener(settings.endpoints)
-    if job_status is None:
-        from services.routes.adapters import DynamoJobStatusReader
-
-        job_status = DynamoJobStatusReader(settings.jobs)
-    return Scanner(
-        app=app,
-        routes=_directory(settings, routes),
-        endpoints=app.endpoints,
-        sources=sources,
-        state=_state(settings, state),
-        job_status=job_status,
-        policy=ScannerPolicy(dispatch_limit=settings.dispatch_limit),
-    )
-
-
-def tick_messages(settings: RoutesSettings | None = None) -> Iterator[None]:
-    """One item per tick message on the tick queue (long poll; messages are deleted)."""
-    import boto3
-
-    settings = settings or RoutesSettings()
-    if not settings.tick_queue_url:
-        raise SystemExit("FERRY_ROUTES_TICK_QUEUE_URL is not set")
-    sqs = boto3.client("sqs")
-    while True:
-        response = sqs.receive_message(
-            QueueUrl=settings.tick_queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=20
-        )
-        messages = response.get("Messages", [])
-        if not messages:
-            time.sleep(0.1)
-            continue
-        for message in messages:
-            sqs.delete_message(
-                QueueUrl=settings.tick_queue_url, ReceiptHandle=message["ReceiptHandle"]
-            )
-        yield None  # several queued ticks collapse into one

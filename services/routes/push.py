@@ -33,6 +33,7 @@ from services.routes.application import (
     RouteView,
     utc,
 )
+from services.routes.bootstrap import build_application, route_directory, scan_state
 from services.routes.ports import (
     EndpointDirectory,
     EndpointInfo,
@@ -43,6 +44,7 @@ from services.routes.ports import (
     ScanStateStore,
     safe_reason,
 )
+from services.routes.settings import RoutesSettings
 
 logger = Logger(service="ferry-routes-push")
 tracer = Tracer(service="ferry-routes-push")  # X-Ray in Lambda; disabled elsewhere
@@ -302,11 +304,29 @@ def make_handler(consumer: PushConsumer) -> Handler:
     return sqs_batch_handler(record_handler)
 
 
-def _build() -> Handler:
-    from services.routes.bootstrap import build_push_consumer
+def build_push_consumer(
+    *,
+    settings: RoutesSettings | None = None,
+    app: RoutesApplication | None = None,
+    routes: RouteDirectory | None = None,
+    objects: ObjectInspector | None = None,
+    state: ScanStateStore | None = None,
+) -> PushConsumer:
+    settings = settings or RoutesSettings()
+    app = app or build_application(settings=settings)
+    if objects is None:
+        from services.routes.adapters import S3ObjectInspector
 
-    return make_handler(build_push_consumer())
+        objects = S3ObjectInspector()
+    return PushConsumer(
+        app=app,
+        routes=route_directory(settings, routes),
+        endpoints=app.endpoints,
+        objects=objects,
+        state=scan_state(settings, state),
+        staging_bucket=settings.staging,
+    )
 
 
-handler = tracer.capture_lambda_handler(lazy(_build))
+handler = tracer.capture_lambda_handler(lazy(lambda: make_handler(build_push_consumer())))
 """Lambda entry point (SQS event source, ReportBatchItemFailures)."""

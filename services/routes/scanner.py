@@ -30,6 +30,7 @@ from aws_lambda_powertools import Logger
 
 from events.contract import EndpointStatus, PostAction
 from services.routes.application import Candidate, RoutesApplication, RouteView, utc
+from services.routes.bootstrap import build_application, route_directory, scan_state
 from services.routes.definition import cron_matches, every_seconds, template_fields
 from services.routes.ports import (
     EndpointDirectory,
@@ -45,6 +46,7 @@ from services.routes.ports import (
     latest_job,
     safe_reason,
 )
+from services.routes.settings import RoutesSettings
 
 logger = Logger(service="ferry-routes-scanner")
 
@@ -488,12 +490,63 @@ def _is_marker(name: str, template: str | None) -> bool:
 # ---------------------------------------------------------------------------------------------
 
 
+def build_scanner(
+    *,
+    settings: RoutesSettings | None = None,
+    app: RoutesApplication | None = None,
+    routes: RouteDirectory | None = None,
+    sources: SourceOpener | None = None,
+    state: ScanStateStore | None = None,
+    job_status: JobStatusReader | None = None,
+) -> Scanner:
+    settings = settings or RoutesSettings()
+    app = app or build_application(settings=settings)
+    if sources is None:
+        from services.routes.adapters import EndpointSourceOpener
+
+        sources = EndpointSourceOpener(settings.endpoints)
+    if job_status is None:
+        from services.routes.adapters import DynamoJobStatusReader
+
+        job_status = DynamoJobStatusReader(settings.jobs)
+    return Scanner(
+        app=app,
+        routes=route_directory(settings, routes),
+        endpoints=app.endpoints,
+        sources=sources,
+        state=scan_state(settings, state),
+        job_status=job_status,
+        policy=ScannerPolicy(dispatch_limit=settings.dispatch_limit),
+    )
+
+
+def tick_messages(settings: RoutesSettings | None = None) -> Iterator[None]:
+    """One item per tick message on the tick queue (long poll; messages are deleted)."""
+    import boto3
+
+    settings = settings or RoutesSettings()
+    if not settings.tick_queue_url:
+        raise SystemExit("FERRY_ROUTES_TICK_QUEUE_URL is not set")
+    sqs = boto3.client("sqs")
+    while True:
+        response = sqs.receive_message(
+            QueueUrl=settings.tick_queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=20
+        )
+        messages = response.get("Messages", [])
+        if not messages:
+            time.sleep(0.1)
+            continue
+        for message in messages:
+            sqs.delete_message(
+                QueueUrl=settings.tick_queue_url, ReceiptHandle=message["ReceiptHandle"]
+            )
+        yield None  # several queued ticks collapse into one
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m services.routes.scanner")
     parser.add_argument("--once", action="store_true", help="run one tick and exit")
     args = parser.parse_args(argv)
-    from services.routes.bootstrap import build_scanner, tick_messages
-
     scanner = build_scanner()
     if args.once:
         logger.info("tick", report=scanner.tick(force=True).__dict__)

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from services.routes.bootstrap import build_scanner
+from services.routes.scanner import build_scanner
 from tests.integration.routes_harness import RoutesStack
 from tests.integration.test_routes_pull import pull  # noqa: F401 - the fixture
 from tests.support.sshd import EGRESS_ALLOW_VARIABLE, SshdServer

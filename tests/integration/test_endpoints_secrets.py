@@ -21,6 +21,7 @@ from ferry.apigw import rest_event
 from services.endpoints.adapters import SecretsManagerStore
 from services.endpoints.application import Credentials, EndpointsApplication
 from services.endpoints.bootstrap import bootstrap
+from services.endpoints.handlers import build_resolver as endpoints_resolver
 from services.endpoints.settings import EndpointsSettings
 from tests.support.moto_server import aws_environment, unique_name
 
@@ -76,7 +77,8 @@ def service(moto_server: str) -> Iterator[Service]:
         prefix = unique_name("ferry")
         keys = InMemoryKeyStore()
         key, _ = issue_key(keys, "cust-s")
-        app, resolver = bootstrap(keys=keys, env=env, settings=EndpointsSettings(prefix=prefix))
+        context = bootstrap(keys=keys, env=env, settings=EndpointsSettings(prefix=prefix))
+        app, resolver = context.app, endpoints_resolver(context)
         yield Service(app, resolver, key, prefix, table)
 
 

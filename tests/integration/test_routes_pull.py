@@ -14,7 +14,7 @@ import pytest
 
 from services.routes.adapters import DynamoRoutesReadModel, DynamoScanStateStore
 from services.routes.application import RoutesApplication
-from services.routes.bootstrap import build_scanner
+from services.routes.scanner import build_scanner
 from services.routes.ports import FakeJobs, InMemoryEndpointDirectory
 from services.routes.scanner import Scanner, ScannerPolicy
 from tests.integration.routes_harness import RoutesStack
@@ -172,7 +172,7 @@ def test_a_big_directory_is_listed_in_pages_and_dispatched_per_tick_limit(
 
 
 def test_the_scanner_consumes_ticks_from_the_tick_queue(aws_env: dict[str, str]) -> None:
-    from services.routes.bootstrap import tick_messages
+    from services.routes.scanner import tick_messages
     from services.routes.settings import RoutesSettings
 
     sqs = boto3.client("sqs")

@@ -12,7 +12,7 @@ import boto3
 import pytest
 
 from ferry.names import S3_OBJECT_CREATED_PATTERN
-from services.routes.bootstrap import build_push_consumer
+from services.routes.push import build_push_consumer
 from services.routes.push import make_handler
 from tests.integration.routes_harness import RoutesStack, drain, queue_with_rule
 from tests.support.moto_server import unique_name

@@ -12,7 +12,7 @@ from typing import Any
 import boto3
 import pytest
 
-from services.routes.bootstrap import build_scanner
+from services.routes.scanner import build_scanner
 from tests.integration.routes_harness import RoutesStack
 from tests.support.moto_server import unique_name
 

@@ -28,6 +28,7 @@ from ferry.apigw import rest_event
 from ferry.names import RULES, ResourceNames
 from services.endpoints.application import EndpointsApplication
 from services.endpoints.bootstrap import bootstrap, build_application
+from services.endpoints.handlers import build_resolver as endpoints_resolver
 from services.endpoints.settings import EndpointsSettings, TenancySettings
 from services.executor.endpoint_access import S3Access, SecretsReader
 from services.executor.validator import EndpointValidator, ValidatorWorker
@@ -118,7 +119,8 @@ def stack(module_aws_env: dict[str, str]) -> Stack:
     keys = InMemoryKeyStore()
     key, _ = issue_key(keys, "cust-int")
     operator_key, _ = issue_key(keys, OPERATOR)
-    app, resolver = bootstrap(keys=keys, env=env, settings=settings)
+    context = bootstrap(keys=keys, env=env, settings=settings)
+    app, resolver = context.app, endpoints_resolver(context)
     tenancy = TenancySettings(
         prefix=prefix,
         operator_customer=OPERATOR,

@@ -32,6 +32,7 @@ OTHER = "cust-b"
 def _resolvers(keys: InMemoryKeyStore, history: Any = None) -> dict[str, FerryResolver]:
     from services.endpoints.adapters import InMemorySecretStore
     from services.endpoints.bootstrap import bootstrap as endpoints_bootstrap
+    from services.endpoints.handlers import build_resolver as endpoints_resolver
     from services.endpoints.settings import EndpointsSettings
     from services.jobs.bootstrap import bootstrap as jobs_bootstrap
     from services.jobs.handlers import build_resolver as jobs_resolver
@@ -50,9 +51,10 @@ def _resolvers(keys: InMemoryKeyStore, history: Any = None) -> dict[str, FerryRe
     from services.routes.readmodel import InMemoryRoutesReadModel
     from services.routes.settings import RoutesSettings
 
-    _, endpoints = endpoints_bootstrap(
+    context = endpoints_bootstrap(
         secrets=InMemorySecretStore(), keys=keys, env=POPO, settings=EndpointsSettings(prefix="t")
     )
+    endpoints = endpoints_resolver(context)
     jobs = jobs_resolver(
         jobs_bootstrap(
             settings=JobsSettings(),

@@ -110,16 +110,18 @@ def test_a_read_scoped_key_reads(edge: Edge) -> None:
 def test_every_event_records_the_key_id_and_name_as_actor() -> None:
     from services.endpoints.adapters import InMemorySecretStore
     from services.endpoints.bootstrap import bootstrap
+    from services.endpoints.handlers import build_resolver as endpoints_resolver
     from services.endpoints.settings import EndpointsSettings
 
     keys = InMemoryKeyStore()
     key, who = issue_key(keys, CUSTOMER, name="deploy-bot")
-    app, resolver = bootstrap(
+    context = bootstrap(
         secrets=InMemorySecretStore(),
         keys=keys,
         env={"PERSISTENCE_MODULE": "eventsourcing.popo"},
         settings=EndpointsSettings(prefix="t"),
     )
+    app, resolver = context.app, endpoints_resolver(context)
     body = {"name": "in", "type": "s3", "direction": "BOTH", "bucket": "landing-3"}
     event = rest_event("POST", "/endpoints", body=json.dumps(body), headers={"x-api-key": key})
     response = resolver.resolve(event, None)

@@ -20,6 +20,7 @@ from ferry.apigw import rest_event
 from services.endpoints.adapters import InMemorySecretStore
 from services.endpoints.application import EndpointsApplication
 from services.endpoints.bootstrap import bootstrap
+from services.endpoints.handlers import build_resolver as endpoints_resolver
 from services.endpoints.settings import EndpointsSettings
 
 POPO = {"PERSISTENCE_MODULE": "eventsourcing.popo"}
@@ -141,9 +142,10 @@ def api() -> Api:
     key, principal = issue_key(keys, "cust-a")
     other_key, _ = issue_key(keys, "cust-b")
     secrets = InMemorySecretStore()
-    app, resolver = bootstrap(
+    context = bootstrap(
         secrets=secrets, keys=keys, env=POPO, settings=EndpointsSettings(prefix="test")
     )
+    app, resolver = context.app, endpoints_resolver(context)
     return Api(app, resolver, secrets, key, principal.key_id, other_key, [])
 
 

@@ -17,6 +17,7 @@ from ferry.api import InMemoryKeyStore, issue_key
 from ferry.apigw import rest_event
 from services.endpoints.adapters import InMemoryEndpointUsage, InMemorySecretStore
 from services.endpoints.bootstrap import bootstrap
+from services.endpoints.handlers import build_resolver as endpoints_resolver
 from services.endpoints.settings import EndpointsSettings
 from tests.unit.test_endpoints_api import HOST_KEY, PASSWORD
 
@@ -31,13 +32,14 @@ class Api:
         self.key_id = principal.key_id
         self.secrets = InMemorySecretStore()
         self.usage = InMemoryEndpointUsage()
-        self.app, self.resolver = bootstrap(
+        context = bootstrap(
             secrets=self.secrets,
             keys=keys,
             env=POPO,
             settings=EndpointsSettings(prefix="test"),
             usage=self.usage,
         )
+        self.app, self.resolver = context.app, endpoints_resolver(context)
 
     def call(
         self, method: str, path: str, body: Any = None, *, key: str | None = None
