@@ -6,9 +6,13 @@
   not use eventsourcing's gapless application sequence (notification log); projections are fed by
   the event table's DynamoDB stream → EventBridge instead (see docs/architecture.md).
 
-Domain event class names equal the published detail-types (``JobQueued`` …): that is the whole
-mapping from stored to published events. Event attributes are plain JSON values (str, int,
-float, bool, dict, list, datetime, UUID), never pydantic models.
+Every event class an aggregate stores declares what it is published as, explicitly: a class
+attribute ``contract = events.contract.JobQueued`` (its contract model), or ``internal = True``
+(never published). ``events.translate`` maps stored topic → contract model through that
+declaration only; an event class with neither fails translation (and
+``tests/unit/test_event_declarations.py``). Stored topics never change: to rename an event
+class, register its old topic (``eventsourcing.utils.register_topic``). Event attributes are
+plain JSON values (str, int, float, bool, dict, list, datetime, UUID), never pydantic models.
 """
 
 from __future__ import annotations

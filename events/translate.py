@@ -6,14 +6,19 @@ stored event (eventsourcing ``StoredEvent``: originator_id, originator_version, 
 and back, for consumers: an SQS message body carrying an EventBridge event
     → ``from_eventbridge`` → contract model.
 
-Stored events whose class name is not a published detail-type (none today) are internal and
-translate to ``None``.
+Stored topic → contract model is explicit, never by name alone: every stored event class names
+its contract model (``contract = events.contract.JobQueued``) or is marked ``internal = True``
+(never published: the endpoint-name claims). ``to_integration`` of an internal event is
+``None``; a topic that resolves to no class, or to a class that declares neither, raises
+:class:`UnmappedEvent` — renaming an event class can never silently stop its publication
+(register the old topic with ``eventsourcing.utils.register_topic`` instead).
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterable
+from functools import cache
 from typing import Any
 from uuid import NAMESPACE_URL, UUID, uuid5
 
@@ -25,6 +30,7 @@ from eventsourcing.persistence import (
     StoredEvent,
     UUIDAsHex,
 )
+from eventsourcing.utils import resolve_topic
 
 from events.contract import EVENT_TYPES, FerryEvent
 
@@ -49,14 +55,44 @@ def event_id_for(stream_id: str | UUID, version: int) -> str:
     return str(uuid5(_EVENT_ID_NS, f"{stream_id}:{version}"))
 
 
-def detail_type_of_topic(topic: str) -> str:
-    """'services.jobs.domain:Job.JobQueued' -> 'JobQueued'."""
-    return topic.rsplit(":", 1)[-1].rsplit(".", 1)[-1]
+class UnmappedEvent(ValueError):
+    """A stored event whose class names no contract model and is not marked internal."""
+
+
+@cache
+def contract_of_topic(topic: str) -> type[FerryEvent] | None:
+    """The contract model a stored topic is published as; None for an internal event.
+
+    Raises :class:`UnmappedEvent` for a topic that resolves to no class or to a class that
+    declares neither ``contract`` nor ``internal = True``.
+    """
+    try:
+        cls = resolve_topic(topic)
+    except Exception as exc:  # TopicError, or the module itself failing to import
+        raise UnmappedEvent(f"stored topic {topic!r} resolves to no event class") from exc
+    model = getattr(cls, "contract", None)
+    if isinstance(model, type) and issubclass(model, FerryEvent) and model in _PUBLISHED:
+        return model
+    if getattr(cls, "internal", False) is True and model is None:
+        return None
+    raise UnmappedEvent(
+        f"stored event class {topic!r} names no contract model and is not marked internal"
+    )
+
+
+_PUBLISHED = frozenset(EVENT_TYPES.values())
+
+
+def detail_type_of_topic(topic: str) -> str | None:
+    """'services.jobs.domain:Job.JobQueued' -> 'JobQueued' (through the declared contract
+    model); None for an internal event; :class:`UnmappedEvent` for an unmapped one."""
+    model = contract_of_topic(topic)
+    return None if model is None else model.detail_type()
 
 
 def to_integration(stored: StoredEvent) -> FerryEvent | None:
-    """Translate a stored aggregate event to its published contract model (or None)."""
-    model = EVENT_TYPES.get(detail_type_of_topic(stored.topic))
+    """Translate a stored aggregate event to its published contract model (None: internal)."""
+    model = contract_of_topic(stored.topic)
     if model is None:
         return None
     state: dict[str, Any] = _TRANSCODER.decode(stored.state)

@@ -1,6 +1,6 @@
 """The Endpoint aggregate: an S3 bucket/prefix or an SFTP server a customer transfers with.
 
-Events (class names == published detail-types, attributes == contract fields minus envelope):
+Events (each names its contract model; attributes == contract fields minus envelope):
 EndpointRegistered, EndpointValidated, EndpointValidationFailed, EndpointUpdated,
 EndpointDisabled, EndpointEnabled, EndpointValidationRequested, EndpointRetired. No secret is
 ever held here: credentials live in Secrets Manager and the aggregate only knows their ARN.
@@ -52,6 +52,7 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
+from events import contract as c
 from events.aggregate import FerryAggregate
 from events.contract import EndpointConfig, EndpointStatus, EndpointType
 from ferry.errors import Conflict, FerryError, Invalid, NotFound
@@ -113,6 +114,7 @@ class Endpoint(FerryAggregate):
     """One endpoint's event stream (id = endpoint_id, correlation_id = endpoint_id)."""
 
     class EndpointRegistered(FerryAggregate.Created):
+        contract = c.EndpointRegistered
         endpoint_id: str
         name: str
         direction: str
@@ -331,6 +333,7 @@ class Endpoint(FerryAggregate):
 
     # --- events ------------------------------------------------------------------------------
     class EndpointUpdated(FerryAggregate.Event):
+        contract = c.EndpointUpdated
         endpoint_id: str
         changed: dict[str, Any]
         credentials_rotated: bool
@@ -355,6 +358,7 @@ class Endpoint(FerryAggregate):
             aggregate.last_actor = self.actor
 
     class EndpointValidated(FerryAggregate.Event):
+        contract = c.EndpointValidated
         endpoint_id: str
         checks: list[str]
         host_key_fingerprint: str | None
@@ -367,6 +371,7 @@ class Endpoint(FerryAggregate):
             aggregate.host_key_fingerprint = self.host_key_fingerprint
 
     class EndpointValidationFailed(FerryAggregate.Event):
+        contract = c.EndpointValidationFailed
         endpoint_id: str
         reason_code: str
         message: str
@@ -378,6 +383,7 @@ class Endpoint(FerryAggregate):
             aggregate.validated_at = self.timestamp
 
     class EndpointDisabled(FerryAggregate.Event):
+        contract = c.EndpointDisabled
         endpoint_id: str
         actor: str
         reason: str | None
@@ -387,6 +393,7 @@ class Endpoint(FerryAggregate):
             aggregate.last_actor = self.actor
 
     class EndpointEnabled(FerryAggregate.Event):
+        contract = c.EndpointEnabled
         endpoint_id: str
         actor: str
 
@@ -395,6 +402,7 @@ class Endpoint(FerryAggregate):
             aggregate.last_actor = self.actor
 
     class EndpointValidationRequested(FerryAggregate.Event):
+        contract = c.EndpointValidationRequested
         endpoint_id: str
         actor: str
 
@@ -405,6 +413,7 @@ class Endpoint(FerryAggregate):
             aggregate.last_actor = self.actor
 
     class EndpointRetired(FerryAggregate.Event):
+        contract = c.EndpointRetired
         endpoint_id: str
         actor: str
 
@@ -444,6 +453,7 @@ class EndpointName(FerryAggregate):
     the claim, so the name can be claimed again at the stream's next version."""
 
     class Claimed(FerryAggregate.Created):
+        internal = True  # never published
         endpoint_id: str
 
     def __init__(self, *, customer_id: str, correlation_id: str, endpoint_id: str) -> None:
@@ -479,12 +489,14 @@ class EndpointName(FerryAggregate):
         return True
 
     class Reclaimed(FerryAggregate.Event):
+        internal = True  # never published
         endpoint_id: str
 
         def apply(self, aggregate: EndpointName) -> None:  # type: ignore[override]
             aggregate.holder = self.endpoint_id
 
     class Released(FerryAggregate.Event):
+        internal = True  # never published
         endpoint_id: str
 
         def apply(self, aggregate: EndpointName) -> None:  # type: ignore[override]

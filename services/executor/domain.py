@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from events import contract as c
 from events.aggregate import FerryAggregate, transfer_stream_id
 
 MiB = 1024 * 1024
@@ -152,6 +153,7 @@ class Transfer(FerryAggregate):
         """Namespace of the created event (eventsourcing needs a distinct created class)."""
 
         class LeaseAcquired(FerryAggregate.Created):
+            contract = c.LeaseAcquired
             job_id: str
             owner_id: str
             region: str
@@ -163,6 +165,7 @@ class Transfer(FerryAggregate):
                 aggregate._take_lease(self.owner_id, self.expires_at, self.attempt)
 
     class LeaseAcquired(FerryAggregate.Event):
+        contract = c.LeaseAcquired
         job_id: str
         owner_id: str
         region: str
@@ -174,6 +177,7 @@ class Transfer(FerryAggregate):
             aggregate._take_lease(self.owner_id, self.expires_at, self.attempt)
 
     class LeaseRenewed(FerryAggregate.Event):
+        contract = c.LeaseRenewed
         job_id: str
         owner_id: str
         expires_at: datetime
@@ -182,6 +186,7 @@ class Transfer(FerryAggregate):
             aggregate.lease_expires_at = self.expires_at
 
     class LeaseReleased(FerryAggregate.Event):
+        contract = c.LeaseReleased
         job_id: str
         owner_id: str
         outcome: str
@@ -191,6 +196,7 @@ class Transfer(FerryAggregate):
             aggregate.outcome = self.outcome
 
     class TransferStarted(FerryAggregate.Event):
+        contract = c.TransferStarted
         job_id: str
         flow: str
         leg: int
@@ -218,6 +224,7 @@ class Transfer(FerryAggregate):
                 aggregate.started_at = self.timestamp
 
     class ChunkCommitted(FerryAggregate.Event):
+        contract = c.ChunkCommitted
         job_id: str
         leg: int
         index: int
@@ -237,6 +244,7 @@ class Transfer(FerryAggregate):
             )
 
     class TransferVerified(FerryAggregate.Event):
+        contract = c.TransferVerified
         job_id: str
         size: int
         sha256: str
@@ -254,6 +262,7 @@ class Transfer(FerryAggregate):
             }
 
     class PostActionCompleted(FerryAggregate.Event):
+        contract = c.PostActionCompleted
         job_id: str
         action: str
         moved_to: str | None
@@ -262,6 +271,7 @@ class Transfer(FerryAggregate):
             aggregate.post_action_done = True
 
     class TransferAttemptFailed(FerryAggregate.Event):
+        contract = c.TransferAttemptFailed
         job_id: str
         attempt: int
         error_code: str

@@ -26,6 +26,7 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
+from events import contract as c
 from events.aggregate import FerryAggregate
 from events.contract import (
     ChunkCommitted,
@@ -140,6 +141,7 @@ class Job(FerryAggregate):
     # -- events ------------------------------------------------------------------------------
 
     class JobRequested(FerryAggregate.Created):
+        contract = c.JobRequested
         job_id: str
         spec: dict[str, Any]
         idempotency_key: str
@@ -149,6 +151,7 @@ class Job(FerryAggregate):
         route_id: str | None
 
     class JobQueued(FerryAggregate.Event):
+        contract = c.JobQueued
         job_id: str
         spec: dict[str, Any]
         attempt: int
@@ -158,6 +161,7 @@ class Job(FerryAggregate):
             aggregate.attempt = self.attempt
 
     class JobStarted(FerryAggregate.Event):
+        contract = c.JobStarted
         job_id: str
         attempt: int
         executor_id: str
@@ -170,6 +174,7 @@ class Job(FerryAggregate):
             aggregate.started.add((self.attempt, self.executor_id))
 
     class JobVerified(FerryAggregate.Event):
+        contract = c.JobVerified
         job_id: str
         size: int
         sha256: str
@@ -186,6 +191,7 @@ class Job(FerryAggregate):
             }
 
     class JobRetryScheduled(FerryAggregate.Event):
+        contract = c.JobRetryScheduled
         job_id: str
         spec: dict[str, Any]
         attempt: int
@@ -202,6 +208,7 @@ class Job(FerryAggregate):
             aggregate.error_message = self.error_message
 
     class JobSucceeded(FerryAggregate.Event):
+        contract = c.JobSucceeded
         job_id: str
         size: int
         sha256: str
@@ -215,6 +222,7 @@ class Job(FerryAggregate):
             aggregate.cancel_outcome = self.cancel_outcome
 
     class JobFailed(FerryAggregate.Event):
+        contract = c.JobFailed
         job_id: str
         error_code: str
         error_message: str
@@ -226,6 +234,7 @@ class Job(FerryAggregate):
             aggregate.error_message = self.error_message
 
     class JobCancelRequested(FerryAggregate.Event):
+        contract = c.JobCancelRequested
         job_id: str
         actor: str
         reason: str | None
@@ -236,6 +245,7 @@ class Job(FerryAggregate):
             aggregate.cancel_reason = self.reason
 
     class JobCancelled(FerryAggregate.Event):
+        contract = c.JobCancelled
         job_id: str
         actor: str
         reason: str | None
@@ -244,6 +254,7 @@ class Job(FerryAggregate):
             aggregate._advance(JobStatus.CANCELLED)
 
     class JobRedriven(FerryAggregate.Event):
+        contract = c.JobRedriven
         job_id: str
         new_job_id: str
         actor: str

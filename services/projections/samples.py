@@ -40,6 +40,15 @@ def _originator(stream_id: str) -> uuid.UUID | str:
         return stream_id
 
 
+def _topic(event: FerryEvent) -> str:
+    """The topic of the aggregate event class that declares ``event``'s contract model (a
+    route file's ledger events are RouteFile's, not Route's)."""
+    aggregate = _AGGREGATE_TOPIC[event.SOURCE]
+    if isinstance(event, c.RouteEvent) and event.detail_type().startswith("File"):
+        aggregate = "services.routes.domain:RouteFile"
+    return f"{aggregate}.{event.detail_type()}"
+
+
 def to_stored(event: FerryEvent) -> StoredEvent:
     """The stored aggregate event that ``to_integration`` translates back to ``event``."""
     fields = {k: v for k, v in event.model_dump(mode="json").items() if k not in _ENVELOPE}
@@ -53,7 +62,7 @@ def to_stored(event: FerryEvent) -> StoredEvent:
     return StoredEvent(
         originator_id=originator,
         originator_version=event.version,
-        topic=f"{_AGGREGATE_TOPIC[event.SOURCE]}.{event.detail_type()}",
+        topic=_topic(event),
         state=_TRANSCODER.encode(state),
     )
 

@@ -24,6 +24,7 @@ from datetime import datetime
 from typing import Any
 from uuid import NAMESPACE_URL, UUID, uuid5
 
+from events import contract as c
 from events.aggregate import FerryAggregate
 from ferry.errors import Conflict
 
@@ -51,6 +52,7 @@ class RouteConflict(RouteError):
 
 class Route(FerryAggregate):
     class RouteCreated(FerryAggregate.Created):
+        contract = c.RouteCreated
         route_id: str
         definition: dict[str, Any]
         actor: str
@@ -87,6 +89,7 @@ class Route(FerryAggregate):
         )
 
     class RouteUpdated(FerryAggregate.Event):
+        contract = c.RouteUpdated
         route_id: str
         changed: dict[str, Any]
         actor: str
@@ -96,6 +99,7 @@ class Route(FerryAggregate):
             aggregate.last_actor = self.actor
 
     class RouteDisabled(FerryAggregate.Event):
+        contract = c.RouteDisabled
         route_id: str
         actor: str
 
@@ -105,6 +109,7 @@ class Route(FerryAggregate):
             aggregate.last_actor = self.actor
 
     class RouteEnabled(FerryAggregate.Event):
+        contract = c.RouteEnabled
         route_id: str
         actor: str
 
@@ -114,6 +119,7 @@ class Route(FerryAggregate):
             aggregate.last_actor = self.actor
 
     class RouteScanFailed(FerryAggregate.Event):
+        contract = c.RouteScanFailed
         route_id: str
         reason: str
 
@@ -121,6 +127,7 @@ class Route(FerryAggregate):
             aggregate.scan_error = self.reason
 
     class RouteScanRecovered(FerryAggregate.Event):
+        contract = c.RouteScanRecovered
         route_id: str
         previous_reason: str
 
@@ -166,6 +173,7 @@ class RouteFile(FerryAggregate):
     """The ledger of one path of one route."""
 
     class FileDiscovered(FerryAggregate.Created):
+        contract = c.FileDiscovered
         route_id: str
         path: str
         size: int
@@ -220,6 +228,7 @@ class RouteFile(FerryAggregate):
         )
 
     class FileSkipped(FerryAggregate.Event):
+        contract = c.FileSkipped
         route_id: str
         path: str
         reason: str
@@ -232,6 +241,7 @@ class RouteFile(FerryAggregate):
             aggregate.last_skip = (self.file_version, self.reason)
 
     class FileDispatched(FerryAggregate.Event):
+        contract = c.FileDispatched
         route_id: str
         path: str
         size: int
@@ -249,6 +259,7 @@ class RouteFile(FerryAggregate):
             }
 
     class FileDelivered(FerryAggregate.Event):
+        contract = c.FileDelivered
         route_id: str
         path: str
         file_version: str
@@ -260,6 +271,7 @@ class RouteFile(FerryAggregate):
             entry["job_ids"] = list(self.job_ids)
 
     class FileDeliveryFailed(FerryAggregate.Event):
+        contract = c.FileDeliveryFailed
         route_id: str
         path: str
         file_version: str
@@ -272,6 +284,7 @@ class RouteFile(FerryAggregate):
             aggregate.dispatched[self.file_version]["outcome"] = "failed"
 
     class FileRetried(FerryAggregate.Event):
+        contract = c.FileRetried
         route_id: str
         path: str
         file_version: str
@@ -285,6 +298,7 @@ class RouteFile(FerryAggregate):
             entry["outcome"] = None
 
     class FilePostActionCompleted(FerryAggregate.Event):
+        contract = c.FilePostActionCompleted
         route_id: str
         path: str
         file_version: str

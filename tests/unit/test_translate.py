@@ -8,10 +8,19 @@ from uuid import UUID
 
 import pytest
 from eventsourcing.domain import event
+from eventsourcing.persistence import StoredEvent
 
 from events.aggregate import FerryAggregate, FerryApplication, transfer_stream_id
-from events.contract import EVENT_TYPES, JobQueued, JobSpec, LeaseAcquired, parse_detail
+from events.contract import (
+    EVENT_TYPES,
+    JobCancelled,
+    JobQueued,
+    JobSpec,
+    LeaseAcquired,
+    parse_detail,
+)
 from events.translate import (
+    UnmappedEvent,
     audit_record,
     detail_type_of_topic,
     event_id_for,
@@ -31,18 +40,40 @@ SPEC = {
 
 
 class Sample(FerryAggregate):
-    @event("JobQueued")
+    class Queued(FerryAggregate.Created):
+        contract = JobQueued
+        job_id: str
+        spec: dict[str, Any]
+
+    class Cancelled(FerryAggregate.Event):
+        contract = JobCancelled
+        job_id: str
+        actor: str
+        reason: str | None
+
+    class Noted(FerryAggregate.Event):
+        internal = True
+        note: str
+
+    class Undeclared(FerryAggregate.Event):
+        note: str
+
+    @event(Queued)
     def __init__(self, customer_id: str, correlation_id: str, job_id: str, spec: dict[str, Any]):
         self.customer_id = customer_id
         self.correlation_id = correlation_id
         self.job_id = job_id
 
-    @event("JobCancelled")
+    @event(Cancelled)
     def cancel(self, job_id: str, actor: str, reason: str | None) -> None:
         self.cancelled = True
 
-    @event("SomethingInternal")
+    @event(Noted)
     def internal(self, note: str) -> None:
+        pass
+
+    @event(Undeclared)
+    def undeclared(self, note: str) -> None:
         pass
 
 
@@ -90,9 +121,54 @@ def test_unpublished_domain_events_translate_to_none() -> None:
     assert len(stream_events(app.recorder, agg.id)) == 1
 
 
+def test_an_event_class_with_no_contract_and_not_internal_fails_loudly() -> None:
+    app = FerryApplication()
+    agg = Sample(customer_id="acme", correlation_id="job-3", job_id="job-3", spec=SPEC)
+    agg.undeclared(note="x")
+    app.save(agg)
+    stored = app.recorder.select_events(agg.id)
+    with pytest.raises(UnmappedEvent, match="names no contract model"):
+        to_integration(stored[-1])
+    with pytest.raises(UnmappedEvent):
+        stream_events(app.recorder, agg.id)
+
+
+def test_a_stored_topic_that_resolves_to_no_class_fails_loudly() -> None:
+    app, agg = saved_sample()
+    stored = app.recorder.select_events(agg.id)[0]
+    for topic in ("services.jobs.domain:Job.JobRenamed", "services.nowhere:Job.JobQueued"):
+        renamed = StoredEvent(stored.originator_id, stored.originator_version, topic, stored.state)
+        with pytest.raises(UnmappedEvent, match="resolves to no event class"):
+            to_integration(renamed)
+        with pytest.raises(UnmappedEvent):
+            detail_type_of_topic(topic)
+
+
+def test_an_event_naming_something_other_than_a_contract_model_fails() -> None:
+    class Odd(FerryAggregate):
+        class Made(FerryAggregate.Created):
+            contract = JobSpec  # not an event model
+
+        @event(Made)
+        def __init__(self, customer_id: str, correlation_id: str) -> None:
+            self.customer_id = customer_id
+            self.correlation_id = correlation_id
+
+    app = FerryApplication()
+    agg = Odd(customer_id="a", correlation_id="j")
+    app.save(agg)
+    with pytest.raises(UnmappedEvent):
+        to_integration(app.recorder.select_events(agg.id)[0])
+
+
 def test_a_domain_event_that_drifts_from_the_contract_fails_loudly() -> None:
     class Drifted(FerryAggregate):
-        @event("JobQueued")
+        class Made(FerryAggregate.Created):
+            contract = JobQueued
+            job_id: str
+            colour: str
+
+        @event(Made)
         def __init__(self, customer_id: str, correlation_id: str, job_id: str, colour: str):
             self.customer_id = customer_id
             self.correlation_id = correlation_id
@@ -158,6 +234,10 @@ def test_transfer_stream_id_is_deterministic() -> None:
 
 def test_topic_to_detail_type() -> None:
     assert detail_type_of_topic("services.jobs.domain:Job.JobQueued") == "JobQueued"
+    assert detail_type_of_topic("services.executor.domain:Transfer.Opened.LeaseAcquired") == (
+        "LeaseAcquired"
+    )
+    assert detail_type_of_topic("services.endpoints.domain:EndpointName.Claimed") is None
 
 
 def test_registry_holds_every_issue_listed_event() -> None:
