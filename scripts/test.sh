@@ -15,6 +15,7 @@ export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION=1
 echo "== ruff"; .venv/bin/ruff check .
 echo "== ruff format --check"; .venv/bin/ruff format --check .
 echo "== mypy"; .venv/bin/mypy events services ferry infra
+echo "== import boundaries"; .venv/bin/lint-imports --no-cache
 echo "== contract schemas"; .venv/bin/python -m events.schema_gen --check
 echo "== pytest"
 set +e

@@ -33,7 +33,7 @@ from services.executor.errors import InvalidConfiguration, TransferError
 from services.executor.sftp import SftpCredentials, SftpSession, SftpTarget, connect
 
 if TYPE_CHECKING:
-    from services.endpoints.domain import Endpoint
+    from services.endpoints.api import Endpoint
 
 __all__ = [
     "AccessDenied",
@@ -279,7 +279,7 @@ class S3Access:
     ) -> None:
         from botocore.config import Config
 
-        from services.endpoints.settings import TenancySettings
+        from services.endpoints.api import TenancySettings
 
         self.settings = settings if settings is not None else TenancySettings()
         self.config = config or Config(retries={"max_attempts": 3, "mode": "standard"})
@@ -321,7 +321,7 @@ class S3Access:
 
     def check_grant(self, view: EndpointView, *, fresh: bool = False) -> None:
         """Same-account mode: raise :class:`AccessDenied` unless the customer is granted."""
-        from services.endpoints.tenancy import same_account_access
+        from services.endpoints.api import same_account_access
 
         bucket = view.config.bucket or ""
         grants = self.settings.bucket_grants
@@ -343,7 +343,7 @@ class S3Access:
         cached for ``tag_cache_seconds``."""
         from botocore.exceptions import BotoCoreError, ClientError
 
-        from services.endpoints.tenancy import CUSTOMER_TAG
+        from services.endpoints.api import CUSTOMER_TAG
 
         bucket = view.config.bucket or ""
         now = self._clock()

@@ -39,13 +39,13 @@ from events.contract import (
 )
 from events.translate import from_eventbridge
 from ferry import names
-from services.endpoints.domain import EndpointNotFound
+from services.endpoints.api import EndpointNotFound
 from services.executor.endpoint_access import EndpointView, S3Access, SecretsReader, open_sftp
 from services.executor.errors import TransferError
 from services.executor.sftp import fingerprint_of_key_line
 
 if TYPE_CHECKING:
-    from services.endpoints.application import EndpointsApplication
+    from services.endpoints.api import EndpointsApplication
 
 __all__ = [
     "EndpointValidator",
@@ -325,10 +325,10 @@ def build_validator(settings: ValidatorSettings | None = None) -> EndpointValida
     environment (PERSISTENCE_MODULE), Secrets Manager, S3 clients per endpoint."""
     import boto3
 
-    from services.endpoints.bootstrap import build_application
+    from services.endpoints.api import endpoints_application
 
     settings = settings or ValidatorSettings()
-    app = build_application()
+    app = endpoints_application()
     secrets = SecretsReader(boto3.client("secretsmanager", region_name=settings.region))
     return EndpointValidator(
         app,

@@ -49,10 +49,10 @@ def build_application(
 
         endpoints = DynamoEndpointDirectory(settings.endpoints)
     if jobs is None:
-        from services.jobs.bootstrap import bootstrap as jobs_bootstrap
+        from services.jobs.api import job_commands
         from services.routes.adapters import JobsApplicationSubmitter
 
-        jobs = JobsApplicationSubmitter(jobs_bootstrap(env=env).app)
+        jobs = JobsApplicationSubmitter(job_commands(env))
     from services.routes.adapters import DynamoRoutesReadModel
 
     listed = DynamoRoutesReadModel(settings.routes)
