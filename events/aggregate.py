@@ -17,14 +17,28 @@ plain JSON values (str, int, float, bool, dict, list, datetime, UUID), never pyd
 
 from __future__ import annotations
 
-from typing import Any
+import inspect
+from typing import Any, TypeGuard
 from uuid import NAMESPACE_URL, UUID, uuid5
 
 from eventsourcing.application import Application
 from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import AggregateRecorder
 
+from events.contract import FerryEvent
+
 _TRANSFER_NS = uuid5(NAMESPACE_URL, "https://ferry.invalid/transfer")
+_ENVELOPE = frozenset(FerryEvent.model_fields)
+
+
+def _is_event_model(value: Any) -> TypeGuard[type[FerryEvent]]:
+    return isinstance(value, type) and issubclass(value, FerryEvent)
+
+
+def contract_fields(model: type[FerryEvent]) -> list[str]:
+    """A contract model's own fields: what its stored event records (``customer_id`` and
+    ``correlation_id`` are on every event; ids, version and time are the store's)."""
+    return [name for name in model.model_fields if name not in _ENVELOPE]
 
 
 class FerryAggregate(Aggregate):
@@ -36,6 +50,15 @@ class FerryAggregate(Aggregate):
     class Event(Aggregate.Event):
         customer_id: str
         correlation_id: str
+
+        def __init_subclass__(cls) -> None:
+            """An event class that names its contract model and declares no fields of its own
+            gets the model's fields (minus the envelope): each event's fields are declared
+            once, in ``events/contract.py``."""
+            model = cls.__dict__.get("contract")
+            if _is_event_model(model) and not inspect.get_annotations(cls):
+                cls.__annotations__ = {name: Any for name in contract_fields(model)}
+            super().__init_subclass__()
 
     class Created(Event, Aggregate.Created):
         pass

@@ -26,6 +26,8 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
+from eventsourcing.domain import event
+
 from events import contract as c
 from events.aggregate import FerryAggregate
 from events.contract import (
@@ -91,12 +93,12 @@ def cancellable_at_once(transfer_events: list[FerryEvent]) -> bool:
         return True
     held = False
     outcome: str | None = None
-    for event in transfer_events:
-        if isinstance(event, LeaseAcquired):
+    for seen in transfer_events:
+        if isinstance(seen, LeaseAcquired):
             held, outcome = True, None
-        elif isinstance(event, LeaseReleased):
-            held, outcome = False, event.outcome
-        elif isinstance(event, TransferStarted | ChunkCommitted | TransferVerified):
+        elif isinstance(seen, LeaseReleased):
+            held, outcome = False, seen.outcome
+        elif isinstance(seen, TransferStarted | ChunkCommitted | TransferVerified):
             return False
     return not held and outcome in ("retry", "abandoned")
 
@@ -138,129 +140,118 @@ class Job(FerryAggregate):
         self.cancel_reason: str | None = None
         self.cancel_outcome: str | None = None
 
-    # -- events ------------------------------------------------------------------------------
+    # -- events: fields from the contract model; each @event body applies it ---------------
 
     class JobRequested(FerryAggregate.Created):
-        contract = c.JobRequested
-        job_id: str
-        spec: dict[str, Any]
-        idempotency_key: str
-        request_hash: str
-        actor: str
-        redrive_of: str | None
-        route_id: str | None
+        contract = c.JobRequested  # applied by __init__
 
     class JobQueued(FerryAggregate.Event):
         contract = c.JobQueued
-        job_id: str
-        spec: dict[str, Any]
-        attempt: int
-
-        def apply(self, aggregate: Any) -> None:
-            aggregate._advance(JobStatus.QUEUED)
-            aggregate.attempt = self.attempt
 
     class JobStarted(FerryAggregate.Event):
         contract = c.JobStarted
-        job_id: str
-        attempt: int
-        executor_id: str
-
-        def apply(self, aggregate: Any) -> None:
-            aggregate._advance(JobStatus.RUNNING)
-            aggregate.attempt = self.attempt
-            aggregate.executor_id = self.executor_id
-            aggregate.next_attempt_at = None
-            aggregate.started.add((self.attempt, self.executor_id))
 
     class JobVerified(FerryAggregate.Event):
         contract = c.JobVerified
-        job_id: str
-        size: int
-        sha256: str
-        duration_seconds: float
-        throughput_bytes_per_second: float
-
-        def apply(self, aggregate: Any) -> None:
-            aggregate._advance(JobStatus.VERIFYING)
-            aggregate.verified = {
-                "size": self.size,
-                "sha256": self.sha256,
-                "duration_seconds": self.duration_seconds,
-                "throughput_bytes_per_second": self.throughput_bytes_per_second,
-            }
 
     class JobRetryScheduled(FerryAggregate.Event):
         contract = c.JobRetryScheduled
-        job_id: str
-        spec: dict[str, Any]
-        attempt: int
-        next_attempt_at: datetime
-        error_code: str
-        error_message: str
-
-        def apply(self, aggregate: Any) -> None:
-            aggregate._advance(JobStatus.RUNNING)
-            aggregate.attempt = self.attempt
-            aggregate.next_attempt_at = self.next_attempt_at
-            aggregate.executor_id = None
-            aggregate.error_code = self.error_code
-            aggregate.error_message = self.error_message
 
     class JobSucceeded(FerryAggregate.Event):
         contract = c.JobSucceeded
-        job_id: str
-        size: int
-        sha256: str
-        duration_seconds: float
-        throughput_bytes_per_second: float
-        attempts: int
-        cancel_outcome: str | None = None
-
-        def apply(self, aggregate: Any) -> None:
-            aggregate._advance(JobStatus.SUCCEEDED)
-            aggregate.cancel_outcome = self.cancel_outcome
 
     class JobFailed(FerryAggregate.Event):
         contract = c.JobFailed
-        job_id: str
-        error_code: str
-        error_message: str
-        attempts: int
-
-        def apply(self, aggregate: Any) -> None:
-            aggregate._advance(JobStatus.FAILED)
-            aggregate.error_code = self.error_code
-            aggregate.error_message = self.error_message
 
     class JobCancelRequested(FerryAggregate.Event):
         contract = c.JobCancelRequested
-        job_id: str
-        actor: str
-        reason: str | None
-
-        def apply(self, aggregate: Any) -> None:
-            aggregate.cancel_requested = True
-            aggregate.cancel_actor = self.actor
-            aggregate.cancel_reason = self.reason
 
     class JobCancelled(FerryAggregate.Event):
         contract = c.JobCancelled
-        job_id: str
-        actor: str
-        reason: str | None
-
-        def apply(self, aggregate: Any) -> None:
-            aggregate._advance(JobStatus.CANCELLED)
 
     class JobRedriven(FerryAggregate.Event):
         contract = c.JobRedriven
-        job_id: str
-        new_job_id: str
-        actor: str
 
-        def apply(self, aggregate: Any) -> None:
-            aggregate.redriven_to = self.new_job_id
+    @event(JobQueued)
+    def _queued(self, job_id: str, spec: dict[str, Any], attempt: int) -> None:
+        self._advance(JobStatus.QUEUED)
+        self.attempt = attempt
+
+    @event(JobStarted)
+    def _started(self, job_id: str, attempt: int, executor_id: str) -> None:
+        self._advance(JobStatus.RUNNING)
+        self.attempt = attempt
+        self.executor_id = executor_id
+        self.next_attempt_at = None
+        self.started.add((attempt, executor_id))
+
+    @event(JobVerified)
+    def _verified(
+        self,
+        job_id: str,
+        size: int,
+        sha256: str,
+        duration_seconds: float,
+        throughput_bytes_per_second: float,
+    ) -> None:
+        self._advance(JobStatus.VERIFYING)
+        self.verified = {
+            "size": size,
+            "sha256": sha256,
+            "duration_seconds": duration_seconds,
+            "throughput_bytes_per_second": throughput_bytes_per_second,
+        }
+
+    @event(JobRetryScheduled)
+    def _retry_scheduled(
+        self,
+        job_id: str,
+        spec: dict[str, Any],
+        attempt: int,
+        next_attempt_at: datetime,
+        error_code: str,
+        error_message: str,
+    ) -> None:
+        self._advance(JobStatus.RUNNING)
+        self.attempt = attempt
+        self.next_attempt_at = next_attempt_at
+        self.executor_id = None
+        self.error_code = error_code
+        self.error_message = error_message
+
+    @event(JobSucceeded)
+    def _succeeded(
+        self,
+        job_id: str,
+        size: int,
+        sha256: str,
+        duration_seconds: float,
+        throughput_bytes_per_second: float,
+        attempts: int,
+        cancel_outcome: str | None,
+    ) -> None:
+        self._advance(JobStatus.SUCCEEDED)
+        self.cancel_outcome = cancel_outcome
+
+    @event(JobFailed)
+    def _failed(self, job_id: str, error_code: str, error_message: str, attempts: int) -> None:
+        self._advance(JobStatus.FAILED)
+        self.error_code = error_code
+        self.error_message = error_message
+
+    @event(JobCancelRequested)
+    def _cancel_requested(self, job_id: str, actor: str, reason: str | None) -> None:
+        self.cancel_requested = True
+        self.cancel_actor = actor
+        self.cancel_reason = reason
+
+    @event(JobCancelled)
+    def _cancelled(self, job_id: str, actor: str, reason: str | None) -> None:
+        self._advance(JobStatus.CANCELLED)
+
+    @event(JobRedriven)
+    def _redriven(self, job_id: str, new_job_id: str, actor: str) -> None:
+        self.redriven_to = new_job_id
 
     # -- state helpers -----------------------------------------------------------------------
 
@@ -303,7 +294,7 @@ class Job(FerryAggregate):
             redrive_of=redrive_of,
             route_id=route_id,
         )
-        job.trigger_event(cls.JobQueued, job_id=job.job_id, spec=spec, attempt=1)
+        job._queued(job_id=job.job_id, spec=spec, attempt=1)
         return job
 
     def request_cancel(self, actor: str, reason: str | None = None) -> bool:
@@ -312,7 +303,7 @@ class Job(FerryAggregate):
             raise JobAlreadyFinal(f"job is {self.status.value}; it can no longer be cancelled")
         if self.cancel_requested:
             return False
-        self.trigger_event(self.JobCancelRequested, job_id=self.job_id, actor=actor, reason=reason)
+        self._cancel_requested(job_id=self.job_id, actor=actor, reason=reason)
         return True
 
     def cancel_now(self) -> bool:
@@ -320,11 +311,8 @@ class Job(FerryAggregate):
         checked the Transfer stream after the request was stored)."""
         if self.is_final or not self.cancel_requested:
             return False
-        self.trigger_event(
-            self.JobCancelled,
-            job_id=self.job_id,
-            actor=self.cancel_actor or "-",
-            reason=self.cancel_reason,
+        self._cancelled(
+            job_id=self.job_id, actor=self.cancel_actor or "-", reason=self.cancel_reason
         )
         return True
 
@@ -335,7 +323,7 @@ class Job(FerryAggregate):
             )
         if self.redriven_to is not None:
             raise JobNotRedrivable(f"job was already redriven to {self.redriven_to}")
-        self.trigger_event(self.JobRedriven, job_id=self.job_id, new_job_id=new_job_id, actor=actor)
+        self._redriven(job_id=self.job_id, new_job_id=new_job_id, actor=actor)
 
     # -- commands: process manager (idempotent; True when an event was recorded) -------------
 
@@ -344,9 +332,7 @@ class Job(FerryAggregate):
             return False
         if attempt < self.attempt or (attempt, executor_id) in self.started:
             return False
-        self.trigger_event(
-            self.JobStarted, job_id=self.job_id, attempt=attempt, executor_id=executor_id
-        )
+        self._started(job_id=self.job_id, attempt=attempt, executor_id=executor_id)
         return True
 
     def verify(
@@ -354,8 +340,7 @@ class Job(FerryAggregate):
     ) -> bool:
         if self.is_final or self.verified is not None:
             return False
-        self.trigger_event(
-            self.JobVerified,
+        self._verified(
             job_id=self.job_id,
             size=size,
             sha256=sha256,
@@ -369,8 +354,7 @@ class Job(FerryAggregate):
             return False
         if self.verified is None:
             raise VerificationPending("the transfer's verification has not been applied yet")
-        self.trigger_event(
-            self.JobSucceeded,
+        self._succeeded(
             job_id=self.job_id,
             attempts=max(self.attempt, 1),
             cancel_outcome=TOO_LATE if self.cancel_requested else None,
@@ -382,11 +366,8 @@ class Job(FerryAggregate):
         """LeaseReleased(cancelled): the executor stopped before publishing and cleaned up."""
         if self.is_final:
             return False
-        self.trigger_event(
-            self.JobCancelled,
-            job_id=self.job_id,
-            actor=self.cancel_actor or "executor",
-            reason=self.cancel_reason,
+        self._cancelled(
+            job_id=self.job_id, actor=self.cancel_actor or "executor", reason=self.cancel_reason
         )
         return True
 
@@ -407,8 +388,7 @@ class Job(FerryAggregate):
         if self.is_final or attempt < self.attempt:
             return False
         if transient and attempt < self.max_attempts:
-            self.trigger_event(
-                self.JobRetryScheduled,
+            self._retry_scheduled(
                 job_id=self.job_id,
                 spec=self.spec,
                 attempt=attempt + 1,
@@ -417,8 +397,7 @@ class Job(FerryAggregate):
                 error_message=error_message,
             )
         else:
-            self.trigger_event(
-                self.JobFailed,
+            self._failed(
                 job_id=self.job_id,
                 error_code=error_code,
                 error_message=error_message,

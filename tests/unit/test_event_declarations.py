@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
+import inspect
 import json
 from pathlib import Path
 
 import pytest
-from eventsourcing.domain import Aggregate
+from eventsourcing.domain import Aggregate, decorated_funcs
 from eventsourcing.utils import get_topic
 
 from events.aggregate import FerryAggregate
@@ -104,3 +105,16 @@ def test_stored_event_fields_equal_the_contract_fields_minus_the_envelope(topic:
 def test_the_compatibility_fixture_holds_every_stored_event_class() -> None:
     stored_topics = {item["topic"] for item in json.loads(FIXTURE.read_text())}
     assert stored_topics == set(EVENT_CLASSES)
+
+
+@pytest.mark.parametrize("topic", sorted(EVENT_CLASSES))
+def test_an_event_method_takes_exactly_the_events_fields(topic: str) -> None:
+    """An ``@event(Cls)`` method's parameters are its event's fields: a parameter the event
+    lacks would be dropped on the way to the store, and one it misses could not be applied."""
+    cls = EVENT_CLASSES[topic]
+    method = decorated_funcs.get(cls)
+    if method is None:
+        return  # applied by the aggregate's __init__ (a created event) or a legacy apply()
+    stored = {f.name for f in dataclasses.fields(cls)} - STORE_FIELDS  # type: ignore[arg-type]
+    params = set(inspect.signature(method).parameters) - {"self"}
+    assert params == stored - {"customer_id", "correlation_id"}
