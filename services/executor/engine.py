@@ -38,7 +38,7 @@ from botocore.exceptions import ClientError
 
 from events.contract import Flow, JobSpec, PostAction, VerifyMode
 from ferry.names import OBJECT_MARKER
-from services.executor import errors
+from services.executor import errors, post_actions
 from services.executor.adapters import (
     is_md5_etag,
     iter_body,
@@ -987,46 +987,39 @@ class TransferRun:
 
     # --- post-action -----------------------------------------------------------------------
     def _post_action(self) -> str | None:
+        """The job's post-action on the source (services/executor/post_actions.py)."""
         opts = self.spec.options
         if opts.post_action == PostAction.NONE:
             return None
         src_path = self.src_path
         if self.src.type == "s3":
             client = self.endpoints.s3(self.src)
-            bucket = self.src.bucket
-            dest = None
+            bucket = str(self.src.bucket)
             try:
-                if opts.post_action == PostAction.MOVE:
-                    dest = self.endpoints.resolve(
-                        self.src,
-                        posixpath.join(opts.move_to or "archive", posixpath.basename(src_path)),
-                    )
-                    try:
-                        client.copy_object(
-                            Bucket=bucket,
-                            Key=dest,
-                            CopySource={"Bucket": bucket, "Key": src_path},
-                            MetadataDirective="REPLACE",
-                            Metadata={OBJECT_MARKER: str(self.t.job_id)},
-                        )
-                    except ClientError as exc:
-                        if exc.response["Error"]["Code"] not in ("NoSuchKey", "404"):
-                            raise
-                        client.head_object(Bucket=bucket, Key=dest)  # moved by an earlier attempt
-                client.delete_object(Bucket=bucket, Key=src_path)
+                if opts.post_action == PostAction.DELETE:
+                    post_actions.s3_delete(client, bucket, src_path)
+                    return None
+                dest = self.endpoints.resolve(
+                    self.src, post_actions.destination(src_path, opts.move_to or "archive")
+                )
+                post_actions.s3_move(
+                    client,
+                    bucket,
+                    src_path,
+                    dest,
+                    marker=str(self.t.job_id),
+                    kms_key_id=self.src.kms_key_id,
+                )
             except Exception as exc:
                 raise s3_error(exc, "post-action on the source") from None
             return dest
         session = self._sftp(self.src)
         if opts.post_action == PostAction.DELETE:
-            session.remove(src_path, missing_ok=True)
+            post_actions.sftp_delete(session, src_path)
             return None
         dest_dir = self.endpoints.resolve(self.src, opts.move_to or "archive")
-        dest = posixpath.join(dest_dir, posixpath.basename(src_path))
-        if session.stat(src_path) is None and session.stat(dest) is not None:
-            return dest  # moved by an earlier attempt
-        session.makedirs(dest_dir)
-        session.rename(src_path, dest, overwrite=True)
+        dest = post_actions.destination(src_path, dest_dir)
+        post_actions.sftp_move(session, src_path, dest)
         return dest
 
     # --- cleanup (permanent failure, cancel) ---------------------------------------------------

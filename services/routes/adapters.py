@@ -10,6 +10,7 @@ from botocore.exceptions import ClientError
 
 from events.contract import Direction, EndpointStatus, EndpointType
 from events.dynamodb_values import deserialize, serialize
+from services.executor import post_actions
 from services.routes.application import DispatchRefused
 from services.routes.ports import (
     EndpointDirectory,
@@ -730,6 +731,7 @@ class S3Source(SourceSession):
         self._client = client
         self._bucket = str(endpoint.bucket)
         self._prefix = endpoint.prefix
+        self._kms_key_id = endpoint.config.get("kms_key_id")
 
     def iter_files(self, directory: str, recursive: bool) -> Iterator[ListedFile]:
         base = self._prefix + (directory.rstrip("/") + "/" if directory else "")
@@ -769,15 +771,17 @@ class S3Source(SourceSession):
             return False
 
     def remove(self, path: str) -> None:
-        self._client.delete_object(Bucket=self._bucket, Key=self._prefix + path)
+        post_actions.s3_delete(self._client, self._bucket, self._prefix + path)
 
-    def move(self, path: str, to: str) -> None:
-        self._client.copy_object(
-            Bucket=self._bucket,
-            Key=self._prefix + to,
-            CopySource={"Bucket": self._bucket, "Key": self._prefix + path},
+    def move(self, path: str, to: str, *, marker: str) -> None:
+        post_actions.s3_move(
+            self._client,
+            self._bucket,
+            self._prefix + path,
+            self._prefix + to,
+            marker=marker,
+            kms_key_id=self._kms_key_id,
         )
-        self._client.delete_object(Bucket=self._bucket, Key=self._prefix + path)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -816,13 +820,10 @@ class SftpSource(SourceSession):
         return self._session.stat(self._full(path)) is not None
 
     def remove(self, path: str) -> None:
-        self._session.remove(self._full(path), missing_ok=True)
+        post_actions.sftp_delete(self._session, self._full(path))
 
-    def move(self, path: str, to: str) -> None:
-        directory = to.rsplit("/", 1)[0] if "/" in to else ""
-        if directory:
-            self._session.makedirs(self._full(directory))
-        self._session.rename(self._full(path), self._full(to), overwrite=True)
+    def move(self, path: str, to: str, *, marker: str) -> None:
+        post_actions.sftp_move(self._session, self._full(path), self._full(to))
 
     def close(self) -> None:
         self._session.close()

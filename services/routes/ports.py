@@ -352,7 +352,9 @@ class SourceSession(ABC):
     def remove(self, path: str) -> None: ...
 
     @abstractmethod
-    def move(self, path: str, to: str) -> None: ...
+    def move(self, path: str, to: str, *, marker: str) -> None:
+        """Move ``path`` to ``to``, marking what is written with ``marker`` (the delivering
+        job's id: ``ferry-job-id``, so no route triggers on it); idempotent."""
 
     def close(self) -> None:  # noqa: B027 - optional hook
         pass
@@ -368,6 +370,7 @@ class FakeSource(SourceSession, SourceOpener):
 
     def __init__(self) -> None:
         self.files: dict[str, tuple[int, float]] = {}
+        self.markers: dict[str, str] = {}  # moved path -> its ferry-job-id marker
         self.listings = 0
 
     def open(self, endpoint: EndpointInfo) -> SourceSession:
@@ -392,8 +395,11 @@ class FakeSource(SourceSession, SourceOpener):
     def remove(self, path: str) -> None:
         self.files.pop(path, None)
 
-    def move(self, path: str, to: str) -> None:
+    def move(self, path: str, to: str, *, marker: str) -> None:
+        if path not in self.files and to in self.files:
+            return  # moved by an earlier attempt
         self.files[to] = self.files.pop(path)
+        self.markers[to] = marker
 
     def glob(self, pattern: str) -> list[str]:
         return sorted(p for p in self.files if fnmatch.fnmatch(p, pattern))

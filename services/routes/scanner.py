@@ -29,6 +29,7 @@ from typing import Any, TypeVar
 from aws_lambda_powertools import Logger
 
 from events.contract import EndpointStatus, PostAction
+from services.executor import post_actions
 from services.routes.application import Candidate, RoutesApplication, RouteView, utc
 from services.routes.bootstrap import build_application, route_directory, scan_state
 from services.routes.definition import cron_matches, every_seconds, template_fields
@@ -437,7 +438,8 @@ class Scanner:
             if endpoint is None:
                 return False
             sessions.append(self.sources.open(endpoint))
-        moved_to = _post_action(sessions[0], definition, item.path)
+        marker = item.job_ids[0] if item.job_ids else route.route_id
+        moved_to = _post_action(sessions[0], definition, item.path, marker)
         self.app.settle(
             route.route_id,
             item.path,
@@ -447,15 +449,14 @@ class Scanner:
         return True
 
 
-def _post_action(session: SourceSession, definition: Any, path: str) -> str | None:
-    """Delete or move the source; idempotent (a source already moved is not moved again)."""
+def _post_action(session: SourceSession, definition: Any, path: str, marker: str) -> str | None:
+    """Delete or move the source (services/executor/post_actions.py: idempotent, and what a
+    move writes is marked with ``marker``, a delivering job's id, so no route triggers on it)."""
     if definition.post_action == PostAction.DELETE:
         session.remove(path)
         return None
-    name = path.rsplit("/", 1)[-1]
-    destination = f"{definition.move_to.rstrip('/')}/{name}"
-    if session.exists(path) or not session.exists(destination):
-        session.move(path, destination)
+    destination = post_actions.destination(path, definition.move_to)
+    session.move(path, destination, marker=marker)
     return destination
 
 

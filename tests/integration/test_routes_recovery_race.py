@@ -45,10 +45,10 @@ class CountingOpener(SourceOpener):
             def remove(self, path: str) -> None:
                 session.remove(path)
 
-            def move(self, path: str, to: str) -> None:
+            def move(self, path: str, to: str, *, marker: str) -> None:
                 with opener.lock:
                     opener.moves[path] += 1
-                session.move(path, to)
+                session.move(path, to, marker=marker)
 
             def close(self) -> None:
                 session.close()
