@@ -52,6 +52,8 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
+from eventsourcing.domain import event
+
 from events import contract as c
 from events.aggregate import FerryAggregate
 from events.contract import EndpointConfig, EndpointStatus, EndpointType
@@ -114,14 +116,7 @@ class Endpoint(FerryAggregate):
     """One endpoint's event stream (id = endpoint_id, correlation_id = endpoint_id)."""
 
     class EndpointRegistered(FerryAggregate.Created):
-        contract = c.EndpointRegistered
-        endpoint_id: str
-        name: str
-        direction: str
-        max_concurrency: int
-        config: dict[str, Any]
-        secret_arn: str | None
-        actor: str
+        contract = c.EndpointRegistered  # applied by __init__
 
     def __init__(
         self,
@@ -241,8 +236,7 @@ class Endpoint(FerryAggregate):
                 changed[key] = value
         if not changed and not credentials_rotated:
             return False
-        self.trigger_event(
-            self.EndpointUpdated,
+        self._updated(
             endpoint_id=self.endpoint_id,
             changed=changed,
             credentials_rotated=credentials_rotated,
@@ -256,9 +250,7 @@ class Endpoint(FerryAggregate):
         self.check_not_retired()
         if self.disabled:
             return False
-        self.trigger_event(
-            self.EndpointDisabled, endpoint_id=self.endpoint_id, actor=actor, reason=reason
-        )
+        self._disabled(endpoint_id=self.endpoint_id, actor=actor, reason=reason)
         return True
 
     def enable(self, *, actor: str) -> bool:
@@ -269,27 +261,23 @@ class Endpoint(FerryAggregate):
         self.check_not_retired()
         changed = False
         if self.disabled:
-            self.trigger_event(self.EndpointEnabled, endpoint_id=self.endpoint_id, actor=actor)
+            self._enabled(endpoint_id=self.endpoint_id, actor=actor)
             changed = True
         if self.validation_status is EndpointStatus.VALIDATION_FAILED:
-            self.trigger_event(
-                self.EndpointValidationRequested, endpoint_id=self.endpoint_id, actor=actor
-            )
+            self._validation_requested(endpoint_id=self.endpoint_id, actor=actor)
             changed = True
         return changed
 
     def request_validation(self, *, actor: str) -> None:
         """Re-run validation of the current configuration (always records an event)."""
         self.check_not_retired()
-        self.trigger_event(
-            self.EndpointValidationRequested, endpoint_id=self.endpoint_id, actor=actor
-        )
+        self._validation_requested(endpoint_id=self.endpoint_id, actor=actor)
 
     def retire(self, *, actor: str) -> bool:
         """Final. Idempotent: retiring a retired endpoint records nothing and returns False."""
         if getattr(self, "retired", False):
             return False
-        self.trigger_event(self.EndpointRetired, endpoint_id=self.endpoint_id, actor=actor)
+        self._retired(endpoint_id=self.endpoint_id, actor=actor)
         return True
 
     def record_validation(
@@ -316,110 +304,114 @@ class Endpoint(FerryAggregate):
         if getattr(self, "retired", False):
             return False
         if ok:
-            self.trigger_event(
-                self.EndpointValidated,
+            self._validated(
                 endpoint_id=self.endpoint_id,
                 checks=list(checks or []),
                 host_key_fingerprint=host_key_fingerprint,
             )
         else:
-            self.trigger_event(
-                self.EndpointValidationFailed,
+            self._validation_failed(
                 endpoint_id=self.endpoint_id,
                 reason_code=reason_code or "VALIDATION_FAILED",
                 message=message or "validation failed",
             )
         return True
 
-    # --- events ------------------------------------------------------------------------------
+    # --- events: fields from the contract model; each @event body applies it --------------
     class EndpointUpdated(FerryAggregate.Event):
         contract = c.EndpointUpdated
-        endpoint_id: str
-        changed: dict[str, Any]
-        credentials_rotated: bool
-        secret_arn: str | None
-        actor: str
-
-        def apply(self, aggregate: Endpoint) -> None:  # type: ignore[override]
-            for key, value in self.changed.items():
-                if key in CONFIG_FIELDS:
-                    if value is None:
-                        aggregate.config.pop(key, None)
-                    else:
-                        aggregate.config[key] = value
-                else:
-                    setattr(aggregate, key, value)
-            if self.secret_arn is not None:
-                aggregate.secret_arn = self.secret_arn
-            if self.credentials_rotated or CONFIG_FIELDS & set(self.changed):
-                aggregate.config_version = self.originator_version
-                aggregate.validation_status = EndpointStatus.PENDING_VALIDATION
-                aggregate.status_reason = None
-            aggregate.last_actor = self.actor
 
     class EndpointValidated(FerryAggregate.Event):
         contract = c.EndpointValidated
-        endpoint_id: str
-        checks: list[str]
-        host_key_fingerprint: str | None
-
-        def apply(self, aggregate: Endpoint) -> None:  # type: ignore[override]
-            aggregate.validation_status = EndpointStatus.ACTIVE
-            aggregate.status_reason = None
-            aggregate.validated_config_version = aggregate.config_version
-            aggregate.validated_at = self.timestamp
-            aggregate.host_key_fingerprint = self.host_key_fingerprint
 
     class EndpointValidationFailed(FerryAggregate.Event):
         contract = c.EndpointValidationFailed
-        endpoint_id: str
-        reason_code: str
-        message: str
-
-        def apply(self, aggregate: Endpoint) -> None:  # type: ignore[override]
-            aggregate.validation_status = EndpointStatus.VALIDATION_FAILED
-            aggregate.status_reason = f"{self.reason_code}: {self.message}"
-            aggregate.validated_config_version = aggregate.config_version
-            aggregate.validated_at = self.timestamp
 
     class EndpointDisabled(FerryAggregate.Event):
         contract = c.EndpointDisabled
-        endpoint_id: str
-        actor: str
-        reason: str | None
-
-        def apply(self, aggregate: Endpoint) -> None:  # type: ignore[override]
-            aggregate.disabled = True
-            aggregate.last_actor = self.actor
 
     class EndpointEnabled(FerryAggregate.Event):
         contract = c.EndpointEnabled
-        endpoint_id: str
-        actor: str
-
-        def apply(self, aggregate: Endpoint) -> None:  # type: ignore[override]
-            aggregate.disabled = False
-            aggregate.last_actor = self.actor
 
     class EndpointValidationRequested(FerryAggregate.Event):
         contract = c.EndpointValidationRequested
-        endpoint_id: str
-        actor: str
-
-        def apply(self, aggregate: Endpoint) -> None:  # type: ignore[override]
-            aggregate.config_version = self.originator_version
-            aggregate.validation_status = EndpointStatus.PENDING_VALIDATION
-            aggregate.status_reason = None
-            aggregate.last_actor = self.actor
 
     class EndpointRetired(FerryAggregate.Event):
         contract = c.EndpointRetired
-        endpoint_id: str
-        actor: str
 
-        def apply(self, aggregate: Endpoint) -> None:  # type: ignore[override]
-            aggregate.retired = True
-            aggregate.last_actor = self.actor
+    @event(EndpointUpdated)
+    def _updated(
+        self,
+        endpoint_id: str,
+        changed: dict[str, Any],
+        credentials_rotated: bool,
+        secret_arn: str | None,
+        actor: str,
+    ) -> None:
+        for key, value in changed.items():
+            if key in CONFIG_FIELDS:
+                if value is None:
+                    self.config.pop(key, None)
+                else:
+                    self.config[key] = value
+            else:
+                setattr(self, key, value)
+        if secret_arn is not None:
+            self.secret_arn = secret_arn
+        if credentials_rotated or CONFIG_FIELDS & set(changed):
+            self.config_version = self.version + 1  # this event's version
+            self.validation_status = EndpointStatus.PENDING_VALIDATION
+            self.status_reason = None
+        self.last_actor = actor
+
+    @event(EndpointValidated)
+    def _validated(
+        self,
+        endpoint_id: str,
+        checks: list[str],
+        host_key_fingerprint: str | None,
+        timestamp: datetime | None = None,  # the event's (set by trigger_event)
+    ) -> None:
+        self.validation_status = EndpointStatus.ACTIVE
+        self.status_reason = None
+        self.validated_config_version = self.config_version
+        self.validated_at = timestamp
+        self.host_key_fingerprint = host_key_fingerprint
+
+    @event(EndpointValidationFailed)
+    def _validation_failed(
+        self,
+        endpoint_id: str,
+        reason_code: str,
+        message: str,
+        timestamp: datetime | None = None,  # the event's (set by trigger_event)
+    ) -> None:
+        self.validation_status = EndpointStatus.VALIDATION_FAILED
+        self.status_reason = f"{reason_code}: {message}"
+        self.validated_config_version = self.config_version
+        self.validated_at = timestamp
+
+    @event(EndpointDisabled)
+    def _disabled(self, endpoint_id: str, actor: str, reason: str | None) -> None:
+        self.disabled = True
+        self.last_actor = actor
+
+    @event(EndpointEnabled)
+    def _enabled(self, endpoint_id: str, actor: str) -> None:
+        self.disabled = False
+        self.last_actor = actor
+
+    @event(EndpointValidationRequested)
+    def _validation_requested(self, endpoint_id: str, actor: str) -> None:
+        self.config_version = self.version + 1  # this event's version
+        self.validation_status = EndpointStatus.PENDING_VALIDATION
+        self.status_reason = None
+        self.last_actor = actor
+
+    @event(EndpointRetired)
+    def _retired(self, endpoint_id: str, actor: str) -> None:
+        self.retired = True
+        self.last_actor = actor
 
 
 def _plain_config(config: EndpointConfig) -> dict[str, Any]:
@@ -479,25 +471,27 @@ class EndpointName(FerryAggregate):
                 f"an endpoint named {name!r} exists; names are unique per customer",
                 field="name",
             )
-        self.trigger_event(self.Reclaimed, endpoint_id=endpoint_id)
+        self._reclaimed(endpoint_id=endpoint_id)
         return True
 
     def release(self, endpoint_id: str) -> bool:
         if self.holder != endpoint_id:
             return False
-        self.trigger_event(self.Released, endpoint_id=endpoint_id)
+        self._released(endpoint_id=endpoint_id)
         return True
 
     class Reclaimed(FerryAggregate.Event):
         internal = True  # never published
         endpoint_id: str
 
-        def apply(self, aggregate: EndpointName) -> None:  # type: ignore[override]
-            aggregate.holder = self.endpoint_id
-
     class Released(FerryAggregate.Event):
         internal = True  # never published
         endpoint_id: str
 
-        def apply(self, aggregate: EndpointName) -> None:  # type: ignore[override]
-            aggregate.holder = None
+    @event(Reclaimed)
+    def _reclaimed(self, endpoint_id: str) -> None:
+        self.holder = endpoint_id
+
+    @event(Released)
+    def _released(self, endpoint_id: str) -> None:
+        self.holder = None
