@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from eventsourcing.domain import event
+
 from events import contract as c
 from events.aggregate import FerryAggregate, transfer_stream_id
 
@@ -124,10 +126,22 @@ class Transfer(FerryAggregate):
     failures: list[dict[str, Any]]
     started_at: datetime | None
 
-    def __init__(self, job_id: str, customer_id: str, correlation_id: str) -> None:
+    def __init__(
+        self,
+        job_id: str,
+        customer_id: str,
+        correlation_id: str,
+        owner_id: str,
+        region: str,
+        expires_at: datetime,
+        attempt: int,
+        takeover_from: str | None,
+    ) -> None:
+        """Applies the stream's first LeaseAcquired (``Opened.LeaseAcquired``)."""
         self.customer_id = customer_id
         self.correlation_id = correlation_id
         self._reset(job_id)
+        self._take_lease(owner_id, expires_at, attempt)
 
     def _reset(self, job_id: str) -> None:
         self.job_id = job_id
@@ -149,140 +163,136 @@ class Transfer(FerryAggregate):
         self.attempt = attempt
         self.outcome = None
 
+    # --- events: fields from the contract model; each @event body applies it --------------
     class Opened:
         """Namespace of the created event (eventsourcing needs a distinct created class)."""
 
         class LeaseAcquired(FerryAggregate.Created):
-            contract = c.LeaseAcquired
-            job_id: str
-            owner_id: str
-            region: str
-            expires_at: datetime
-            attempt: int
-            takeover_from: str | None
-
-            def apply(self, aggregate: Any) -> None:
-                aggregate._take_lease(self.owner_id, self.expires_at, self.attempt)
+            contract = c.LeaseAcquired  # applied by __init__
 
     class LeaseAcquired(FerryAggregate.Event):
         contract = c.LeaseAcquired
-        job_id: str
-        owner_id: str
-        region: str
-        expires_at: datetime
-        attempt: int
-        takeover_from: str | None
-
-        def apply(self, aggregate: Any) -> None:
-            aggregate._take_lease(self.owner_id, self.expires_at, self.attempt)
 
     class LeaseRenewed(FerryAggregate.Event):
         contract = c.LeaseRenewed
-        job_id: str
-        owner_id: str
-        expires_at: datetime
-
-        def apply(self, aggregate: Any) -> None:
-            aggregate.lease_expires_at = self.expires_at
 
     class LeaseReleased(FerryAggregate.Event):
         contract = c.LeaseReleased
-        job_id: str
-        owner_id: str
-        outcome: str
-
-        def apply(self, aggregate: Any) -> None:
-            aggregate.lease_held = False
-            aggregate.outcome = self.outcome
 
     class TransferStarted(FerryAggregate.Event):
         contract = c.TransferStarted
-        job_id: str
-        flow: str
-        leg: int
-        legs: int
-        size: int
-        chunk_size: int
-        chunk_count: int
-        source_version: str | None
-        upload_id: str | None
-        temp_path: str | None
-
-        def apply(self, aggregate: Any) -> None:
-            aggregate.legs[self.leg] = Leg(
-                leg=self.leg,
-                legs=self.legs,
-                size=self.size,
-                chunk_size=self.chunk_size,
-                chunk_count=self.chunk_count,
-                source_version=self.source_version,
-                upload_id=self.upload_id,
-                temp_path=self.temp_path,
-            )
-            aggregate.verified = None
-            if aggregate.started_at is None:
-                aggregate.started_at = self.timestamp
 
     class ChunkCommitted(FerryAggregate.Event):
         contract = c.ChunkCommitted
-        job_id: str
-        leg: int
-        index: int
-        offset: int
-        length: int
-        sha256: str
-        part_number: int | None
-        etag: str | None
-        bytes_committed: int
-        bytes_total: int
-
-        def apply(self, aggregate: Any) -> None:
-            aggregate.legs[self.leg].chunks.append(
-                Chunk(
-                    self.index, self.offset, self.length, self.sha256, self.part_number, self.etag
-                )
-            )
 
     class TransferVerified(FerryAggregate.Event):
         contract = c.TransferVerified
-        job_id: str
-        size: int
-        sha256: str
-        verify: str
-        target_checksum: str | None
-        duration_seconds: float
-        throughput_bytes_per_second: float
-
-        def apply(self, aggregate: Any) -> None:
-            aggregate.verified = {
-                "size": self.size,
-                "sha256": self.sha256,
-                "duration_seconds": self.duration_seconds,
-                "throughput_bytes_per_second": self.throughput_bytes_per_second,
-            }
 
     class PostActionCompleted(FerryAggregate.Event):
         contract = c.PostActionCompleted
-        job_id: str
-        action: str
-        moved_to: str | None
-
-        def apply(self, aggregate: Any) -> None:
-            aggregate.post_action_done = True
 
     class TransferAttemptFailed(FerryAggregate.Event):
         contract = c.TransferAttemptFailed
-        job_id: str
-        attempt: int
-        error_code: str
-        error_message: str
-        transient: bool
-        bytes_committed: int
 
-        def apply(self, aggregate: Any) -> None:
-            aggregate.failures.append(
-                {"attempt": self.attempt, "code": self.error_code, "transient": self.transient}
-            )
+    @event(LeaseAcquired)
+    def _lease_acquired(
+        self,
+        job_id: str,
+        owner_id: str,
+        region: str,
+        expires_at: datetime,
+        attempt: int,
+        takeover_from: str | None,
+    ) -> None:
+        self._take_lease(owner_id, expires_at, attempt)
+
+    @event(LeaseRenewed)
+    def _lease_renewed(self, job_id: str, owner_id: str, expires_at: datetime) -> None:
+        self.lease_expires_at = expires_at
+
+    @event(LeaseReleased)
+    def _lease_released(self, job_id: str, owner_id: str, outcome: str) -> None:
+        self.lease_held = False
+        self.outcome = outcome
+
+    @event(TransferStarted)
+    def _transfer_started(
+        self,
+        job_id: str,
+        flow: str,
+        leg: int,
+        legs: int,
+        size: int,
+        chunk_size: int,
+        chunk_count: int,
+        source_version: str | None,
+        upload_id: str | None,
+        temp_path: str | None,
+        timestamp: datetime | None = None,  # the event's (set by trigger_event)
+    ) -> None:
+        self.legs[leg] = Leg(
+            leg=leg,
+            legs=legs,
+            size=size,
+            chunk_size=chunk_size,
+            chunk_count=chunk_count,
+            source_version=source_version,
+            upload_id=upload_id,
+            temp_path=temp_path,
+        )
+        self.verified = None
+        if self.started_at is None:
+            self.started_at = timestamp
+
+    @event(ChunkCommitted)
+    def _chunk_committed(
+        self,
+        job_id: str,
+        leg: int,
+        index: int,
+        offset: int,
+        length: int,
+        sha256: str,
+        part_number: int | None,
+        etag: str | None,
+        bytes_committed: int,
+        bytes_total: int,
+    ) -> None:
+        self.legs[leg].chunks.append(Chunk(index, offset, length, sha256, part_number, etag))
+
+    @event(TransferVerified)
+    def _transfer_verified(
+        self,
+        job_id: str,
+        size: int,
+        sha256: str,
+        verify: str,
+        target_checksum: str | None,
+        duration_seconds: float,
+        throughput_bytes_per_second: float,
+    ) -> None:
+        self.verified = {
+            "size": size,
+            "sha256": sha256,
+            "duration_seconds": duration_seconds,
+            "throughput_bytes_per_second": throughput_bytes_per_second,
+        }
+
+    @event(PostActionCompleted)
+    def _post_action_completed(self, job_id: str, action: str, moved_to: str | None) -> None:
+        self.post_action_done = True
+
+    @event(TransferAttemptFailed)
+    def _attempt_failed(
+        self,
+        job_id: str,
+        attempt: int,
+        error_code: str,
+        error_message: str,
+        transient: bool,
+        bytes_committed: int,
+    ) -> None:
+        self.failures.append({"attempt": attempt, "code": error_code, "transient": transient})
 
     # --- commands ----------------------------------------------------------------------------
     @classmethod
@@ -333,8 +343,7 @@ class Transfer(FerryAggregate):
             if self.lease_owner != owner_id and self.lease_expires_at > now:
                 raise LeaseHeld(self.lease_owner, self.lease_expires_at)
             takeover = self.lease_owner
-        self.trigger_event(
-            self.LeaseAcquired,
+        self._lease_acquired(
             job_id=self.job_id,
             owner_id=owner_id,
             region=region,
@@ -345,8 +354,7 @@ class Transfer(FerryAggregate):
 
     def renew(self, *, owner_id: str, lease_for: timedelta, now: datetime | None = None) -> None:
         self._check_owner(owner_id)
-        self.trigger_event(
-            self.LeaseRenewed,
+        self._lease_renewed(
             job_id=self.job_id,
             owner_id=owner_id,
             expires_at=(now or utcnow()) + lease_for,
@@ -356,9 +364,7 @@ class Transfer(FerryAggregate):
         if outcome not in OUTCOMES:
             raise ValueError(f"unknown outcome {outcome!r}")
         self._check_owner(owner_id)
-        self.trigger_event(
-            self.LeaseReleased, job_id=self.job_id, owner_id=owner_id, outcome=outcome
-        )
+        self._lease_released(job_id=self.job_id, owner_id=owner_id, outcome=outcome)
 
     def start_leg(
         self,
@@ -372,8 +378,7 @@ class Transfer(FerryAggregate):
         upload_id: str | None = None,
         temp_path: str | None = None,
     ) -> Leg:
-        self.trigger_event(
-            self.TransferStarted,
+        self._transfer_started(
             job_id=self.job_id,
             flow=flow,
             leg=leg,
@@ -400,8 +405,7 @@ class Transfer(FerryAggregate):
         state = self.legs[leg]
         if offset != state.next_offset:
             raise ValueError(f"chunk at {offset} is not the next one ({state.next_offset})")
-        self.trigger_event(
-            self.ChunkCommitted,
+        self._chunk_committed(
             job_id=self.job_id,
             leg=leg,
             index=state.next_index,
@@ -424,8 +428,7 @@ class Transfer(FerryAggregate):
         target_checksum: str | None,
         duration_seconds: float,
     ) -> None:
-        self.trigger_event(
-            self.TransferVerified,
+        self._transfer_verified(
             job_id=self.job_id,
             size=size,
             sha256=sha256,
@@ -438,13 +441,10 @@ class Transfer(FerryAggregate):
         )
 
     def post_action(self, *, action: str, moved_to: str | None) -> None:
-        self.trigger_event(
-            self.PostActionCompleted, job_id=self.job_id, action=action, moved_to=moved_to
-        )
+        self._post_action_completed(job_id=self.job_id, action=action, moved_to=moved_to)
 
     def fail_attempt(self, *, code: str, message: str, transient: bool) -> None:
-        self.trigger_event(
-            self.TransferAttemptFailed,
+        self._attempt_failed(
             job_id=self.job_id,
             attempt=self.attempt,
             error_code=code,
