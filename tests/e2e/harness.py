@@ -12,6 +12,8 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -109,6 +111,24 @@ class Stack:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             return self.proc.wait()
+
+
+def http(
+    stack: Stack, method: str, path: str, body: Any = None, key: str | None = None
+) -> tuple[int, Any]:
+    """One JSON request to the stack's API (``key``: another key than the stack's own);
+    (status, decoded body), for error statuses too."""
+    req = urllib.request.Request(
+        stack.api_url + path,
+        data=json.dumps(body).encode() if body is not None else None,
+        method=method,
+        headers={"x-api-key": key or stack.api_key, "Content-Type": "application/json"},
+    )
+    try:
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            return resp.status, json.loads(resp.read() or b"null")
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read() or b"null")
 
 
 def processes_of(data_dir: Path) -> list[int]:

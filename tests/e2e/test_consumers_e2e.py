@@ -7,29 +7,16 @@ customer's events."""
 from __future__ import annotations
 
 import json
-import signal
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-from tests.e2e.harness import Stack, processes_of, start_stack
+from tests.e2e.harness import Stack
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
-
-
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    running = start_stack(tmp_path_factory.mktemp("ferry-consumers") / "data")
-    try:
-        yield running
-    finally:
-        code = running.stop(signal.SIGTERM)
-        assert code == 0, "".join(running.output[-40:])
-        assert processes_of(running.data_dir) == []
 
 
 def post_endpoint(stack: Stack, key: str, name: str, bucket: str) -> str:

@@ -5,28 +5,15 @@ message. Only loopback addresses are ever named here."""
 
 from __future__ import annotations
 
-import signal
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-from tests.e2e.harness import Stack, processes_of, start_stack
+from tests.e2e.harness import Stack
 from tests.support.sshd import SshdServer
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
-
-
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    running = start_stack(tmp_path_factory.mktemp("ferry-egress") / "data")
-    try:
-        yield running
-    finally:
-        code = running.stop(signal.SIGTERM)
-        assert code == 0, "".join(running.output[-40:])
-        assert processes_of(running.data_dir) == []
 
 
 def add_sftp(stack: Stack, sshd: SshdServer, host: str, name: str) -> dict[str, Any]:

@@ -12,27 +12,13 @@ through the local EventBridge stand-in like any other validation trigger.
 
 from __future__ import annotations
 
-import signal
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-from tests.e2e.harness import Stack, processes_of, start_stack, wait_until
-from tests.e2e.test_local_stack import http
+from tests.e2e.harness import Stack, http, wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
-
-
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    running = start_stack(tmp_path_factory.mktemp("ferry-recovery") / "data")
-    try:
-        yield running
-    finally:
-        code = running.stop(signal.SIGTERM)
-        assert code == 0, "".join(running.output[-40:])
-        assert processes_of(running.data_dir) == []
 
 
 def settled(stack: Stack, endpoint_id: str, key: str, after: int = 0) -> dict[str, Any]:

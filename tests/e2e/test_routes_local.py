@@ -5,45 +5,14 @@ does not stop a pull route; a failed delivery is retried with ``ferry routes ret
 
 from __future__ import annotations
 
-import json
 import time
-import urllib.error
-import urllib.request
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-from tests.e2e.harness import Stack, processes_of, start_stack, wait_until
+from tests.e2e.harness import Stack, http, wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(420)]
-
-
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    import signal
-
-    running = start_stack(tmp_path_factory.mktemp("ferry-routes-e2e") / "data")
-    try:
-        yield running
-    finally:
-        code = running.stop(signal.SIGTERM)
-        assert code == 0, "".join(running.output[-40:])
-        assert processes_of(running.data_dir) == []
-
-
-def http(stack: Stack, method: str, path: str, body: Any = None) -> tuple[int, Any]:
-    req = urllib.request.Request(
-        stack.api_url + path,
-        data=json.dumps(body).encode() if body is not None else None,
-        method=method,
-        headers={"x-api-key": stack.api_key, "Content-Type": "application/json"},
-    )
-    try:
-        with urllib.request.urlopen(req, timeout=30) as resp:
-            return resp.status, json.loads(resp.read() or b"null")
-    except urllib.error.HTTPError as error:
-        return error.code, json.loads(error.read() or b"null")
 
 
 def s3_endpoint(stack: Stack, name: str, bucket: str) -> str:
