@@ -24,6 +24,8 @@ from datetime import datetime
 from typing import Any
 from uuid import NAMESPACE_URL, UUID, uuid5
 
+from eventsourcing.domain import event
+
 from events import contract as c
 from events.aggregate import FerryAggregate
 from ferry.errors import Conflict
@@ -52,10 +54,7 @@ class RouteConflict(RouteError):
 
 class Route(FerryAggregate):
     class RouteCreated(FerryAggregate.Created):
-        contract = c.RouteCreated
-        route_id: str
-        definition: dict[str, Any]
-        actor: str
+        contract = c.RouteCreated  # applied by __init__
 
     def __init__(
         self,
@@ -88,84 +87,78 @@ class Route(FerryAggregate):
             actor=actor,
         )
 
+    # -- events: fields from the contract model; each @event body applies it ---------------
     class RouteUpdated(FerryAggregate.Event):
         contract = c.RouteUpdated
-        route_id: str
-        changed: dict[str, Any]
-        actor: str
-
-        def apply(self, aggregate: Any) -> None:
-            aggregate.definition = {**aggregate.definition, **self.changed}
-            aggregate.last_actor = self.actor
 
     class RouteDisabled(FerryAggregate.Event):
         contract = c.RouteDisabled
-        route_id: str
-        actor: str
-
-        def apply(self, aggregate: Any) -> None:
-            aggregate.enabled = False
-            aggregate.definition = {**aggregate.definition, "enabled": False}
-            aggregate.last_actor = self.actor
 
     class RouteEnabled(FerryAggregate.Event):
         contract = c.RouteEnabled
-        route_id: str
-        actor: str
-
-        def apply(self, aggregate: Any) -> None:
-            aggregate.enabled = True
-            aggregate.definition = {**aggregate.definition, "enabled": True}
-            aggregate.last_actor = self.actor
 
     class RouteScanFailed(FerryAggregate.Event):
         contract = c.RouteScanFailed
-        route_id: str
-        reason: str
-
-        def apply(self, aggregate: Any) -> None:
-            aggregate.scan_error = self.reason
 
     class RouteScanRecovered(FerryAggregate.Event):
         contract = c.RouteScanRecovered
-        route_id: str
-        previous_reason: str
 
-        def apply(self, aggregate: Any) -> None:
-            aggregate.scan_error = None
+    @event(RouteUpdated)
+    def _updated(self, route_id: str, changed: dict[str, Any], actor: str) -> None:
+        self.definition = {**self.definition, **changed}
+        self.last_actor = actor
 
+    @event(RouteDisabled)
+    def _disabled(self, route_id: str, actor: str) -> None:
+        self.enabled = False
+        self.definition = {**self.definition, "enabled": False}
+        self.last_actor = actor
+
+    @event(RouteEnabled)
+    def _enabled(self, route_id: str, actor: str) -> None:
+        self.enabled = True
+        self.definition = {**self.definition, "enabled": True}
+        self.last_actor = actor
+
+    @event(RouteScanFailed)
+    def _scan_failed(self, route_id: str, reason: str) -> None:
+        self.scan_error = reason
+
+    @event(RouteScanRecovered)
+    def _scan_recovered(self, route_id: str, previous_reason: str) -> None:
+        self.scan_error = None
+
+    # -- commands ----------------------------------------------------------------------------
     def scan_failed(self, reason: str) -> bool:
         """The source could not be listed: recorded once per distinct reason."""
         if self.scan_error == reason:
             return False
-        self.trigger_event(self.RouteScanFailed, route_id=self.route_id, reason=reason)
+        self._scan_failed(route_id=self.route_id, reason=reason)
         return True
 
     def scan_succeeded(self) -> bool:
         if self.scan_error is None:
             return False
-        self.trigger_event(
-            self.RouteScanRecovered, route_id=self.route_id, previous_reason=self.scan_error
-        )
+        self._scan_recovered(route_id=self.route_id, previous_reason=self.scan_error)
         return True
 
     def update(self, changed: dict[str, Any], actor: str) -> bool:
         changes = {k: v for k, v in changed.items() if self.definition.get(k) != v}
         if not changes:
             return False
-        self.trigger_event(self.RouteUpdated, route_id=self.route_id, changed=changes, actor=actor)
+        self._updated(route_id=self.route_id, changed=changes, actor=actor)
         return True
 
     def disable(self, actor: str) -> bool:
         if not self.enabled:
             return False
-        self.trigger_event(self.RouteDisabled, route_id=self.route_id, actor=actor)
+        self._disabled(route_id=self.route_id, actor=actor)
         return True
 
     def enable(self, actor: str) -> bool:
         if self.enabled:
             return False
-        self.trigger_event(self.RouteEnabled, route_id=self.route_id, actor=actor)
+        self._enabled(route_id=self.route_id, actor=actor)
         return True
 
 
@@ -173,13 +166,7 @@ class RouteFile(FerryAggregate):
     """The ledger of one path of one route."""
 
     class FileDiscovered(FerryAggregate.Created):
-        contract = c.FileDiscovered
-        route_id: str
-        path: str
-        size: int
-        modified_at: datetime | None
-        file_version: str
-        first_seen_at: datetime
+        contract = c.FileDiscovered  # applied by __init__
 
     def __init__(
         self,
@@ -227,86 +214,94 @@ class RouteFile(FerryAggregate):
             first_seen_at=first_seen_at,
         )
 
+    # -- events: fields from the contract model; each @event body applies it ---------------
     class FileSkipped(FerryAggregate.Event):
         contract = c.FileSkipped
-        route_id: str
-        path: str
-        reason: str
-        size: int | None
-        modified_at: datetime | None
-        file_version: str | None
-        detail: str | None
-
-        def apply(self, aggregate: Any) -> None:
-            aggregate.last_skip = (self.file_version, self.reason)
 
     class FileDispatched(FerryAggregate.Event):
         contract = c.FileDispatched
-        route_id: str
-        path: str
-        size: int
-        modified_at: datetime | None
-        file_version: str
-        job_ids: list[str]
-        target_paths: list[str]
-
-        def apply(self, aggregate: Any) -> None:
-            aggregate.last_skip = None
-            aggregate.dispatched[self.file_version] = {
-                "job_ids": list(self.job_ids),
-                "target_paths": list(self.target_paths),
-                "outcome": None,
-            }
 
     class FileDelivered(FerryAggregate.Event):
         contract = c.FileDelivered
-        route_id: str
-        path: str
-        file_version: str
-        job_ids: list[str]
-
-        def apply(self, aggregate: Any) -> None:
-            entry = aggregate.dispatched[self.file_version]
-            entry["outcome"] = "delivered"
-            entry["job_ids"] = list(self.job_ids)
 
     class FileDeliveryFailed(FerryAggregate.Event):
         contract = c.FileDeliveryFailed
-        route_id: str
-        path: str
-        file_version: str
-        job_ids: list[str]
-        failed_job_ids: list[str]
-        error_code: str
-        error_message: str
-
-        def apply(self, aggregate: Any) -> None:
-            aggregate.dispatched[self.file_version]["outcome"] = "failed"
 
     class FileRetried(FerryAggregate.Event):
         contract = c.FileRetried
-        route_id: str
-        path: str
-        file_version: str
-        failed_job_ids: list[str]
-        job_ids: list[str]
-        actor: str
-
-        def apply(self, aggregate: Any) -> None:
-            entry = aggregate.dispatched[self.file_version]
-            entry["job_ids"] = list(self.job_ids)
-            entry["outcome"] = None
 
     class FilePostActionCompleted(FerryAggregate.Event):
         contract = c.FilePostActionCompleted
-        route_id: str
-        path: str
-        file_version: str
-        action: str
-        moved_to: str | None
 
-        def apply(self, aggregate: Any) -> None:
-            aggregate.dispatched[self.file_version]["outcome"] = "post_action_completed"
+    @event(FileSkipped)
+    def _skipped(
+        self,
+        route_id: str,
+        path: str,
+        reason: str,
+        size: int | None,
+        modified_at: datetime | None,
+        file_version: str | None,
+        detail: str | None,
+    ) -> None:
+        self.last_skip = (file_version, reason)
+
+    @event(FileDispatched)
+    def _dispatched(
+        self,
+        route_id: str,
+        path: str,
+        size: int,
+        modified_at: datetime | None,
+        file_version: str,
+        job_ids: list[str],
+        target_paths: list[str],
+    ) -> None:
+        self.last_skip = None
+        self.dispatched[file_version] = {
+            "job_ids": list(job_ids),
+            "target_paths": list(target_paths),
+            "outcome": None,
+        }
+
+    @event(FileDelivered)
+    def _delivered(self, route_id: str, path: str, file_version: str, job_ids: list[str]) -> None:
+        entry = self.dispatched[file_version]
+        entry["outcome"] = "delivered"
+        entry["job_ids"] = list(job_ids)
+
+    @event(FileDeliveryFailed)
+    def _delivery_failed(
+        self,
+        route_id: str,
+        path: str,
+        file_version: str,
+        job_ids: list[str],
+        failed_job_ids: list[str],
+        error_code: str,
+        error_message: str,
+    ) -> None:
+        self.dispatched[file_version]["outcome"] = "failed"
+
+    @event(FileRetried)
+    def _retried(
+        self,
+        route_id: str,
+        path: str,
+        file_version: str,
+        failed_job_ids: list[str],
+        job_ids: list[str],
+        actor: str,
+    ) -> None:
+        entry = self.dispatched[file_version]
+        entry["job_ids"] = list(job_ids)
+        entry["outcome"] = None
+
+    @event(FilePostActionCompleted)
+    def _post_action_completed(
+        self, route_id: str, path: str, file_version: str, action: str, moved_to: str | None
+    ) -> None:
+        self.dispatched[file_version]["outcome"] = "post_action_completed"
 
     # -- commands ----------------------------------------------------------------------------
 
@@ -325,8 +320,7 @@ class RouteFile(FerryAggregate):
         """Record a skip unless the same decision was already recorded for this version."""
         if self.last_skip == (file_version, reason):
             return False
-        self.trigger_event(
-            self.FileSkipped,
+        self._skipped(
             route_id=self.route_id,
             path=self.path,
             reason=reason,
@@ -346,8 +340,7 @@ class RouteFile(FerryAggregate):
         job_ids: list[str],
         target_paths: list[str],
     ) -> None:
-        self.trigger_event(
-            self.FileDispatched,
+        self._dispatched(
             route_id=self.route_id,
             path=self.path,
             size=size,
@@ -372,8 +365,7 @@ class RouteFile(FerryAggregate):
         found = self.dispatched.get(file_version)
         if found is None or found["outcome"] not in (None, "failed"):
             return False
-        self.trigger_event(
-            self.FileDelivered,
+        self._delivered(
             route_id=self.route_id,
             path=self.path,
             file_version=file_version,
@@ -387,8 +379,7 @@ class RouteFile(FerryAggregate):
         if found is None or found["outcome"] != "failed":
             return False
         job_ids = [replaced.get(j, j) for j in found["job_ids"]]
-        self.trigger_event(
-            self.FileRetried,
+        self._retried(
             route_id=self.route_id,
             path=self.path,
             file_version=file_version,
@@ -404,8 +395,7 @@ class RouteFile(FerryAggregate):
         found = self.dispatched.get(file_version)
         if found is None or found["outcome"] is not None:
             return False
-        self.trigger_event(
-            self.FileDeliveryFailed,
+        self._delivery_failed(
             route_id=self.route_id,
             path=self.path,
             file_version=file_version,
@@ -420,8 +410,7 @@ class RouteFile(FerryAggregate):
         found = self.dispatched.get(file_version)
         if found is None or found["outcome"] not in (None, "delivered"):
             return False
-        self.trigger_event(
-            self.FilePostActionCompleted,
+        self._post_action_completed(
             route_id=self.route_id,
             path=self.path,
             file_version=file_version,
