@@ -21,16 +21,9 @@ from events.contract import EndpointStatus, EndpointType
 from services.executor.sftp import SftpCredentials, SftpTarget, connect
 from services.routes.adapters import SftpSource
 from services.routes.application import RoutesApplication
-from services.routes.ports import (
-    EndpointInfo,
-    FakeJobs,
-    InMemoryEndpointDirectory,
-    InMemoryScanStateStore,
-    RouteDirectory,
-    SourceOpener,
-    SourceSession,
-)
+from services.routes.ports import EndpointInfo, RouteDirectory, SourceOpener, SourceSession
 from services.routes.scanner import Scanner, ScannerPolicy
+from tests.support.fakes.routes import FakeJobs, InMemoryEndpointDirectory, InMemoryScanStateStore
 from tests.support.sshd import SshdServer
 
 # The test sshd is on loopback, which Ferry's SFTP egress policy refuses unless allow-listed.
@@ -92,8 +85,18 @@ def main() -> int:
         print(f"created {args.files} files in {time.perf_counter() - started:.1f}s")
 
         opener = Opener(server, base)
-        sftp = EndpointInfo("src", "bench", EndpointType.SFTP, EndpointStatus.ACTIVE)
-        s3 = EndpointInfo("dst", "bench", EndpointType.S3, EndpointStatus.ACTIVE)
+        sftp = EndpointInfo(
+            endpoint_id="src",
+            customer_id="bench",
+            type=EndpointType.SFTP,
+            status=EndpointStatus.ACTIVE,
+        )
+        s3 = EndpointInfo(
+            endpoint_id="dst",
+            customer_id="bench",
+            type=EndpointType.S3,
+            status=EndpointStatus.ACTIVE,
+        )
 
         # phase 1: the listing alone
         session = opener.open(sftp)

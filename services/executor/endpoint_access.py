@@ -146,28 +146,18 @@ class InMemoryEndpointDirectory(EndpointDirectory):
 
 
 class DynamoEndpointDirectory(EndpointDirectory):
-    """Reads the endpoints read model table (pk endpoint_id), strongly consistent."""
+    """The data plane's typed view over the one endpoint-directory adapter
+    (``ferry.endpoint_directory.DynamoEndpointDirectory``: the endpoints read model, strongly
+    consistent): the same item, read the same way, as :class:`EndpointView`."""
 
     def __init__(self, table_name: str, client: Any = None) -> None:
-        if client is None:
-            import boto3
+        from ferry.endpoint_directory import DynamoEndpointDirectory as ReadModel
 
-            client = boto3.client("dynamodb")
-        from boto3.dynamodb.types import TypeDeserializer
-
-        self._table = table_name
-        self._client = client
-        self._deserializer = TypeDeserializer()
+        self._read_model = ReadModel(table_name, client)
 
     def get(self, endpoint_id: str) -> EndpointView | None:
-        response = self._client.get_item(
-            TableName=self._table, Key={"endpoint_id": {"S": endpoint_id}}, ConsistentRead=True
-        )
-        raw = response.get("Item")
-        if not raw:
-            return None
-        item = {k: self._deserializer.deserialize(v) for k, v in raw.items()}
-        return EndpointView.from_item(item)
+        item = self._read_model.item(endpoint_id)
+        return None if item is None else EndpointView.from_item(item)
 
 
 # --- credentials ----------------------------------------------------------------------------

@@ -11,9 +11,8 @@ from typing import Any
 from boto3.dynamodb.types import TypeDeserializer
 from botocore.exceptions import ClientError
 
-from events.contract import Direction, EndpointStatus, EndpointType
+from events.contract import EndpointType
 from services.jobs.ports import (
-    EndpointDirectory,
     EndpointInfo,
     IdempotencyRecord,
     IdempotencyStore,
@@ -35,31 +34,6 @@ def _plain(item: dict[str, Any]) -> dict[str, Any]:
     return {k: _DESERIALIZER.deserialize(v) for k, v in item.items()}
 
 
-class DynamoEndpointDirectory(EndpointDirectory):
-    """Reads the endpoints read model (``<prefix>-endpoints``, pk endpoint_id)."""
-
-    def __init__(self, table_name: str, client: Any = None) -> None:
-        self._table = table_name
-        self._client = _client(client)
-
-    def get(self, endpoint_id: str) -> EndpointInfo | None:
-        item = self._client.get_item(
-            TableName=self._table, Key={"endpoint_id": {"S": endpoint_id}}, ConsistentRead=True
-        ).get("Item")
-        if not item:
-            return None
-        plain = _plain(item)
-        try:
-            return EndpointInfo(
-                endpoint_id=str(plain["endpoint_id"]),
-                customer_id=str(plain["customer_id"]),
-                type=EndpointType(plain["type"]),
-                direction=Direction(plain["direction"]),
-                status=EndpointStatus(plain["status"]),
-                config=dict(plain.get("config") or {}),
-            )
-        except (KeyError, ValueError):
-            return None  # an item the projection has not completed is not a usable endpoint
 
 
 def create_idempotency_table(client: Any, table_name: str) -> bool:

@@ -57,7 +57,8 @@ def bootstrap(
 
         sources = EndpointSourceIdentity(settings.endpoints_table)
     if endpoints is None or idempotency is None or keys is None:
-        from services.jobs.adapters import DynamoEndpointDirectory, DynamoIdempotencyStore
+        from ferry.endpoint_directory import DynamoEndpointDirectory
+        from services.jobs.adapters import DynamoIdempotencyStore
 
         if endpoints is None:
             endpoints = DynamoEndpointDirectory(settings.endpoints_table)

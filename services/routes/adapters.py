@@ -8,12 +8,11 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from events.contract import Direction, EndpointStatus, EndpointType
+from events.contract import EndpointType
 from events.dynamodb_values import deserialize, serialize
 from services.executor import post_actions
 from services.routes.application import DispatchRefused
 from services.routes.ports import (
-    EndpointDirectory,
     EndpointInfo,
     IndexedRoute,
     JobState,
@@ -216,33 +215,6 @@ class InMemoryRouteDirectory(RouteDirectory):
     def settling_routes(self) -> list[str]:
         items = getattr(self.store, "items", {})
         return [route_id for (route_id, sk) in items if sk == ROUTE_SK]
-
-
-class DynamoEndpointDirectory(EndpointDirectory):
-    """Reads the endpoints read model (``<prefix>-endpoints``, pk endpoint_id)."""
-
-    def __init__(self, table_name: str, client: Any = None) -> None:
-        self._table = table_name
-        self._client = _client(client)
-
-    def get(self, endpoint_id: str) -> EndpointInfo | None:
-        raw = self._client.get_item(
-            TableName=self._table, Key={"endpoint_id": {"S": endpoint_id}}, ConsistentRead=True
-        ).get("Item")
-        if not raw:
-            return None
-        item = deserialize(raw)
-        try:
-            return EndpointInfo(
-                endpoint_id=str(item["endpoint_id"]),
-                customer_id=str(item["customer_id"]),
-                type=EndpointType(item.get("type") or item["config"]["type"]),
-                status=EndpointStatus(item["status"]),
-                direction=Direction(item.get("direction") or "BOTH"),
-                config=dict(item.get("config") or {}),
-            )
-        except (KeyError, ValueError):
-            return None
 
 
 class DynamoJobStatusReader(JobStatusReader):

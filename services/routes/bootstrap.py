@@ -45,7 +45,7 @@ def build_application(
 
         index = DynamoRouteIndex(settings.scan)
     if endpoints is None:
-        from services.routes.adapters import DynamoEndpointDirectory
+        from ferry.endpoint_directory import DynamoEndpointDirectory
 
         endpoints = DynamoEndpointDirectory(settings.endpoints)
     if jobs is None:

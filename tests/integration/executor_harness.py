@@ -330,9 +330,9 @@ class Stack:
     def jobs(self) -> Any:
         """The jobs application on this stack's event table and endpoints read model."""
         if getattr(self, "_jobs", None) is None:
-            from services.jobs.adapters import DynamoEndpointDirectory
+            from ferry.endpoint_directory import DynamoEndpointDirectory
             from services.jobs.application import JobsApplication
-            from services.jobs.ports import InMemoryIdempotencyStore
+            from tests.support.fakes.jobs import InMemoryIdempotencyStore
 
             self._jobs = JobsApplication(
                 endpoints=DynamoEndpointDirectory(self.names.endpoints_table),

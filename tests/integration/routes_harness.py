@@ -16,13 +16,13 @@ import boto3
 from events.dynamodb import create_events_table
 from events.translate import stream_events
 from ferry.api import InMemoryKeyStore
+from ferry.endpoint_directory import DynamoEndpointDirectory
 from ferry.names import ResourceNames
 from services.jobs.adapters import create_idempotency_table
 from services.jobs.bootstrap import bootstrap as jobs_bootstrap
 from services.jobs.settings import JobsSettings
 from services.projections.tables import create_read_model_tables
 from services.routes.adapters import (
-    DynamoEndpointDirectory,
     DynamoRouteIndex,
     DynamoRoutesReadModel,
     JobsApplicationSubmitter,

@@ -10,11 +10,12 @@ from pathlib import Path
 import pytest
 
 from events.contract import Flow
-from services.jobs.adapters import DynamoEndpointDirectory, EndpointSourceIdentity
+from ferry.endpoint_directory import DynamoEndpointDirectory
+from services.jobs.adapters import EndpointSourceIdentity
 from services.jobs.application import JobsApplication, TransferRequest
-from services.jobs.ports import InMemoryIdempotencyStore
 from tests.integration.executor_harness import Stack
 from tests.integration.test_executor_flows import put_source, target_of
+from tests.support.fakes.jobs import InMemoryIdempotencyStore
 from tests.support.sshd import SshdServer
 
 pytestmark = pytest.mark.usefixtures("aws_env")

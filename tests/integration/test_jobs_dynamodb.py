@@ -28,9 +28,9 @@ from events.contract import (
 from events.translate import event_id_for, stream_events, to_put_events_entry
 from ferry.api import DynamoKeyStore, InMemoryKeyStore, issue_key, json_handler
 from ferry.apigw import rest_event
+from ferry.endpoint_directory import DynamoEndpointDirectory
 from ferry.names import ResourceNames
 from services.jobs.adapters import (
-    DynamoEndpointDirectory,
     DynamoIdempotencyStore,
     create_idempotency_table,
 )

@@ -19,10 +19,10 @@ from ferry.names import OBJECT_MARKER, S3_OBJECT_CREATED_PATTERN
 from services.executor.post_actions import destination, s3_delete, s3_move
 from services.routes.adapters import DynamoScanStateStore, EndpointSourceOpener, S3ObjectInspector
 from services.routes.application import RoutesApplication
-from services.routes.ports import FakeJobs
 from services.routes.push import PushConsumer
 from services.routes.scanner import Scanner
 from tests.integration.routes_harness import RoutesStack, queue_with_rule
+from tests.support.fakes.routes import FakeJobs
 from tests.support.moto_server import unique_name
 
 

@@ -18,12 +18,12 @@ import pytest
 from events.contract import JobQueued
 from events.translate import stream_events
 from ferry.api import InMemoryKeyStore
+from ferry.endpoint_directory import DynamoEndpointDirectory
 from services.jobs.adapters import create_idempotency_table
 from services.jobs.application import JobsApplication
 from services.jobs.bootstrap import bootstrap as jobs_bootstrap
 from services.jobs.settings import JobsSettings
 from services.routes.adapters import (
-    DynamoEndpointDirectory,
     DynamoRouteIndex,
     DynamoRoutesReadModel,
     DynamoScanStateStore,

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
+from ferry.endpoint_directory import DynamoEndpointDirectory
 from services.routes.adapters import (
-    DynamoEndpointDirectory,
     DynamoRouteIndex,
     JobsApplicationSubmitter,
 )

@@ -14,10 +14,9 @@ import pytest
 
 from services.routes.adapters import DynamoRoutesReadModel, DynamoScanStateStore
 from services.routes.application import RoutesApplication
-from services.routes.scanner import build_scanner
-from services.routes.ports import FakeJobs, InMemoryEndpointDirectory
-from services.routes.scanner import Scanner, ScannerPolicy
+from services.routes.scanner import Scanner, ScannerPolicy, build_scanner
 from tests.integration.routes_harness import RoutesStack
+from tests.support.fakes.routes import FakeJobs, InMemoryEndpointDirectory
 from tests.support.moto_server import unique_name
 from tests.support.sshd import SshdServer
 

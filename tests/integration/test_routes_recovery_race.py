@@ -15,9 +15,10 @@ import pytest
 
 from services.routes.adapters import DynamoScanStateStore, EndpointSourceOpener
 from services.routes.application import RoutesApplication
-from services.routes.ports import EndpointInfo, FakeJobs, SourceOpener, SourceSession
+from services.routes.ports import EndpointInfo, SourceOpener, SourceSession
 from services.routes.scanner import Scanner
 from tests.integration.routes_harness import RoutesStack
+from tests.support.fakes.routes import FakeJobs
 from tests.support.moto_server import unique_name
 
 FILES = 6

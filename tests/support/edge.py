@@ -36,7 +36,6 @@ def _resolvers(keys: InMemoryKeyStore, history: Any = None) -> dict[str, FerryRe
     from services.endpoints.settings import EndpointsSettings
     from services.jobs.bootstrap import bootstrap as jobs_bootstrap
     from services.jobs.handlers import build_resolver as jobs_resolver
-    from services.jobs.ports import InMemoryEndpointDirectory, InMemoryIdempotencyStore
     from services.jobs.settings import JobsSettings
     from services.projections.adapters import InMemoryReadModelStore
     from services.projections.application import Projector, Queries
@@ -46,10 +45,11 @@ def _resolvers(keys: InMemoryKeyStore, history: Any = None) -> dict[str, FerryRe
     from services.routes.application import RoutesApplication
     from services.routes.bootstrap import RoutesService
     from services.routes.handlers import build_resolver as routes_resolver
-    from services.routes.ports import FakeJobs
-    from services.routes.ports import InMemoryEndpointDirectory as RouteEndpoints
     from services.routes.readmodel import InMemoryRoutesReadModel
     from services.routes.settings import RoutesSettings
+    from tests.support.fakes.jobs import InMemoryEndpointDirectory, InMemoryIdempotencyStore
+    from tests.support.fakes.routes import FakeJobs
+    from tests.support.fakes.routes import InMemoryEndpointDirectory as RouteEndpoints
 
     context = endpoints_bootstrap(
         secrets=InMemorySecretStore(), keys=keys, env=POPO, settings=EndpointsSettings(prefix="t")

@@ -17,13 +17,13 @@ from ferry.apigw import rest_event
 from services.jobs.application import TransferRequest, check_path
 from services.jobs.bootstrap import JobsService, bootstrap
 from services.jobs.handlers import build_resolver
-from services.jobs.ports import (
-    EndpointInfo,
+from services.jobs.ports import EndpointInfo
+from services.jobs.settings import JobsSettings
+from tests.support.fakes.jobs import (
     InMemoryEndpointDirectory,
     InMemoryIdempotencyStore,
     InMemorySourceIdentity,
 )
-from services.jobs.settings import JobsSettings
 
 
 @dataclass
@@ -430,11 +430,11 @@ def test_redrive_checks_the_endpoints_again(world: World) -> None:
     assert source is not None
     world.directory.put(
         EndpointInfo(
-            source.endpoint_id,
-            source.customer_id,
-            source.type,
-            source.direction,
-            EndpointStatus.DISABLED,
+            endpoint_id=source.endpoint_id,
+            customer_id=source.customer_id,
+            type=source.type,
+            direction=source.direction,
+            status=EndpointStatus.DISABLED,
         )
     )
     status, answer = world.call("POST", f"/jobs/{job_id}/redrive")

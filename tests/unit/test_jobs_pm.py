@@ -42,14 +42,14 @@ from services.jobs.application import (
 )
 from services.jobs.bootstrap import bootstrap
 from services.jobs.domain import Job, backoff_seconds
-from services.jobs.ports import (
-    EndpointInfo,
+from services.jobs.ports import EndpointInfo
+from services.jobs.process_manager import make_handler
+from services.jobs.settings import JobsSettings
+from tests.support.fakes.jobs import (
     InMemoryEndpointDirectory,
     InMemoryIdempotencyStore,
     InMemorySourceIdentity,
 )
-from services.jobs.process_manager import make_handler
-from services.jobs.settings import JobsSettings
 
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
 BASE, CAP = 2.0, 30.0
@@ -174,10 +174,18 @@ def sqs_record(event: FerryEvent | str, message_id: str | None = None) -> dict[s
 class World:
     def __init__(self, rand: float = 0.5, max_attempts: int = 3) -> None:
         self.source = EndpointInfo(
-            "src", "cust-a", EndpointType.S3, Direction.BOTH, EndpointStatus.ACTIVE
+            endpoint_id="src",
+            customer_id="cust-a",
+            type=EndpointType.S3,
+            direction=Direction.BOTH,
+            status=EndpointStatus.ACTIVE,
         )
         self.target = EndpointInfo(
-            "tgt", "cust-a", EndpointType.SFTP, Direction.BOTH, EndpointStatus.ACTIVE
+            endpoint_id="tgt",
+            customer_id="cust-a",
+            type=EndpointType.SFTP,
+            direction=Direction.BOTH,
+            status=EndpointStatus.ACTIVE,
         )
         self.app = bootstrap(
             settings=JobsSettings(jobs_retry_base_seconds=BASE, jobs_retry_cap_seconds=CAP),
@@ -433,8 +441,20 @@ class RacingApp(JobsApplication):
 
 
 def _racing(race: Any) -> tuple[RacingApp, str]:
-    source = EndpointInfo("src", "c", EndpointType.S3, Direction.BOTH, EndpointStatus.ACTIVE)
-    target = EndpointInfo("tgt", "c", EndpointType.S3, Direction.BOTH, EndpointStatus.ACTIVE)
+    source = EndpointInfo(
+        endpoint_id="src",
+        customer_id="c",
+        type=EndpointType.S3,
+        direction=Direction.BOTH,
+        status=EndpointStatus.ACTIVE,
+    )
+    target = EndpointInfo(
+        endpoint_id="tgt",
+        customer_id="c",
+        type=EndpointType.S3,
+        direction=Direction.BOTH,
+        status=EndpointStatus.ACTIVE,
+    )
     app = RacingApp(
         None,
         endpoints=InMemoryEndpointDirectory([source, target]),

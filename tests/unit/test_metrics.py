@@ -60,18 +60,21 @@ def api() -> Any:
     from events.contract import Direction, EndpointStatus, EndpointType
     from services.jobs import handlers
     from services.jobs.bootstrap import bootstrap
-    from services.jobs.ports import (
-        EndpointInfo,
-        InMemoryEndpointDirectory,
-        InMemoryIdempotencyStore,
-    )
+    from services.jobs.ports import EndpointInfo
+    from tests.support.fakes.jobs import InMemoryEndpointDirectory, InMemoryIdempotencyStore
 
     # other tests drive build_resolver() without the flushing Lambda handler: start clean
     handlers.metrics.clear_metrics()
     keys = InMemoryKeyStore()
     key, _ = issue_key(keys, "cust-a")
     src, tgt = (
-        EndpointInfo(str(uuid4()), "cust-a", t, Direction.BOTH, EndpointStatus.ACTIVE)
+        EndpointInfo(
+            endpoint_id=str(uuid4()),
+            customer_id="cust-a",
+            type=t,
+            direction=Direction.BOTH,
+            status=EndpointStatus.ACTIVE,
+        )
         for t in (EndpointType.S3, EndpointType.SFTP)
     )
     service = bootstrap(

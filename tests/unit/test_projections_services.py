@@ -20,16 +20,13 @@ from services.endpoints.adapters import InMemorySecretStore
 from services.endpoints.application import Credentials, EndpointsApplication, Registration
 from services.jobs.application import TransferRequest
 from services.jobs.bootstrap import bootstrap
-from services.jobs.ports import (
-    EndpointInfo,
-    InMemoryEndpointDirectory,
-    InMemoryIdempotencyStore,
-)
+from services.jobs.ports import EndpointInfo
 from services.jobs.process_manager import make_handler
 from services.projections.adapters import InMemoryReadModelStore
 from services.projections.application import Projector
 from services.projections.readmodels import ENDPOINTS, JOBS
 from services.projections.samples import to_stored
+from tests.support.fakes.jobs import InMemoryEndpointDirectory, InMemoryIdempotencyStore
 
 SECRET = "hunter2-very-secret"
 
@@ -108,9 +105,19 @@ def test_job_read_model_mirrors_the_job_aggregate_driven_by_the_process_manager(
     app = bootstrap(
         endpoints=InMemoryEndpointDirectory(
             [
-                EndpointInfo("src", "acme", EndpointType.S3, Direction.BOTH, EndpointStatus.ACTIVE),
                 EndpointInfo(
-                    "tgt", "acme", EndpointType.SFTP, Direction.BOTH, EndpointStatus.ACTIVE
+                    endpoint_id="src",
+                    customer_id="acme",
+                    type=EndpointType.S3,
+                    direction=Direction.BOTH,
+                    status=EndpointStatus.ACTIVE,
+                ),
+                EndpointInfo(
+                    endpoint_id="tgt",
+                    customer_id="acme",
+                    type=EndpointType.SFTP,
+                    direction=Direction.BOTH,
+                    status=EndpointStatus.ACTIVE,
                 ),
             ]
         ),

@@ -26,20 +26,18 @@ from services.routes.definition import (
 )
 from services.routes.domain import file_stream_id
 from services.routes.handlers import build_resolver
-from services.routes.ports import (
-    EndpointInfo,
+from services.routes.ports import EndpointInfo, ObjectInfo, RouteDirectory
+from services.routes.push import PushConsumer
+from services.routes.readmodel import InMemoryRoutesReadModel, RoutesProjector
+from services.routes.scanner import Scanner, ScannerPolicy
+from services.routes.settings import RoutesSettings
+from tests.support.fakes.routes import (
     FakeJobs,
     FakeObjects,
     FakeSource,
     InMemoryEndpointDirectory,
     InMemoryScanStateStore,
-    ObjectInfo,
-    RouteDirectory,
 )
-from services.routes.push import PushConsumer
-from services.routes.readmodel import InMemoryRoutesReadModel, RoutesProjector
-from services.routes.scanner import Scanner, ScannerPolicy
-from services.routes.settings import RoutesSettings
 
 CUSTOMER = "cust-a"
 STAGING = "ferry-staging"

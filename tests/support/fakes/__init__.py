@@ -1,0 +1,1 @@
+"""In-memory fakes of Ferry's ports, for tests only (production modules hold none)."""
