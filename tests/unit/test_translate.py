@@ -9,6 +9,7 @@ from uuid import UUID
 import pytest
 from eventsourcing.domain import event
 from eventsourcing.persistence import StoredEvent
+from eventsourcing.utils import register_topic
 
 from events.aggregate import FerryAggregate, FerryApplication, transfer_stream_id
 from events.contract import (
@@ -252,3 +253,13 @@ def test_registry_holds_every_issue_listed_event() -> None:
         assert model.SOURCE.startswith("ferry.")
         assert {"event_id", "stream_id", "version", "occurred_at", "customer_id",
                 "correlation_id", "schema_version"} <= set(model.model_fields)  # fmt: skip
+
+
+def test_a_renamed_event_class_keeps_its_stored_topic_through_register_topic() -> None:
+    app, agg = saved_sample()
+    stored = app.recorder.select_events(agg.id)[1]
+    old_topic = "tests.unit.test_translate:Sample.CancelledBeforeTheRename"
+    register_topic(old_topic, Sample.Cancelled)
+    renamed = StoredEvent(stored.originator_id, stored.originator_version, old_topic, stored.state)
+    published = to_integration(renamed)
+    assert isinstance(published, JobCancelled) and published.actor == "key-1"
