@@ -232,16 +232,20 @@ def test_every_stored_event_translates_to_its_contract_model(stored: StoredEvent
     assert published.customer_id == "acme"
 
 
+def _get(app: FerryApplication, stream_id: Any) -> Any:
+    return app.repository.get(stream_id)
+
+
 def test_every_stored_stream_replays_into_its_aggregate() -> None:
     app = FerryApplication(env=POPO)
     app.recorder.insert_events(STORED)
-    streams: dict[UUID, int] = {}
+    streams: dict[Any, int] = {}
     for stored in STORED:
-        streams[stored.originator_id] = stored.originator_version  # type: ignore[assignment]
+        streams[stored.originator_id] = stored.originator_version
     for stream_id, version in streams.items():
-        aggregate = app.repository.get(stream_id)
+        aggregate = _get(app, stream_id)
         assert aggregate.version == version
-        assert aggregate.customer_id == "acme"  # type: ignore[attr-defined]
+        assert aggregate.customer_id == "acme"
 
 
 def test_replayed_state_is_what_the_commands_left() -> None:
@@ -249,20 +253,20 @@ def test_replayed_state_is_what_the_commands_left() -> None:
     app.recorder.insert_events(STORED)
     by_type = {s.topic.split(":")[1].split(".")[0]: s.originator_id for s in STORED}
     job_ids = {s.originator_id for s in STORED if s.topic.startswith("services.jobs.")}
-    jobs = sorted((app.repository.get(i) for i in job_ids), key=lambda j: str(j.id))
-    assert [j.status.value for j in jobs] == ["SUCCEEDED", "FAILED", "CANCELLED"]  # type: ignore[attr-defined]
-    assert jobs[0].cancel_outcome == "too_late"  # type: ignore[attr-defined]
-    assert jobs[1].redriven_to is not None  # type: ignore[attr-defined]
-    endpoint = app.repository.get(by_type["Endpoint"])
-    assert endpoint.status.value == "RETIRED"  # type: ignore[attr-defined]
-    assert endpoint.config["prefix"] == "drop/"  # type: ignore[attr-defined]
-    transfer = app.repository.get(by_type["Transfer"])
-    assert transfer.finished and transfer.legs[1].next_offset == 10  # type: ignore[attr-defined]
-    route = app.repository.get(by_type["Route"])
-    assert route.enabled and route.scan_error is None  # type: ignore[attr-defined]
-    assert route.definition["name"] == "r2"  # type: ignore[attr-defined]
-    ledger = app.repository.get(by_type["RouteFile"])
-    assert ledger.outcome("10:1") == "post_action_completed"  # type: ignore[attr-defined]
+    jobs = sorted((_get(app, i) for i in job_ids), key=lambda j: str(j.id))
+    assert [j.status.value for j in jobs] == ["SUCCEEDED", "FAILED", "CANCELLED"]
+    assert jobs[0].cancel_outcome == "too_late"
+    assert jobs[1].redriven_to is not None
+    endpoint = _get(app, by_type["Endpoint"])
+    assert endpoint.status.value == "RETIRED"
+    assert endpoint.config["prefix"] == "drop/"
+    transfer = _get(app, by_type["Transfer"])
+    assert transfer.finished and transfer.legs[1].next_offset == 10
+    route = _get(app, by_type["Route"])
+    assert route.enabled and route.scan_error is None
+    assert route.definition["name"] == "r2"
+    ledger = _get(app, by_type["RouteFile"])
+    assert ledger.outcome("10:1") == "post_action_completed"
 
 
 if __name__ == "__main__":  # pragma: no cover
