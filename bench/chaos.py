@@ -152,6 +152,7 @@ class Report:
     sshd_restarts: int = 0
     cancels: int = 0
     takeovers: int = 0  # LeaseAcquired(takeover_from=...): a killed executor's job resumed
+    too_late: int = 0  # SUCCEEDED with cancel_outcome too_late (the cancel came after publishing)
     statuses: Counter[str] = field(default_factory=Counter)
     counts: Counter[str] = field(default_factory=Counter)
     findings: dict[str, list[str]] = field(default_factory=dict)
@@ -167,7 +168,8 @@ class Report:
     def format(self) -> str:
         lines = [
             f"seed {self.seed}: jobs {self.jobs}, kills {self.kills}, sshd restarts "
-            f"{self.sshd_restarts}, cancels {self.cancels}, takeovers {self.takeovers}, "
+            f"{self.sshd_restarts}, cancels {self.cancels} ({self.too_late} too late), "
+            f"takeovers {self.takeovers}, "
             f"{self.seconds:.0f} s",
             "final states: " + ", ".join(f"{k} {v}" for k, v in sorted(self.statuses.items())),
             "  ".join(f"{k} {self.counts[k]}" for k in ZERO_COUNTS),
@@ -201,7 +203,7 @@ def make_cases(plan: Plan, rng: random.Random) -> list[Case]:
                 # soon after submission: most jobs are still queued
                 case.cancel_at = case.submit_at + rng.uniform(0.05, 3.0)
             else:
-                # while it runs: a moment after GET /jobs/{id} first shows it RUNNING
+                # while it runs: a moment after its audit trail first shows TransferStarted
                 case.cancel_when_running = rng.uniform(0.0, 2.0)
     return cases
 
@@ -290,7 +292,7 @@ class Chaos:
         self.log(f"cancel {case.job_id} ({case.flow}, {case.size} B, {when}) → {status}")
 
     def _cancel_running(self, cases: list[Case], stop: threading.Event) -> None:
-        """Cancel each case a moment after it is first seen RUNNING (or VERIFYING)."""
+        """Cancel each case a moment after its transfer is seen started (TransferStarted)."""
         seen: dict[int, float] = {}
         todo = list(cases)
         while todo and not stop.is_set():
@@ -299,11 +301,17 @@ class Chaos:
                 if not case.job_id:
                     still.append(case)
                     continue
-                status, body = self.run.api("GET", f"/jobs/{case.job_id}")
-                state = body.get("status") if status == 200 else None
-                if state in FINAL:
+                # The audit trail reads the event store: the job's read model can jump from
+                # QUEUED to SUCCEEDED in one projection batch, its streams cannot.
+                status, body = self.run.api("GET", f"/jobs/{case.job_id}/events")
+                kinds = (
+                    {e.get("detail-type") for e in body.get("events", [])}
+                    if status == 200
+                    else set()
+                )
+                if kinds & {"JobSucceeded", "JobFailed", "JobCancelled"}:
                     continue  # finished before we saw it run
-                if state in ("RUNNING", "VERIFYING"):
+                if kinds & {"TransferStarted", "ChunkCommitted"}:
                     seen.setdefault(case.index, time.monotonic())
                 start = seen.get(case.index)
                 assert case.cancel_when_running is not None
@@ -411,6 +419,8 @@ class Chaos:
             if not case.job_id:
                 continue
             report.statuses[case.status or "?"] += 1
+            if case.detail.get("cancel_outcome") == "too_late":
+                report.too_late += 1
             label = f"{case.job_id} {case.flow} {case.size} B {case.status}"
             if case.cancel_status is not None:
                 label += f" (cancel → {case.cancel_status})"
