@@ -17,7 +17,7 @@ from events.dynamodb import create_events_table
 from events.translate import stream_events
 from ferry.api import InMemoryKeyStore
 from ferry.endpoint_directory import DynamoEndpointDirectory
-from ferry.names import ResourceNames
+from ferry.names import S3_OBJECT_CREATED_PATTERN, ResourceNames
 from services.jobs.adapters import create_idempotency_table
 from services.jobs.bootstrap import bootstrap as jobs_bootstrap
 from services.jobs.settings import JobsSettings
@@ -29,6 +29,7 @@ from services.routes.adapters import (
     create_tables,
 )
 from services.routes.application import RoutesApplication
+from services.routes.ports import JobSubmitter
 from services.routes.readmodel import RoutesProjector
 from services.routes.settings import RoutesSettings
 from tests.support.moto_server import unique_name
@@ -114,6 +115,28 @@ class RoutesStack:
             Bucket=bucket,
             Tagging={"TagSet": [{"Key": "ferry:customer", "Value": self.customer}]},
         )
+
+    def buckets(self, *prefixes: str) -> list[str]:
+        """A fresh bucket per prefix (unique names: the moto server is shared), each granted to
+        the stack's customer."""
+        s3 = boto3.client("s3")
+        names = [unique_name(prefix) for prefix in prefixes]
+        for name in names:
+            s3.create_bucket(Bucket=name)
+            self.grant_bucket(name)
+        return names
+
+    def use_jobs(self, jobs: JobSubmitter) -> RoutesApplication:
+        """The routes application with another jobs service (a test's FakeJobs, whose outcomes
+        the test sets; the ledger, event store and S3 stay real)."""
+        self.app = RoutesApplication(
+            endpoints=self.app.endpoints,
+            jobs=jobs,
+            staging_bucket=self.names.staging_bucket,
+            index=self.app.index,
+            env=self.env,
+        )
+        return self.app
 
     def create_route(self, definition: dict[str, Any]) -> str:
         route = self.app.create(self.customer, "key-test", definition)
@@ -227,3 +250,14 @@ def queue_with_rule(bus: str, rule: str, pattern: dict[str, Any]) -> str:
     events.put_rule(Name=rule, EventBusName=bus, EventPattern=json.dumps(pattern))
     events.put_targets(Rule=rule, EventBusName=bus, Targets=[{"Id": "routes", "Arn": arn}])
     return url
+
+
+def s3_events_queue(bucket: str, rule: str | None = None) -> str:
+    """S3 → EventBridge notifications for ``bucket``, and the routes rule
+    (``ferry.names.routes_rule``) narrowed to that bucket (the moto server is shared) delivering
+    to a fresh queue, whose URL is returned."""
+    boto3.client("s3").put_bucket_notification_configuration(
+        Bucket=bucket, NotificationConfiguration={"EventBridgeConfiguration": {}}
+    )
+    pattern = {**S3_OBJECT_CREATED_PATTERN, "detail": {"bucket": {"name": [bucket]}}}
+    return queue_with_rule("default", rule or unique_name("s3-to-routes"), pattern)

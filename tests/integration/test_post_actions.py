@@ -15,13 +15,12 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 
-from ferry.names import OBJECT_MARKER, S3_OBJECT_CREATED_PATTERN
+from ferry.names import OBJECT_MARKER
 from services.executor.post_actions import destination, s3_delete, s3_move
 from services.routes.adapters import DynamoScanStateStore, EndpointSourceOpener, S3ObjectInspector
-from services.routes.application import RoutesApplication
 from services.routes.push import PushConsumer
 from services.routes.scanner import Scanner
-from tests.integration.routes_harness import RoutesStack, queue_with_rule
+from tests.integration.routes_harness import RoutesStack, s3_events_queue
 from tests.support.fakes.routes import FakeJobs
 from tests.support.moto_server import unique_name
 
@@ -91,23 +90,9 @@ def test_destination_is_the_move_folder_and_the_file_name() -> None:
 def test_a_routes_move_is_marked_and_does_not_retrigger_a_push_route(s3: Any) -> None:
     stack = RoutesStack()
     jobs = FakeJobs()  # the jobs' outcomes are set by the test; ledger, S3 and events are real
-    app = RoutesApplication(
-        endpoints=stack.app.endpoints,
-        jobs=jobs,
-        staging_bucket=stack.names.staging_bucket,
-        index=stack.app.index,
-        env=stack.env,
-    )
-    stack.app = app
-    box, lake = unique_name("box"), unique_name("lake")
-    for name in (box, lake):
-        s3.create_bucket(Bucket=name)
-        stack.grant_bucket(name)
-    s3.put_bucket_notification_configuration(
-        Bucket=box, NotificationConfiguration={"EventBridgeConfiguration": {}}
-    )
-    pattern = {**S3_OBJECT_CREATED_PATTERN, "detail": {"bucket": {"name": [box]}}}
-    queue = queue_with_rule("default", unique_name("s3-to-routes"), pattern)
+    app = stack.use_jobs(jobs)
+    box, lake = stack.buckets("box", "lake")
+    queue = s3_events_queue(box)
     source = stack.put_endpoint("s3", bucket=box, prefix="")
     target = stack.put_endpoint("s3", bucket=lake, prefix="")
     pulled = stack.create_route(

@@ -11,10 +11,8 @@ from typing import Any
 import boto3
 import pytest
 
-from ferry.names import S3_OBJECT_CREATED_PATTERN
-from services.routes.push import build_push_consumer
-from services.routes.push import make_handler
-from tests.integration.routes_harness import RoutesStack, drain, queue_with_rule
+from services.routes.push import build_push_consumer, make_handler
+from tests.integration.routes_harness import RoutesStack, drain, s3_events_queue
 from tests.support.moto_server import unique_name
 
 N = 50
@@ -24,17 +22,9 @@ N = 50
 def push(aws_env: dict[str, str]) -> dict[str, Any]:
     stack = RoutesStack()
     s3 = boto3.client("s3")
-    outbox, archive = unique_name("outbox"), unique_name("archive")
-    for bucket in (outbox, archive):
-        s3.create_bucket(Bucket=bucket)
-        stack.grant_bucket(bucket)
-    s3.put_bucket_notification_configuration(
-        Bucket=outbox, NotificationConfiguration={"EventBridgeConfiguration": {}}
-    )
-    # the rule of ferry.names.routes_rule, narrowed to this test's bucket (the server is shared)
-    pattern = {**S3_OBJECT_CREATED_PATTERN, "detail": {"bucket": {"name": [outbox]}}}
+    outbox, archive = stack.buckets("outbox", "archive")
     rule = unique_name("s3-to-routes")
-    queue = queue_with_rule("default", rule, pattern)
+    queue = s3_events_queue(outbox, rule)
     source = stack.put_endpoint("s3", bucket=outbox, prefix="")
     target = stack.put_endpoint("s3", bucket=archive, prefix="arch")
     route_id = stack.create_route(

@@ -11,11 +11,9 @@ from typing import Any
 import boto3
 import pytest
 
-from ferry.names import S3_OBJECT_CREATED_PATTERN
 from services.routes.application import InvalidRoute, NotFound
-from services.routes.push import build_push_consumer
-from services.routes.push import make_handler
-from tests.integration.routes_harness import RoutesStack, drain, queue_with_rule
+from services.routes.push import build_push_consumer, make_handler
+from tests.integration.routes_harness import RoutesStack, drain, s3_events_queue
 from tests.support.moto_server import unique_name
 
 RACES = 20
@@ -25,15 +23,8 @@ RACES = 20
 def bucket_stack(aws_env: dict[str, str]) -> dict[str, Any]:
     stack = RoutesStack()
     s3 = boto3.client("s3")
-    outbox, archive = unique_name("outbox"), unique_name("archive")
-    for bucket in (outbox, archive):
-        s3.create_bucket(Bucket=bucket)
-        stack.grant_bucket(bucket)
-    s3.put_bucket_notification_configuration(
-        Bucket=outbox, NotificationConfiguration={"EventBridgeConfiguration": {}}
-    )
-    pattern = {**S3_OBJECT_CREATED_PATTERN, "detail": {"bucket": {"name": [outbox]}}}
-    queue = queue_with_rule("default", unique_name("s3-to-routes"), pattern)
+    outbox, archive = stack.buckets("outbox", "archive")
+    queue = s3_events_queue(outbox)
     source = stack.put_endpoint("s3", bucket=outbox, prefix="")
     target = stack.put_endpoint("s3", bucket=archive, prefix="")
     handlers = [

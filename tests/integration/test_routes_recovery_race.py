@@ -19,7 +19,6 @@ from services.routes.ports import EndpointInfo, SourceOpener, SourceSession
 from services.routes.scanner import Scanner
 from tests.integration.routes_harness import RoutesStack
 from tests.support.fakes.routes import FakeJobs
-from tests.support.moto_server import unique_name
 
 FILES = 6
 
@@ -61,18 +60,9 @@ class CountingOpener(SourceOpener):
 def setup(aws_env: dict[str, str]) -> dict[str, Any]:
     stack = RoutesStack()
     jobs = FakeJobs()  # job outcomes are set by the test; the ledger and S3 are real
-    app = RoutesApplication(
-        endpoints=stack.app.endpoints,
-        jobs=jobs,
-        staging_bucket=stack.names.staging_bucket,
-        index=stack.app.index,
-        env=stack.env,
-    )
-    stack.app = app
+    app = stack.use_jobs(jobs)
     s3 = boto3.client("s3")
-    inbox, lake = unique_name("inbox"), unique_name("lake")
-    for bucket in (inbox, lake):
-        s3.create_bucket(Bucket=bucket)
+    inbox, lake = stack.buckets("inbox", "lake")
     source = stack.put_endpoint("s3", bucket=inbox, prefix="")
     target = stack.put_endpoint("s3", bucket=lake, prefix="")
     route_id = stack.create_route(

@@ -21,10 +21,7 @@ from tests.support.moto_server import unique_name
 def s3_pull(aws_env: dict[str, str]) -> dict[str, Any]:
     stack = RoutesStack()
     s3 = boto3.client("s3")
-    inbox, lake = unique_name("inbox"), unique_name("lake")
-    for bucket in (inbox, lake):
-        s3.create_bucket(Bucket=bucket)
-        stack.grant_bucket(bucket)
+    inbox, lake = stack.buckets("inbox", "lake")
     source = stack.put_endpoint("s3", bucket=inbox, prefix="")
     target = stack.put_endpoint("s3", bucket=lake, prefix="")
     return {"stack": stack, "s3": s3, "inbox": inbox, "source": source, "target": target}
