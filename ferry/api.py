@@ -746,15 +746,17 @@ def make_resolver(
 
 
 def json_handler(resolver_factory: Callable[[], FerryResolver]) -> Any:
-    """Lazily build a resolver once per process (cold start), then resolve each event."""
-    holder: dict[str, FerryResolver] = {}
+    """Lazily build a resolver once per process (cold start, ``ferry.coldstart``), then resolve
+    each event."""
+    from ferry.coldstart import once
+
+    resolver = once(resolver_factory)
     tracer = Tracer()  # X-Ray in Lambda (service from POWERTOOLS_SERVICE_NAME); off elsewhere
 
     @tracer.capture_lambda_handler
     def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-        if "app" not in holder:
-            holder["app"] = resolver_factory()
-        return holder["app"].resolve(event, context)
+        return resolver().resolve(event, context)
 
     handler.resolver_factory = resolver_factory  # type: ignore[attr-defined]
+    handler.built = resolver  # type: ignore[attr-defined]
     return handler

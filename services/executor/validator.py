@@ -39,6 +39,7 @@ from events.contract import (
 )
 from events.translate import from_eventbridge
 from ferry import names
+from ferry.coldstart import once
 from services.endpoints.api import EndpointNotFound
 from services.executor.endpoint_access import EndpointView, S3Access, SecretsReader, open_sftp
 from services.executor.errors import TransferError
@@ -316,8 +317,7 @@ class ValidatorWorker:
 
 
 # --- production wiring --------------------------------------------------------------------------
-_default: dict[str, EndpointValidator] = {}
-_default_lock = threading.Lock()
+_default_validator = once(lambda: build_validator())
 
 
 def build_validator(settings: ValidatorSettings | None = None) -> EndpointValidator:
@@ -357,8 +357,4 @@ def build_worker(
 
 def handle_message(body: str) -> None:
     """Module-level entry point with the production validator (built once per process)."""
-    with _default_lock:
-        if "validator" not in _default:
-            _default["validator"] = build_validator()
-        validator = _default["validator"]
-    validator.handle_message(body)
+    _default_validator().handle_message(body)

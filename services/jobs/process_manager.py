@@ -29,6 +29,7 @@ from events.contract import (
 )
 from events.translate import from_eventbridge
 from ferry import names
+from ferry.coldstart import once
 from services.jobs.application import JobsApplication
 from services.jobs.bootstrap import bootstrap
 
@@ -63,12 +64,12 @@ def make_handler(
     app_factory: Callable[[], JobsApplication],
 ) -> Callable[[dict[str, Any], Any], dict[str, Any]]:
     """An SQS batch handler over a lazily built application (once per cold start)."""
-    holder: dict[str, JobsApplication] = {}
+    app = once(app_factory)
 
     def record_handler(record: SQSRecord) -> bool:
         event = from_eventbridge(record.body)
-        changed = holder["app"].on_executor_event(event)
-        metric = recorded_metric(holder["app"], event) if changed else None
+        changed = app().on_executor_event(event)
+        metric = recorded_metric(app(), event) if changed else None
         if metric is not None:
             metrics.add_metric(name=metric, unit=MetricUnit.Count, value=1)
         logger.info(
@@ -85,8 +86,7 @@ def make_handler(
     @tracer.capture_lambda_handler
     @metrics.log_metrics
     def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-        if "app" not in holder:
-            holder["app"] = app_factory()
+        app()  # built on the cold start, before the batch
         # A batch whose every record failed is reported like any other (each listed), rather
         # than raised: SQS retries exactly the listed records either way.
         processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)

@@ -19,6 +19,7 @@ from aws_lambda_powertools import Logger, Tracer
 from aws_lambda_powertools.utilities.data_classes import SQSEvent
 
 from events.translate import from_eventbridge
+from ferry.coldstart import per_cold_start
 from services.projections.application import BatchOutcome, Delivery
 from services.projections.bootstrap import Projections, bootstrap
 
@@ -76,12 +77,5 @@ def _log(outcome: BatchOutcome) -> None:
             )
 
 
-_built: dict[str, Handler] = {}
-
-
-@tracer.capture_lambda_handler
-def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    """Lambda entry point (SQS event source with ReportBatchItemFailures)."""
-    if "handler" not in _built:
-        _built["handler"] = make_handler(bootstrap())
-    return _built["handler"](event, context)
+#: Lambda entry point (SQS event source with ReportBatchItemFailures), built on the cold start
+handler = tracer.capture_lambda_handler(per_cold_start(lambda: make_handler(bootstrap())))

@@ -13,6 +13,8 @@ from aws_lambda_powertools.utilities.batch import (
 )
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
+from ferry.coldstart import per_cold_start
+
 Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
 
 
@@ -32,11 +34,4 @@ def sqs_batch_handler(record_handler: Callable[[SQSRecord], Any]) -> Handler:
 
 def lazy(build: Callable[[], Handler]) -> Handler:
     """Build the real handler on the first invocation (cold start), then reuse it."""
-    built: dict[str, Handler] = {}
-
-    def handle(event: dict[str, Any], context: Any) -> dict[str, Any]:
-        if "handler" not in built:
-            built["handler"] = build()
-        return built["handler"](event, context)
-
-    return handle
+    return per_cold_start(build)

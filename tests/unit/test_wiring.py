@@ -183,3 +183,50 @@ def test_the_executor_view_reads_through_the_shared_adapter() -> None:
     assert view is not None
     assert (view.endpoint_id, view.config.bucket, view.version) == ("e1", "b", 3)
     assert Views("t-endpoints", client).get("missing") is None
+
+
+# --- the one cold-start helper ------------------------------------------------------------------
+def test_once_builds_on_first_use_only_even_under_a_race() -> None:
+    import threading
+    import time
+
+    from ferry.coldstart import once
+
+    builds: list[int] = []
+
+    def build() -> object:
+        builds.append(1)
+        time.sleep(0.05)  # a slow cold start: the other threads arrive meanwhile
+        return object()
+
+    value = once(build)
+    assert builds == [] and not value.built
+    results: list[object] = []
+    threads = [threading.Thread(target=lambda: results.append(value())) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(builds) == 1 and len({id(r) for r in results}) == 1
+    value.reset()
+    assert value() is not results[0] and len(builds) == 2
+
+
+def test_entry_points_build_nothing_at_import_and_share_the_helper() -> None:
+    """Every Lambda entry point is built on its first invocation by ``ferry.coldstart``."""
+    import importlib
+
+    from ferry.coldstart import Once
+
+    for module in (
+        "services.endpoints.handlers",
+        "services.jobs.handlers",
+        "services.routes.handlers",
+        "services.projections.handlers",
+        "services.projections.consumer",
+        "services.routes.push",
+        "services.routes.consumer",
+    ):
+        handler = importlib.import_module(module).handler
+        assert isinstance(getattr(handler, "built", None), Once), module
+        assert not handler.built.built, f"{module} built its service at import"
