@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import random
 from collections import defaultdict
 from datetime import datetime
@@ -25,6 +24,7 @@ from services.projections.rebuild import rebuild, stream_ids
 from services.projections.samples import History, to_stored
 from services.projections.tables import create_read_model_tables, delete_read_model_tables
 from tests.support.moto_server import unique_name
+from tests.support.sqs import sqs_batch
 
 
 @pytest.fixture
@@ -61,38 +61,6 @@ def sample_history() -> History:
     route = "5d3c2b1a-0000-4000-8000-000000000001"  # routes have their own read model
     h.add(RouteCreated, route, "acme", route, route_id=route, definition={}, actor="key-1")
     return h
-
-
-def sqs_batch(events: list[FerryEvent | str]) -> dict[str, Any]:
-    records = []
-    for i, event in enumerate(events):
-        body = (
-            event
-            if isinstance(event, str)
-            else json.dumps(
-                {
-                    "version": "0",
-                    "id": f"eb-{i}",
-                    "source": event.SOURCE,
-                    "detail-type": event.detail_type(),
-                    "detail": event.model_dump(mode="json"),
-                }
-            )
-        )
-        records.append(
-            {
-                "messageId": f"m{i}",
-                "receiptHandle": f"r{i}",
-                "body": body,
-                "attributes": {"ApproximateReceiveCount": "1"},
-                "messageAttributes": {},
-                "md5OfBody": "",
-                "eventSource": "aws:sqs",
-                "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:q",
-                "awsRegion": "us-east-1",
-            }
-        )
-    return {"Records": records}
 
 
 def snapshot(store: DynamoReadModelStore) -> dict[str, dict[str, Any]]:

@@ -3,7 +3,6 @@ item per batch, partial batch failures, conflicts, and the same items as a rebui
 
 from __future__ import annotations
 
-import json
 import random
 from collections import Counter, defaultdict
 from typing import Any
@@ -24,6 +23,7 @@ from services.projections.readmodels import ENDPOINTS, JOBS, KEY_ATTRIBUTE, Item
 from services.projections.samples import History, to_stored
 from services.projections.tables import create_read_model_tables
 from tests.support.moto_server import unique_name
+from tests.support.sqs import sqs_batch
 
 
 @pytest.fixture
@@ -69,38 +69,6 @@ def concurrent_jobs(h: History, jobs: int, chunks: int) -> tuple[list[str], list
             if queue:
                 out.append(queue.pop(0))
     return job_ids, out
-
-
-def sqs_event(events: list[FerryEvent | str], start: int = 0) -> dict[str, Any]:
-    def body(event: FerryEvent | str) -> str:
-        if isinstance(event, str):
-            return event
-        return json.dumps(
-            {
-                "version": "0",
-                "id": "eb",
-                "source": event.SOURCE,
-                "detail-type": event.detail_type(),
-                "detail": event.model_dump(mode="json"),
-            }
-        )
-
-    return {
-        "Records": [
-            {
-                "messageId": f"m{start + i}",
-                "receiptHandle": f"r{start + i}",
-                "body": body(e),
-                "attributes": {"ApproximateReceiveCount": "1"},
-                "messageAttributes": {},
-                "md5OfBody": "",
-                "eventSource": "aws:sqs",
-                "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:q",
-                "awsRegion": "us-east-1",
-            }
-            for i, e in enumerate(events)
-        ]
-    }
 
 
 def snapshot(store: DynamoReadModelStore) -> dict[str, dict[str, Item]]:
@@ -163,7 +131,7 @@ def test_concurrent_jobs_cost_one_write_per_item_per_batch_and_match_a_rebuild(
     calls = Calls(client)
     batches = [deliveries[i : i + 10] for i in range(0, len(deliveries), 10)]
     for i, batch in enumerate(batches):
-        assert handle(sqs_event(list(batch), i * 10), None) == {"batchItemFailures": []}
+        assert handle(sqs_batch(list(batch), start=i * 10), None) == {"batchItemFailures": []}
     # Then each batch cost one BatchGetItem per read model and one PutItem per item in it
     items_per_batch = [
         len({readmodels.target_of(e)[:2] for e in batch if readmodels.target_of(e)})  # type: ignore[index]
@@ -204,7 +172,7 @@ def test_a_failing_group_fails_only_its_records_and_succeeds_on_redelivery(
         e for e in published if not (e.stream_id == late and e.version == 1)
     ]
     batch.insert(1, "{not json")
-    result = handle(sqs_event(batch), None)
+    result = handle(sqs_batch(batch), None)
     # Then exactly the poison record and that job's records (both its streams) are failures
     expected = [
         f"m{i}"
@@ -217,7 +185,7 @@ def test_a_failing_group_fails_only_its_records_and_succeeds_on_redelivery(
     # And once the event store has them, the redelivered failures are applied (gap filled)
     write_events(recorder, lagging)
     redelivered = [batch[int(m[1:])] for m in expected]
-    again = handle(sqs_event([e for e in redelivered if not isinstance(e, str)]), None)
+    again = handle(sqs_batch([e for e in redelivered if not isinstance(e, str)]), None)
     assert again == {"batchItemFailures": []}
     assert snapshot(store) == rebuilt(client, h.events)
 

@@ -24,6 +24,7 @@ from services.projections.bootstrap import Projections
 from services.projections.consumer import make_handler
 from services.projections.readmodels import ENDPOINTS, JOBS
 from services.projections.samples import History, to_stored
+from tests.support.sqs import eventbridge_body, sqs_batch
 
 
 def history() -> History:
@@ -296,37 +297,6 @@ def test_routes_have_no_read_model_here() -> None:
 
 
 # --------------------------------------------------------------------------- the SQS consumer
-
-
-def sqs_batch(bodies: list[str]) -> dict[str, Any]:
-    return {
-        "Records": [
-            {
-                "messageId": f"m{i}",
-                "receiptHandle": f"r{i}",
-                "body": body,
-                "attributes": {"ApproximateReceiveCount": "1"},
-                "messageAttributes": {},
-                "md5OfBody": "",
-                "eventSource": "aws:sqs",
-                "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:ferry-projections",
-                "awsRegion": "us-east-1",
-            }
-            for i, body in enumerate(bodies)
-        ]
-    }
-
-
-def eventbridge_body(event: FerryEvent) -> str:
-    return json.dumps(
-        {
-            "version": "0",
-            "id": "x",
-            "source": event.SOURCE,
-            "detail-type": event.detail_type(),
-            "detail": event.model_dump(mode="json"),
-        }
-    )
 
 
 def test_consumer_reports_only_the_bad_records_as_failures() -> None:

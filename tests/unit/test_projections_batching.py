@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import random
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -27,6 +26,7 @@ from services.projections.bootstrap import Projections
 from services.projections.consumer import make_handler
 from services.projections.readmodels import ENDPOINTS, JOBS, Item
 from services.projections.samples import History, to_stored
+from tests.support.sqs import eventbridge_body, sqs_batch
 
 
 class CountingStore(InMemoryReadModelStore):
@@ -353,37 +353,6 @@ def test_conflicts_without_end_fail_only_that_group() -> None:
 
 
 # --------------------------------------------------------------------------- SQS helpers
-
-
-def eventbridge_body(event: FerryEvent) -> str:
-    return json.dumps(
-        {
-            "version": "0",
-            "id": "x",
-            "source": event.SOURCE,
-            "detail-type": event.detail_type(),
-            "detail": event.model_dump(mode="json"),
-        }
-    )
-
-
-def sqs_batch(bodies: list[str]) -> dict[str, Any]:
-    return {
-        "Records": [
-            {
-                "messageId": f"m{i}",
-                "receiptHandle": f"r{i}",
-                "body": body,
-                "attributes": {"ApproximateReceiveCount": "1"},
-                "messageAttributes": {},
-                "md5OfBody": "",
-                "eventSource": "aws:sqs",
-                "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:ferry-projections",
-                "awsRegion": "us-east-1",
-            }
-            for i, body in enumerate(bodies)
-        ]
-    }
 
 
 def test_when_the_batch_read_fails_each_group_reads_on_its_own() -> None:
