@@ -39,7 +39,7 @@ from ferry.api import InMemoryKeyStore  # noqa: E402
 from ferry.names import ResourceNames  # noqa: E402
 from services.projections.adapters import DynamoReadModelStore  # noqa: E402
 from services.projections.application import Projector, Queries  # noqa: E402
-from services.projections.bootstrap import Projections  # noqa: E402
+from services.projections.bootstrap import ProjectionsContext  # noqa: E402
 from services.projections.consumer import make_handler  # noqa: E402
 from services.projections.readmodels import ENDPOINTS, JOBS, KEY_ATTRIBUTE  # noqa: E402
 from services.projections.samples import History, to_stored  # noqa: E402
@@ -132,7 +132,9 @@ def main(argv: list[str] | None = None) -> int:
 
         store = DynamoReadModelStore(client, names)
         projector = Projector(store, recorder)
-        handle = make_handler(Projections(projector, Queries(store, recorder), InMemoryKeyStore()))
+        handle = make_handler(
+            ProjectionsContext(projector, Queries(store, recorder), InMemoryKeyStore())
+        )
         calls: Counter[str] = Counter()
 
         def count(model: Any, **_: Any) -> None:

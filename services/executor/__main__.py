@@ -7,7 +7,7 @@ import signal
 import sys
 import threading
 
-from services.executor.bootstrap import bootstrap
+from services.executor.bootstrap import bootstrap, build_executor
 from services.executor.settings import ExecutorSettings
 
 
@@ -17,7 +17,7 @@ def main() -> int:
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
-    executor = bootstrap(settings, stop_event=stop)
+    executor = build_executor(bootstrap(settings), stop_event=stop)
     if settings.run_validator:
         from services.executor.validator import ValidatorWorker  # another engineer's worker
 

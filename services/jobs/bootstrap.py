@@ -18,7 +18,9 @@ from services.jobs.settings import JobsSettings
 
 
 @dataclass(frozen=True)
-class JobsService:
+class JobsContext:
+    """What the jobs entry points need: the application, the API keys, the settings."""
+
     app: JobsApplication
     keys: ApiKeyStore
     settings: JobsSettings
@@ -44,7 +46,7 @@ def bootstrap(
     clock: Callable[[], datetime] | None = None,
     rand: Callable[[], float] = random.random,
     sources: SourceIdentity | None = None,
-) -> JobsService:
+) -> JobsContext:
     """The jobs application and the API key store, with production adapters by default.
 
     ``env`` goes to eventsourcing (PERSISTENCE_MODULE etc.; the process environment otherwise).
@@ -75,4 +77,4 @@ def bootstrap(
         env=env,
         sources=sources,
     )
-    return JobsService(app=app, keys=keys, settings=settings)
+    return JobsContext(app=app, keys=keys, settings=settings)

@@ -24,7 +24,7 @@ from ferry.api import (
     principal,
 )
 from services.jobs.application import IDEMPOTENCY_HEADER, TransferRequest
-from services.jobs.bootstrap import JobsService, bootstrap
+from services.jobs.bootstrap import JobsContext, bootstrap
 
 logger = Logger(service="ferry-jobs")
 # EMF on stdout; namespace and the ``service`` dimension are those the alarms use (ferry.names).
@@ -87,7 +87,7 @@ def _responses(model: type[BaseModel]) -> dict[int, Any]:
     }
 
 
-def build_resolver(service: JobsService) -> FerryResolver:
+def build_resolver(service: JobsContext) -> FerryResolver:
     app = make_resolver(service.keys, not_found_code="job_not_found")
     jobs = service.app
 

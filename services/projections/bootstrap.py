@@ -1,4 +1,6 @@
-"""Build the projections service from adapters (production defaults inside; nothing at import)."""
+"""Build the projections service from adapters (production defaults inside; nothing at import):
+adapters in, :class:`ProjectionsContext` out. Entry points (handlers, consumer, rebuild) import
+this module, never the reverse."""
 
 from __future__ import annotations
 
@@ -12,11 +14,15 @@ from services.projections.application import Projector, Queries, ReadModelStore
 from services.projections.settings import ProjectionsSettings
 
 
-@dataclass
-class Projections:
+@dataclass(frozen=True)
+class ProjectionsContext:
+    """What the projections entry points need: the projector (consumer, rebuild), the queries
+    (HTTP), the API keys, the settings."""
+
     projector: Projector
     queries: Queries
     keys: ApiKeyStore
+    settings: ProjectionsSettings | None = None
 
 
 def event_store_recorder(settings: ProjectionsSettings) -> AggregateRecorder:
@@ -32,7 +38,7 @@ def bootstrap(
     recorder: AggregateRecorder | None = None,
     keys: ApiKeyStore | None = None,
     dynamodb_client: Any = None,
-) -> Projections:
+) -> ProjectionsContext:
     settings = settings or ProjectionsSettings()
     if store is None or keys is None:
         import boto3
@@ -51,6 +57,9 @@ def bootstrap(
             keys = DynamoKeyStore(settings.api_keys_table, client=client)
     if recorder is None:
         recorder = event_store_recorder(settings)
-    return Projections(
-        projector=Projector(store, recorder), queries=Queries(store, recorder), keys=keys
+    return ProjectionsContext(
+        projector=Projector(store, recorder),
+        queries=Queries(store, recorder),
+        keys=keys,
+        settings=settings,
     )

@@ -21,7 +21,7 @@ from aws_lambda_powertools.utilities.data_classes import SQSEvent
 from events.translate import from_eventbridge
 from ferry.coldstart import per_cold_start
 from services.projections.application import BatchOutcome, Delivery
-from services.projections.bootstrap import Projections, bootstrap
+from services.projections.bootstrap import ProjectionsContext, bootstrap
 
 logger = Logger(service="ferry-projections")
 tracer = Tracer(service="ferry-projections")  # X-Ray in Lambda; disabled elsewhere
@@ -29,7 +29,7 @@ tracer = Tracer(service="ferry-projections")  # X-Ray in Lambda; disabled elsewh
 Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
 
 
-def make_handler(projections: Projections) -> Handler:
+def make_handler(projections: ProjectionsContext) -> Handler:
     def handle(event: dict[str, Any], context: Any) -> dict[str, Any]:
         records = list(SQSEvent(event).records)
         failed: set[str] = set()

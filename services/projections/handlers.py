@@ -22,7 +22,7 @@ from ferry.api import (
     principal,
 )
 from services.projections.application import EndpointList, EndpointView, JobList, JobView
-from services.projections.bootstrap import Projections, bootstrap
+from services.projections.bootstrap import ProjectionsContext, bootstrap
 
 TITLE = "Ferry API"
 _ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}")
@@ -38,7 +38,7 @@ def _iso_only(value: Any) -> Any:
 IsoTime = Annotated[datetime, BeforeValidator(_iso_only)]
 
 
-def build_app(projections: Projections) -> FerryResolver:
+def build_app(projections: ProjectionsContext) -> FerryResolver:
     app = make_resolver(projections.keys)
     queries = projections.queries
     docs: dict[str, Any] = {

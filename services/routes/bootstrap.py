@@ -24,7 +24,10 @@ from services.routes.settings import RoutesSettings
 
 
 @dataclass(frozen=True)
-class RoutesService:
+class RoutesContext:
+    """What the routes HTTP entry point needs: the application, its read model, the API keys, the
+    settings (push and scanner build their adapters from the same settings)."""
+
     app: RoutesApplication
     read_model: RoutesReadModel
     keys: ApiKeyStore
@@ -75,7 +78,7 @@ def bootstrap(
     read_model: RoutesReadModel | None = None,
     keys: ApiKeyStore | None = None,
     env: Any = None,
-) -> RoutesService:
+) -> RoutesContext:
     """The HTTP side: application, read model and API keys."""
     settings = settings or RoutesSettings()
     app = app or build_application(settings=settings, env=env)
@@ -84,7 +87,7 @@ def bootstrap(
 
         read_model = DynamoRoutesReadModel(settings.routes)
     keys = keys or DynamoKeyStore(settings.keys)
-    return RoutesService(app=app, read_model=read_model, keys=keys, settings=settings)
+    return RoutesContext(app=app, read_model=read_model, keys=keys, settings=settings)
 
 
 def build_projector(

@@ -23,7 +23,7 @@ from ferry.api import (
     request_body,
 )
 from services.routes.application import RetryFileRequest, RoutesError
-from services.routes.bootstrap import RoutesService
+from services.routes.bootstrap import RoutesContext
 from services.routes.definition import RouteDefinition
 from services.routes.domain import Route
 from services.routes.readmodel import file_body, route_body
@@ -36,7 +36,7 @@ REQUEST_BODIES: dict[tuple[str, str], Any] = {
 }
 
 
-def build_resolver(service: RoutesService) -> FerryResolver:
+def build_resolver(service: RoutesContext) -> FerryResolver:
     app = make_resolver(service.keys)
     routes, read_model = service.app, service.read_model
 

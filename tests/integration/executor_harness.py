@@ -26,7 +26,7 @@ from events.dynamodb import create_events_table
 from events.translate import stream_events
 from ferry.names import ResourceNames
 from services.executor.adapters import Message, create_leases_table
-from services.executor.bootstrap import bootstrap
+from services.executor.bootstrap import bootstrap, build_executor
 from services.executor.settings import ExecutorSettings
 from services.executor.worker import Executor
 from tests.support.moto_server import unique_name
@@ -204,7 +204,7 @@ class Stack:
         return ExecutorSettings.model_validate(values)
 
     def executor(self, stop: threading.Event | None = None, **overrides: Any) -> Executor:
-        return bootstrap(self.settings(**overrides), stop_event=stop)
+        return build_executor(bootstrap(self.settings(**overrides)), stop_event=stop)
 
     def spawn(self, **overrides: Any) -> subprocess.Popen[bytes]:
         """``python -m services.executor`` as a subprocess (its own output in a log file)."""

@@ -17,7 +17,7 @@ from ferry.names import ResourceNames
 from services.projections import consumer
 from services.projections.adapters import DynamoReadModelStore
 from services.projections.application import Projector, Queries
-from services.projections.bootstrap import Projections
+from services.projections.bootstrap import ProjectionsContext
 from services.projections.readmodels import ENDPOINTS, JOBS, KEY_ATTRIBUTE
 from services.projections.rebuild import main as rebuild_main
 from services.projections.rebuild import rebuild, stream_ids
@@ -126,7 +126,7 @@ def test_consumer_then_rebuild_gives_identical_read_models(
 
     store = DynamoReadModelStore(client, names)
     handle = consumer.make_handler(
-        Projections(Projector(store, recorder), Queries(store, recorder), InMemoryKeyStore())
+        ProjectionsContext(Projector(store, recorder), Queries(store, recorder), InMemoryKeyStore())
     )
     for start in range(10, len(deliveries), 10):
         assert handle(sqs_batch(deliveries[start : start + 10]), None) == {"batchItemFailures": []}

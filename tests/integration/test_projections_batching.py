@@ -17,7 +17,7 @@ from ferry.names import ResourceNames
 from services.projections import readmodels
 from services.projections.adapters import DynamoReadModelStore
 from services.projections.application import Delivery, Projector, Queries
-from services.projections.bootstrap import Projections
+from services.projections.bootstrap import ProjectionsContext
 from services.projections.consumer import make_handler
 from services.projections.readmodels import ENDPOINTS, JOBS, KEY_ATTRIBUTE, Item
 from services.projections.samples import History, to_stored
@@ -126,7 +126,7 @@ def test_concurrent_jobs_cost_one_write_per_item_per_batch_and_match_a_rebuild(
         deliveries[start : start + 8] = window
     store = DynamoReadModelStore(client, names)
     handle = make_handler(
-        Projections(Projector(store, recorder), Queries(store, recorder), InMemoryKeyStore())
+        ProjectionsContext(Projector(store, recorder), Queries(store, recorder), InMemoryKeyStore())
     )
     calls = Calls(client)
     batches = [deliveries[i : i + 10] for i in range(0, len(deliveries), 10)]
@@ -165,7 +165,7 @@ def test_a_failing_group_fails_only_its_records_and_succeeds_on_redelivery(
     write_events(recorder, [e for e in h.events if e.stream_id != late])
     store = DynamoReadModelStore(client, names)
     handle = make_handler(
-        Projections(Projector(store, recorder), Queries(store, recorder), InMemoryKeyStore())
+        ProjectionsContext(Projector(store, recorder), Queries(store, recorder), InMemoryKeyStore())
     )
     # When a batch holds the second job's stream without its first event, plus a poison record
     batch: list[FerryEvent | str] = [

@@ -39,11 +39,11 @@ def _resolvers(keys: InMemoryKeyStore, history: Any = None) -> dict[str, FerryRe
     from services.jobs.settings import JobsSettings
     from services.projections.adapters import InMemoryReadModelStore
     from services.projections.application import Projector, Queries
-    from services.projections.bootstrap import Projections
+    from services.projections.bootstrap import ProjectionsContext
     from services.projections.handlers import build_app
     from services.projections.samples import to_stored
     from services.routes.application import RoutesApplication
-    from services.routes.bootstrap import RoutesService
+    from services.routes.bootstrap import RoutesContext
     from services.routes.handlers import build_resolver as routes_resolver
     from services.routes.readmodel import InMemoryRoutesReadModel
     from services.routes.settings import RoutesSettings
@@ -69,10 +69,10 @@ def _resolvers(keys: InMemoryKeyStore, history: Any = None) -> dict[str, FerryRe
         recorder.insert_events([to_stored(e) for e in history.events])
         for event in history.events:
             projector.handle(event)
-    queries = build_app(Projections(projector, Queries(store, recorder), keys))
+    queries = build_app(ProjectionsContext(projector, Queries(store, recorder), keys))
     routes_app = RoutesApplication(endpoints=RouteEndpoints(), jobs=FakeJobs(), staging_bucket="s")
     routes = routes_resolver(
-        RoutesService(routes_app, InMemoryRoutesReadModel(), keys, RoutesSettings())
+        RoutesContext(routes_app, InMemoryRoutesReadModel(), keys, RoutesSettings())
     )
     return {"endpoints": endpoints, "jobs": jobs, "queries": queries, "routes": routes}
 

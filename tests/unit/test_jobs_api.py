@@ -15,7 +15,7 @@ from events.translate import stream_events
 from ferry.api import InMemoryKeyStore, issue_key
 from ferry.apigw import rest_event
 from services.jobs.application import TransferRequest, check_path
-from services.jobs.bootstrap import JobsService, bootstrap
+from services.jobs.bootstrap import JobsContext, bootstrap
 from services.jobs.handlers import build_resolver
 from services.jobs.ports import EndpointInfo
 from services.jobs.settings import JobsSettings
@@ -36,7 +36,7 @@ class Clock:
 
 @dataclass
 class World:
-    service: JobsService
+    service: JobsContext
     directory: InMemoryEndpointDirectory
     clock: Clock
     key: str

@@ -20,7 +20,7 @@ from services.projections.application import (
     Projector,
     Queries,
 )
-from services.projections.bootstrap import Projections
+from services.projections.bootstrap import ProjectionsContext
 from services.projections.consumer import make_handler
 from services.projections.readmodels import ENDPOINTS, JOBS
 from services.projections.samples import History, to_stored
@@ -303,7 +303,7 @@ def test_consumer_reports_only_the_bad_records_as_failures() -> None:
     h = history()
     store = InMemoryReadModelStore()
     recorder = recorder_with(h.events)
-    projections = Projections(
+    projections = ProjectionsContext(
         projector=Projector(store, recorder),
         queries=Queries(store, recorder),
         keys=InMemoryKeyStore(),

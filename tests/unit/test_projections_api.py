@@ -13,7 +13,7 @@ from ferry.api import InMemoryKeyStore, issue_key
 from ferry.apigw import rest_event
 from services.projections.adapters import InMemoryReadModelStore
 from services.projections.application import Projector, Queries
-from services.projections.bootstrap import Projections
+from services.projections.bootstrap import ProjectionsContext
 from services.projections.handlers import build_app
 from services.projections.samples import History, to_stored
 
@@ -42,7 +42,7 @@ class Api:
         keys = InMemoryKeyStore()
         self.key, _ = issue_key(keys, "acme")
         self.other_key, _ = issue_key(keys, "globex")
-        self.app = build_app(Projections(projector, Queries(store, recorder), keys))
+        self.app = build_app(ProjectionsContext(projector, Queries(store, recorder), keys))
 
     def get(
         self, path: str, query: dict[str, str] | None = None, key: str | None = None

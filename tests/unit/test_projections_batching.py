@@ -22,7 +22,7 @@ from services.projections.application import (
     Projector,
     Queries,
 )
-from services.projections.bootstrap import Projections
+from services.projections.bootstrap import ProjectionsContext
 from services.projections.consumer import make_handler
 from services.projections.readmodels import ENDPOINTS, JOBS, Item
 from services.projections.samples import History, to_stored
@@ -271,7 +271,7 @@ def test_the_consumer_reports_unreadable_records_and_failed_groups_in_delivery_o
     h, endpoint, first, second = two_jobs_and_an_endpoint()
     store = InMemoryReadModelStore()
     handle = make_handler(
-        Projections(Projector(store, None), Queries(store, NO_EVENTS), InMemoryKeyStore())
+        ProjectionsContext(Projector(store, None), Queries(store, NO_EVENTS), InMemoryKeyStore())
     )
     events: list[FerryEvent | None] = [
         e for e in h.events if not (e.stream_id == second and e.version == 1)
@@ -287,7 +287,7 @@ def test_the_consumer_reports_unreadable_records_and_failed_groups_in_delivery_o
 
 def test_a_batch_whose_every_record_fails_lists_them_all() -> None:
     handle = make_handler(
-        Projections(
+        ProjectionsContext(
             Projector(InMemoryReadModelStore(), None),
             Queries(InMemoryReadModelStore(), NO_EVENTS),
             InMemoryKeyStore(),

@@ -16,7 +16,7 @@ from events.translate import to_integration
 from ferry.api import InMemoryKeyStore, issue_key
 from ferry.apigw import rest_event
 from services.routes.application import RoutesApplication, idempotency_key
-from services.routes.bootstrap import RoutesService
+from services.routes.bootstrap import RoutesContext
 from services.routes.definition import (
     check_template,
     cron_matches,
@@ -92,7 +92,7 @@ class World:
 
     def call(self, method: str, path: str, body: Any = None, *, key: str | None = None) -> Any:
         resolver = build_resolver(
-            RoutesService(self.app, self.read_model, self._keys, RoutesSettings())
+            RoutesContext(self.app, self.read_model, self._keys, RoutesSettings())
         )
         payload = body if isinstance(body, str) or body is None else json.dumps(body)
         query = None

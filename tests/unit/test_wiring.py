@@ -230,3 +230,34 @@ def test_entry_points_build_nothing_at_import_and_share_the_helper() -> None:
         handler = importlib.import_module(module).handler
         assert isinstance(getattr(handler, "built", None), Once), module
         assert not handler.built.built, f"{module} built its service at import"
+
+
+# --- one wiring pattern -------------------------------------------------------------------------
+CONTEXTS = {
+    "endpoints": ("EndpointsContext", {"app", "keys", "settings"}),
+    "jobs": ("JobsContext", {"app", "keys", "settings"}),
+    "routes": ("RoutesContext", {"app", "read_model", "keys", "settings"}),
+    "projections": ("ProjectionsContext", {"projector", "queries", "keys", "settings"}),
+    "executor": (
+        "ExecutorContext",
+        {"app", "endpoints", "semaphore", "job_status", "queue", "settings"},
+    ),
+}
+
+
+@pytest.mark.parametrize("service", sorted(CONTEXTS))
+def test_every_bootstrap_returns_its_frozen_context(service: str) -> None:
+    import dataclasses
+    import importlib
+    import inspect
+    import typing
+
+    module = importlib.import_module(f"services.{service}.bootstrap")
+    name, fields = CONTEXTS[service]
+    context = getattr(module, name)
+    assert dataclasses.is_dataclass(context) and context.__dataclass_params__.frozen
+    assert {f.name for f in dataclasses.fields(context)} == fields
+    assert typing.get_type_hints(module.bootstrap)["return"] is context
+    params = inspect.signature(module.bootstrap).parameters.values()
+    # every adapter is a keyword argument with a production default built inside
+    assert all(p.default is not inspect.Parameter.empty for p in params)
