@@ -33,6 +33,7 @@ from services.routes.ports import JobSubmitter
 from services.routes.readmodel import RoutesProjector
 from services.routes.settings import RoutesSettings
 from tests.support.moto_server import unique_name
+from tests.support.sqs import sqs_record
 
 Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
 
@@ -192,18 +193,7 @@ def drain(
                     continue
                 idle = 0
                 records = [
-                    {
-                        "messageId": m["MessageId"],
-                        "receiptHandle": m["ReceiptHandle"],
-                        "body": m["Body"],
-                        "attributes": {},
-                        "messageAttributes": {},
-                        "md5OfBody": m.get("MD5OfBody", ""),
-                        "eventSource": "aws:sqs",
-                        "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:q",
-                        "awsRegion": "us-east-1",
-                    }
-                    for m in messages
+                    sqs_record(m["Body"], m["MessageId"], m["ReceiptHandle"]) for m in messages
                 ]
                 response = handlers[index]({"Records": records}, None)
                 failed = {f["itemIdentifier"] for f in response.get("batchItemFailures", [])}
