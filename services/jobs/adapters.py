@@ -34,8 +34,6 @@ def _plain(item: dict[str, Any]) -> dict[str, Any]:
     return {k: _DESERIALIZER.deserialize(v) for k, v in item.items()}
 
 
-
-
 def create_idempotency_table(client: Any, table_name: str) -> bool:
     """Create the idempotency table (pk ``id``; TTL attribute ``expiration``). False if it exists."""
     try:
