@@ -289,22 +289,13 @@ def test_push_objects_are_delivered_and_ferry_writes_do_not_loop(world: dict[str
 
     import boto3
 
-    from ferry.names import S3_OBJECT_CREATED_PATTERN
     from services.routes.adapters import S3ObjectInspector
     from services.routes.push import PushConsumer, make_handler
-    from tests.integration.routes_harness import drain, queue_with_rule
-    from tests.support.moto_server import unique_name
+    from tests.integration.routes_harness import drain, s3_events_queue
 
     stack: Stack = world["stack"]
     app: RoutesApplication = world["app"]
-    stack.s3.put_bucket_notification_configuration(
-        Bucket=stack.src_bucket, NotificationConfiguration={"EventBridgeConfiguration": {}}
-    )
-    queue = queue_with_rule(
-        "default",
-        unique_name("s3-to-routes"),
-        {**S3_OBJECT_CREATED_PATTERN, "detail": {"bucket": {"name": [stack.src_bucket]}}},
-    )
+    queue = s3_events_queue(stack.src_bucket)
     route = app.create(
         stack.customer_id,
         "key",
@@ -362,22 +353,13 @@ def test_objects_uploaded_right_after_a_push_route_is_created_are_delivered(
     five objects uploaded at once right after it, all five delivered with the right bytes."""
     import boto3
 
-    from ferry.names import S3_OBJECT_CREATED_PATTERN
     from services.routes.adapters import S3ObjectInspector
     from services.routes.push import PushConsumer, make_handler
-    from tests.integration.routes_harness import drain, queue_with_rule
-    from tests.support.moto_server import unique_name
+    from tests.integration.routes_harness import drain, s3_events_queue
 
     stack: Stack = world["stack"]
     app: RoutesApplication = world["app"]
-    stack.s3.put_bucket_notification_configuration(
-        Bucket=stack.src_bucket, NotificationConfiguration={"EventBridgeConfiguration": {}}
-    )
-    queue = queue_with_rule(
-        "default",
-        unique_name("s3-to-routes"),
-        {**S3_OBJECT_CREATED_PATTERN, "detail": {"bucket": {"name": [stack.src_bucket]}}},
-    )
+    queue = s3_events_queue(stack.src_bucket)
     read_model = DynamoRoutesReadModel(stack.names.routes_table)
     handle = make_handler(
         PushConsumer(
