@@ -41,7 +41,6 @@ __all__ = [
     "DynamoEndpointDirectory",
     "EndpointDirectory",
     "EndpointView",
-    "InMemoryEndpointDirectory",
     "InvalidPath",
     "S3Access",
     "SecretsReader",
@@ -132,17 +131,6 @@ class EndpointDirectory(ABC):
     @abstractmethod
     def get(self, endpoint_id: str) -> EndpointView | None:
         """The endpoint, or None when unknown."""
-
-
-class InMemoryEndpointDirectory(EndpointDirectory):
-    def __init__(self, views: list[EndpointView] | None = None) -> None:
-        self.views = {v.endpoint_id: v for v in views or []}
-
-    def get(self, endpoint_id: str) -> EndpointView | None:
-        return self.views.get(endpoint_id)
-
-    def put(self, view: EndpointView) -> None:
-        self.views[view.endpoint_id] = view
 
 
 class DynamoEndpointDirectory(EndpointDirectory):

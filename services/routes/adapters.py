@@ -201,22 +201,6 @@ class DynamoRoutesReadModel(RoutesReadModel, RouteDirectory):
         return out
 
 
-class InMemoryRouteDirectory(RouteDirectory):
-    """A RouteDirectory over an in-memory read model (unit tests, and the API-less local path)."""
-
-    def __init__(self, store: Any) -> None:
-        self.store = store
-
-    def enabled_routes(self, trigger: str) -> list[tuple[str, str, dict[str, Any]]]:
-        return [
-            (i["route_id"], i["customer_id"], i["definition"]) for i in self.store.enabled(trigger)
-        ]
-
-    def settling_routes(self) -> list[str]:
-        items = getattr(self.store, "items", {})
-        return [route_id for (route_id, sk) in items if sk == ROUTE_SK]
-
-
 class DynamoJobStatusReader(JobStatusReader):
     """Reads the jobs read model (``<prefix>-jobs``, pk job_id)."""
 

@@ -27,15 +27,13 @@ ENTRY_POINTS = ("handlers", "push", "scanner", "consumer", "ticker", "process_ma
 FAKES_ALLOWED = {
     # the routes application's default index (every caller passing one is the next step)
     ("services/routes/ports.py", "InMemoryRouteIndex"),
-    # the executor's endpoint port fake and the projections/routes read-model stores' in-memory
-    # implementations (used by the local stack's tests and the benches; not yet moved)
-    ("services/executor/endpoint_access.py", "InMemoryEndpointDirectory"),
+    # the read-model stores' and the endpoints service's in-memory implementations, and the API
+    # key store's (used across many tests and the benches; not yet moved)
     ("services/projections/adapters.py", "InMemoryReadModelStore"),
     ("services/routes/readmodel.py", "InMemoryRoutesReadModel"),
     ("services/endpoints/adapters.py", "InMemorySecretStore"),
     ("services/endpoints/adapters.py", "InMemoryEndpointUsage"),
     ("ferry/api.py", "InMemoryKeyStore"),
-    ("services/routes/adapters.py", "InMemoryRouteDirectory"),  # unused; routes adapters' owner
 }
 
 
