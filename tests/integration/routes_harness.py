@@ -25,12 +25,14 @@ from services.projections.tables import create_read_model_tables
 from services.routes.adapters import (
     DynamoRouteIndex,
     DynamoRoutesReadModel,
+    DynamoScanStateStore,
     JobsApplicationSubmitter,
     create_tables,
 )
 from services.routes.application import RoutesApplication
-from services.routes.ports import JobSubmitter
+from services.routes.ports import JobStatusReader, JobSubmitter, SourceOpener
 from services.routes.readmodel import RoutesProjector
+from services.routes.scanner import Scanner
 from services.routes.settings import RoutesSettings
 from tests.support.moto_server import unique_name
 from tests.support.sqs import sqs_record
@@ -138,6 +140,17 @@ class RoutesStack:
             env=self.env,
         )
         return self.app
+
+    def scanner(self, sources: SourceOpener, job_status: JobStatusReader) -> Scanner:
+        """A scanner of this stack's routes (from its read model) and its DynamoDB scan state."""
+        return Scanner(
+            app=self.app,
+            routes=self.read_model,
+            endpoints=self.app.endpoints,
+            sources=sources,
+            state=DynamoScanStateStore(self.names.route_scan_table),
+            job_status=job_status,
+        )
 
     def create_route(self, definition: dict[str, Any]) -> str:
         route = self.app.create(self.customer, "key-test", definition)

@@ -19,7 +19,6 @@ from ferry.names import OBJECT_MARKER
 from services.executor.post_actions import destination, s3_delete, s3_move
 from services.routes.adapters import DynamoScanStateStore, EndpointSourceOpener, S3ObjectInspector
 from services.routes.push import PushConsumer
-from services.routes.scanner import Scanner
 from tests.integration.routes_harness import RoutesStack, s3_events_queue
 from tests.support.fakes.routes import FakeJobs
 from tests.support.moto_server import unique_name
@@ -114,14 +113,7 @@ def test_a_routes_move_is_marked_and_does_not_retrigger_a_push_route(s3: Any) ->
             "trigger": {"type": "event"},
         }
     )
-    scanner = Scanner(
-        app=app,
-        routes=stack.read_model,
-        endpoints=app.endpoints,
-        sources=EndpointSourceOpener(stack.names.endpoints_table, s3_client=s3),
-        state=DynamoScanStateStore(stack.names.route_scan_table),
-        job_status=jobs,
-    )
+    scanner = stack.scanner(EndpointSourceOpener(stack.names.endpoints_table, s3_client=s3), jobs)
     push = PushConsumer(
         app=app,
         routes=stack.read_model,

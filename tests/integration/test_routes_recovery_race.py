@@ -13,7 +13,7 @@ from typing import Any
 import boto3
 import pytest
 
-from services.routes.adapters import DynamoScanStateStore, EndpointSourceOpener
+from services.routes.adapters import EndpointSourceOpener
 from services.routes.application import RoutesApplication
 from services.routes.ports import EndpointInfo, SourceOpener, SourceSession
 from services.routes.scanner import Scanner
@@ -79,14 +79,7 @@ def setup(aws_env: dict[str, str]) -> dict[str, Any]:
     opener = CountingOpener(EndpointSourceOpener(stack.names.endpoints_table, s3_client=s3))
 
     def scanner() -> Scanner:
-        return Scanner(
-            app=app,
-            routes=stack.read_model,
-            endpoints=app.endpoints,
-            sources=opener,
-            state=DynamoScanStateStore(stack.names.route_scan_table),
-            job_status=jobs,
-        )
+        return stack.scanner(opener, jobs)
 
     return {
         "stack": stack,
