@@ -76,12 +76,11 @@ class ReadModelEndpointUsage(EndpointUsage):
             "KeyConditionExpression": "customer_id = :c",
             "ExpressionAttributeValues": {":c": {"S": customer_id}},
         }
-        from boto3.dynamodb.types import TypeDeserializer
+        from events.dynamodb_values import deserialize
 
-        deserialize = TypeDeserializer().deserialize
         for page in self._client.get_paginator("query").paginate(**kwargs):
             for raw in page.get("Items", []):
-                item = {k: deserialize(v) for k, v in raw.items()}
+                item = deserialize(raw)
                 if item.get("sk") != "route" or not item.get("enabled"):
                     continue
                 definition = item.get("definition") or {}

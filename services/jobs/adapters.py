@@ -8,18 +8,16 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from boto3.dynamodb.types import TypeDeserializer
 from botocore.exceptions import ClientError
 
 from events.contract import EndpointType
+from events.dynamodb_values import deserialize
 from services.jobs.ports import (
     EndpointInfo,
     IdempotencyRecord,
     IdempotencyStore,
     SourceIdentity,
 )
-
-_DESERIALIZER = TypeDeserializer()
 
 
 def _client(client: Any) -> Any:
@@ -28,10 +26,6 @@ def _client(client: Any) -> Any:
     import boto3
 
     return boto3.client("dynamodb")
-
-
-def _plain(item: dict[str, Any]) -> dict[str, Any]:
-    return {k: _DESERIALIZER.deserialize(v) for k, v in item.items()}
 
 
 def create_idempotency_table(client: Any, table_name: str) -> bool:
@@ -102,7 +96,7 @@ class DynamoIdempotencyStore(IdempotencyStore):
             ).get("Item")
             if item is None:
                 continue  # deleted (TTL) between the put and the get: claim again
-            plain = _plain(item)
+            plain = deserialize(item)
             return (
                 IdempotencyRecord(
                     job_id=str(plain["job_id"]),
