@@ -25,10 +25,10 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass
-from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from events.contract import Direction, EndpointConfig, EndpointStatus, EndpointType
+from events.dynamodb_values import plain
 from services.executor.errors import InvalidConfiguration, TransferError
 from services.executor.sftp import SftpCredentials, SftpSession, SftpTarget, connect
 
@@ -103,7 +103,7 @@ class EndpointView:
     @classmethod
     def from_item(cls, item: Mapping[str, Any]) -> EndpointView:
         """From a (deserialised) endpoints read-model item (docs/architecture.md)."""
-        config = {k: _plain(v) for k, v in dict(item.get("config") or {}).items()}
+        config = plain(dict(item.get("config") or {}))
         config.setdefault("type", item.get("type"))
         fields = EndpointConfig.model_fields
         return cls(
@@ -118,12 +118,6 @@ class EndpointView:
             secret_arn=item.get("secret_arn"),
             version=int(item.get("version") or 0),
         )
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, Decimal):
-        return int(value) if value == value.to_integral_value() else float(value)
-    return value
 
 
 # --- the directory (read model) ----------------------------------------------------------------
