@@ -11,6 +11,11 @@
 Configuration: ``<data-dir>/config.json`` (written by ``ferry up``; ``--data-dir`` or
 FERRY_DATA_DIR, default ./.ferry), overridden by FERRY_API_URL / FERRY_API_KEY. Human output by
 default, ``--json`` for scripts; every failure exits non-zero with the API's message and field.
+
+What every command module shares (consoles, CliError, config, the HTTP client, tables) is in
+``ferry/cli_common.py``; ``keys``, ``routes`` and ``consumers`` are ``ferry/cli_keys.py``,
+``cli_routes.py``, ``cli_consumers.py``. Over 400 lines because the endpoints, transfer and jobs
+commands and the argument parser of every command are here, one small function each.
 """
 
 from __future__ import annotations

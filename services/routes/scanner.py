@@ -13,7 +13,12 @@ pages): memory stays bounded whatever the directory size.
 Entry point: ``python -m services.routes.scanner`` long-polls the tick queue
 (``FERRY_ROUTES_TICK_QUEUE_URL``; AWS: an EventBridge Scheduler schedule sends to it; locally
 ``python -m services.routes.ticker`` does) and runs one tick per message. ``--once`` runs a
-single tick and exits.
+single tick and exits. :func:`build_scanner` wires the scanner from ``services.routes.bootstrap``
+(the entry point imports the bootstrap, never the reverse).
+
+Why one module over 400 lines: listing, the stability decision, dispatch and settling share the
+scan-state records and the route's stream read of a tick; split apart, each piece would need the
+others' private state passed through.
 """
 
 from __future__ import annotations
