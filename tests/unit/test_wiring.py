@@ -33,7 +33,7 @@ FAKES_ALLOWED = {
     ("services/routes/readmodel.py", "InMemoryRoutesReadModel"),
     ("services/endpoints/adapters.py", "InMemorySecretStore"),
     ("services/endpoints/adapters.py", "InMemoryEndpointUsage"),
-    ("ferry/api.py", "InMemoryKeyStore"),
+    ("ferry/api_keys.py", "InMemoryKeyStore"),
 }
 
 
