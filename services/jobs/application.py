@@ -1,5 +1,10 @@
 """The jobs application: submit / cancel / redrive (API) and the process manager's commands.
 
+The request model, the path rule and the dedupe / idempotency keys live in
+``services.jobs.requests`` (re-exported here). What remains is one concern, the command side of
+one aggregate, which is why it stays one module over 400 lines: the commands share the load /
+retry-on-IntegrityError loop (``_retrying``), the endpoint checks and ``on_executor_event``.
+
 Commands return ids and statuses. Every command that changes an existing job runs under
 optimistic concurrency: the API and the process manager may append to one job at the same time,
 so on the event store's IntegrityError the job is reloaded and the command retried (bounded).
@@ -7,10 +12,7 @@ so on the event store's IntegrityError the job is reloaded and the command retri
 
 from __future__ import annotations
 
-import hashlib
-import json
 import random
-import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -20,7 +22,6 @@ from uuid import UUID, uuid4
 
 from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.persistence import IntegrityError
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, field_validator
 
 from events.aggregate import FerryApplication, transfer_stream_id
 from events.contract import (
@@ -37,11 +38,9 @@ from events.contract import (
     TransferAttemptFailed,
     TransferOptions,
     TransferVerified,
-    VerifyMode,
 )
 from events.translate import detail_type_of_topic, stream_events
 from ferry.errors import Conflict, Invalid, NotFound
-from ferry.validation import path_problem
 from services.jobs.domain import (
     Job,
     JobAlreadyFinal,
@@ -56,15 +55,24 @@ from services.jobs.ports import (
     IdempotencyStore,
     SourceIdentity,
 )
+from services.jobs.requests import (
+    IDEMPOTENCY_HEADER,
+    TransferRequest,
+    dedupe_key,
+    idempotency_scope,
+    request_hash,
+    valid_idempotency_key,
+)
+from services.jobs.requests import MAX_PATH_LENGTH as MAX_PATH_LENGTH  # re-exported
+from services.jobs.requests import OptionsRequest as OptionsRequest  # re-exported
+from services.jobs.requests import SourceRequest as SourceRequest  # re-exported
+from services.jobs.requests import TargetRequest as TargetRequest  # re-exported
+from services.jobs.requests import check_path as check_path  # re-exported
 
 T = TypeVar("T")
 
-IDEMPOTENCY_HEADER = "Idempotency-Key"
 _RECENT_TRANSFER_EVENTS = 20
 _LEG_EVENTS = frozenset({"TransferStarted", "ChunkCommitted", "TransferVerified"})
-MAX_PATH_LENGTH = 1024
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-_KEY_OK = re.compile(r"^[\x21-\x7e]{1,255}$")
 
 # ---------------------------------------------------------------------------------------------
 # Errors: ferry.errors kinds (ferry.api.HTTP_STATUS maps them to HTTP, once)
@@ -107,107 +115,6 @@ class ExecutorEventRejected(Conflict, JobsError):
     code = "executor_event_rejected"
 
 
-# ---------------------------------------------------------------------------------------------
-# Requests
-# ---------------------------------------------------------------------------------------------
-
-
-def check_path(value: str, *, directory: bool = False) -> str:
-    """A path relative to an endpoint's base path / prefix that cannot escape it.
-
-    Raises ValueError with a human-readable reason.
-    """
-    if value == "":
-        raise ValueError("must not be empty")
-    if len(value) > MAX_PATH_LENGTH:
-        raise ValueError(f"must be at most {MAX_PATH_LENGTH} characters")
-    if "\x00" in value:
-        raise ValueError("must not contain NUL")
-    if _CONTROL.search(value):
-        raise ValueError("must not contain control characters")
-    if value.startswith("/"):
-        raise ValueError("must be relative to the endpoint's base path/prefix (no leading '/')")
-    hostile = path_problem(value)  # backslashes, drive letters, ~, %2e/%2f, Unicode look-alikes
-    if hostile:
-        raise ValueError(hostile)
-    if value.endswith("/") and not directory:
-        raise ValueError("must name a file (no trailing '/')")
-    segments = value.rstrip("/").split("/") if directory else value.split("/")
-    for segment in segments:
-        if segment in ("..", "."):
-            raise ValueError("must not contain '.' or '..' segments")
-        if segment == "":
-            raise ValueError("must not contain empty segments ('//')")
-    return value
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class SourceRequest(_Strict):
-    endpoint_id: str = Field(min_length=1, max_length=128)
-    path: str = Field(
-        min_length=1,
-        max_length=MAX_PATH_LENGTH,
-        description="Relative to the endpoint's base_path (SFTP) or prefix (S3).",
-    )
-    version: str | None = Field(
-        default=None,
-        max_length=1024,
-        description="Source version when known (ETag, mtime): part of the deduplication key.",
-    )
-
-    @field_validator("path")
-    @classmethod
-    def _path(cls, value: str) -> str:
-        return check_path(value)
-
-
-class TargetRequest(_Strict):
-    endpoint_id: str = Field(min_length=1, max_length=128)
-    path: str = Field(
-        min_length=1,
-        max_length=MAX_PATH_LENGTH,
-        description="Relative to the endpoint's base_path (SFTP) or prefix (S3).",
-    )
-
-    @field_validator("path")
-    @classmethod
-    def _path(cls, value: str) -> str:
-        return check_path(value)
-
-
-class OptionsRequest(_Strict):
-    overwrite: StrictBool = False
-    post_action: PostAction = PostAction.NONE
-    move_to: str | None = Field(default=None, description="Required for post_action=move.")
-    max_attempts: StrictInt = Field(default=5, ge=1, le=20)
-    verify: VerifyMode = VerifyMode.DIGEST
-
-    @field_validator("move_to")
-    @classmethod
-    def _move_to(cls, value: str | None) -> str | None:
-        return None if value is None else check_path(value, directory=True)
-
-
-class TransferRequest(_Strict):
-    """POST /transfers."""
-
-    source: SourceRequest
-    target: TargetRequest
-    options: OptionsRequest = Field(default_factory=OptionsRequest)
-    dedupe: StrictBool = Field(
-        default=True,
-        description=(
-            "Without an Idempotency-Key, a request equal to one accepted in the last 10 minutes "
-            "(same customer, source, target, options and source content: S3 ETag and version "
-            "id, SFTP size and mtime, looked up at submit time) returns that job with "
-            "deduplicated=true instead of creating another. false: always a new job."
-        ),
-    )
-
-
 class Submitted(NamedTuple):
     job_id: str
     status: JobStatus
@@ -242,17 +149,6 @@ class JobsPolicy:
     retry_base_seconds: float = 2.0
     retry_cap_seconds: float = 300.0
     max_save_attempts: int = 10
-
-
-def _digest(value: Any) -> str:
-    canonical = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(canonical.encode()).hexdigest()
-
-
-def request_hash(request: TransferRequest) -> str:
-    """sha256 of the canonical request body (defaults filled in; ``dedupe`` is how to match a
-    request, not part of it)."""
-    return _digest(request.model_dump(mode="json", exclude={"dedupe"}))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -315,12 +211,12 @@ class JobsApplication(FerryApplication):
         body_hash = request_hash(request)
         basis = "idempotency_key"
         if idempotency_key is not None:
-            if not _KEY_OK.match(idempotency_key):
+            if not valid_idempotency_key(idempotency_key):
                 raise InvalidRequest(
                     "Idempotency-Key must be 1-255 printable ASCII characters without spaces",
                     field=IDEMPOTENCY_HEADER,
                 )
-            scope = f"{customer_id}#key#{hashlib.sha256(idempotency_key.encode()).hexdigest()}"
+            scope = idempotency_scope(customer_id, idempotency_key)
             ttl = self.policy.idempotency_key_ttl_seconds
             label = idempotency_key
         elif not request.dedupe:
@@ -337,16 +233,7 @@ class JobsApplication(FerryApplication):
             if identity is None and self.sources is not None:
                 identity = self.sources.identify(source, request.source.path)
             basis = "request" if identity is None else "content"
-            dedupe = _digest(
-                [
-                    request.source.endpoint_id,
-                    request.source.path,
-                    request.target.endpoint_id,
-                    request.target.path,
-                    identity,  # the source's content: a changed file is another job
-                    body_hash,  # other options → another request → another job
-                ]
-            )
+            dedupe = dedupe_key(request, identity, body_hash)
             scope = f"{customer_id}#auto#{dedupe}"
             ttl = self.policy.dedupe_window_seconds
             label = f"auto:{dedupe}"
