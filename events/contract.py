@@ -11,6 +11,10 @@ Rules:
 - Changes are additive. A breaking change gets a new ``SCHEMA_VERSION`` for that event.
 - ``events/schemas/<DetailType>.json`` is generated from these models
   (``python -m events.schema_gen``) and checked in; a test fails when they drift.
+
+Why one module over 400 lines: it is the contract. Every published event model is here, one
+small class each, so a consumer reads the whole contract in one file and ``events.schema_gen``
+walks one module.
 """
 
 from __future__ import annotations

@@ -125,6 +125,10 @@ botocore errors become the eventsourcing (PEP 249 style) hierarchy:
 requests -> ``ProgrammingError``; an item too large -> ``DataError``; throttling, capacity,
 conflicts, timeouts and connection failures -> ``OperationalError``; DynamoDB internal errors ->
 ``InternalError``; missing credentials/region -> ``InterfaceError``.
+
+Why one module over 400 lines (allowed by issue 13): it is one eventsourcing persistence module
+(``PERSISTENCE_MODULE`` names a module and the library looks for its one factory there); the
+recorders share the item format, the error translation and the write rules described above.
 """
 
 from __future__ import annotations

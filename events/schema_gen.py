@@ -11,6 +11,10 @@
 Output is deterministic (sorted keys, two-space indent, trailing newline), so
 ``python -m events.schema_gen --check`` exits 1 when a model changed and the checked-in files
 were not regenerated (``tests/unit/test_contract_schemas.py`` runs the same check).
+
+Why one module over 400 lines: the prose of docs/events.md lives here with the generator, so the
+schemas and the catalog come from one place and cannot drift; the code itself is small
+functions.
 """
 
 from __future__ import annotations

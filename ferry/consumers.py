@@ -22,6 +22,10 @@ drift (``pattern_ok``): a rule edited by hand to match more than its customer sh
 
 Pure parts (spec validation, names, the pattern) are unit-tested; :class:`ConsumerRegistry`
 is the adapter over boto3 (EventBridge + SQS), tested against moto server.
+
+Why one module over 400 lines: one feature end to end, its pure parts and its one adapter; the
+rules are the registry, so the pattern derivation and the drift check must stay next to the
+adapter that lists the rules.
 """
 
 from __future__ import annotations

@@ -11,6 +11,10 @@ is refused while jobs that are not final or enabled routes use the endpoint (an
 Credentials go to a :class:`SecretStore` (Secrets Manager in production) *before* the events are
 appended; when the append fails the secret write is undone (a new secret is deleted, a rotated
 one reverted), so no orphaned or mismatched secret is left behind.
+
+Why one module over 400 lines: the commands and the two ports they order around each event
+append (``SecretStore``: written before, undone on failure; ``EndpointUsage``: checked before
+retiring); the name claim shares that append.
 """
 
 from __future__ import annotations

@@ -44,6 +44,11 @@ Registered → PENDING_VALIDATION; Updated with any config key in ``changed`` or
 ValidationFailed → validation VALIDATION_FAILED; ValidationRequested → validation
 PENDING_VALIDATION; status = RETIRED if retired, DISABLED if disabled, else the validation
 state; Disabled/Enabled toggle ``disabled``; Retired → RETIRED (final).
+
+Why one module over 400 lines: most of it is the status rules above and the aggregate's event
+classes, declared once each. Stored event topics are this module's path
+(``module:Class.Event``): moving the event classes out would change the topic of every stored
+event and need a ``register_topic`` alias for each (events/aggregate.py).
 """
 
 from __future__ import annotations

@@ -13,6 +13,11 @@ executors racing for one job conflict in the event store and exactly one wins.
 Resume: a leg's committed chunks are contiguous from index 0 (they are committed in order), so
 its resume point is the end of the last committed chunk; S3 multipart resumes with the same
 upload id and the recorded (part number, ETag) pairs.
+
+Why one module over 400 lines: the Transfer aggregate's event classes and the pure resume rules
+that fold them. Stored event topics are this module's path (``module:Class.Event``): moving the
+event classes out would change the topic of every stored event and need a ``register_topic``
+alias for each (events/aggregate.py).
 """
 
 from __future__ import annotations

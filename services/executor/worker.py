@@ -12,6 +12,9 @@ publishing write) whether the job's stream holds JobCancelRequested / JobCancell
 strongly consistent read of the job stream's newest events (:class:`CancelWatch`), never the
 read model or the heartbeat. Once the publishing write has started, a cancel is too late: the
 attempt finishes and the job becomes SUCCEEDED with cancel_outcome=too_late.
+
+Why one module over 400 lines: it is one class, the executor's message loop; skip / lease /
+slots / heartbeat / outcome share the state of one attempt.
 """
 
 from __future__ import annotations

@@ -18,6 +18,11 @@ writing (see :func:`cancellable_at_once`) is cancelled at once, after the reques
 any executor that takes the job later sees the request at its first commit point.
 
 Pure: no boto3, no clock, no randomness (the application passes ``next_attempt_at`` in).
+
+Why one module over 400 lines: the status machine, the executor-driven idempotent commands and
+the event classes of one aggregate. Stored event topics are this module's path
+(``module:Class.Event``): moving the event classes out would change the topic of every stored
+event and need a ``register_topic`` alias for each (events/aggregate.py).
 """
 
 from __future__ import annotations

@@ -1,6 +1,11 @@
 """Projections: apply published events to read models (``Projector``) and answer queries
 (``Queries``). Storage is behind the small ``ReadModelStore`` port (adapters.py); the event store
 is an eventsourcing ``AggregateRecorder`` (catch-up after a gap, the two /events routes).
+
+Why one module over 400 lines: the projector (write side) and the queries (read side) of the
+same read models, sharing the ``ReadModelStore`` port and the item shapes. Splitting them into a
+projector module and a queries module (with re-exports here) is the natural next step; it was
+not done in issue 13.
 """
 
 from __future__ import annotations

@@ -4,6 +4,11 @@ the pull scanner use to record decisions and turn files into jobs.
 Jobs are ordinary jobs, created through the jobs service's application (port ``JobSubmitter``)
 with a deterministic idempotency key per (route, target, file version): a repeated S3 event, a
 replay or a second scanner never makes a second job, while a new version of a file does.
+
+Why one module over 400 lines: it is the command side of the Route aggregate and its RouteFile
+ledger; route commands and ledger commands (dispatch, settle, retry) share the save / name-claim
+/ endpoint-check helpers and the deterministic idempotency keys. The request, view and error
+types are small and belong to these commands.
 """
 
 from __future__ import annotations

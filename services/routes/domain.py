@@ -16,6 +16,11 @@ failure), FilePostActionCompleted. A decision is recorded once per file version 
 mtime for pull, ETag / version id for push), so repeated observations add nothing.
 
 Pure: no boto3, no clock (times are passed in).
+
+Why one module over 400 lines: two small aggregates (Route and its RouteFile ledger) with their
+event classes, declared once each. Stored event topics are this module's path
+(``module:Class.Event``): moving the event classes out would change the topic of every stored
+event and need a ``register_topic`` alias for each (events/aggregate.py).
 """
 
 from __future__ import annotations
