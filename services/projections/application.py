@@ -2,106 +2,71 @@
 (``Queries``). Storage is behind the small ``ReadModelStore`` port (adapters.py); the event store
 is an eventsourcing ``AggregateRecorder`` (catch-up after a gap, the two /events routes).
 
-Why one module over 400 lines: the projector (write side) and the queries (read side) of the
-same read models, sharing the ``ReadModelStore`` port and the item shapes. Splitting them into a
-projector module and a queries module (with re-exports here) is the natural next step; it was
-not done in issue 13.
+Split by concern: the port is ``services.projections.store``, the read side (views, page
+tokens, ``Queries``) is ``services.projections.queries``; this module is the projector and
+re-exports both, so every import path stays.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
-from abc import ABC, abstractmethod
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from typing import Any
 from uuid import UUID
 
 from eventsourcing.persistence import AggregateRecorder
-from pydantic import BaseModel, Field
 
-from events.aggregate import transfer_stream_id
-from events.contract import EndpointRegistered, FerryEvent, JobRequested, JobStatus
-from events.translate import audit_record, merge_in_time_order, to_integration
-from ferry.errors import BadRequest, Invalid, NotFound
+from events.contract import FerryEvent
+from events.translate import to_integration
 from services.projections import readmodels
-from services.projections.readmodels import ENDPOINTS, JOBS, Item
-from services.projections.tables import (
-    ENDPOINTS_CUSTOMER_INDEX,
-    JOBS_CUSTOMER_CREATED_INDEX,
-    JOBS_CUSTOMER_STATUS_INDEX,
+from services.projections.queries import (  # re-exported: the read side
+    EndpointList,
+    EndpointView,
+    JobList,
+    JobView,
+    Location,
+    Queries,
+    decode_token,
+    encode_token,
+    endpoint_view,
+    job_view,
+)
+from services.projections.readmodels import Item
+from services.projections.store import (  # re-exported: the port
+    ConcurrentUpdate,
+    IndexQuery,
+    Page,
+    ReadModelStore,
+    strip_none,
 )
 
-# --------------------------------------------------------------------------- the port
+__all__ = [
+    "BatchOutcome",
+    "CatchUpIncomplete",
+    "ConcurrentUpdate",
+    "Delivery",
+    "EndpointList",
+    "EndpointView",
+    "IndexQuery",
+    "ItemOutcome",
+    "JobList",
+    "JobView",
+    "Location",
+    "Page",
+    "Projector",
+    "Queries",
+    "ReadModelStore",
+    "decode_token",
+    "encode_token",
+    "endpoint_view",
+    "job_view",
+    "strip_none",
+]
 
-
-class ConcurrentUpdate(Exception):
-    """A conditional write lost: another consumer changed the item since it was read."""
+# --------------------------------------------------------------------------- projector
 
 
 class CatchUpIncomplete(Exception):
     """The event store does not (yet) hold the events of a gap; the message is retried."""
-
-
-@dataclass(frozen=True)
-class IndexQuery:
-    """Items of one partition of a read model's GSI (sort key ``created_at``)."""
-
-    kind: str
-    index: str
-    partition_attribute: str
-    partition_value: str
-    limit: int
-    since: str | None = None
-    until: str | None = None
-    start_key: dict[str, str] | None = None
-    newest_first: bool = True
-
-
-@dataclass(frozen=True)
-class Page:
-    items: list[Item]
-    last_key: dict[str, str] | None
-
-
-class ReadModelStore(ABC):
-    """Read-model items by kind ("endpoints" | "jobs"), key, and GSI partition."""
-
-    @abstractmethod
-    def get(self, kind: str, key: str) -> Item | None: ...
-
-    @abstractmethod
-    def put(self, kind: str, item: Item, expected: dict[str, int] | None) -> None:
-        """Write ``item`` (top-level None values are dropped). ``expected`` None: the item must
-        not exist; else each version attribute must still have the given value. Raises
-        ``ConcurrentUpdate`` otherwise."""
-
-    def get_many(self, kind: str, keys: Iterable[str]) -> dict[str, Item]:
-        """The existing items among ``keys`` (strongly consistent, like ``get``), by key. One
-        round trip where the store can (DynamoDB BatchGetItem); this default asks one by one."""
-        found = {}
-        for key in keys:
-            item = self.get(kind, key)
-            if item is not None:
-                found[key] = item
-        return found
-
-    @abstractmethod
-    def query(self, query: IndexQuery) -> Page: ...
-
-    @abstractmethod
-    def scan(self, kind: str) -> list[Item]:
-        """Every item (tests and rebuild checks)."""
-
-
-def strip_none(item: Item) -> Item:
-    return {k: v for k, v in item.items() if v is not None}
-
-
-# --------------------------------------------------------------------------- projector
 
 
 def _stream_key(stream_id: str) -> UUID | str:
@@ -320,249 +285,3 @@ class Projector:
             )
         # Internal (unpublished) events, if any ever exist, are skipped.
         return [e for e in (to_integration(s) for s in stored) if e is not None]
-
-
-# --------------------------------------------------------------------------- queries (DTOs)
-
-
-class Location(BaseModel):
-    endpoint_id: str
-    path: str
-
-
-class EndpointView(BaseModel):
-    endpoint_id: str
-    name: str | None = None
-    type: str | None = None
-    direction: str | None = None
-    max_concurrency: int | None = None
-    status: str | None = None
-    status_reason: str | None = None
-    config: dict[str, Any] = {}
-    secret_arn: str | None = None
-    host_key_fingerprint: str | None = None
-    created_at: str | None = None
-    updated_at: str | None = None
-    validated_at: str | None = None
-    version: int = 0
-
-
-class JobView(BaseModel):
-    job_id: str
-    status: str | None = None
-    flow: str | None = None
-    source: Location | None = None
-    target: Location | None = None
-    options: dict[str, Any] = {}
-    attempt: int | None = None
-    max_attempts: int | None = None
-    bytes_total: int | None = None
-    bytes_committed: int | None = None
-    chunks_committed: int | None = None
-    chunk_count: int | None = None
-    leg: int | None = None
-    legs: int | None = None
-    progress_percent: float = 0.0
-    size: int | None = None
-    sha256: str | None = None
-    duration_seconds: float | None = None
-    throughput_bytes_per_second: float | None = None
-    error_code: str | None = None
-    error_message: str | None = None
-    next_attempt_at: str | None = None
-    executor_id: str | None = None
-    created_at: str | None = None
-    started_at: str | None = None
-    finished_at: str | None = None
-    updated_at: str | None = None
-    redrive_of: str | None = None
-    redriven_to: str | None = None
-    route_id: str | None = None
-    cancel_requested: bool = Field(
-        default=False,
-        description="A cancel was requested; until the job is final the executor decides.",
-    )
-    cancel_outcome: str | None = Field(
-        default=None,
-        description="too_late: the cancel came after the file was delivered (SUCCEEDED).",
-    )
-
-
-class EndpointList(BaseModel):
-    endpoints: list[EndpointView]
-    next_token: str | None = None
-
-
-class JobList(BaseModel):
-    jobs: list[JobView]
-    next_token: str | None = None
-
-
-def endpoint_view(item: Item) -> EndpointView:
-    fields = {k: v for k, v in item.items() if k in EndpointView.model_fields and v is not None}
-    return EndpointView.model_validate(fields)
-
-
-def job_view(item: Item) -> JobView:
-    fields = {k: v for k, v in item.items() if k in JobView.model_fields and v is not None}
-    fields["progress_percent"] = readmodels.progress_percent(item)
-    return JobView.model_validate(fields)
-
-
-# --------------------------------------------------------------------------- pagination tokens
-
-
-def encode_token(last_key: dict[str, str] | None) -> str | None:
-    if not last_key:
-        return None
-    raw = json.dumps(last_key, sort_keys=True, separators=(",", ":")).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def decode_token(token: str, expected: IndexQuery, key_attribute: str) -> dict[str, str]:
-    """The LastEvaluatedKey in ``token``, if it is one of this query's partition (so that a
-    customer cannot page into another customer's partition); else 400 on next_token."""
-    invalid = BadRequest("next_token is invalid or belongs to another query", field="next_token")
-    try:
-        padded = token + "=" * (-len(token) % 4)
-        key = json.loads(base64.urlsafe_b64decode(padded.encode()).decode())
-    except (binascii.Error, UnicodeDecodeError, ValueError):
-        raise invalid from None
-    attributes = {key_attribute, expected.partition_attribute, "created_at"}
-    if (
-        not isinstance(key, dict)
-        or set(key) != attributes
-        or not all(isinstance(v, str) and v for v in key.values())
-        or key[expected.partition_attribute] != expected.partition_value
-    ):
-        raise invalid
-    return key
-
-
-# --------------------------------------------------------------------------- queries
-
-
-def _utc(value: datetime | None, field: str) -> datetime | None:
-    """Naive query times are taken as UTC; a time that has no UTC equivalent (0001-01-01 at
-    +01:00, 9999-12-31 at -01:00) is a 422 on its field, never an OverflowError."""
-    if value is None:
-        return None
-    if value.tzinfo is None:
-        return value.replace(tzinfo=UTC)
-    try:
-        return value.astimezone(UTC)
-    except (OverflowError, ValueError):
-        raise Invalid(
-            f"{field}: out of range once converted to UTC", field=field, code="validation_error"
-        ) from None
-
-
-def _canonical(value: str) -> bool:
-    """Ferry ids are canonical (lower-case, hyphenated) UUIDs: anything else is not looked up
-    (DynamoDB refuses keys over 2048 bytes; an upper-case id would read a partial history)."""
-    try:
-        return str(UUID(value)) == value
-    except ValueError:
-        return False
-
-
-class Queries:
-    """Read models for the GET routes; the event store only for the two /events routes."""
-
-    def __init__(self, store: ReadModelStore, recorder: AggregateRecorder):
-        self.store = store
-        self.recorder = recorder
-
-    def get_endpoint(self, customer_id: str, endpoint_id: str) -> EndpointView:
-        if not _canonical(endpoint_id):
-            raise NotFound(f"endpoint {endpoint_id} not found", field="endpoint_id")
-        item = self.store.get(ENDPOINTS, endpoint_id)
-        if item is None or item.get("customer_id") != customer_id or not item.get("created_at"):
-            raise NotFound(f"endpoint {endpoint_id} not found", field="endpoint_id")
-        return endpoint_view(item)
-
-    def list_endpoints(self, customer_id: str, limit: int, next_token: str | None) -> EndpointList:
-        query = IndexQuery(
-            kind=ENDPOINTS,
-            index=ENDPOINTS_CUSTOMER_INDEX,
-            partition_attribute="customer_id",
-            partition_value=customer_id,
-            limit=limit,
-        )
-        page = self._page(query, "endpoint_id", next_token)
-        return EndpointList(
-            endpoints=[endpoint_view(i) for i in page.items],
-            next_token=encode_token(page.last_key),
-        )
-
-    def get_job(self, customer_id: str, job_id: str) -> JobView:
-        if not _canonical(job_id):
-            raise NotFound(f"job {job_id} not found", field="job_id")
-        item = self.store.get(JOBS, job_id)
-        if item is None or item.get("customer_id") != customer_id or not item.get("created_at"):
-            raise NotFound(f"job {job_id} not found", field="job_id")
-        return job_view(item)
-
-    def list_jobs(
-        self,
-        customer_id: str,
-        *,
-        status: JobStatus | None = None,
-        since: datetime | None = None,
-        until: datetime | None = None,
-        limit: int = 50,
-        next_token: str | None = None,
-    ) -> JobList:
-        since, until = _utc(since, "since"), _utc(until, "until")
-        if since is not None and until is not None and since > until:
-            raise BadRequest("since must not be after until", field="since")
-        if status is None:
-            index, attribute, value = JOBS_CUSTOMER_CREATED_INDEX, "customer_id", customer_id
-        else:
-            index, attribute = JOBS_CUSTOMER_STATUS_INDEX, "customer_status"
-            value = readmodels.customer_status(customer_id, status.value)
-        query = IndexQuery(
-            kind=JOBS,
-            index=index,
-            partition_attribute=attribute,
-            partition_value=value,
-            limit=limit,
-            since=readmodels.timestamp(since) if since else None,
-            until=readmodels.timestamp(until) if until else None,
-        )
-        page = self._page(query, "job_id", next_token)
-        return JobList(
-            jobs=[job_view(i) for i in page.items], next_token=encode_token(page.last_key)
-        )
-
-    def _page(self, query: IndexQuery, key_attribute: str, next_token: str | None) -> Page:
-        if next_token:
-            start = decode_token(next_token, query, key_attribute)
-            query = IndexQuery(**{**query.__dict__, "start_key": start})
-        return self.store.query(query)
-
-    def job_events(self, customer_id: str, job_id: str) -> list[dict[str, Any]]:
-        job = self._stream(job_id)
-        if not job or job[0].customer_id != customer_id or not isinstance(job[0], JobRequested):
-            raise NotFound(f"job {job_id} not found", field="job_id")
-        transfer = self._stream(str(transfer_stream_id(job_id)))
-        transfer = [e for e in transfer if e.customer_id == customer_id]
-        return [audit_record(e) for e in merge_in_time_order(job, transfer)]
-
-    def endpoint_events(self, customer_id: str, endpoint_id: str) -> list[dict[str, Any]]:
-        events = self._stream(endpoint_id)
-        first = events[0] if events else None
-        if not isinstance(first, EndpointRegistered) or first.customer_id != customer_id:
-            raise NotFound(f"endpoint {endpoint_id} not found", field="endpoint_id")
-        return [audit_record(e) for e in events]
-
-    def _stream(self, stream_id: str) -> list[FerryEvent]:
-        if not _canonical(stream_id):
-            return []  # not an id Ferry issues
-        key = UUID(stream_id)
-        out = []
-        for stored in self.recorder.select_events(key):
-            event = to_integration(stored)
-            if event is not None:
-                out.append(event)
-        return out

@@ -1,0 +1,70 @@
+"""The projections' storage port: read-model items by kind, key and GSI partition
+(``ReadModelStore``; DynamoDB and in-memory implementations in adapters.py), shared by the
+projector (application.py) and the queries (queries.py)."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from services.projections.readmodels import Item
+
+
+class ConcurrentUpdate(Exception):
+    """A conditional write lost: another consumer changed the item since it was read."""
+
+
+@dataclass(frozen=True)
+class IndexQuery:
+    """Items of one partition of a read model's GSI (sort key ``created_at``)."""
+
+    kind: str
+    index: str
+    partition_attribute: str
+    partition_value: str
+    limit: int
+    since: str | None = None
+    until: str | None = None
+    start_key: dict[str, str] | None = None
+    newest_first: bool = True
+
+
+@dataclass(frozen=True)
+class Page:
+    items: list[Item]
+    last_key: dict[str, str] | None
+
+
+class ReadModelStore(ABC):
+    """Read-model items by kind ("endpoints" | "jobs"), key, and GSI partition."""
+
+    @abstractmethod
+    def get(self, kind: str, key: str) -> Item | None: ...
+
+    @abstractmethod
+    def put(self, kind: str, item: Item, expected: dict[str, int] | None) -> None:
+        """Write ``item`` (top-level None values are dropped). ``expected`` None: the item must
+        not exist; else each version attribute must still have the given value. Raises
+        ``ConcurrentUpdate`` otherwise."""
+
+    def get_many(self, kind: str, keys: Iterable[str]) -> dict[str, Item]:
+        """The existing items among ``keys`` (strongly consistent, like ``get``), by key. One
+        round trip where the store can (DynamoDB BatchGetItem); this default asks one by one."""
+        found = {}
+        for key in keys:
+            item = self.get(kind, key)
+            if item is not None:
+                found[key] = item
+        return found
+
+    @abstractmethod
+    def query(self, query: IndexQuery) -> Page: ...
+
+    @abstractmethod
+    def scan(self, kind: str) -> list[Item]:
+        """Every item (tests and rebuild checks)."""
+
+
+def strip_none(item: Item) -> Item:
+    return {k: v for k, v in item.items() if v is not None}
