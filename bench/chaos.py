@@ -232,6 +232,7 @@ class Chaos:
         self.dst_bucket = "chaos-dst"
         self.report = Report(seed=plan.seed, jobs=plan.jobs)
         self._lock = threading.Lock()
+        self._last_killed: int | None = None
 
     def setup(self) -> None:
         run = self.run
@@ -323,12 +324,16 @@ class Chaos:
             stop.wait(1.0)
 
     def kill(self) -> None:
-        # Only a running executor can be killed: wait (briefly) for the restarted one.
+        # Only a running executor can be killed: wait (briefly) for the restarted one — not the
+        # pid just killed, which the supervisor may not have reaped yet.
         deadline = time.monotonic() + 15
-        while self.run.executor_pid() is None and time.monotonic() < deadline:
+        while self.run.executor_pid() in (None, self._last_killed) and time.monotonic() < deadline:
             time.sleep(0.1)
+        if self.run.executor_pid() == self._last_killed:
+            return
         pid = self.run.kill_executor()
         if pid is not None:
+            self._last_killed = pid
             self.report.kills += 1
             self.log(f"kill -9 executor pid {pid} ({self.report.kills})")
 
