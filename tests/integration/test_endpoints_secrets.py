@@ -185,7 +185,11 @@ def test_lambda_entry_point_with_production_wiring(
     monkeypatch.setenv("FERRY_PREFIX", service.prefix)
     monkeypatch.setenv("PERSISTENCE_MODULE", "events.dynamodb")
     monkeypatch.setenv("FERRY_EVENTS_TABLE", service.events_table)
-    monkeypatch.setattr(handlers, "handler", handlers.json_handler(handlers._build))
+    monkeypatch.setattr(
+        handlers,
+        "handler",
+        handlers.json_handler(lambda: handlers.build_resolver(handlers.bootstrap())),
+    )
     event = rest_event(
         "POST", "/endpoints", body=json.dumps(_body()), headers={"x-api-key": api_key}
     )

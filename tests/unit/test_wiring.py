@@ -211,23 +211,34 @@ def test_once_builds_on_first_use_only_even_under_a_race() -> None:
 
 
 def test_entry_points_build_nothing_at_import_and_share_the_helper() -> None:
-    """Every Lambda entry point is built on its first invocation by ``ferry.coldstart``."""
-    import importlib
+    """Every Lambda entry point is built on its first invocation by ``ferry.coldstart``.
 
-    from ferry.coldstart import Once
+    Checked in a fresh interpreter: other tests in this session may already have invoked a
+    handler (and so built it), which says nothing about what importing it does."""
+    import subprocess
+    import sys
 
-    for module in (
-        "services.endpoints.handlers",
-        "services.jobs.handlers",
-        "services.routes.handlers",
-        "services.projections.handlers",
-        "services.projections.consumer",
-        "services.routes.push",
-        "services.routes.consumer",
-    ):
-        handler = importlib.import_module(module).handler
-        assert isinstance(getattr(handler, "built", None), Once), module
-        assert not handler.built.built, f"{module} built its service at import"
+    script = """
+import importlib
+from ferry.coldstart import Once
+for module in (
+    "services.endpoints.handlers",
+    "services.jobs.handlers",
+    "services.routes.handlers",
+    "services.projections.handlers",
+    "services.projections.consumer",
+    "services.routes.push",
+    "services.routes.consumer",
+):
+    handler = importlib.import_module(module).handler
+    assert isinstance(getattr(handler, "built", None), Once), module
+    assert not handler.built.built, f"{module} built its service at import"
+print("ok")
+"""
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr[-2000:]
 
 
 # --- one wiring pattern -------------------------------------------------------------------------
