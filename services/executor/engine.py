@@ -90,7 +90,8 @@ class EndpointPort(Protocol):
 class Fault:
     """TEST ONLY fault injection: ``FERRY_EXECUTOR_FAULT=point[:n]`` SIGKILLs this process at
     the named point (``before_first_chunk``, ``after_chunk:N``, ``before_publish``,
-    ``after_publish``). Inert unless that setting is present."""
+    ``after_publish``, ``after_write``: a single-object write — PUT or CopyObject — landed and
+    its commit is not recorded yet). Inert unless that setting is present."""
 
     def __init__(self, spec: str | None) -> None:
         self.point, _, n = (spec or "").partition(":")
@@ -318,6 +319,9 @@ class S3Sink:
         self.is_target = True  # False for the SFTP→SFTP staging object
         self.where = f"s3://{bucket}/{key}"
         self._pending: list[bytes] = []
+        # an earlier attempt started this single-object leg: its PUT/CopyObject may have landed
+        # without its commit being recorded (killed in between)
+        self.maybe_written = False
 
     def _extra(self) -> dict[str, Any]:
         """Arguments of every object-creating call: encryption, and the ``ferry-job-id``
@@ -368,6 +372,7 @@ class S3Sink:
             if leg.complete and not self._completed_matches(leg):
                 raise _Restart("the object written by a single PUT is gone")
             self.published = leg.complete
+            self.maybe_written = not leg.complete
             return
         try:
             parts: dict[int, str] = {}
@@ -409,12 +414,33 @@ class S3Sink:
             if exc.response["Error"]["Code"] not in ("NoSuchUpload", "404"):
                 raise s3_error(exc, f"abort upload {self.where}") from None
 
+    def written_earlier(self, size: int) -> str | None:
+        """The ETag of the object at the target when an earlier attempt of *this job* wrote this
+        single-object leg there and was killed before recording the commit; None otherwise.
+
+        Only asked on a resumed leg (``maybe_written``): the leg's source version is unchanged
+        (checked before resuming), so an object carrying this job's marker and the leg's size is
+        exactly this leg's bytes. Writing it again would be a second write at the target (a
+        second version, or TARGET_EXISTS under ``IfNoneMatch``)."""
+        if not (self.maybe_written and self.job_id):
+            return None
+        head = self._head()
+        if head is None or int(head["ContentLength"]) != size:
+            return None
+        if (head.get("Metadata") or {}).get(OBJECT_MARKER) != self.job_id:
+            return None
+        return str(head.get("ETag", ""))
+
     def feed(self, block: bytes) -> None:
         self._pending.append(block)
 
     def end_chunk(self, leg: Leg, index: int) -> tuple[int | None, str | None]:
         data = b"".join(self._pending)
         self._pending.clear()
+        if leg.upload_id is None and (earlier := self.written_earlier(len(data))) is not None:
+            # already published by an earlier attempt: no cancel point, no second write
+            log.info("%s: written by an earlier attempt of this job; not writing again", self.where)
+            return None, earlier
         commit_point(self.ctx, publish=self.is_target and leg.upload_id is None)
         return self.write(leg, index, data)
 
@@ -427,6 +453,7 @@ class S3Sink:
                     kwargs["IfNoneMatch"] = "*"
                 resp = self.client.put_object(Bucket=self.bucket, Key=self.key, Body=data, **kwargs)
                 part_number = None
+                self.ctx.fault.hit("after_write")
             else:
                 part_number = index + 1
                 resp = self.client.upload_part(
@@ -927,7 +954,16 @@ class TransferRun:
             commit_point(self.ctx)
             if leg.next_offset == 0:
                 self.ctx.fault.hit("before_first_chunk")
-            if leg.upload_id is None:
+            earlier = sink.written_earlier(info.size) if leg.upload_id is None else None
+            if earlier is not None:
+                # an earlier attempt's CopyObject landed and it was killed before the commit
+                log.info("%s: copied by an earlier attempt of this job", sink.where)
+                self.ctx.record(
+                    lambda t: t.commit_chunk(
+                        leg=1, offset=0, length=info.size, sha256="", etag=earlier
+                    )
+                )
+            elif leg.upload_id is None:
                 commit_point(self.ctx, publish=True)  # CopyObject is the publish
                 try:
                     resp = sink.client.copy_object(
@@ -945,6 +981,7 @@ class TransferRun:
                 result = resp["CopyObjectResult"]
                 etag = str(result["ETag"])
                 copied = sha256_from_checksum(result.get("ChecksumSHA256")) or ""
+                self.ctx.fault.hit("after_write")
                 self.ctx.record(
                     lambda t: t.commit_chunk(
                         leg=1, offset=0, length=info.size, sha256=copied, etag=etag

@@ -158,3 +158,38 @@ def test_cancel_while_the_executor_is_dead_the_next_one_decides_by_the_target(
         assert sha256(read_target(stack, flow)) == sha256(data)
     takeovers = [e for e in stack.events(job_id) if e.detail_type() == "LeaseAcquired"]
     assert takeovers[-1].owner_id == "exec-B" and takeovers[-1].takeover_from == "exec-A"
+
+
+@pytest.mark.parametrize("flow", [Flow.S3_TO_S3, Flow.SFTP_TO_S3], ids=lambda f: f.value)
+def test_killed_between_a_single_object_write_and_its_commit_the_target_is_written_once(
+    stack: Stack, flow: Flow
+) -> None:
+    """Found by the chaos suite (seed 11): an S3→S3 job killed after its CopyObject landed but
+    before ChunkCommitted was recorded copied again after the takeover — two versions of the
+    target. For a single PUT under ``IfNoneMatch`` the second write would fail TARGET_EXISTS
+    while the file is there. The resumed attempt recognises its own write (the job's marker and
+    the leg's size) and records the commit instead of writing again."""
+    stack.s3.put_bucket_versioning(
+        Bucket=stack.dst_bucket, VersioningConfiguration={"Status": "Enabled"}
+    )
+    data = os.urandom(200 * KiB)  # under the chunk and single-PUT sizes: one CopyObject / one PUT
+    job_id = stack.queue_job(flow, put_source(stack, flow, data), target_of(stack, flow))
+
+    first = stack.spawn(fault="after_write", executor_id="exec-A", **FAST)
+    assert first.wait(timeout=60) == -signal.SIGKILL
+    assert "ChunkCommitted" not in stack.types(job_id)
+
+    second = stack.spawn(executor_id="exec-B", **FAST)
+    try:
+        deadline = time.monotonic() + 60
+        while stack.released(job_id) not in ("succeeded", "failed"):
+            assert time.monotonic() < deadline, stack.types(job_id)
+            time.sleep(0.3)
+    finally:
+        second.send_signal(signal.SIGTERM)
+        assert second.wait(timeout=30) == 0
+
+    assert stack.released(job_id) == "succeeded", stack.types(job_id)
+    assert sha256(read_target(stack, flow)) == sha256(data)
+    versions = stack.s3.list_object_versions(Bucket=stack.dst_bucket).get("Versions", [])
+    assert len(versions) == 1, [(v["Key"], v["VersionId"]) for v in versions]
