@@ -98,6 +98,29 @@ class ScannerPolicy:
 POST_ACTION_RECOVERY_SECONDS = 300.0
 
 
+def _relpath(route: RouteView, path: str) -> str:
+    """A listed path relative to the route's source directory (what patterns and templates see)."""
+    source_path = route.definition.source.path
+    base = source_path.rstrip("/") + "/" if source_path else ""
+    return path[len(base) :]
+
+
+def _candidate(
+    route: RouteView, listed: ListedFile, first_seen: float, modified_at: datetime | None
+) -> Candidate:
+    """The ledger's view of one listed entry: one file version, keyed by path and version."""
+    version = file_version(listed.size, listed.mtime, listed.etag)
+    return Candidate(
+        path=listed.path,
+        relpath=_relpath(route, listed.path),
+        size=listed.size,
+        modified_at=modified_at,
+        file_version=version,
+        key_parts=(listed.path, version),
+        first_seen_at=utc(first_seen),
+    )
+
+
 class Scanner:
     def __init__(
         self,
@@ -253,20 +276,9 @@ class Scanner:
         """Record (once per version and reason) that this entry could not be handled; it is
         looked at again on the next tick."""
         report.skip(reason)
-        base = (
-            route.definition.source.path.rstrip("/") + "/" if route.definition.source.path else ""
-        )
-        version = file_version(listed.size, listed.mtime, listed.etag)
         first_seen = old.first_seen if old is not None else now
-        candidate = Candidate(
-            path=listed.path,
-            relpath=listed.path[len(base) :],
-            size=listed.size,
-            modified_at=utc(listed.mtime) if listed.mtime else None,
-            file_version=version,
-            key_parts=(listed.path, version),
-            first_seen_at=utc(first_seen),
-        )
+        modified_at = utc(listed.mtime) if listed.mtime else None  # unreadable: no mtime
+        candidate = _candidate(route, listed, first_seen, modified_at)
         self.app.record_skip(route, candidate, reason, detail)
         return old
 
@@ -283,12 +295,10 @@ class Scanner:
     ) -> ScanState | None:
         definition = route.definition
         source, stable = definition.source, definition.stable
-        base = source.path.rstrip("/") + "/" if source.path else ""
-        relpath = listed.path[len(base) :]
+        relpath = _relpath(route, listed.path)
         name = relpath.rsplit("/", 1)[-1]
         if _is_marker(name, stable.done_marker):
             return None
-        version = file_version(listed.size, listed.mtime, listed.etag)
         new = (
             ScanState(listed.path, listed.size, listed.mtime, 1, now)
             if old is None
@@ -296,15 +306,8 @@ class Scanner:
         )
         new = replace(new, checks=min(new.checks, stable.checks))
         grew = old is not None and (old.size, old.mtime) != (listed.size, listed.mtime)
-        candidate = Candidate(
-            path=listed.path,
-            relpath=relpath,
-            size=listed.size,
-            modified_at=utc(listed.mtime),
-            file_version=version,
-            key_parts=(listed.path, version),
-            first_seen_at=utc(new.first_seen),
-        )
+        candidate = _candidate(route, listed, new.first_seen, utc(listed.mtime))
+        version = candidate.file_version
 
         def decide(reason: str, detail: str | None = None) -> ScanState:
             report.skip(reason)
