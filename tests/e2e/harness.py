@@ -163,7 +163,7 @@ def alive(pid: int) -> bool:
 
 
 def start_stack(
-    data_dir: Path, *, command: str = "up", extra: tuple[str, ...] = (), timeout: float = 90
+    data_dir: Path, *, command: str = "up", extra: tuple[str, ...] = (), timeout: float = 180
 ) -> Stack:
     proc = subprocess.Popen(
         [
