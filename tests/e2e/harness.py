@@ -6,7 +6,6 @@ import contextlib
 import json
 import os
 import re
-import select
 import signal
 import subprocess
 import sys
@@ -186,23 +185,17 @@ def start_stack(
         cwd=REPO,
     )
     stack = Stack(proc=proc, data_dir=data_dir)
+    # One thread reads every line from the start. (Not select() on the pipe beside a buffered
+    # readline(): when the three lines arrive in one read, two of them wait in the reader's
+    # buffer where select() never sees them — that made CI time out with the stack running.)
+    threading.Thread(target=_drain, args=(stack,), daemon=True).start()
     deadline = time.monotonic() + timeout
-    assert proc.stdout is not None
     while len(stack.lines) < 3:
         if proc.poll() is not None or time.monotonic() > deadline:
-            rest = proc.stdout.read() if proc.poll() is not None else ""
             stack.stop(signal.SIGTERM)
-            raise AssertionError(f"ferry {command} did not start:\n{''.join(stack.output)}{rest}")
-        ready, _, _ = select.select([proc.stdout], [], [], 0.5)
-        if not ready:
-            continue
-        line = proc.stdout.readline()
-        stack.output.append(line)
-        m = LINE.match(line.strip())
-        if m:
-            stack.lines[m.group(1)] = m.group(2)
-    # Keep draining its output so that it never blocks on a full pipe.
-    threading.Thread(target=_drain, args=(stack,), daemon=True).start()
+            time.sleep(0.2)  # the reader thread takes the last lines
+            raise AssertionError(f"ferry {command} did not start:\n{''.join(stack.output)}")
+        time.sleep(0.05)
     return stack
 
 
@@ -210,6 +203,9 @@ def _drain(stack: Stack) -> None:
     assert stack.proc.stdout is not None
     for line in stack.proc.stdout:
         stack.output.append(line)
+        m = LINE.match(line.strip())
+        if m:
+            stack.lines[m.group(1)] = m.group(2)
 
 
 @contextlib.contextmanager
