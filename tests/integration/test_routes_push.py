@@ -97,11 +97,14 @@ def test_push_jobs_duplicates_replays_new_versions_and_no_loops(push: dict[str, 
             for e in resent
         ]
     )
-    assert drain(queue, handle) == 10
+    # At least the 10: on a loaded machine botocore may retry a PutObject that moto had already
+    # stored, and that S3 event arrives twice (seen once in CI: 11) — harmless by design, and
+    # the job count below is what proves it.
+    assert drain(queue, handle) >= 10
     assert stack.job_requested_count() == N * 2
 
     s3.put_object(Bucket=outbox, Key="out/f000.csv", Body=b"row 0 v2\n")  # a new version
-    assert drain(queue, handle) == 1
+    assert drain(queue, handle) >= 1
     assert stack.job_requested_count() == N * 2 + 2  # exactly one new job per target
 
     rule_arn = events.describe_rule(Name=push["rule"], EventBusName="default")["Arn"]
@@ -114,8 +117,8 @@ def test_push_jobs_duplicates_replays_new_versions_and_no_loops(push: dict[str, 
         Destination={"Arn": bus_arn, "FilterArns": [rule_arn]},
     )
     replayed: list[str] = []
-    assert drain(queue, handle, keep=replayed, expect=10) == 10
-    assert all(json.loads(body).get("replay-name") == replay for body in replayed)
+    assert drain(queue, handle, keep=replayed, expect=10) >= 10
+    assert sum(json.loads(body).get("replay-name") == replay for body in replayed) == 10
     assert stack.job_requested_count() == N * 2 + 2
 
     # GET /routes reads the read model's customer index
