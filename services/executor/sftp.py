@@ -59,6 +59,7 @@ from typing import Any, TypeVar, cast
 import asyncssh
 from asyncssh.encryption import get_default_encryption_algs
 
+from services.executor import asyncssh_tuning
 from services.executor.egress import EgressPolicy, open_checked_socket
 from services.executor.errors import (
     AuthenticationFailed,
@@ -89,6 +90,8 @@ __all__ = [
     "connect",
     "fingerprint_of_key_line",
 ]
+
+asyncssh_tuning.install()  # no MSG_IGNORE per AEAD packet, one AESGCM per key
 
 T = TypeVar("T")
 _log = logging.getLogger(__name__)
