@@ -23,7 +23,14 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any, ClassVar
 
-from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    model_serializer,
+)
 
 from ferry.names import SOURCE_ENDPOINTS, SOURCE_EXECUTOR, SOURCE_JOBS, SOURCE_ROUTES
 
@@ -112,6 +119,18 @@ class TransferOptions(_Frozen):
     )
     max_attempts: int = Field(default=5, ge=1, le=20)
     verify: VerifyMode = VerifyMode.DIGEST
+    max_duration: str | None = Field(
+        default=None,
+        description="e.g. 30m, 2h: a job running longer (from its first start) emits JobSlow once.",
+    )
+
+    @model_serializer(mode="wrap")
+    def _without_unset_max_duration(self, handler: Any) -> dict[str, Any]:
+        """A spec without max_duration dumps as before issue 12 (request hashes, stored specs)."""
+        out: dict[str, Any] = handler(self)
+        if out.get("max_duration") is None:
+            out.pop("max_duration", None)
+        return out
 
 
 class JobSpec(_Frozen):
@@ -323,6 +342,15 @@ class JobRedriven(JobEvent):
     actor: str
 
 
+class JobSlow(JobEvent):
+    """The job has run longer than its ``options.max_duration`` (from its first start) and is
+    not final yet. Emitted once per job; the job goes on (this is a warning, not a timeout)."""
+
+    max_duration_seconds: int
+    started_at: AwareDatetime = Field(description="When the job first started (JobStarted).")
+    running_seconds: float = Field(description="How long it had run when the check saw it.")
+
+
 # ---------------------------------------------------------------------------------------------
 # ferry.executor (stream: the job's Transfer aggregate, correlation_id = job_id)
 # ---------------------------------------------------------------------------------------------
@@ -435,6 +463,42 @@ class RouteScanRecovered(RouteEvent):
     """A listing succeeded again after RouteScanFailed."""
 
     previous_reason: str
+
+
+# Delivery SLAs and schedules (issue 12). On the route's stream's own aggregates: RouteFileLate
+# and RouteFileArrived on the route's delivery window (one stream per (route, deadline)),
+# ScheduleTickLate on the route's stream. Times are computed from events (what was delivered
+# when), never from when a check happened to run.
+
+
+class RouteFileLate(RouteEvent):
+    """No (or too few) matching files were delivered in a window of the route's ``expect``
+    by its deadline. Once per missed window; the route is LATE until RouteFileArrived."""
+
+    deadline: AwareDatetime = Field(description="The window's deadline (UTC).")
+    window_start: AwareDatetime = Field(description="The previous deadline (exclusive).")
+    expected_files: int = Field(description="expect.min_files.")
+    delivered_files: int = Field(description="Matching files delivered in the window by then.")
+    tz: str = Field(description="IANA time zone of expect.by.")
+
+
+class RouteFileArrived(RouteEvent):
+    """A window that was reported late got its files: the route is no longer LATE for it."""
+
+    deadline: AwareDatetime
+    arrived_at: AwareDatetime = Field(description="When the last needed file was delivered.")
+    late_by_minutes: int = Field(description="arrived_at - deadline, whole minutes (>= 0).")
+    path: str = Field(description="The file whose delivery completed the window.")
+
+
+class ScheduleTickLate(RouteEvent):
+    """A schedule route's scan ran later than its slot (a late or missed tick): the missed
+    scan ran once now (catch-up), however many slots were missed."""
+
+    scheduled_for: AwareDatetime = Field(description="The latest slot that was due (UTC).")
+    ran_at: AwareDatetime
+    late_by_seconds: float
+    missed_slots: int = Field(description="Slots due since the last scan (capped at 1000).")
 
 
 # Ledger events of a route's files (issue 5). Stream: one per (route, path), id = uuid5 of
@@ -577,6 +641,7 @@ __all__ = [
     "JobRedriven",
     "JobRequested",
     "JobRetryScheduled",
+    "JobSlow",
     "JobSpec",
     "JobStarted",
     "JobStatus",
@@ -591,9 +656,12 @@ __all__ = [
     "RouteCreated",
     "RouteDisabled",
     "RouteEnabled",
+    "RouteFileArrived",
+    "RouteFileLate",
     "RouteScanFailed",
     "RouteScanRecovered",
     "RouteUpdated",
+    "ScheduleTickLate",
     "TransferAttemptFailed",
     "TransferOptions",
     "TransferStarted",

@@ -161,6 +161,17 @@ _NAMED: dict[str, Any] = {
     "path": "outbox/invoices-2026-11-22.csv",
     "file_version": "52428800:2026-11-22T15:00:00Z",
     "target_path": "in/invoices-2026-11-22.csv",
+    "deadline": "2026-11-23T05:00:00Z",
+    "window_start": "2026-11-20T05:00:00Z",
+    "scheduled_for": "2026-11-22T15:00:00Z",
+    "tz": "Europe/Berlin",
+    "expected_files": 1,
+    "delivered_files": 0,
+    "late_by_minutes": 47,
+    "late_by_seconds": 245.1,
+    "missed_slots": 4,
+    "max_duration_seconds": 1800,
+    "running_seconds": 1843.7,
 }
 _CONFIG = {
     "type": "sftp",

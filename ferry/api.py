@@ -212,7 +212,8 @@ def error_response(status: int, code: str, message: str, field: str | None = Non
 _PRINCIPAL = "principal"
 _BODY = "ferry_body"
 _NO_BODY = object()
-PUBLIC_PATHS = frozenset({"/openapi.json", "/swagger"})
+PUBLIC_PATHS = frozenset({"/openapi.json", "/swagger", "/", "/console", "/docs"})
+PUBLIC_RESOURCES = frozenset({"/console/{asset_name}", "/docs/{asset_name}"})  # static pages
 
 IdPath = Annotated[
     str,
@@ -293,7 +294,7 @@ class FerryResolver(APIGatewayRestResolver):
         size = len(raw.encode("utf-8", "surrogatepass")) if isinstance(raw, str) else len(raw)
         if size > MAX_BODY_BYTES:
             raise PayloadTooLarge(f"request body is over {MAX_BODY_BYTES} bytes")
-        if event.get("path") in PUBLIC_PATHS:
+        if event.get("path") in PUBLIC_PATHS or event.get("resource") in PUBLIC_RESOURCES:
             return None
         headers = {str(k).lower(): v for k, v in (event.get("headers") or {}).items()}
         api_key = headers.get(API_KEY_HEADER)

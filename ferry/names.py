@@ -298,6 +298,8 @@ API_ROUTES: tuple[tuple[str, str, str], ...] = (
     ("GET", "/jobs/{job_id}", "queries"),
     ("GET", "/jobs/{job_id}/events", "queries"),
     ("GET", "/openapi.json", "queries"),
+    ("GET", "/me", "queries"),
+    ("GET", "/stats/hourly", "queries"),
     ("POST", "/routes", "routes"),
     ("GET", "/routes", "routes"),
     ("GET", "/routes/{route_id}", "routes"),
@@ -311,5 +313,16 @@ API_ROUTES: tuple[tuple[str, str, str], ...] = (
 )
 """(method, resource path, API function) for every route of the one REST API."""
 
-API_PUBLIC_ROUTES = frozenset({("GET", "/openapi.json")})
-"""Routes that need no API key (ferry.api.PUBLIC_PATHS)."""
+API_PAGE_ROUTES: tuple[tuple[str, str, str], ...] = (
+    ("GET", "/", "queries"),
+    ("GET", "/console", "queries"),
+    ("GET", "/console/{asset_name}", "queries"),
+    ("GET", "/docs", "queries"),
+    ("GET", "/docs/{asset_name}", "queries"),
+    ("GET", "/swagger", "queries"),
+)
+"""Static pages (the operator console, the API docs; ``ferry.console``): public, served by the
+queries function, not API operations (so not in API_ROUTES nor the OpenAPI document)."""
+
+API_PUBLIC_ROUTES = frozenset({("GET", "/openapi.json")} | {(m, p) for m, p, _ in API_PAGE_ROUTES})
+"""Routes that need no API key (ferry.api.PUBLIC_PATHS / PUBLIC_RESOURCES)."""

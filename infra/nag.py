@@ -21,7 +21,9 @@ STACK_SUPPRESSIONS: dict[str, str] = {
     "AwsSolutions-APIG4": (
         "Authentication is the x-api-key header: API Gateway requires a key of the usage plan and "
         "the handler maps the key's hash to a customer (ferry/api.py, api-keys table). "
-        "GET /openapi.json is public by design (the API description, no data)."
+        "GET /openapi.json is public by design (the API description, no data), and so are the "
+        "console and docs pages (GET /, /console, /docs: static files, no data; their API calls "
+        "carry the user's key)."
     ),
     "AwsSolutions-COG4": (
         "Ferry customers are machines authenticated by API keys (see APIG4), not Cognito users."

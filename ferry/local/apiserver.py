@@ -5,8 +5,9 @@ An HTTP server that turns each request into the API Gateway proxy event (``ferry
 Gateway does — and invokes the SAME handler function API Gateway would (the routes table below
 mirrors docs/architecture.md and infra/). Each handler is one "Lambda function": like one Lambda
 instance, it handles one request at a time. Bodies above 256 KB get 413 before being read.
-``GET /openapi.json`` serves the merged OpenAPI document of the three handlers (``ferry.openapi``)
-and ``GET /swagger`` a Swagger UI page for it.
+``GET /openapi.json`` serves the merged OpenAPI document of the handlers (``ferry.openapi``);
+``/console`` (the operator console), ``/docs`` and ``/swagger`` (Swagger UI, vendored) are the
+static pages of ``ferry.console``, served by the queries function as in AWS.
 
     python -m ferry.local.apiserver --port 8080
 """
@@ -29,25 +30,16 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 from ferry.api import MAX_BODY_BYTES
 from ferry.apigw import rest_event
 from ferry.local.lambda_runtime import Handler, LocalLambdaContext, load_handler
-from ferry.names import API_HANDLERS, API_ROUTES
+from ferry.names import API_HANDLERS, API_PAGE_ROUTES, API_ROUTES
 
 log = logging.getLogger("ferry.local.apiserver")
 
 # (method, resource template, handler): the same route table API Gateway is built from.
 ROUTES: tuple[tuple[str, str, str], ...] = tuple(
-    (method, path, f"{API_HANDLERS[function]}:handler") for method, path, function in API_ROUTES
+    (method, path, f"{API_HANDLERS[function]}:handler")
+    for method, path, function in (*API_ROUTES, *API_PAGE_ROUTES)
 )
 HANDLERS = tuple(f"{module}:handler" for module in API_HANDLERS.values())
-
-SWAGGER_HTML = """<!doctype html>
-<html><head><title>Ferry API</title><meta charset="utf-8">
-<link rel="stylesheet" href="https://unpkg.com/swagger-ui-dist@5/swagger-ui.css"></head>
-<body><div id="ui"></div>
-<script src="https://unpkg.com/swagger-ui-dist@5/swagger-ui-bundle.js"></script>
-<script>SwaggerUIBundle({url: "/openapi.json", dom_id: "#ui"});</script>
-</body></html>
-"""
-
 
 @dataclass(frozen=True)
 class Match:
@@ -187,10 +179,6 @@ class ApiRequestHandler(BaseHTTPRequestHandler):
             )
             return
         raw = self.rfile.read(length) if length else b""
-
-        if method == "GET" and path == "/swagger":
-            self._send(200, SWAGGER_HTML.encode(), {"Content-Type": "text/html; charset=utf-8"})
-            return
 
         match, path_known = match_route(method, path)
         if match is None:

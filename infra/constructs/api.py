@@ -15,7 +15,7 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
-from ferry.names import API_HANDLERS, API_PUBLIC_ROUTES, API_ROUTES
+from ferry.names import API_HANDLERS, API_PAGE_ROUTES, API_PUBLIC_ROUTES, API_ROUTES
 
 
 def _entry(function: str) -> str:
@@ -27,9 +27,12 @@ JOBS_HANDLER = _entry("jobs")
 QUERIES_HANDLER = _entry("queries")
 ROUTES_HANDLER = _entry("routes")
 
-# (method, path, handler entry): the route table of ferry/names.py, shared with the local stack
+# (method, path, handler entry): the route table of ferry/names.py, shared with the local stack;
+# the console and API docs pages (ferry.console) are public GETs on the queries function: the
+# same origin as the API, so the console needs no CORS and no second deployment (see
+# docs/console.md for why not S3 + CloudFront).
 ROUTES: tuple[tuple[str, str, str], ...] = tuple(
-    (method, path, _entry(function)) for method, path, function in API_ROUTES
+    (method, path, _entry(function)) for method, path, function in (*API_ROUTES, *API_PAGE_ROUTES)
 )
 PUBLIC_ROUTES = API_PUBLIC_ROUTES  # ferry/api.py PUBLIC_PATHS
 # Routes whose body is a JSON object (the others - cancel, redrive, disable, enable - take none)

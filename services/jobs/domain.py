@@ -174,6 +174,9 @@ class Job(FerryAggregate):
     class JobCancelled(FerryAggregate.Event):
         contract = c.JobCancelled
 
+    class JobSlow(FerryAggregate.Event):
+        contract = c.JobSlow
+
     class JobRedriven(FerryAggregate.Event):
         contract = c.JobRedriven
 
@@ -257,6 +260,30 @@ class Job(FerryAggregate):
     @event(JobRedriven)
     def _redriven(self, job_id: str, new_job_id: str, actor: str) -> None:
         self.redriven_to = new_job_id
+
+    @event(JobSlow)
+    def _slow(
+        self,
+        job_id: str,
+        max_duration_seconds: int,
+        started_at: datetime,
+        running_seconds: float,
+    ) -> None:
+        self.slow_reported = True
+
+    def report_slow(
+        self, max_duration_seconds: int, started_at: datetime, running_seconds: float
+    ) -> bool:
+        """JobSlow, once per job, only while it is not final (services/jobs/sla.py decides)."""
+        if self.is_final or getattr(self, "slow_reported", False):
+            return False
+        self._slow(
+            job_id=self.job_id,
+            max_duration_seconds=max_duration_seconds,
+            started_at=started_at,
+            running_seconds=round(running_seconds, 3),
+        )
+        return True
 
     # -- state helpers -----------------------------------------------------------------------
 

@@ -8,13 +8,11 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from aws_lambda_powertools.event_handler import Response, content_types
-from aws_lambda_powertools.event_handler.openapi.models import APIKey, APIKeyIn
 from aws_lambda_powertools.event_handler.openapi.params import Query
 from pydantic import BeforeValidator
 
 from events.contract import JobStatus
 from ferry.api import (
-    API_KEY_HEADER,
     FerryResolver,
     IdPath,
     json_handler,
@@ -23,6 +21,7 @@ from ferry.api import (
 )
 from services.projections.application import EndpointList, EndpointView, JobList, JobView
 from services.projections.bootstrap import ProjectionsContext, bootstrap
+from services.projections.stats import HourlyStats, hourly_stats
 
 TITLE = "Ferry API"
 _ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}")
@@ -41,12 +40,9 @@ IsoTime = Annotated[datetime, BeforeValidator(_iso_only)]
 def build_app(projections: ProjectionsContext) -> FerryResolver:
     app = make_resolver(projections.keys)
     queries = projections.queries
-    docs: dict[str, Any] = {
-        "title": TITLE,
-        "security_schemes": {"apiKey": APIKey(name=API_KEY_HEADER, in_=APIKeyIn.header)},
-        "security": [{"apiKey": []}],
-    }
-    app.enable_swagger(path="/swagger", **docs)
+    from ferry.console import register as register_console
+
+    register_console(app)  # GET /, /console, /docs, /swagger: static pages, no key needed
 
     @app.get("/openapi.json", include_in_schema=False)
     def openapi():  # no return annotation: the schema generator cannot model Response
@@ -73,6 +69,20 @@ def build_app(projections: ProjectionsContext) -> FerryResolver:
     @app.get("/endpoints/<endpoint_id>/events", summary="The endpoint's event history")
     def endpoint_events(endpoint_id: IdPath) -> dict[str, Any]:
         return {"events": queries.endpoint_events(principal(app).customer_id, endpoint_id)}
+
+    @app.get("/me", summary="The caller: customer, API key id and name, scope")
+    def me() -> dict[str, Any]:
+        who = principal(app)
+        return {
+            "customer_id": who.customer_id,
+            "key_id": who.key_id,
+            "key_name": who.key_name,
+            "scope": who.scope,
+        }
+
+    @app.get("/stats/hourly", summary="Jobs per hour by status and bytes moved (console overview)")
+    def stats_hourly(hours: Annotated[int, Query(ge=1, le=168)] = 24) -> HourlyStats:
+        return hourly_stats(queries.store, principal(app).customer_id, hours=hours)
 
     @app.get("/jobs", summary="This customer's jobs, newest first")
     def list_jobs(

@@ -6,7 +6,8 @@ validated definition), RouteUpdated (changed top-level fields with their new val
 RouteDisabled, RouteEnabled.
 
 Route events also say whether the source could be listed: RouteScanFailed (reason) and
-RouteScanRecovered (a later listing worked).
+RouteScanRecovered (a later listing worked), and when a schedule's scan ran late
+(ScheduleTickLate: the missed slot ran once, as a catch-up).
 
 RouteFile stream: id = :func:`file_stream_id` (uuid5 of route_id and path), correlation_id =
 route_id. Events record *decisions*: FileDiscovered (first sight), FileSkipped (reason),
@@ -108,6 +109,9 @@ class Route(FerryAggregate):
     class RouteScanRecovered(FerryAggregate.Event):
         contract = c.RouteScanRecovered
 
+    class ScheduleTickLate(FerryAggregate.Event):
+        contract = c.ScheduleTickLate
+
     @event(RouteUpdated)
     def _updated(self, route_id: str, changed: dict[str, Any], actor: str) -> None:
         self.definition = {**self.definition, **changed}
@@ -133,7 +137,31 @@ class Route(FerryAggregate):
     def _scan_recovered(self, route_id: str, previous_reason: str) -> None:
         self.scan_error = None
 
+    @event(ScheduleTickLate)
+    def _tick_late(
+        self,
+        route_id: str,
+        scheduled_for: datetime,
+        ran_at: datetime,
+        late_by_seconds: float,
+        missed_slots: int,
+    ) -> None:
+        self.last_late_slot = scheduled_for
+
     # -- commands ----------------------------------------------------------------------------
+    def tick_late(self, scheduled_for: datetime, ran_at: datetime, missed_slots: int) -> bool:
+        """A scan ran after its slot (catch-up): recorded once per slot."""
+        if getattr(self, "last_late_slot", None) == scheduled_for:
+            return False
+        self._tick_late(
+            route_id=self.route_id,
+            scheduled_for=scheduled_for,
+            ran_at=ran_at,
+            late_by_seconds=round((ran_at - scheduled_for).total_seconds(), 3),
+            missed_slots=missed_slots,
+        )
+        return True
+
     def scan_failed(self, reason: str) -> bool:
         """The source could not be listed: recorded once per distinct reason."""
         if self.scan_error == reason:

@@ -201,14 +201,19 @@ INTERNAL_TOPICS = frozenset(
         "services.endpoints.domain:EndpointName.Claimed",
         "services.endpoints.domain:EndpointName.Reclaimed",
         "services.endpoints.domain:EndpointName.Released",
+        # issue 12: a delivery window's bookkeeping (RouteFileLate / RouteFileArrived publish)
+        "services.routes.sla:DeliveryWindow.WindowOpened",
+        "services.routes.sla:DeliveryWindow.FileCounted",
     }
 )
 
 
 def test_the_fixture_covers_every_aggregate() -> None:
     aggregates = {s.topic.split(":")[1].split(".")[0] for s in STORED}
-    assert aggregates == {"Endpoint", "EndpointName", "Job", "Transfer", "Route", "RouteFile"}
-    assert len({s.topic for s in STORED}) == 43
+    assert aggregates == {
+        "Endpoint", "EndpointName", "Job", "Transfer", "Route", "RouteFile", "DeliveryWindow",
+    }  # fmt: skip
+    assert len({s.topic for s in STORED}) == 49
 
 
 @pytest.mark.parametrize("stored", STORED, ids=lambda s: f"{s.topic}@{s.originator_version}")
