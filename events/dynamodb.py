@@ -140,6 +140,7 @@ import random
 import threading
 import time
 import uuid
+from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from decimal import Decimal, InvalidOperation
@@ -173,18 +174,22 @@ from eventsourcing.persistence import (
 )
 from eventsourcing.utils import Environment, EnvType, resolve_topic, strtobool
 
+from events.chain import ChainLink, event_customer, genesis, link, verify_stream
+
 if TYPE_CHECKING:
     from uuid import UUID
 
     from mypy_boto3_dynamodb.client import DynamoDBClient
 
 __all__ = [
+    "CUSTOMER_TIME_INDEX",
     "MAX_EVENTS_PER_APPEND",
     "DynamoDBAggregateRecorder",
     "DynamoDBFactory",
     "DynamoDBTrackingRecorder",
     "create_events_table",
     "create_tracking_table",
+    "plain_item",
     "stored_event_from_item",
 ]
 
@@ -320,6 +325,7 @@ def _ensure_table(
     key_schema: list[dict[str, str]],
     attribute_definitions: list[dict[str, str]],
     stream_view_type: str | None,
+    indexes: list[dict[str, Any]] | None = None,
 ) -> bool:
     client = _low_level_client(client_or_resource)
     created = False
@@ -335,6 +341,8 @@ def _ensure_table(
                 "AttributeDefinitions": attribute_definitions,
                 "BillingMode": "PAY_PER_REQUEST",
             }
+            if indexes:
+                kwargs["GlobalSecondaryIndexes"] = indexes
             if stream_view_type is not None:
                 kwargs["StreamSpecification"] = {
                     "StreamEnabled": True,
@@ -363,16 +371,46 @@ def _ensure_table(
     return created
 
 
+CUSTOMER_TIME_INDEX = "by-customer-time"
+"""GSI of the events table: partition ``customer_id`` (S), sort ``at_key`` (S: event time, stream,
+version), projection ALL. Sparse: only chained events whose state names a customer."""
+
+
 def create_events_table(
-    client_or_resource: Any, table_name: str, *, stream_view_type: str | None = "NEW_IMAGE"
+    client_or_resource: Any,
+    table_name: str,
+    *,
+    stream_view_type: str | None = "NEW_IMAGE",
+    customer_index: bool = True,
 ) -> bool:
     """Create the events table if missing; wait until it is ACTIVE. Returns True if created.
 
     ``client_or_resource`` is a boto3 DynamoDB client or service resource. Key schema:
     ``stream_id`` (S, partition) + ``version`` (N, sort); PAY_PER_REQUEST; DynamoDB Streams
-    with ``stream_view_type`` (None: no stream, e.g. for snapshots). An existing table is left
-    as it is (its stream settings are not changed) but must have the same key schema.
+    with ``stream_view_type`` (None: no stream, e.g. for snapshots); with ``customer_index``
+    the GSI :data:`CUSTOMER_TIME_INDEX`. An existing table is left as it is (its stream
+    settings and indexes are not changed) but must have the same key schema.
     """
+    attributes = [
+        {"AttributeName": "stream_id", "AttributeType": "S"},
+        {"AttributeName": "version", "AttributeType": "N"},
+    ]
+    indexes: list[dict[str, Any]] = []
+    if customer_index:
+        attributes += [
+            {"AttributeName": "customer_id", "AttributeType": "S"},
+            {"AttributeName": "at_key", "AttributeType": "S"},
+        ]
+        indexes.append(
+            {
+                "IndexName": CUSTOMER_TIME_INDEX,
+                "KeySchema": [
+                    {"AttributeName": "customer_id", "KeyType": "HASH"},
+                    {"AttributeName": "at_key", "KeyType": "RANGE"},
+                ],
+                "Projection": {"ProjectionType": "ALL"},
+            }
+        )
     return _ensure_table(
         client_or_resource,
         table_name,
@@ -380,11 +418,9 @@ def create_events_table(
             {"AttributeName": "stream_id", "KeyType": "HASH"},
             {"AttributeName": "version", "KeyType": "RANGE"},
         ],
-        attribute_definitions=[
-            {"AttributeName": "stream_id", "AttributeType": "S"},
-            {"AttributeName": "version", "AttributeType": "N"},
-        ],
+        attribute_definitions=attributes,
         stream_view_type=stream_view_type,
+        indexes=indexes,
     )
 
 
@@ -402,13 +438,35 @@ def create_tracking_table(client_or_resource: Any, table_name: str) -> bool:
 # --------------------------------------------------------------------------- items
 
 
-def _item_from_stored_event(stored_event: StoredEvent) -> dict[str, Any]:
-    return {
+def _item_from_stored_event(
+    stored_event: StoredEvent, chain: ChainLink | None = None
+) -> dict[str, Any]:
+    item: dict[str, Any] = {
         "stream_id": {"S": str(stored_event.originator_id)},
         "version": {"N": str(int(stored_event.originator_version))},
         "topic": {"S": stored_event.topic},
         "state": {"B": bytes(stored_event.state)},
     }
+    if chain is not None:
+        item["at"] = {"S": chain.at}
+        item["state_sha256"] = {"S": chain.state_sha256}
+        item["prev_hash"] = {"S": chain.prev_hash}
+        item["hash"] = {"S": chain.hash}
+        customer = event_customer(bytes(stored_event.state))
+        if customer and chain.at:  # the customer-and-time index (sparse: GSI by-customer-time)
+            item["customer_id"] = {"S": customer}
+            item["at_key"] = {
+                "S": at_key(
+                    chain.at, str(stored_event.originator_id), int(stored_event.originator_version)
+                )
+            }
+    return item
+
+
+def at_key(at: str, stream_id: str, version: int) -> str:
+    """The sort key of the customer-and-time index: time, then stream and version (unique, so
+    the order of a page is stable)."""
+    return f"{at}#{stream_id}#{version:012d}"
 
 
 def _plain(value: Any, type_code: str) -> Any:
@@ -491,15 +549,70 @@ def stored_event_from_item(item: Mapping[str, Any]) -> StoredEvent:
 # --------------------------------------------------------------------------- recorders
 
 
+class _HashCache:
+    """Stored hashes by (table, stream, version), bounded LRU, per process. Never stale: a
+    stored (stream, version) is never rewritten (an edit behind the store's back is exactly
+    what the chain then exposes)."""
+
+    def __init__(self, maxsize: int = 100_000) -> None:
+        self._data: OrderedDict[tuple[str, str, int], str] = OrderedDict()
+        self._lock = threading.Lock()
+        self.maxsize = maxsize
+
+    def get(self, table: str, stream_id: str, version: int) -> str | None:
+        with self._lock:
+            key = (table, stream_id, version)
+            found = self._data.get(key)
+            if found is not None:
+                self._data.move_to_end(key)
+            return found
+
+    def put(self, table: str, stream_id: str, version: int, value: str) -> None:
+        with self._lock:
+            self._data[(table, stream_id, version)] = value
+            self._data.move_to_end((table, stream_id, version))
+            while len(self._data) > self.maxsize:
+                self._data.popitem(last=False)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._data.clear()
+
+
+_HEADS = _HashCache()
+
+
+def plain_item(item: Mapping[str, Any]) -> dict[str, Any]:
+    """A low-level events-table item as plain values (str, int, bytes)."""
+    out: dict[str, Any] = {}
+    for name, value in item.items():
+        (kind, raw), *_ = value.items()
+        if kind == "N":
+            out[name] = int(Decimal(str(raw)))
+        elif kind == "B":
+            out[name] = bytes(raw)
+        else:
+            out[name] = raw
+    return out
+
+
 class DynamoDBAggregateRecorder(AggregateRecorder):
     """Stores aggregate events (or snapshots) in one DynamoDB table; see the module docstring."""
 
-    def __init__(self, client: DynamoDBClient, table_name: str) -> None:
+    def __init__(self, client: DynamoDBClient, table_name: str, *, chained: bool = True) -> None:
         self.client = client
         self.table_name = table_name
+        self.chained = chained
+        """Write the hash chain (``events.chain``); False only for snapshots (derived data) and
+        for the benchmark's unhashed baseline."""
 
     def create_table(self, *, stream_view_type: str | None = "NEW_IMAGE") -> bool:
-        return create_events_table(self.client, self.table_name, stream_view_type=stream_view_type)
+        return create_events_table(
+            self.client,
+            self.table_name,
+            stream_view_type=stream_view_type,
+            customer_index=self.chained,
+        )
 
     def insert_events(
         self, stored_events: Sequence[StoredEvent], **kwargs: Any
@@ -525,16 +638,130 @@ class DynamoDBAggregateRecorder(AggregateRecorder):
                 "the append would break its atomicity. Emit fewer events per command."
             )
             raise ProgrammingError(msg)
-        items = [_item_from_stored_event(e) for e in stored_events]
-        keys = {(i["stream_id"]["S"], i["version"]["N"]) for i in items}
-        if len(keys) < len(items):
+        keys = {(str(e.originator_id), int(e.originator_version)) for e in stored_events}
+        if len(keys) < len(stored_events):
             msg = f"Stored events repeat a (stream, version) within one append: {stored_events}"
             raise IntegrityError(msg)
+        links = self._links(stored_events) if self.chained else {}
+        items = [
+            _item_from_stored_event(e, links.get((str(e.originator_id), e.originator_version)))
+            for e in stored_events
+        ]
         if len(items) == 1:
             self._put(items[0])
         else:
             self._transact(items)
+        for (stream_id, version), chain in links.items():
+            _HEADS.put(self.table_name, stream_id, version, chain.hash)
         return None
+
+    def _links(self, stored_events: Sequence[StoredEvent]) -> dict[tuple[str, int], ChainLink]:
+        """The chain attributes of each new event, computed before the (conditional) write: a
+        racing writer at the same version computes its own and loses the condition."""
+        links: dict[tuple[str, int], ChainLink] = {}
+        by_stream: dict[str, list[StoredEvent]] = {}
+        for stored in stored_events:
+            by_stream.setdefault(str(stored.originator_id), []).append(stored)
+        for stream_id, events in by_stream.items():
+            events.sort(key=lambda e: e.originator_version)
+            prev = self._prev_hash(stream_id, int(events[0].originator_version))
+            for stored in events:
+                version = int(stored.originator_version)
+                chain = link(stream_id, version, stored.topic, bytes(stored.state), prev)
+                links[(stream_id, version)] = chain
+                prev = chain.hash
+        return links
+
+    def _prev_hash(self, stream_id: str, version: int) -> str:
+        """The hash of the stream's event just below ``version``: from the process's cache of
+        stored hashes (filled by every read and write; a stored (stream, version) never
+        changes), else one consistent Query (desc, limit 1); the genesis marker if there is
+        none. Below an event stored before the chain existed, the legacy prefix is chained
+        from the genesis marker exactly as a verifier does (``events.chain.verify_stream``)."""
+        cached = _HEADS.get(self.table_name, stream_id, version - 1)
+        if cached is not None:
+            return cached
+        with _translated_errors():
+            page = self.client.query(
+                TableName=self.table_name,
+                KeyConditionExpression="#s = :s AND #v < :v",
+                ExpressionAttributeNames={"#s": "stream_id", "#v": "version"},
+                ExpressionAttributeValues={":s": {"S": stream_id}, ":v": {"N": str(version)}},
+                ScanIndexForward=False,
+                Limit=1,
+                ConsistentRead=True,
+            )
+        found = page.get("Items", [])
+        if not found:
+            return genesis(stream_id)
+        below = found[0]
+        if "hash" in below:
+            return str(below["hash"]["S"])
+        legacy = [
+            plain_item(i) for i in self._query_stream(stream_id, lte=int(below["version"]["N"]))
+        ]
+        report = verify_stream(stream_id, legacy)
+        assert report.head_hash is not None
+        return report.head_hash
+
+    def _query_stream(self, stream_id: str, *, lte: int | None = None) -> Iterator[dict[str, Any]]:
+        query: dict[str, Any] = {
+            "TableName": self.table_name,
+            "KeyConditionExpression": "#s = :s",
+            "ExpressionAttributeNames": {"#s": "stream_id"},
+            "ExpressionAttributeValues": {":s": {"S": stream_id}},
+            "ConsistentRead": True,
+        }
+        if lte is not None:
+            query["KeyConditionExpression"] += " AND #v <= :hi"
+            query["ExpressionAttributeNames"]["#v"] = "version"
+            query["ExpressionAttributeValues"][":hi"] = {"N": str(lte)}
+        with _translated_errors():
+            while True:
+                page = self.client.query(**query)
+                yield from page.get("Items", [])
+                last_key = page.get("LastEvaluatedKey")
+                if not last_key:
+                    return
+                query["ExclusiveStartKey"] = last_key
+
+    def stream_items(self, stream_id: str) -> list[dict[str, Any]]:
+        """Every stored item of a stream, in version order, as plain values (for verification)."""
+        return [plain_item(i) for i in self._query_stream(stream_id)]
+
+    def seal(self, stream_id: str, unsealed: Sequence[Mapping[str, Any]], sealed_at: str) -> int:
+        """Write the computed chain attributes onto events stored before the chain existed
+        (``verify_stream``'s ``unsealed``); conditional on the item still having no hash.
+        Returns how many were sealed. MODIFY records: the publisher ignores them."""
+        sealed = 0
+        for entry in unsealed:
+            values: dict[str, Any] = {
+                ":at": {"S": entry["at"]},
+                ":d": {"S": entry["state_sha256"]},
+                ":p": {"S": entry["prev_hash"]},
+                ":h": {"S": entry["hash"]},
+                ":t": {"S": sealed_at},
+            }
+            try:
+                with _translated_errors():
+                    self.client.update_item(
+                        TableName=self.table_name,
+                        Key={
+                            "stream_id": {"S": stream_id},
+                            "version": {"N": str(entry["version"])},
+                        },
+                        UpdateExpression=(
+                            "SET #at = :at, state_sha256 = :d, prev_hash = :p, #h = :h, "
+                            "sealed_at = :t"
+                        ),
+                        ConditionExpression="attribute_exists(stream_id) AND attribute_not_exists(#h)",
+                        ExpressionAttributeNames={"#at": "at", "#h": "hash"},
+                        ExpressionAttributeValues=values,
+                    )
+            except IntegrityError:
+                continue  # sealed meanwhile by another pass
+            sealed += 1
+        return sealed
 
     def _put(self, item: dict[str, Any]) -> None:
         _conditional_write(
@@ -610,15 +837,18 @@ class DynamoDBAggregateRecorder(AggregateRecorder):
                 if limit is not None:
                     query["Limit"] = limit - len(results)
                 page = self.client.query(**query)
-                results.extend(
-                    StoredEvent(
-                        originator_id=originator_id,
-                        originator_version=int(item["version"]["N"]),
-                        topic=item["topic"]["S"],
-                        state=bytes(item["state"]["B"]),
+                for item in page.get("Items", []):
+                    version = int(item["version"]["N"])
+                    results.append(
+                        StoredEvent(
+                            originator_id=originator_id,
+                            originator_version=version,
+                            topic=item["topic"]["S"],
+                            state=bytes(item["state"]["B"]),
+                        )
                     )
-                    for item in page.get("Items", [])
-                )
+                    if "hash" in item:
+                        _HEADS.put(self.table_name, str(originator_id), version, item["hash"]["S"])
                 last_key = page.get("LastEvaluatedKey")
                 if not last_key or (limit is not None and len(results) >= limit):
                     break
@@ -750,7 +980,9 @@ class DynamoDBFactory(InfrastructureFactory[DynamoDBTrackingRecorder]):
         return self.env.get(self.FERRY_TRACKING_TABLE) or self.DEFAULT_TRACKING_TABLE
 
     def aggregate_recorder(self, purpose: str = "events") -> AggregateRecorder:
-        recorder = type(self).aggregate_recorder_class(self.client, self.table_name(purpose))
+        recorder = type(self).aggregate_recorder_class(
+            self.client, self.table_name(purpose), chained=purpose == "events"
+        )
         if self.env_create_table():
             # Only the events table feeds the stream publisher.
             recorder.create_table(stream_view_type="NEW_IMAGE" if purpose == "events" else None)

@@ -34,6 +34,7 @@ ENV_DEPLOYMENT_REGION = "FERRY_REGION"
 ENV_BUCKET_GRANTS = "FERRY_BUCKET_GRANTS"  # JSON {"customer_id": ["bucket", ...]}
 ENV_OPERATOR_CUSTOMER = "FERRY_OPERATOR_CUSTOMER"  # may use untagged same-account buckets
 ENV_RESERVED_BUCKETS = "FERRY_RESERVED_BUCKETS"  # comma-separated, besides owned_buckets
+ENV_AUDIT_BUCKET = "FERRY_AUDIT_BUCKET"  # audit checkpoints (issue 11; Object Lock in AWS)
 
 
 @dataclass(frozen=True)
@@ -163,6 +164,16 @@ class ResourceNames:
         return f"{self.prefix}-staging"
 
     @property
+    def audit_bucket(self) -> str:
+        """Audit checkpoints (``checkpoints/<customer>/<seq>.json``); Object Lock in compliance
+        mode in AWS (deployed as ``<name>-<account>-<region>``)."""
+        return f"{self.prefix}-audit"
+
+    @property
+    def audit_checkpoint_schedule(self) -> str:
+        return f"{self.prefix}-audit-checkpoint"
+
+    @property
     def access_logs_bucket(self) -> str:
         """The staging bucket's server access logs (deployed as ``<name>-<account>-<region>``)."""
         return f"{self.prefix}-access-logs"
@@ -171,7 +182,7 @@ class ResourceNames:
     def owned_buckets(self) -> tuple[str, ...]:
         """Every bucket the deployment owns: refused for every customer endpoint (deployed
         with ``-<account>-<region>`` appended: S3 names are global)."""
-        return (self.staging_bucket, self.access_logs_bucket)
+        return (self.staging_bucket, self.access_logs_bucket, self.audit_bucket)
 
     # Secrets Manager
     @property
@@ -310,6 +321,9 @@ API_ROUTES: tuple[tuple[str, str, str], ...] = (
     ("GET", "/routes/{route_id}/files", "routes"),
     ("POST", "/routes/{route_id}/files/retry", "routes"),
     ("GET", "/endpoints/{endpoint_id}/unrouted", "routes"),
+    ("GET", "/audit/verify", "queries"),
+    ("GET", "/audit/events", "queries"),
+    ("POST", "/audit/checkpoint", "queries"),
 )
 """(method, resource path, API function) for every route of the one REST API."""
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -20,6 +21,9 @@ from ferry.api import (
     principal,
 )
 from services.projections.application import EndpointList, EndpointView, JobList, JobView
+from services.projections.audit import Audit, EndpointAsOf, JobAsOf, endpoint_as_of, job_as_of
+from services.projections.audit_bootstrap import build_audit
+from services.projections.audit_routes import add_audit_routes
 from services.projections.bootstrap import ProjectionsContext, bootstrap
 from services.projections.stats import HourlyStats, hourly_stats
 
@@ -37,7 +41,9 @@ def _iso_only(value: Any) -> Any:
 IsoTime = Annotated[datetime, BeforeValidator(_iso_only)]
 
 
-def build_app(projections: ProjectionsContext) -> FerryResolver:
+def build_app(
+    projections: ProjectionsContext, audit_factory: Callable[[], Audit] | None = None
+) -> FerryResolver:
     app = make_resolver(projections.keys)
     queries = projections.queries
     from ferry.console import register as register_console
@@ -62,8 +68,12 @@ def build_app(projections: ProjectionsContext) -> FerryResolver:
     ) -> EndpointList:
         return queries.list_endpoints(principal(app).customer_id, limit, next_token)
 
-    @app.get("/endpoints/<endpoint_id>", summary="One endpoint (read model)")
-    def get_endpoint(endpoint_id: IdPath) -> EndpointView:
+    @app.get("/endpoints/<endpoint_id>", summary="One endpoint (read model; as_of: as it was then)")
+    def get_endpoint(
+        endpoint_id: IdPath, as_of: Annotated[IsoTime | None, Query()] = None
+    ) -> EndpointView | EndpointAsOf:
+        if as_of is not None:
+            return endpoint_as_of(queries.recorder, principal(app).customer_id, endpoint_id, as_of)
         return queries.get_endpoint(principal(app).customer_id, endpoint_id)
 
     @app.get("/endpoints/<endpoint_id>/events", summary="The endpoint's event history")
@@ -101,14 +111,19 @@ def build_app(projections: ProjectionsContext) -> FerryResolver:
             next_token=next_token,
         )
 
-    @app.get("/jobs/<job_id>", summary="A job's status and progress (read model)")
-    def get_job(job_id: IdPath) -> JobView:
+    @app.get("/jobs/<job_id>", summary="A job's status and progress (read model; as_of: then)")
+    def get_job(
+        job_id: IdPath, as_of: Annotated[IsoTime | None, Query()] = None
+    ) -> JobView | JobAsOf:
+        if as_of is not None:
+            return job_as_of(queries.recorder, principal(app).customer_id, job_id, as_of)
         return queries.get_job(principal(app).customer_id, job_id)
 
     @app.get("/jobs/<job_id>/events", summary="The job's full event history (audit trail)")
     def job_events(job_id: IdPath) -> dict[str, Any]:
         return {"events": queries.job_events(principal(app).customer_id, job_id)}
 
+    add_audit_routes(app, audit_factory or build_audit)
     return app
 
 
