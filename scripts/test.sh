@@ -10,6 +10,15 @@ if [ ! -x /usr/sbin/sshd ] || ! command -v ssh-keygen >/dev/null; then
     sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openssh-server openssh-client >/dev/null
   fi
 fi
+# Headless Chromium + its WebDriver for the console's browser tests (Debian packages: no browser
+# download at test time).
+if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then
+  if [ "$(id -u)" = 0 ]; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null
+  else
+    sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null
+  fi
+fi
 FERRY_EXTRAS=dev,infra bash scripts/setup.sh
 export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION=1
 echo "== ruff"; .venv/bin/ruff check .

@@ -8,7 +8,7 @@
   const BASE = location.pathname.replace(/\/console\/?$/, "");
   const FINAL = new Set(["SUCCEEDED", "FAILED", "CANCELLED"]);
   const STATUSES = ["QUEUED", "RUNNING", "RETRY_SCHEDULED", "SUCCEEDED", "FAILED", "CANCELLED"];
-  const POLL_MS = 1500;
+  const POLL_MS = 1000;
   let me = null; // {customer_id, key_id, key_name, scope}
   let timer = null;
   let renderToken = 0;
@@ -57,7 +57,14 @@
   }
   const stamp = (iso) => (iso ? String(iso).replace("T", " ").slice(0, 19) : "—");
   const badge = (text) => h("span", { class: "badge " + (text || "") }, text || "—");
-  const loc = (l) => (l ? short(l.endpoint_id) + ":" + l.path : "—");
+  let names = new Map(); // endpoint_id -> name (refreshed by the pages that show locations)
+  async function loadNames() {
+    const list = await api("/endpoints?limit=100").catch(() => ({ endpoints: [] }));
+    names = new Map(list.endpoints.map((e) => [e.endpoint_id, e.name || short(e.endpoint_id)]));
+    return list;
+  }
+  const epName = (id) => names.get(id) || short(id);
+  const loc = (l) => (l ? epName(l.endpoint_id) + ":" + l.path : "—");
   function bar(percent, status) {
     const cls = "bar" + (status === "SUCCEEDED" ? " done" : status === "FAILED" ? " failed" : "");
     return h("div", { class: cls }, h("span", { width: Math.min(100, percent || 0) + "%" }));
@@ -217,8 +224,9 @@
   const legend = (keys) => h("div", { class: "legend" }, keys.map((k) => h("span", {}, h("i", { class: "s-" + k }), k)));
 
   async function overview(main, token) {
-    const [stats, failed, running] = await Promise.all([
+    const [stats, , failed, running] = await Promise.all([
       api("/stats/hourly?hours=24"),
+      loadNames(),
       api("/jobs?status=FAILED&limit=8"),
       api("/jobs?status=RUNNING&limit=100"),
     ]);
@@ -276,7 +284,7 @@
       since: query.get("since") || "",
       until: query.get("until") || "",
     };
-    const [routeList, endpointList] = await Promise.all([api("/routes").catch(() => ({ items: [] })), api("/endpoints?limit=100").catch(() => ({ endpoints: [] }))]);
+    const [routeList, endpointList] = await Promise.all([api("/routes").catch(() => ({ items: [] })), loadNames()]);
     const serverQuery = {
       status: filters.status,
       since: filters.since ? filters.since + "T00:00:00Z" : "",
@@ -422,8 +430,8 @@
           h("div", { class: "panel" }, h("h2", {}, "Transfer"),
             h("dl", { class: "facts" },
               fact("Flow", j.flow),
-              fact("Source", j.source ? h("span", { class: "mono" }, j.source.endpoint_id + ":" + j.source.path) : ""),
-              fact("Target", j.target ? h("span", { class: "mono" }, j.target.endpoint_id + ":" + j.target.path) : ""),
+              fact("Source", j.source ? h("span", {}, loc(j.source), h("div", { class: "mono small muted" }, j.source.endpoint_id)) : ""),
+              fact("Target", j.target ? h("span", {}, loc(j.target), h("div", { class: "mono small muted" }, j.target.endpoint_id)) : ""),
               fact("Route", j.route_id ? h("a", { href: "#/route/" + encodeURIComponent(j.route_id), class: "mono" }, j.route_id) : ""),
               fact("Size", bytes(j.size)),
               fact("SHA-256", j.sha256 ? h("span", { class: "mono" }, j.sha256) : ""),
@@ -435,16 +443,15 @@
         h("div", { class: "panel", id: "audit" }, h("h2", {}, "Audit trail (" + ev.events.length + " events)"), timeline(ev.events)));
       return j;
     }
+    await loadNames();
     const first = await load();
     if (first && !FINAL.has(first.status)) poll(async () => { const j = await load(); if (j && FINAL.has(j.status)) stopPolling(); }, token);
   }
 
   // ------------------------------------------------------------------ routes
   async function routes(main, token) {
-    const [list, eps] = await Promise.all([api("/routes"), api("/endpoints?limit=100")]);
+    const [list] = await Promise.all([api("/routes"), loadNames()]);
     if (token !== renderToken) return;
-    const names = new Map(eps.endpoints.map((e) => [e.endpoint_id, e.name]));
-    const epName = (id) => names.get(id) || short(id);
     main.replaceChildren(head("Routes", list.items.length + " route" + (list.items.length === 1 ? "" : "s")),
       h("div", { class: "panel" }, h("table", {},
         h("thead", {}, h("tr", {}, ["Route", "Name", "State", "Trigger", "From", "To", "Failing files", "Updated"].map((t) => h("th", {}, t)))),
@@ -475,7 +482,7 @@
   async function route(main, token, parts, query) {
     const id = parts[0] || "";
     const name = query.get("q") || "";
-    const [r, files] = await Promise.all([api("/routes/" + encodeURIComponent(id)), api("/routes/" + encodeURIComponent(id) + "/files" + qs({ name, limit: 50 }))]);
+    const [r, files] = await Promise.all([api("/routes/" + encodeURIComponent(id)), api("/routes/" + encodeURIComponent(id) + "/files" + qs({ name, limit: 50 })), loadNames()]);
     if (token !== renderToken) return;
     const search = h("form", { class: "search", id: "ledger-search", onsubmit: (e) => {
       e.preventDefault();
@@ -494,8 +501,8 @@
       h("div", { class: "grid two" },
         h("div", { class: "panel" }, h("h2", {}, "Definition"), h("dl", { class: "facts" },
           fact("Trigger", r.trigger ? (r.trigger.type === "event" ? "on arrival (push)" : "every " + (r.trigger.every || r.trigger.cron)) : ""),
-          fact("Source", r.source ? h("span", { class: "mono" }, r.source.endpoint_id + ":" + (r.source.path || "") + " " + (r.source.pattern || "")) : ""),
-          fact("Targets", (r.targets || []).map((t) => h("div", { class: "mono" }, t.endpoint_id + ":" + t.path_template))),
+          fact("Source", r.source ? h("span", {}, epName(r.source.endpoint_id) + ":" + (r.source.path || "") + " ", h("code", {}, r.source.pattern || "*")) : ""),
+          fact("Targets", (r.targets || []).map((t) => h("div", {}, epName(t.endpoint_id) + ":" + t.path_template))),
           fact("Post-action", r.post_action), fact("Verify", r.verify), fact("Updated", stamp(r.updated_at)))),
         h("div", { class: "panel" }, h("h2", {}, "Health"), h("dl", { class: "facts" },
           fact("State", badge(r.status)),
