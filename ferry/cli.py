@@ -537,6 +537,9 @@ def build_parser() -> argparse.ArgumentParser:
     from ferry.cli_keys import register as register_keys
 
     register_keys(sub, common)  # keys create|list|revoke
+    from ferry.cli_audit import register as register_audit
+
+    register_audit(sub, common)  # audit verify|checkpoint|events
 
     ep = sub.add_parser("endpoints", help="register and manage endpoints")
     ep_sub = ep.add_subparsers(dest="endpoints_command", required=True, metavar="ACTION")

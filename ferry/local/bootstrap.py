@@ -110,6 +110,7 @@ def service_environment(
             n.ENV_ROUTE_SCAN_TABLE: names.route_scan_table,
             n.ENV_BUS_NAME: names.bus,
             n.ENV_STAGING_BUCKET: names.staging_bucket,
+            n.ENV_AUDIT_BUCKET: names.audit_bucket,
             n.ENV_SECRETS_PREFIX: names.secrets_prefix,
             n.ENV_DEPLOYMENT_REGION: region,
             # SFTP egress (services/executor/egress.py): the demo SFTP server is on loopback.
@@ -140,6 +141,7 @@ def create_resources(
     _create_tables(ddb, names)
     _create_messaging(names, endpoint_url, region, out)
     _create_bucket(aws_client("s3", endpoint_url, region), names.staging_bucket, region)
+    _create_bucket(aws_client("s3", endpoint_url, region), names.audit_bucket, region)
     return out
 
 

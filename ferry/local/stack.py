@@ -250,6 +250,7 @@ class LocalStack:
             for name, module in (
                 ("routes-ticker", "services.routes.ticker"),
                 ("routes-scanner", "services.routes.scanner"),
+                ("audit-checkpoint", "services.projections.audit_checkpoints"),  # hourly
             ):
                 supervisor.add(
                     Service(

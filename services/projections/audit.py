@@ -17,6 +17,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import re
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -120,7 +121,10 @@ def _iso(value: datetime | None, name: str) -> str | None:
         return None
     if value.tzinfo is None:
         raise BadRequest(f"{name}: a time zone is required (e.g. Z)", field=name)
-    return normalise_at(value)
+    try:
+        return normalise_at(value)
+    except (OverflowError, ValueError):
+        raise BadRequest(f"{name}: out of range", field=name) from None
 
 
 # --------------------------------------------------------------------------- service
@@ -363,6 +367,9 @@ def _matches(
     return not (route_id and route_id not in (detail.get("route_id"), record["stream_id"]))
 
 
+_AT_KEY = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z#[\w:.@-]{1,200}#\d{12}$")
+
+
 def encode_event_token(at_key: str) -> str:
     return base64.urlsafe_b64encode(json.dumps({"at_key": at_key}).encode()).decode()
 
@@ -375,7 +382,7 @@ def decode_event_token(token: str) -> str:
         at_key = value["at_key"]
     except (ValueError, KeyError, TypeError, binascii.Error, UnicodeDecodeError):
         raise BadRequest("next_token: not a token this API issued", field="next_token") from None
-    if not isinstance(at_key, str) or at_key.count("#") != 2:
+    if not isinstance(at_key, str) or not _AT_KEY.match(at_key):
         raise BadRequest("next_token: not a token this API issued", field="next_token")
     return at_key
 
@@ -412,8 +419,7 @@ def _events_until(recorder: AggregateRecorder, stream_id: str, at: datetime) -> 
 
 
 def _as_of_time(as_of: datetime) -> datetime:
-    if as_of.tzinfo is None:
-        raise BadRequest("as_of: a time zone is required (e.g. Z)", field="as_of")
+    _iso(as_of, "as_of")  # a time zone, in range
     return as_of
 
 

@@ -1,0 +1,226 @@
+"""``ferry audit verify|checkpoint|events`` — the operator's audit CLI (wired into ferry/cli.py
+with ``register(subparsers, common)``).
+
+    ferry audit verify [--customer acme] [--since 2026-03-01T00:00:00Z] [--stream ID] [--json]
+    ferry audit checkpoint [--customer acme]        # an AuditCheckpoint now (default: all)
+    ferry audit events --customer acme [--since] [--until] [--type JobSucceeded] [--json]
+
+Like ``ferry keys``, it runs against the stack's AWS resources directly (the local stack's moto
+server from ``./.ferry/config.json``, or AWS with ``AWS_ENDPOINT_URL`` unset and
+``FERRY_EVENTS_TABLE`` / ``FERRY_AUDIT_BUCKET`` set): an auditor's tool, not a customer's (a
+customer uses GET /audit/verify and /audit/events with their API key). ``verify`` exits 1 when a
+chain or checkpoint is broken and prints the first break (stream, version, what differs).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from datetime import datetime
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def _error(message: str, field: str | None = None) -> Exception:
+    from ferry.cli_common import CliError
+
+    return CliError(message, field=field)
+
+
+def _time(value: str | None, option: str) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise _error(f"{option}: an ISO 8601 time such as 2026-03-01T00:00:00Z", option) from None
+    if parsed.tzinfo is None:
+        raise _error(f"{option}: a time zone is required (e.g. Z)", option)
+    return parsed
+
+
+def _customer(value: str | None) -> str | None:
+    if value is None:
+        return None
+    from ferry.validation import check_name
+
+    try:
+        return check_name(value)
+    except ValueError as error:
+        raise _error(f"--customer: {error}", "--customer") from None
+
+
+def _context(args: argparse.Namespace) -> tuple[Any, Any]:
+    """(Audit, keys store) on the stack's resources."""
+    import boto3
+
+    from ferry import names as n
+    from ferry.api import DynamoKeyStore
+    from ferry.cli_common import load_config
+    from services.projections.audit_bootstrap import AuditSettings, build_audit
+
+    config = load_config(args)
+    endpoint = os.environ.get("AWS_ENDPOINT_URL") or config.get("aws_endpoint")
+    region = str(config.get("region") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1")
+    names = n.ResourceNames()
+    kwargs: dict[str, Any] = {"region_name": region}
+    if endpoint:
+        from ferry.local import bootstrap
+
+        ddb = bootstrap.aws_client("dynamodb", str(endpoint), region)
+        s3 = bootstrap.aws_client("s3", str(endpoint), region)
+    else:
+        ddb, s3 = boto3.client("dynamodb", **kwargs), boto3.client("s3", **kwargs)
+    settings = AuditSettings()
+    audit = build_audit(settings=settings, dynamodb_client=ddb, s3_client=s3)
+    keys = DynamoKeyStore(os.environ.get(n.ENV_API_KEYS_TABLE) or names.api_keys_table, client=ddb)
+    return audit, keys
+
+
+def _customers(audit: Any, keys: Any, only: str | None) -> list[str]:
+    if only:
+        return [only]
+    return sorted(
+        {k.principal.customer_id for k in keys.list_keys()} | set(audit.checkpoints.customers())
+    )
+
+
+def cmd_audit_verify(args: argparse.Namespace) -> int:
+    customer = _customer(args.customer)
+    since = _time(args.since, "--since")
+    audit, keys = _context(args)
+    reports: dict[str, Any] = {}
+    if args.stream:
+        if not customer:
+            raise _error("--stream needs --customer (the stream's owner)", "--stream")
+        from ferry.errors import NotFound
+
+        try:
+            reports[customer] = audit.verify_stream(customer, args.stream)
+        except NotFound as error:
+            raise _error(error.message, "--stream") from None
+    else:
+        from rich.progress import Progress
+
+        names = _customers(audit, keys, customer)
+        with Progress(console=err, transient=True) as progress:
+            task = progress.add_task("verifying", total=len(names))
+            for name in names:
+                reports[name] = audit.verify_customer(name, since=since).as_dict()
+                progress.advance(task)
+    ok = all(r["ok"] for r in reports.values())
+    if args.json:
+        sys.stdout.write(json.dumps({"ok": ok, "customers": reports}, indent=2) + "\n")
+        return 0 if ok else 1
+    table = Table()
+    for column in ("customer", "ok", "streams", "events", "sealed", "checkpoints", "events/s"):
+        table.add_column(column)
+    for name, r in reports.items():
+        table.add_row(
+            name,
+            "ok" if r["ok"] else "BROKEN",
+            str(r["streams"]),
+            str(r["events"]),
+            str(r["sealed"]),
+            str(r["checkpoints"]),
+            str(r["events_per_second"] or "-"),
+        )
+    out.print(table)
+    for name, r in reports.items():
+        for problem in r["problems"]:
+            err.print(
+                f"{name}: stream {problem['stream_id']} version {problem['version']}: "
+                f"{problem['kind']}: {problem['detail']}"
+            )
+    return 0 if ok else 1
+
+
+def cmd_audit_checkpoint(args: argparse.Namespace) -> int:
+    from services.projections.audit_checkpoints import checkpoint_all
+
+    audit, keys = _context(args)
+    written = checkpoint_all(audit, _customers(audit, keys, _customer(args.customer)))
+    if args.customer:
+        written = {args.customer: written.get(args.customer)}
+    if args.json:
+        sys.stdout.write(json.dumps({"written": written}, indent=2) + "\n")
+    else:
+        for name, seq in written.items():
+            out.print(f"{name}: " + (f"checkpoint {seq} written" if seq else "no change"))
+    return 0
+
+
+def cmd_audit_events(args: argparse.Namespace) -> int:
+    customer = _customer(args.customer)
+    assert customer is not None
+    audit, _ = _context(args)
+    from ferry.errors import FerryError
+
+    token = None
+    rows: list[dict[str, Any]] = []
+    try:
+        while True:
+            page = audit.events(
+                customer,
+                since=_time(args.since, "--since"),
+                until=_time(args.until, "--until"),
+                detail_type=args.type,
+                limit=500,
+                next_token=token,
+            )
+            rows.extend(page["events"])
+            token = page["next_token"]
+            if token is None or len(rows) >= args.limit:
+                break
+    except FerryError as error:
+        raise _error(error.message, error.field) from None
+    rows = rows[: args.limit]
+    if args.json:
+        sys.stdout.write(json.dumps({"events": rows, "count": len(rows)}, indent=2) + "\n")
+        return 0
+    table = Table()
+    for column in ("occurred_at", "detail-type", "stream_id", "version", "hash"):
+        table.add_column(column, overflow="fold")
+    for row in rows:
+        table.add_row(
+            row["occurred_at"][:26],
+            row["detail-type"],
+            row["stream_id"],
+            str(row["version"]),
+            (row.get("hash") or "")[:16],
+        )
+    out.print(table)
+    return 0
+
+
+def register(sub: Any, common: argparse.ArgumentParser) -> None:
+    audit = sub.add_parser("audit", help="verify the event store's hash chains (auditor)")
+    audit_sub = audit.add_subparsers(dest="audit_command", required=True, metavar="ACTION")
+    verify = audit_sub.add_parser(
+        "verify", parents=[common], help="walk every chain and checkpoint; exit 1 if broken"
+    )
+    verify.add_argument("--customer", help="one customer (default: every customer)")
+    verify.add_argument("--since", help="only streams changed since (ISO 8601 with zone)")
+    verify.add_argument("--stream", help="one stream id (with --customer)")
+    verify.set_defaults(func=cmd_audit_verify)
+    checkpoint = audit_sub.add_parser(
+        "checkpoint", parents=[common], help="write an AuditCheckpoint now"
+    )
+    checkpoint.add_argument("--customer", help="one customer (default: every customer)")
+    checkpoint.set_defaults(func=cmd_audit_checkpoint)
+    events = audit_sub.add_parser(
+        "events", parents=[common], help="a customer's events across streams, in time order"
+    )
+    events.add_argument("--customer", required=True)
+    events.add_argument("--since")
+    events.add_argument("--until")
+    events.add_argument("--type", help="a detail-type, e.g. JobSucceeded")
+    events.add_argument("--limit", type=int, default=1000)
+    events.set_defaults(func=cmd_audit_events)
