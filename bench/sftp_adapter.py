@@ -26,7 +26,9 @@ Measured on the 2-core dev machine (shared with other work; load ~1.8), 1 GiB, f
 389/378. With --tmpfs (no disk): sftp put 364, asyncssh 177, paramiko 201 best-of-3.
 asyncssh's own SFTPClient.put() runs at the adapter's speed (194-198 MB/s): the facade costs
 nothing measurable; the ceiling is asyncssh's per-packet Python work (patching out its
-MSG_IGNORE-per-packet gave +15-25 % in a scratch test; not done). Reads meet the SFTP->S3 need
+MSG_IGNORE-per-packet gave +15-25 % in a scratch test; since done, with one AESGCM per key, in
+services/executor/asyncssh_tuning.py: the figures above predate it; see bench/asyncssh_packets.py
+and bench/sftp_transport.py for after). Reads meet the SFTP->S3 need
 (~90 MB/s) with margin; writes reach ~0.5-0.6x the OpenSSH client, short of the 0.7x target.
 """
 

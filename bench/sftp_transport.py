@@ -22,7 +22,7 @@ contiguous ranges, one per connection (one SFTP channel each), all written/read 
   request's status: ssh-python exposes no asynchronous write), get = ``async_read_begin`` of
   255 KiB with 16 requests in flight;
 - ``openssh``: ``sftp -c aes128-gcm@openssh.com`` put/get of a local file (one connection; its
-  default 64 × 32 KiB requests), minus a connect-only run.
+  default 64 x 32 KiB requests), minus a connect-only run.
 
 MB/s = SIZE / wall time of the transfer (connects excluded); CPU = client user+sys seconds per
 GiB (all threads). Results and the recommendation: bench/README.md.
@@ -238,7 +238,7 @@ class LibsshTransport:
         def guarded(fn: Any, *args: Any) -> None:
             try:
                 fn(*args)
-            except BaseException as exc:  # noqa: BLE001 - reported below
+            except BaseException as exc:  # reported below
                 errors.append(exc)
 
         threads = []

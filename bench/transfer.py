@@ -486,6 +486,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
     parser.add_argument("--size-mib", type=int, default=1024)
     parser.add_argument("--runs", type=int, default=3, help="interleaved runs; medians shown")
+    parser.add_argument(
+        "--wan-runs", type=int, default=0, help="runs at delays > 0 (default: --runs)"
+    )
     parser.add_argument("--delays", default="0,25,50", help="one-way delays to sshd, ms")
     parser.add_argument("--only", default=",".join(FLOWS))
     parser.add_argument("--peers", default="rclone,openssh", help="'' for Ferry only")
@@ -510,7 +513,8 @@ def main(argv: list[str] | None = None) -> int:
         bench.prepare()
         shown = {k: bench.settings[k] for k in PRODUCTION_DEFAULTS if k in bench.settings}
         print(
-            f"# {args.size_mib} MiB, {args.runs} runs, one-way delays {delays} ms to sshd; "
+            f"# {args.size_mib} MiB, {args.runs} runs ({args.wan_runs or args.runs} at delays "
+            f"> 0), one-way delays {delays} ms to sshd; "
             f"executor {shown}; load {os.getloadavg()[0]:.1f}",
             flush=True,
         )
@@ -521,7 +525,7 @@ def main(argv: list[str] | None = None) -> int:
         for delay in delays:
             with maybe_relay((bench.sshd.host, bench.sshd.port), delay) as (host, port):
                 bench.via(host, port)
-                for run in range(args.runs):
+                for run in range(args.runs if delay == 0 else (args.wan_runs or args.runs)):
                     for flow in flows:
                         if delay and flow not in SFTP_FLOWS:
                             continue
