@@ -334,6 +334,21 @@ class RoutesApplication(FerryApplication):
                 continue
         return False
 
+    def record_tick_late(
+        self, route_id: str, scheduled_for: datetime, ran_at: datetime, missed_slots: int
+    ) -> bool:
+        """ScheduleTickLate: the route's scan ran after its slot (once per slot)."""
+        for _ in range(5):
+            route = self.current(route_id)
+            if route is None or not route.tick_late(scheduled_for, ran_at, missed_slots):
+                return False
+            try:
+                self.save(route)
+                return True
+            except IntegrityError:
+                continue
+        return False
+
     def retry_file(self, customer_id: str, actor: str, route_id: str, path: Any) -> Retried:
         """Retry a file's failed delivery: each failed target's job is redriven (through the
         jobs service, so a ``POST /jobs/{id}/redrive`` of the same job converges on the same new

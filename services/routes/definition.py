@@ -26,6 +26,7 @@ from pydantic import (
     StrictInt,
     ValidationError,
     field_validator,
+    model_serializer,
     model_validator,
 )
 
@@ -318,10 +319,39 @@ class TargetDef(_Strict):
         return check_template(value)
 
 
+def check_tz(value: str) -> str:
+    from services.routes.schedule import zone
+
+    zone(value)
+    return value
+
+
+def _drop_none(out: dict[str, Any], *names: str) -> dict[str, Any]:
+    """Optional fields added later dump only when set: stored definitions stay as they were."""
+    for name in names:
+        if out.get(name) is None:
+            out.pop(name, None)
+    return out
+
+
 class TriggerDef(_Strict):
     type: Literal["event", "schedule"]
     every: str | None = None
     cron: str | None = None
+    tz: str | None = Field(
+        default=None,
+        max_length=64,
+        description="IANA time zone the cron expression is read in (default UTC; DST-correct).",
+    )
+
+    @field_validator("tz")
+    @classmethod
+    def _tz(cls, value: str | None) -> str | None:
+        return None if value is None else check_tz(value)
+
+    @model_serializer(mode="wrap")
+    def _dump(self, handler: Any) -> dict[str, Any]:
+        return _drop_none(handler(self), "tz")
 
     @field_validator("every")
     @classmethod
@@ -343,7 +373,72 @@ class TriggerDef(_Strict):
             raise _at("every", "a schedule trigger needs exactly one of every / cron")
         if self.type == "event" and (self.every is not None or self.cron is not None):
             raise _at("every", "an event trigger takes no every / cron")
+        if self.type == "event" and self.tz is not None:
+            raise _at("tz", "an event trigger takes no tz")
         return self
+
+
+_BY = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
+
+
+class ExpectDef(_Strict):
+    """A delivery SLA: at least ``min_files`` matching files delivered by each deadline."""
+
+    every: str = Field(
+        min_length=1,
+        max_length=128,
+        description='"daily", "weekdays" (Mon-Fri) or a 5-field cron expression of deadlines.',
+    )
+    by: str | None = Field(default=None, description="HH:MM local time (daily / weekdays).")
+    tz: str = Field(default="UTC", max_length=64, description="IANA time zone of the deadlines.")
+    min_files: StrictInt = Field(default=1, ge=1, le=10000)
+    pattern: str | None = Field(
+        default=None, min_length=1, max_length=512, description="Glob on the file name."
+    )
+
+    @field_validator("tz")
+    @classmethod
+    def _tz(cls, value: str) -> str:
+        return check_tz(value)
+
+    @field_validator("pattern")
+    @classmethod
+    def _pattern(cls, value: str | None) -> str | None:
+        if value is not None:
+            compile_pattern(value, regex=False)
+        return value
+
+    @model_validator(mode="after")
+    def _shape(self) -> ExpectDef:
+        if self.every in ("daily", "weekdays"):
+            if self.by is None:
+                raise _at("by", f'every="{self.every}" needs by (HH:MM)')
+            if not _BY.match(self.by):
+                raise _at("by", "must be HH:MM (00:00 to 23:59)")
+            return self
+        if self.by is not None:
+            raise _at("by", "by goes with every=daily or weekdays; a cron names its own times")
+        try:
+            parse_cron(self.every)
+        except ValueError as error:
+            raise _at("every", f'"daily", "weekdays" or a cron expression: {error}') from None
+        return self
+
+    @property
+    def cron(self) -> str:
+        """The deadlines as a cron expression (in ``tz``)."""
+        if self.every in ("daily", "weekdays"):
+            assert self.by is not None
+            hour, minute = self.by.split(":")
+            days = "*" if self.every == "daily" else "1-5"
+            return f"{int(minute)} {int(hour)} * * {days}"
+        return self.every
+
+    def matches(self, relpath: str) -> bool:
+        if self.pattern is None:
+            return True
+        name = relpath.rsplit("/", 1)[-1]
+        return bool(compile_pattern(self.pattern, regex=False).match(name))
 
 
 class StableDef(_Strict):
@@ -405,6 +500,9 @@ class RouteDefinition(_Strict):
     stable: StableDef = Field(default_factory=StableDef)
     once_per_name: StrictBool = False
     enabled: StrictBool = True
+    expect: ExpectDef | None = Field(
+        default=None, description="Delivery SLA: RouteFileLate when files are not in by then."
+    )
 
     @field_validator("move_to")
     @classmethod
@@ -418,6 +516,10 @@ class RouteDefinition(_Strict):
         if self.post_action != PostAction.MOVE and self.move_to is not None:
             raise _at("move_to", "move_to is only allowed with post_action=move")
         return self
+
+    @model_serializer(mode="wrap")
+    def _dump(self, handler: Any) -> dict[str, Any]:
+        return _drop_none(handler(self), "expect")
 
     def as_json(self) -> dict[str, Any]:
         return self.model_dump(mode="json")

@@ -26,7 +26,7 @@ from services.routes.application import RetryFileRequest, RoutesError
 from services.routes.bootstrap import RoutesContext
 from services.routes.definition import RouteDefinition
 from services.routes.domain import Route
-from services.routes.readmodel import file_body, route_body
+from services.routes.readmodel import SLA_SK, file_body, route_body, sla_body
 
 #: Bodies parsed by hand (PATCH is a partial definition), declared for the OpenAPI document.
 REQUEST_BODIES: dict[tuple[str, str], Any] = {
@@ -40,6 +40,16 @@ def build_resolver(service: RoutesContext) -> FerryResolver:
     app = make_resolver(service.keys)
     routes, read_model = service.app, service.read_model
 
+    def _with_sla(body: dict[str, Any]) -> dict[str, Any]:
+        """A route with an ``expect`` shows its SLA; LATE (until the files arrive) unless it is
+        FAILING (a failure is the louder news)."""
+        if not body.get("expect"):
+            return body
+        body["sla"] = sla_body(read_model.get(body["route_id"], SLA_SK))
+        if body["sla"]["status"] == "LATE" and body.get("status") != "FAILING":
+            body["status"] = "LATE"
+        return body
+
     @app.post("/routes", status_code=201)
     def create_route() -> Response[dict[str, Any]]:
         who = principal(app)
@@ -49,7 +59,7 @@ def build_resolver(service: RoutesContext) -> FerryResolver:
     @app.get("/routes")
     def list_routes() -> Response[dict[str, Any]]:
         who = principal(app)
-        items = [route_body(i) for i in read_model.routes_of(who.customer_id)]
+        items = [_with_sla(route_body(i)) for i in read_model.routes_of(who.customer_id)]
         return _json(200, {"items": items, "count": len(items)})
 
     @app.get("/routes/<route_id>")
@@ -62,7 +72,7 @@ def build_resolver(service: RoutesContext) -> FerryResolver:
         body["status"] = "FAILING" if failing_now else ("ENABLED" if route.enabled else "DISABLED")
         body["failing_files"] = [f["path"] for f in failing[:20]]
         body["scan_error"] = route.scan_error
-        return _json(200, body)
+        return _json(200, _with_sla(body))
 
     @app.patch("/routes/<route_id>")
     def update_route(route_id: IdPath) -> Response[dict[str, Any]]:

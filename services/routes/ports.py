@@ -8,6 +8,7 @@ default index until every caller passes one).
 
 from __future__ import annotations
 
+import threading
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
@@ -48,6 +49,7 @@ class JobState:
     error_code: str | None = None
     error_message: str | None = None
     redriven_to: str | None = None
+    finished_at: str | None = None  # ISO 8601 UTC, from the job's final event
 
 
 class JobStatusReader(ABC):
@@ -152,6 +154,33 @@ class ScanStateStore(ABC):
 
     @abstractmethod
     def set_last_tick(self, route_id: str, when: float) -> None: ...
+
+    def acquire_scan(self, route_id: str, owner: str, now: float, ttl: float) -> bool:
+        """The lease on scanning one route: True if ``owner`` holds it now (taken, or renewed
+        by its holder); False while another owner's lease has not expired. Scanner workers
+        (threads and processes) take it before listing, so two scans of one route never run
+        at once. This default is one process's; the DynamoDB store's is a conditional write."""
+        with _LEASE_LOCK:
+            held = self._leases().get(route_id)
+            if held is not None and held[0] != owner and held[1] > now:
+                return False
+            self._leases()[route_id] = (owner, now + ttl)
+            return True
+
+    def release_scan(self, route_id: str, owner: str) -> None:
+        with _LEASE_LOCK:
+            if self._leases().get(route_id, (None,))[0] == owner:
+                del self._leases()[route_id]
+
+    def _leases(self) -> dict[str, tuple[str, float]]:
+        leases: dict[str, tuple[str, float]] | None = getattr(self, "_scan_leases", None)
+        if leases is None:
+            leases = {}
+            self._scan_leases = leases
+        return leases
+
+
+_LEASE_LOCK = threading.Lock()
 
 
 # ---------------------------------------------------------------------------------------------

@@ -120,12 +120,19 @@ _ROUTE_EVENTS = (
     c.RouteEnabled,
     c.RouteScanFailed,
     c.RouteScanRecovered,
+    c.ScheduleTickLate,
 )
+#: The route's delivery SLA item: per window deadline, late / arrived (services/routes/sla.py).
+SLA_SK = "sla"
+_SLA_EVENTS = (c.RouteFileLate, c.RouteFileArrived)
+SLA_WINDOWS_KEPT = 50
 
 
 def key_of(event: c.FerryEvent) -> tuple[str, str] | None:
     if isinstance(event, _ROUTE_EVENTS):
         return event.route_id, ROUTE_SK
+    if isinstance(event, _SLA_EVENTS):
+        return event.route_id, SLA_SK
     path = getattr(event, "path", None)
     if isinstance(event, c.RouteEvent) and isinstance(path, str):
         return event.route_id, FILE_SK + path_key(path)
@@ -163,6 +170,12 @@ def fold_route(item: Item | None, event: c.RouteEvent) -> Item:
         new["scan_failed_at"] = at
     elif isinstance(event, c.RouteScanRecovered):
         new["scan_error"] = None
+    elif isinstance(event, c.ScheduleTickLate):
+        new["last_tick_late"] = {
+            "scheduled_for": event.scheduled_for.isoformat(),
+            "ran_at": event.ran_at.isoformat(),
+            "missed_slots": event.missed_slots,
+        }
     definition = new.get("definition", {})
     new["name"] = definition.get("name")
     new["enabled"] = bool(definition.get("enabled", True))
@@ -170,6 +183,32 @@ def fold_route(item: Item | None, event: c.RouteEvent) -> Item:
     new["updated_at"] = at
     new["version"] = event.version
     return new
+
+
+def fold_sla(item: Item | None, event: c.RouteFileLate | c.RouteFileArrived) -> Item:
+    """The SLA item folds window events from many window streams, so it is not versioned by
+    one stream: each window's entry only ever gains ``late`` and ``arrived`` (commutative and
+    idempotent, whatever order EventBridge delivers them in); ``version`` counts writes."""
+    new: Item = dict(item or {"route_id": event.route_id, "sk": SLA_SK, "version": 0})
+    windows: dict[str, Item] = {k: dict(v) for k, v in (new.get("windows") or {}).items()}
+    key = event.deadline.isoformat()
+    entry = windows.setdefault(key, {})
+    if isinstance(event, c.RouteFileLate):
+        entry.update(late=True, delivered_files=event.delivered_files)
+        entry["expected_files"] = event.expected_files
+    else:
+        entry.update(arrived_at=event.arrived_at.isoformat())
+        entry.update(late_by_minutes=event.late_by_minutes, path=event.path)
+    new["windows"] = dict(sorted(windows.items())[-SLA_WINDOWS_KEPT:])
+    new["version"] = int(new.get("version") or 0) + 1
+    return new
+
+
+def late_since(sla: Item | None) -> str | None:
+    """The oldest deadline reported late whose files have not arrived (None: not LATE)."""
+    windows = (sla or {}).get("windows") or {}
+    open_late = [d for d, w in windows.items() if w.get("late") and not w.get("arrived_at")]
+    return min(open_late) if open_late else None
 
 
 def fold_file(item: Item | None, event: c.RouteEvent) -> Item:
@@ -253,6 +292,8 @@ class RoutesProjector:
         key = key_of(event)
         if key is None:
             return "ignored"
+        if isinstance(event, _SLA_EVENTS):
+            return self._handle_sla(event)
         for _ in range(self.max_attempts):
             item = self.store.get(*key)
             applied = int(item["version"]) if item else 0
@@ -274,6 +315,33 @@ class RoutesProjector:
             except VersionConflict:
                 continue
         raise VersionConflict(f"gave up on {key}")
+
+    def _handle_sla(self, event: c.RouteFileLate | c.RouteFileArrived) -> str:
+        for _ in range(self.max_attempts):
+            item = self.store.get(event.route_id, SLA_SK)
+            entry = ((item or {}).get("windows") or {}).get(event.deadline.isoformat()) or {}
+            if (isinstance(event, c.RouteFileLate) and entry.get("late")) or (
+                isinstance(event, c.RouteFileArrived) and entry.get("arrived_at")
+            ):
+                return "duplicate"
+            try:
+                self.store.put(fold_sla(item, event), int(item["version"]) if item else None)
+                return "applied"
+            except VersionConflict:
+                continue
+        raise VersionConflict(f"gave up on {event.route_id} sla")
+
+
+def sla_body(sla: Item | None) -> Item:
+    """What GET /routes shows of a route's delivery SLA."""
+    since = late_since(sla)
+    windows = (sla or {}).get("windows") or {}
+    last = max(windows) if windows else None
+    return {
+        "status": "LATE" if since else "OK",
+        "late_since": since,
+        "last_late_window": ({"deadline": last, **windows[last]} if last else None),
+    }
 
 
 def route_body(item: Item, failing_files: int | None = None) -> Item:

@@ -24,12 +24,17 @@ others' private state passed through.
 from __future__ import annotations
 
 import argparse
+import os
+import socket
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field, replace
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field, fields, replace
 from datetime import UTC, datetime
 from itertools import islice
 from typing import Any, TypeVar
+from uuid import uuid4
 
 from aws_lambda_powertools import Logger
 
@@ -37,7 +42,8 @@ from events.contract import EndpointStatus, PostAction
 from services.executor import post_actions
 from services.routes.application import Candidate, RoutesApplication, RouteView, utc
 from services.routes.bootstrap import build_application, route_directory, scan_state
-from services.routes.definition import cron_matches, every_seconds, template_fields
+from services.routes.definition import every_seconds, template_fields
+from services.routes.expectations import Expectations
 from services.routes.ports import (
     EndpointDirectory,
     JobStatusReader,
@@ -52,6 +58,8 @@ from services.routes.ports import (
     latest_job,
     safe_reason,
 )
+from services.routes.schedule import Due
+from services.routes.schedule import due as schedule_due
 from services.routes.settings import RoutesSettings
 
 logger = Logger(service="ferry-routes-scanner")
@@ -82,9 +90,20 @@ class TickReport:
     settled: int = 0
     state_writes: int = 0
     listing_failures: int = 0
+    late_ticks: int = 0
+    leased_elsewhere: int = 0  # due routes another worker was scanning
+    sla_events: int = 0
 
     def skip(self, reason: str) -> None:
         self.skipped[reason] = self.skipped.get(reason, 0) + 1
+
+    def merge(self, other: TickReport) -> None:
+        for f in fields(self):
+            if f.name == "skipped":
+                for reason, n in other.skipped.items():
+                    self.skipped[reason] = self.skipped.get(reason, 0) + n
+            else:
+                setattr(self, f.name, getattr(self, f.name) + getattr(other, f.name))
 
 
 @dataclass(frozen=True)
@@ -92,6 +111,9 @@ class ScannerPolicy:
     dispatch_limit: int = 100  # jobs-creating files per route per tick (backpressure)
     settle_limit: int = 200  # pending deliveries checked per route per tick
     watch_limit: int = 50  # failed deliveries re-checked per route per tick (round robin)
+    workers: int = 4  # routes listed at once (a slow source holds one worker, not the tick)
+    lease_seconds: float = 300.0  # a route's scan lease, renewed every listing page
+    late_after_seconds: float = 120.0  # a scan this long after its slot is ScheduleTickLate
 
 
 #: A FileDelivered without its FilePostActionCompleted for this long: its settler died.
@@ -133,6 +155,8 @@ class Scanner:
         job_status: JobStatusReader,
         policy: ScannerPolicy | None = None,
         clock: Callable[[], float] = time.time,
+        expectations: Expectations | None = None,
+        owner: str | None = None,
     ) -> None:
         self.app = app
         self.routes = routes
@@ -143,24 +167,39 @@ class Scanner:
         self.policy = policy or ScannerPolicy()
         self.clock = clock
         self._watch_cursor: dict[str, str | None] = {}
+        self.expectations = expectations or Expectations(app)
+        #: this worker's name on the scan leases (unique per Scanner, also within a process)
+        self.owner = owner or f"{socket.gethostname()}-{os.getpid()}-{uuid4().hex[:8]}"
+        self._pool = ThreadPoolExecutor(self.policy.workers, thread_name_prefix="route-scan")
+        self._lock = threading.Lock()
+        self._inflight: set[str] = set()
 
     # -- the tick ----------------------------------------------------------------------------
 
-    def tick(self, now: float | None = None, *, force: bool = False) -> TickReport:
+    def tick(
+        self, now: float | None = None, *, force: bool = False, wait: bool = True
+    ) -> TickReport:
+        """One tick: due routes are listed on the worker pool (each under its scan lease; a
+        route still being listed from an earlier tick is not started again), then deliveries
+        are settled and SLA deadlines checked. ``wait=False`` (the long-running loop) returns
+        without waiting for the listings: a slow source never holds up the next tick."""
         now = self.clock() if now is None else now
         report = TickReport()
+        futures: list[Future[None]] = []
         for route_id, customer_id, definition in self.routes.enabled_routes("schedule"):
             listed = RouteView.of(route_id, customer_id, definition)
-            if not (force or self.due(listed, now)):
+            decision = Due(True, None) if force else self.decision(listed, now)
+            if not decision.due:
                 continue
-            try:
-                # the read model only says which routes may be due; what to do comes from the
-                # route's own stream (a route disabled or changed a moment ago is seen as such)
-                route = self._current(route_id, "schedule")
-                if route is not None:
-                    self.scan(route, now, report)
-            except Exception:  # one broken route must not stop the others
-                logger.exception("scan failed", route_id=route_id)
+            with self._lock:
+                if route_id in self._inflight:
+                    report.leased_elsewhere += 1
+                    continue
+                self._inflight.add(route_id)
+            futures.append(self._pool.submit(self._scan_route, route_id, decision, now, report))
+        if wait:
+            for future in futures:
+                future.result()
         for route_id in self.routes.settling_routes():  # disabled routes' files too
             try:
                 route = self._current(route_id, None)
@@ -168,7 +207,64 @@ class Scanner:
                     self.settle(route, report)
             except Exception:
                 logger.exception("settle failed", route_id=route_id)
+        self.check_expectations(now, report)
         return report
+
+    def _scan_route(self, route_id: str, decision: Due, now: float, report: TickReport) -> None:
+        local = TickReport()
+        try:
+            if not self.state.acquire_scan(route_id, self.owner, now, self.policy.lease_seconds):
+                local.leased_elsewhere += 1  # another worker is listing it right now
+                return
+            try:
+                # the read model only says which routes may be due; what to do comes from the
+                # route's own stream (a route disabled or changed a moment ago is seen as such)
+                route = self._current(route_id, "schedule")
+                if route is None:
+                    return
+                late = decision.slot is not None and (
+                    decision.missed > 1 or decision.late_by > self.policy.late_after_seconds
+                )
+                # catch-up: the missed scan runs once, now; ScheduleTickLate once per slot
+                if late and decision.slot is not None:
+                    self._record_late(route_id, decision, now, local)
+                self.scan(route, now, local)
+            finally:
+                self.state.release_scan(route_id, self.owner)
+        except Exception:  # one broken route must not stop the others
+            logger.exception("scan failed", route_id=route_id)
+        finally:
+            with self._lock:
+                report.merge(local)
+                self._inflight.discard(route_id)
+
+    def _record_late(self, route_id: str, decision: Due, now: float, report: TickReport) -> None:
+        assert decision.slot is not None
+        if self.app.record_tick_late(route_id, decision.slot, utc(now), decision.missed):
+            report.late_ticks += 1
+            logger.warning(
+                "late tick: catch-up scan",
+                route_id=route_id,
+                slot=decision.slot.isoformat(),
+                missed=decision.missed,
+            )
+
+    def check_expectations(self, now: float, report: TickReport) -> None:
+        """Every enabled route with an ``expect``: its passed deadlines (services/routes/
+        expectations.py decides from delivery times, not from when this runs)."""
+        when = utc(now)
+        for trigger in ("schedule", "event"):
+            for route_id, customer_id, definition in self.routes.enabled_routes(trigger):
+                if not definition.get("expect"):
+                    continue
+                try:
+                    route = RouteView.of(route_id, customer_id, definition)
+                    report.sla_events += len(self.expectations.check(route, when))
+                except Exception:
+                    logger.exception("expectation check failed", route_id=route_id)
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True)
 
     def _current(self, route_id: str, trigger: str | None) -> RouteView | None:
         found = self.app.current(route_id)
@@ -181,14 +277,21 @@ class Scanner:
         return RouteView.of(route_id, found.customer_id, found.definition, found.scan_error)
 
     def due(self, route: RouteView, now: float) -> bool:
+        return self.decision(route, now).due
+
+    def decision(self, route: RouteView, now: float) -> Due:
+        """Due now? From the last scan's time and the schedule (services/routes/schedule.py:
+        cron in the trigger's time zone, DST-correct; every missed slot since the last scan is
+        caught up by one scan)."""
         trigger = route.definition.trigger
         last = self.state.last_tick(route.route_id)
-        if trigger.every is not None:
-            return last is None or now - last >= every_seconds(trigger.every) - 0.5
-        assert trigger.cron is not None
-        if last is not None and int(last // 60) == int(now // 60):
-            return False
-        return cron_matches(trigger.cron, datetime.fromtimestamp(now, UTC))
+        return schedule_due(
+            cron=trigger.cron,
+            every_seconds=every_seconds(trigger.every) if trigger.every is not None else None,
+            tz=trigger.tz,
+            last=None if last is None else datetime.fromtimestamp(last, UTC),
+            now=datetime.fromtimestamp(now, UTC),
+        )
 
     # -- listing and deciding -----------------------------------------------------------------
 
@@ -213,6 +316,11 @@ class Scanner:
         try:
             files = _guarded(session.iter_files(source.path, source.recursive))
             for page in _pages(files, PAGE):
+                if not self.state.acquire_scan(
+                    route.route_id, self.owner, self.clock(), self.policy.lease_seconds
+                ):
+                    logger.warning("scan lease lost: stopping", route_id=route.route_id)
+                    return
                 report.listed += len(page)
                 known = self.state.get_many(route.route_id, [f.path for f in page])
                 writes: list[ScanState] = []
@@ -407,6 +515,16 @@ class Scanner:
         if not all(s.status == FINAL_OK for s in states):
             return  # not final yet (or a retry / redrive is running)
         appended = self.app.settle(route.route_id, item.path, item.file_version, job_ids=job_ids)
+        if definition.expect is not None:  # counted once per version, also on a re-settle
+            report.sla_events += len(
+                self.expectations.delivered(
+                    route,
+                    item.path,
+                    _relpath(route, item.path),
+                    item.file_version,
+                    _delivered_at(states, self.clock()),
+                )
+            )
         if definition.post_action != PostAction.NONE and not self._run_post_action(
             route, item, appended, sessions
         ):
@@ -468,6 +586,16 @@ def _post_action(session: SourceSession, definition: Any, path: str, marker: str
     return destination
 
 
+def _delivered_at(states: list[Any], fallback: float) -> datetime:
+    """When the last fan-out job of a delivery finished (from the jobs' final events), so that
+    an SLA deadline is judged by delivery time, not by when the settler ran."""
+    finished = [s.finished_at for s in states if getattr(s, "finished_at", None)]
+    if not finished:
+        return utc(fallback)
+    at = max(datetime.fromisoformat(f) for f in finished)
+    return at if at.tzinfo else at.replace(tzinfo=UTC)
+
+
 def _guarded(files: Iterable[ListedFile]) -> Iterator[ListedFile]:
     """The listing itself: any failure of it is a :class:`ListingFailed` (the route's, not a
     file's)."""
@@ -525,7 +653,13 @@ def build_scanner(
         sources=sources,
         state=scan_state(settings, state),
         job_status=job_status,
-        policy=ScannerPolicy(dispatch_limit=settings.dispatch_limit),
+        policy=ScannerPolicy(
+            dispatch_limit=settings.dispatch_limit,
+            workers=settings.scan_workers,
+            lease_seconds=settings.scan_lease_seconds,
+            late_after_seconds=settings.late_after_seconds,
+        ),
+        expectations=Expectations(app, grace_seconds=settings.sla_grace_seconds),
     )
 
 
@@ -561,7 +695,7 @@ def main(argv: list[str] | None = None) -> int:
         logger.info("tick", report=scanner.tick(force=True).__dict__)
         return 0
     for _ in tick_messages():
-        report = scanner.tick()
+        report = scanner.tick(wait=False)  # listings run on; the next tick skips those in flight
         logger.info("tick", report=report.__dict__)
     return 0
 

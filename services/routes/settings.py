@@ -47,6 +47,32 @@ class RoutesSettings(BaseSettings):
         validation_alias=AliasChoices("FERRY_ROUTES_TICK_SECONDS", "tick_seconds"),
     )
 
+    scan_workers: int = Field(
+        default=4,
+        ge=1,
+        le=64,
+        validation_alias=AliasChoices("FERRY_ROUTES_SCAN_WORKERS", "scan_workers"),
+        description="Routes one scanner process lists at once (a slow source holds one).",
+    )
+    scan_lease_seconds: float = Field(
+        default=300.0,
+        gt=0,
+        validation_alias=AliasChoices("FERRY_ROUTES_SCAN_LEASE_SECONDS", "scan_lease_seconds"),
+        description="A route's scan lease (renewed every listing page).",
+    )
+    late_after_seconds: float = Field(
+        default=120.0,
+        gt=0,
+        validation_alias=AliasChoices("FERRY_ROUTES_LATE_AFTER_SECONDS", "late_after_seconds"),
+        description="A scan this long after its slot (or one that missed a slot) is late.",
+    )
+    sla_grace_seconds: float = Field(
+        default=60.0,
+        ge=0,
+        validation_alias=AliasChoices("FERRY_ROUTES_SLA_GRACE_SECONDS", "sla_grace_seconds"),
+        description="A deadline is checked this long after it passed (settling lag).",
+    )
+
     @property
     def names(self) -> ResourceNames:
         return ResourceNames(self.prefix)

@@ -181,3 +181,32 @@ class DynamoScanStateStore(ScanStateStore):
             TableName=self._table,
             Item=serialize({"route_id": route_id, "key": "tick", "at": when}),
         )
+
+    def acquire_scan(self, route_id: str, owner: str, now: float, ttl: float) -> bool:
+        """A conditional write on the route's ``lease`` item: taken when there is none, it
+        expired, or ``owner`` already holds it (a renewal)."""
+        try:
+            self._client.put_item(
+                TableName=self._table,
+                Item=serialize(
+                    {"route_id": route_id, "key": "lease", "owner": owner, "expires": now + ttl}
+                ),
+                ConditionExpression="attribute_not_exists(#k) OR #o = :me OR #e < :now",
+                ExpressionAttributeNames={"#k": "key", "#o": "owner", "#e": "expires"},
+                ExpressionAttributeValues=serialize({":me": owner, ":now": now}),
+            )
+            return True
+        except self._client.exceptions.ConditionalCheckFailedException:
+            return False
+
+    def release_scan(self, route_id: str, owner: str) -> None:
+        try:
+            self._client.delete_item(
+                TableName=self._table,
+                Key={"route_id": {"S": route_id}, "key": {"S": "lease"}},
+                ConditionExpression="#o = :me",
+                ExpressionAttributeNames={"#o": "owner"},
+                ExpressionAttributeValues=serialize({":me": owner}),
+            )
+        except self._client.exceptions.ConditionalCheckFailedException:
+            pass  # expired and taken by another worker meanwhile: theirs now

@@ -185,4 +185,5 @@ class DynamoJobStatusReader(JobStatusReader):
             item.get("error_code"),
             item.get("error_message"),
             item.get("redriven_to"),
+            item.get("finished_at"),
         )
