@@ -18,6 +18,7 @@ from services.jobs.ports import (
     IdempotencyStore,
     SourceIdentity,
 )
+from services.jobs.sla import SlowWatch, minute_of
 
 
 def _client(client: Any) -> Any:
@@ -151,3 +152,73 @@ class EndpointSourceIdentity(SourceIdentity):
             return f"size={int(st.size)};mtime={int(st.mtime)}"
         except Exception:  # unreachable, missing, denied: say so, never fail the submit
             return None
+
+
+class DynamoSlowWatch(SlowWatch):
+    """The slow watch (services/jobs/sla.py) on the idempotency table: one item per due
+    minute (``slow-watch#<minute>``, a string set of job ids, expiring after 14 days) and a
+    cursor item (``slow-watch#cursor``: the last minute every job of which was looked at), so
+    a run reads only the minutes since the last one — also after a late or missed run."""
+
+    CURSOR = "slow-watch#cursor"
+    FIRST_LOOKBACK_MINUTES = 24 * 60
+    MAX_CATCH_UP_MINUTES = 7 * 24 * 60
+
+    def __init__(self, table_name: str, client: Any = None) -> None:
+        self._table = table_name
+        self._client = _client(client)
+
+    @staticmethod
+    def _key(bucket: int) -> dict[str, Any]:
+        return {"id": {"S": f"slow-watch#{bucket}"}}
+
+    def watch(self, job_id: str, due_at: datetime) -> None:
+        bucket = minute_of(due_at)
+        self._client.update_item(
+            TableName=self._table,
+            Key=self._key(bucket),
+            UpdateExpression="ADD jobs :j SET expiration = :e",
+            ExpressionAttributeValues={
+                ":j": {"SS": [job_id]},
+                ":e": {"N": str(bucket * 60 + 14 * 86400)},
+            },
+        )
+
+    def due(self, now: datetime) -> list[tuple[int, list[str]]]:
+        current = minute_of(now)
+        raw = self._client.get_item(
+            TableName=self._table, Key={"id": {"S": self.CURSOR}}, ConsistentRead=True
+        ).get("Item")
+        start = int(raw["minute"]["N"]) + 1 if raw else current - self.FIRST_LOOKBACK_MINUTES
+        start = max(start, current - self.MAX_CATCH_UP_MINUTES)
+        found: list[tuple[int, list[str]]] = []
+        buckets = list(range(start, current))
+        for at in range(0, len(buckets), 100):
+            request: dict[str, Any] = {
+                self._table: {
+                    "Keys": [self._key(b) for b in buckets[at : at + 100]],
+                    "ConsistentRead": True,
+                }
+            }
+            while request:
+                response = self._client.batch_get_item(RequestItems=request)
+                for item in response.get("Responses", {}).get(self._table, []):
+                    bucket = int(item["id"]["S"].rsplit("#", 1)[1])
+                    found.append((bucket, sorted(item.get("jobs", {}).get("SS", []))))
+                request = response.get("UnprocessedKeys") or {}
+        return sorted(found)
+
+    def done(self, bucket: int) -> None:
+        self._client.delete_item(TableName=self._table, Key=self._key(bucket))
+
+    def checked_until(self, bucket: int) -> None:
+        try:
+            self._client.put_item(
+                TableName=self._table,
+                Item={"id": {"S": self.CURSOR}, "minute": {"N": str(bucket)}},
+                ConditionExpression="attribute_not_exists(id) OR #m < :m",
+                ExpressionAttributeNames={"#m": "minute"},
+                ExpressionAttributeValues={":m": {"N": str(bucket)}},
+            )
+        except self._client.exceptions.ConditionalCheckFailedException:
+            pass  # another checker got further already

@@ -32,6 +32,7 @@ from ferry import names
 from ferry.coldstart import once
 from services.jobs.application import JobsApplication
 from services.jobs.bootstrap import bootstrap
+from services.jobs.sla import SlowJobChecker, SlowWatch
 
 logger = Logger(service="ferry-jobs-pm")
 tracer = Tracer(service="ferry-jobs-pm")  # X-Ray in Lambda; disabled elsewhere
@@ -62,13 +63,18 @@ def recorded_metric(app: JobsApplication, event: FerryEvent) -> str | None:
 
 def make_handler(
     app_factory: Callable[[], JobsApplication],
+    watch_factory: Callable[[], SlowWatch] | None = None,
 ) -> Callable[[dict[str, Any], Any], dict[str, Any]]:
-    """An SQS batch handler over a lazily built application (once per cold start)."""
+    """An SQS batch handler over a lazily built application (once per cold start).
+    ``watch_factory``: the slow watch a started job with a max_duration goes on (JobSlow)."""
     app = once(app_factory)
+    watch = once(watch_factory) if watch_factory is not None else None
 
     def record_handler(record: SQSRecord) -> bool:
         event = from_eventbridge(record.body)
         changed = app().on_executor_event(event)
+        if watch is not None and isinstance(event, LeaseAcquired):
+            SlowJobChecker(app(), watch()).started(event.job_id)  # also on a redelivery
         metric = recorded_metric(app(), event) if changed else None
         if metric is not None:
             metrics.add_metric(name=metric, unit=MetricUnit.Count, value=1)
@@ -99,4 +105,11 @@ def make_handler(
     return handler
 
 
-handler = make_handler(lambda: bootstrap().app)
+def _slow_watch() -> SlowWatch:
+    from services.jobs.adapters import DynamoSlowWatch
+    from services.jobs.settings import JobsSettings
+
+    return DynamoSlowWatch(JobsSettings().idempotency_table)
+
+
+handler = make_handler(lambda: bootstrap().app, _slow_watch)

@@ -13,7 +13,15 @@ import json
 import re
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictInt,
+    field_validator,
+    model_serializer,
+)
 
 from events.contract import PostAction, VerifyMode
 from ferry.validation import path_problem
@@ -90,17 +98,54 @@ class TargetRequest(_Strict):
         return check_path(value)
 
 
+_DURATION = re.compile(r"^(\d{1,7})([smhd])$")
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+MAX_DURATION_SECONDS = 30 * 86400
+
+
+def duration_seconds(value: str) -> int:
+    """'30m' → 1800 (ValueError naming the problem): options.max_duration."""
+    found = _DURATION.match(value.strip()) if isinstance(value, str) else None
+    if not found:
+        raise ValueError("must look like 90s, 30m, 2h or 1d")
+    seconds = int(found.group(1)) * _UNITS[found.group(2)]
+    if not 1 <= seconds <= MAX_DURATION_SECONDS:
+        raise ValueError("must be between 1s and 30d")
+    return seconds
+
+
 class OptionsRequest(_Strict):
     overwrite: StrictBool = False
     post_action: PostAction = PostAction.NONE
     move_to: str | None = Field(default=None, description="Required for post_action=move.")
     max_attempts: StrictInt = Field(default=5, ge=1, le=20)
     verify: VerifyMode = VerifyMode.DIGEST
+    max_duration: str | None = Field(
+        default=None,
+        max_length=16,
+        description="e.g. 30m, 2h: running longer than this (from its first start) emits "
+        "JobSlow once; the job goes on.",
+    )
 
     @field_validator("move_to")
     @classmethod
     def _move_to(cls, value: str | None) -> str | None:
         return None if value is None else check_path(value, directory=True)
+
+    @field_validator("max_duration")
+    @classmethod
+    def _max_duration(cls, value: str | None) -> str | None:
+        if value is not None:
+            duration_seconds(value)
+        return value
+
+    @model_serializer(mode="wrap")
+    def _dump(self, handler: Any) -> dict[str, Any]:
+        """Without max_duration a request dumps (and hashes) as before it existed."""
+        out: dict[str, Any] = handler(self)
+        if out.get("max_duration") is None:
+            out.pop("max_duration", None)
+        return out
 
 
 class TransferRequest(_Strict):
