@@ -9,8 +9,10 @@
     ferry keys create|list|revoke | projections rebuild
 
 Configuration: ``<data-dir>/config.json`` (written by ``ferry up``; ``--data-dir`` or
-FERRY_DATA_DIR, default ./.ferry), overridden by FERRY_API_URL / FERRY_API_KEY. Human output by
-default, ``--json`` for scripts; every failure exits non-zero with the API's message and field.
+FERRY_DATA_DIR, default ./.ferry) or, from any other directory, the copy ``ferry up`` writes to
+``$XDG_CONFIG_HOME/ferry/config.json``; FERRY_API_URL / FERRY_API_KEY override both. Human output
+by default, ``--json`` for scripts; every failure exits non-zero with the API's message and field.
+Ids: tables show 8 characters; any unique prefix of 6 or more is accepted wherever an id is.
 
 What every command module shares (consoles, CliError, config, the HTTP client, tables) is in
 ``ferry/cli_common.py``; ``keys``, ``routes`` and ``consumers`` are ``ferry/cli_keys.py``,
@@ -32,22 +34,32 @@ from rich.markup import escape
 from rich.table import Table
 
 from ferry.cli_common import (
+    CONFIG_NAME,
     FINAL_STATUSES,
     ApiClient,
     CliError,
-    _cell,
-    _emit_json,
     _items,
-    _table,
+    cell,
     data_dir_of,
+    emit_json,
     err,
     events_table,
+    human_bytes,
     job_table,
+    kv_table,
     load_config,
     out,
+    resolve_id,
+    say,
+    short_id,
     signal_event,
+    status_cell,
+    table,
+    user_config_dir,
     wait_for_endpoint,
 )
+
+_emit_json = emit_json
 
 # ------------------------------------------------------------------------------------------
 # Local stack
@@ -60,26 +72,90 @@ def print_stack_lines(info: Any) -> None:
     print(f"AWS endpoint: {info.aws_endpoint}", flush=True)
 
 
+DEFAULT_API_PORT = 8080
+DEFAULT_MOTO_PORT = 5000
+DEFAULT_SFTP_PORT = 2222
+
+
+def choose_port(requested: int | None, default: int, option: str) -> int:
+    """The port to use: ``requested`` as given (0: any free one; a busy one fails later, naming
+    ``option``); without it the default, or a free port when the default is taken (said on
+    stderr)."""
+    from ferry.local.stack import PortInUse, ensure_free, free_port
+
+    if requested is not None:
+        return requested
+    try:
+        ensure_free(default, option)
+    except PortInUse:
+        chosen = free_port()
+        err.print(f"port {default} is in use; {option} {chosen} instead (pass {option} to choose)")
+        return chosen
+    return default
+
+
+def publish_user_config(info: Any) -> Path | None:
+    """Write the running stack's config to the user config dir (mode 0600), so that ``ferry``
+    finds it from any directory; None if that dir cannot be written."""
+    from ferry.local.keys import write_config
+
+    try:
+        user_config_dir().mkdir(parents=True, exist_ok=True, mode=0o700)
+        return write_config(
+            user_config_dir(), {**info.config(), "data_dir": str(Path(info.data_dir).resolve())}
+        )
+    except OSError as error:
+        err.print(f"could not write {user_config_dir() / CONFIG_NAME}: {error.strerror}")
+        return None
+
+
+def unpublish_user_config(path: Path | None, info: Any) -> None:
+    """Remove the user config on stop, if it is still this stack's (another ``ferry up`` may
+    have written its own since)."""
+    if path is None:
+        return
+    try:
+        if json.loads(path.read_text()).get("api_url") == info.api_url:
+            path.unlink()
+    except (OSError, ValueError):
+        pass
+
+
+def print_console_line(info: Any) -> None:
+    print(f"Console: {info.api_url}/console", flush=True)
+
+
 def cmd_up(args: argparse.Namespace) -> int:
     from ferry.local.stack import LocalStack, PortInUse
 
     stop = signal_event()
     stack = LocalStack(
         data_dir_of(args),
-        api_port=args.port,
-        moto_port=args.moto_port,
-        on_event=lambda msg: err.print(f"[yellow]ferry up:[/] {msg}"),
+        api_port=choose_port(args.port, DEFAULT_API_PORT, "--port"),
+        moto_port=choose_port(args.moto_port, DEFAULT_MOTO_PORT, "--moto-port"),
+        on_event=lambda msg: err.print(say("[yellow]ferry up:[/] {}", msg)),
     )
+    published: Path | None = None
+    info = None
     try:
         try:
             info = stack.start()
         except PortInUse as error:
             raise CliError(str(error)) from None
         print_stack_lines(info)
-        err.print(f"Logs: {info.data_dir / 'logs'}   Ctrl-C stops everything.")
-        return stack.wait(stop)
+        print_console_line(info)
+        published = publish_user_config(info)
+        err.print(
+            say("Logs: {}   Config: {}   Ctrl-C stops everything.", info.data_dir / "logs",
+                published or info.data_dir / CONFIG_NAME)
+        )  # fmt: skip
+        code = stack.wait(stop)
+        err.print("Stopping the local stack (services first, then moto server)…")
+        return code
     finally:
         stack.stop()
+        if info is not None:
+            unpublish_user_config(published, info)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -129,7 +205,7 @@ def cmd_projections_rebuild(args: argparse.Namespace) -> int:
 # Endpoints
 # ------------------------------------------------------------------------------------------
 
-ENDPOINT_COLUMNS = ("endpoint_id", "name", "type", "direction", "status", "status_reason")
+ENDPOINT_COLUMNS = ("endpoint", "name", "type", "direction", "status", "status_reason")
 
 ENDPOINTS_ADD_EPILOG = """\
 S3 buckets in your own AWS account (delegated access, --role-arn):
@@ -201,10 +277,17 @@ def _env_value(name: str, option: str) -> str:
 
 
 def _endpoint_table(endpoints: list[dict[str, Any]]) -> Table:
-    table = _table(*ENDPOINT_COLUMNS)
+    made = table(*ENDPOINT_COLUMNS)
     for e in endpoints:
-        table.add_row(*(_cell(e.get(c)) for c in ENDPOINT_COLUMNS))
-    return table
+        made.add_row(
+            cell(short_id(e.get("endpoint_id"))),
+            cell(e.get("name")),
+            cell(e.get("type")),
+            cell(e.get("direction")),
+            status_cell(e.get("status")),
+            cell(e.get("status_reason")),
+        )
+    return made
 
 
 def cmd_endpoints_add(args: argparse.Namespace) -> int:
@@ -218,8 +301,9 @@ def cmd_endpoints_add(args: argparse.Namespace) -> int:
         out.print(_endpoint_table([created]))
         if created.get("external_id"):
             out.print(
-                f"external_id: {created['external_id']}  (the sts:ExternalId your role's trust "
-                "policy must require; see `ferry endpoints add --help`)"
+                say("external_id: {}", created["external_id"])
+                + "  (the sts:ExternalId your role's trust policy must require; see "
+                "`ferry endpoints add --help`)"
             )
     if args.wait and created.get("status") != "ACTIVE":
         raise CliError(
@@ -241,14 +325,13 @@ def cmd_endpoints_list(args: argparse.Namespace) -> int:
 
 
 def cmd_endpoints_show(args: argparse.Namespace) -> int:
-    found = ApiClient.from_args(args).request("GET", f"/endpoints/{args.endpoint_id}")
+    client = ApiClient.from_args(args)
+    endpoint_id = resolve_id(client, "endpoint", args.endpoint_id)
+    found = client.request("GET", f"/endpoints/{endpoint_id}")
     if args.json:
         _emit_json(found)
     else:
-        table = Table("field", "value", show_header=False)
-        for k, v in found.items():
-            table.add_row(k, _cell(v))
-        out.print(table)
+        out.print(kv_table(found))
     return 0
 
 
@@ -257,6 +340,7 @@ def cmd_endpoints_state(args: argparse.Namespace) -> int:
     VALIDATION_FAILED endpoint re-runs validation (status PENDING_VALIDATION); ``--wait`` then
     waits for the verdict and exits non-zero unless the endpoint is ACTIVE."""
     client = ApiClient.from_args(args)
+    args.endpoint_id = resolve_id(client, "endpoint", args.endpoint_id)
     if args.endpoint_command == "retire":
         found = client.request("DELETE", f"/endpoints/{args.endpoint_id}")
     else:
@@ -274,7 +358,7 @@ def cmd_endpoints_state(args: argparse.Namespace) -> int:
             note = " (validation re-run; `ferry endpoints show` for the verdict)"
         elif found.get("status_reason") and status != "ACTIVE":
             note = f" ({found['status_reason']})"
-        out.print(f"endpoint {args.endpoint_id}: {status}{note}")
+        out.print(say("endpoint {}: {}{}", args.endpoint_id, status, note))
     if wait and found.get("status") != "ACTIVE":
         raise CliError(
             f"endpoint {args.endpoint_id} is {found.get('status')}: "
@@ -295,7 +379,7 @@ def parse_location(value: str, option: str) -> dict[str, str]:
     return {"endpoint_id": endpoint_id, "path": path}
 
 
-def transfer_body(args: argparse.Namespace) -> dict[str, Any]:
+def transfer_body(args: argparse.Namespace, client: ApiClient | None = None) -> dict[str, Any]:
     options: dict[str, Any] = {}
     if args.overwrite:
         options["overwrite"] = True
@@ -311,6 +395,11 @@ def transfer_body(args: argparse.Namespace) -> dict[str, Any]:
         "source": parse_location(args.source, "--from"),
         "target": parse_location(args.target, "--to"),
     }
+    if client is not None:  # short endpoint ids → full ids
+        for key, option in (("source", "--from"), ("target", "--to")):
+            body[key]["endpoint_id"] = resolve_id(
+                client, "endpoint", body[key]["endpoint_id"], field=option
+            )
     if options:
         body["options"] = options
     if getattr(args, "no_dedupe", False):
@@ -321,7 +410,7 @@ def transfer_body(args: argparse.Namespace) -> dict[str, Any]:
 def cmd_transfer(args: argparse.Namespace) -> int:
     client = ApiClient.from_args(args)
     headers = {"Idempotency-Key": args.idempotency_key} if args.idempotency_key else None
-    created = client.request("POST", "/transfers", transfer_body(args), headers=headers)
+    created = client.request("POST", "/transfers", transfer_body(args, client), headers=headers)
     if args.watch:
         return watch_job(client, created["job_id"], as_json=args.json, timeout=args.timeout)
     if args.json:
@@ -333,11 +422,11 @@ def cmd_transfer(args: argparse.Namespace) -> int:
             "request": "same request; the source could not be looked up",
         }.get(str(created.get("dedupe")), "same request")
         out.print(
-            f"already submitted as job {created['job_id']} ({created.get('status')}; {basis}; "
-            "--no-dedupe for a new job)"
+            say("already submitted as job {} ({}; ", created["job_id"], created.get("status"))
+            + f"{basis}; --no-dedupe for a new job)"
         )
     else:
-        out.print(f"job {created['job_id']}: {created.get('status')}")
+        out.print(say("job {}: {}", created["job_id"], created.get("status")))
     return 0
 
 
@@ -354,7 +443,6 @@ def watch_job(client: ApiClient, job_id: str, *, as_json: bool, timeout: float) 
         Progress,
         TextColumn,
         TimeElapsedColumn,
-        TransferSpeedColumn,
     )
 
     deadline = time.monotonic() + timeout
@@ -372,23 +460,28 @@ def watch_job(client: ApiClient, job_id: str, *, as_json: bool, timeout: float) 
                 break
             time.sleep(0.3)
     else:
+        rate = RateMeter()
         with Progress(
             TextColumn("[bold]{task.fields[status]:<10}"),
             BarColumn(),
             DownloadColumn(),
-            TransferSpeedColumn(),
+            TextColumn("{task.fields[rate]:>11}"),
+            TextColumn("{task.fields[eta]}"),
             TimeElapsedColumn(),
             console=err,
         ) as progress:
-            task = progress.add_task(job_id, total=None, status="…")
+            task = progress.add_task(job_id, total=None, status="…", rate="", eta="")
             while True:
                 job = _fetch_or_pending(client, job_id)
                 total = job.get("bytes_total")
+                speed, eta = rate.update(job)
                 progress.update(
                     task,
                     total=total or None,
                     completed=job.get("bytes_committed") or 0,
                     status=job.get("status", ""),
+                    rate=f"{human_bytes(speed)}/s" if speed else "",
+                    eta=f"ETA {eta}" if eta else "",
                 )
                 if job.get("status") in FINAL_STATUSES or time.monotonic() > deadline:
                     if job.get("status") == "SUCCEEDED" and total:
@@ -397,7 +490,7 @@ def watch_job(client: ApiClient, job_id: str, *, as_json: bool, timeout: float) 
                 time.sleep(0.3)
         out.print(job_table([job]))
         if job.get("error_message"):
-            out.print(f"[red]{job.get('error_code')}[/]: {escape(str(job['error_message']))}")
+            out.print(say("[red]{}[/]: {}", job.get("error_code"), job["error_message"]))
     status = job.get("status")
     note = cancel_note(job)
     if note and not as_json:
@@ -408,6 +501,48 @@ def watch_job(client: ApiClient, job_id: str, *, as_json: bool, timeout: float) 
         err.print(f"[yellow]timed out after {timeout:.0f} s; job is {status}[/]")
         return 3
     return 1
+
+
+class RateMeter:
+    """Bytes per second and time left of a watched job, for fast transfers too: between two
+    polls that saw bytes move; else the job's own average since it started (its
+    started_at), and the API's throughput once it is final."""
+
+    def __init__(self) -> None:
+        self._last: tuple[float, int] | None = None
+        self._speed: float | None = None
+
+    def update(self, job: dict[str, Any], now: float | None = None) -> tuple[float | None, str]:
+        now = time.monotonic() if now is None else now
+        done = int(job.get("bytes_committed") or 0)
+        if self._last is not None and done > self._last[1] and now > self._last[0]:
+            self._speed = (done - self._last[1]) / (now - self._last[0])
+        if self._last is None or done != self._last[1]:
+            self._last = (now, done)
+        speed = self._speed or _average_speed(job)
+        if job.get("status") in FINAL_STATUSES:
+            speed = job.get("throughput_bytes_per_second") or speed
+            return speed, ""
+        total = job.get("bytes_total")
+        eta = ""
+        if speed and total and total > done:
+            seconds = int((total - done) / speed)
+            eta = f"{seconds // 60}:{seconds % 60:02d}"
+        return speed, eta
+
+
+def _average_speed(job: dict[str, Any]) -> float | None:
+    from datetime import UTC, datetime
+
+    started, done = job.get("started_at"), job.get("bytes_committed")
+    if not started or not done:
+        return None
+    try:
+        began = datetime.fromisoformat(str(started).replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    seconds = (datetime.now(UTC) - began).total_seconds()
+    return float(done) / seconds if seconds > 0.05 else None
 
 
 def cancel_note(job: dict[str, Any]) -> str | None:
@@ -435,6 +570,7 @@ def _fetch_or_pending(client: ApiClient, job_id: str) -> dict[str, Any]:
 
 def cmd_status(args: argparse.Namespace) -> int:
     client = ApiClient.from_args(args)
+    args.job_id = resolve_id(client, "job", args.job_id)
     if args.watch:
         return watch_job(client, args.job_id, as_json=args.json, timeout=args.timeout)
     job = fetch_job(client, args.job_id)
@@ -443,7 +579,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     else:
         out.print(job_table([job]))
         if job.get("error_message"):
-            out.print(f"[red]{job.get('error_code')}[/]: {escape(str(job['error_message']))}")
+            out.print(say("[red]{}[/]: {}", job.get("error_code"), job["error_message"]))
         note = cancel_note(job)
         if note:
             out.print(note)
@@ -466,14 +602,15 @@ def cmd_jobs(args: argparse.Namespace) -> int:
     out.print(job_table(_items(payload, "jobs")))
     token = payload.get("next_token") if isinstance(payload, dict) else None
     if token:
-        out.print(f"more: ferry jobs --next-token {token}")
+        out.print(say("more: ferry jobs --next-token {}", token))
     return 0
 
 
 def cmd_events(args: argparse.Namespace) -> int:
     client = ApiClient.from_args(args)
     kind = "endpoints" if args.endpoint else "jobs"
-    payload = client.request("GET", f"/{kind}/{args.id}/events")
+    full_id = resolve_id(client, "endpoint" if args.endpoint else "job", args.id)
+    payload = client.request("GET", f"/{kind}/{full_id}/events")
     if args.json:
         _emit_json(payload)
     else:
@@ -483,17 +620,18 @@ def cmd_events(args: argparse.Namespace) -> int:
 
 def cmd_job_action(args: argparse.Namespace) -> int:
     client = ApiClient.from_args(args)
+    args.job_id = resolve_id(client, "job", args.job_id)
     result = client.request("POST", f"/jobs/{args.job_id}/{args.action}") or {}
     if args.json and not getattr(args, "wait", None):
         _emit_json(result)
     elif args.action == "redrive":
-        out.print(f"redriven as job {result.get('job_id')} ({result.get('status')})")
+        out.print(say("redriven as job {} ({})", result.get("job_id"), result.get("status")))
     elif result.get("status") == "CANCELLED":
-        out.print(f"job {args.job_id}: cancelled")
+        out.print(say("job {}: cancelled", args.job_id))
     else:
         out.print(
-            f"cancel requested for job {args.job_id} ({result.get('status')}): the executor "
-            "stops at its next commit point, unless the file is already delivered"
+            say("cancel requested for job {} ({}): ", args.job_id, result.get("status"))
+            + "the executor stops at its next commit point, unless the file is already delivered"
         )
     if args.action == "cancel" and getattr(args, "wait", None):
         if watch_job(client, args.job_id, as_json=args.json, timeout=args.wait) == 3:
@@ -508,28 +646,100 @@ def cmd_job_action(args: argparse.Namespace) -> int:
 # ------------------------------------------------------------------------------------------
 
 
+class _CommandListFormatter(argparse.RawDescriptionHelpFormatter):
+    """One line per command in ``ferry --help``: argparse measures subcommand names without the
+    indent it then prints them with, so a long name would push its help to the next line."""
+
+    def __init__(self, prog: str) -> None:
+        super().__init__(prog, max_help_position=24)
+
+    def add_argument(self, action: argparse.Action) -> None:
+        super().add_argument(action)
+        if isinstance(action, argparse._SubParsersAction):
+            names = [len(self._format_action_invocation(a)) for a in action._get_subactions()]
+            indented = max(names, default=0) + self._current_indent + self._indent_increment
+            self._action_max_length = max(self._action_max_length, indented)
+
+
+ID_HELP = "the id, or a unique prefix of at least 6 characters (tables show 8)"
+
+MAIN_EPILOG = """\
+examples:
+  ferry up                                   # then, from any directory:
+  ferry endpoints add --name in --type s3 --bucket landing --direction INBOUND --wait
+  ferry transfer --from 1a2b3c4d:big.bin --to 5e6f7a8b:copy/big.bin --watch
+  ferry jobs --status FAILED
+  ferry events 9c0d1e2f
+
+`ferry COMMAND --help` for each command's options and examples. The console is at
+<API URL>/console (`ferry up` prints it).
+"""
+
+
 def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument(
-        "--data-dir", default=None, help="local stack state (default ./.ferry or FERRY_DATA_DIR)"
+        "--data-dir",
+        default=None,
+        help="the local stack's directory (default: FERRY_DATA_DIR, else ./.ferry if it has a "
+        "config, else the one the last `ferry up` wrote to ~/.config/ferry)",
     )
-    common.add_argument("--json", action="store_true", help="machine-readable output")
+    common.add_argument("--json", action="store_true", help="machine-readable output (JSON)")
 
-    parser = argparse.ArgumentParser(prog="ferry", description="Ferry: managed file transfer")
+    parser = argparse.ArgumentParser(
+        prog="ferry",
+        description="Ferry: managed file transfer (SFTP and S3) — run the local stack and drive "
+        "the Ferry API.",
+        epilog=MAIN_EPILOG,
+        formatter_class=_CommandListFormatter,
+    )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    up = sub.add_parser("up", parents=[common], help="run the local stack in the foreground")
-    up.add_argument("--port", type=int, default=8080, help="API port (0: any free port)")
-    up.add_argument("--moto-port", type=int, default=5000, help="moto server port (0: any)")
+    def command(name: str, text: str, epilog: str, **kwargs: Any) -> argparse.ArgumentParser:
+        return sub.add_parser(
+            name,
+            help=text,
+            description=text[0].upper() + text[1:] + ".",
+            epilog="examples:\n" + epilog,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+            **kwargs,
+        )
+
+    up = command(
+        "up",
+        "run the local stack in the foreground (Ctrl-C stops it)",
+        "  ferry up\n  ferry up --port 8081 --moto-port 0 --data-dir /tmp/ferry\n",
+        parents=[common],
+    )
+    up.add_argument(
+        "--port", type=int, default=None,
+        help=f"API port (default {DEFAULT_API_PORT}, or a free one if taken; 0: any free port)",
+    )  # fmt: skip
+    up.add_argument(
+        "--moto-port", type=int, default=None,
+        help=f"moto server port (default {DEFAULT_MOTO_PORT}, or a free one if taken; 0: any)",
+    )  # fmt: skip
     up.set_defaults(func=cmd_up)
 
-    demo = sub.add_parser(
-        "demo", parents=[common], help="the local stack + SFTP server + one transfer per flow"
+    demo = command(
+        "demo",
+        "the local stack + an SFTP server + a transfer per flow",
+        "  ferry demo\n  ferry demo --size-mb 50 --exit\n",
+        parents=[common],
     )
-    demo.add_argument("--port", type=int, default=8080, help="API port (0: any free port)")
-    demo.add_argument("--moto-port", type=int, default=5000, help="moto server port (0: any)")
-    demo.add_argument("--sftp-port", type=int, default=2222, help="SFTP port (0: any)")
-    demo.add_argument("--size-mb", type=int, default=200, help="size of the large demo file")
+    demo.add_argument(
+        "--port", type=int, default=None,
+        help=f"API port (default {DEFAULT_API_PORT}, or a free one if taken; 0: any free port)",
+    )  # fmt: skip
+    demo.add_argument(
+        "--moto-port", type=int, default=None,
+        help=f"moto server port (default {DEFAULT_MOTO_PORT}, or a free one if taken; 0: any)",
+    )  # fmt: skip
+    demo.add_argument(
+        "--sftp-port", type=int, default=None,
+        help=f"SFTP server port (default {DEFAULT_SFTP_PORT}, or a free one if taken; 0: any)",
+    )  # fmt: skip
+    demo.add_argument("--size-mb", type=int, default=200, help="size of the large demo file (MB)")
     demo.add_argument("--exit", action="store_true", help="stop everything when done")
     demo.add_argument("--timeout", type=float, default=600, help="per-step timeout, seconds")
     demo.set_defaults(func=cmd_demo)
@@ -541,7 +751,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     register_audit(sub, common)  # audit verify|checkpoint|events
 
-    ep = sub.add_parser("endpoints", help="register and manage endpoints")
+    ep = command(
+        "endpoints",
+        "register and manage endpoints (SFTP servers, S3 buckets)",
+        "  ferry endpoints add --name in --type s3 --bucket landing --direction INBOUND --wait\n"
+        "  ferry endpoints list\n  ferry endpoints show 1a2b3c4d\n"
+        "  ferry endpoints validate 1a2b3c4d --wait\n",
+    )
     ep_sub = ep.add_subparsers(dest="endpoints_command", required=True, metavar="ACTION")
     add = ep_sub.add_parser(
         "add",
@@ -550,25 +766,29 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=ENDPOINTS_ADD_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    add.add_argument("--name", required=True)
-    add.add_argument("--type", required=True, choices=["s3", "sftp"])
-    add.add_argument("--direction", choices=["INBOUND", "OUTBOUND", "BOTH"])
-    add.add_argument("--max-concurrency", type=int)
-    add.add_argument("--bucket")
-    add.add_argument("--prefix")
-    add.add_argument("--region")
-    add.add_argument("--kms-key-id")
+    add.add_argument("--name", required=True, help="a name, unique per customer (ignoring case)")
+    add.add_argument("--type", required=True, choices=["s3", "sftp"], help="the endpoint's kind")
+    add.add_argument(
+        "--direction",
+        choices=["INBOUND", "OUTBOUND", "BOTH"],
+        help="INBOUND: a source; OUTBOUND: a target; BOTH",
+    )
+    add.add_argument("--max-concurrency", type=int, help="transfers at once using it (default 4)")
+    add.add_argument("--bucket", help="s3: the bucket")
+    add.add_argument("--prefix", help="s3: key prefix every path is under (e.g. in/)")
+    add.add_argument("--region", help="s3: the bucket's region (default: the deployment's)")
+    add.add_argument("--kms-key-id", help="s3: SSE-KMS key for objects Ferry writes")
     add.add_argument(
         "--role-arn",
         help="s3: a role in your account Ferry assumes (with the endpoint's external_id)",
     )
-    add.add_argument("--host")
-    add.add_argument("--port", type=int)
-    add.add_argument("--username")
-    add.add_argument("--base-path")
+    add.add_argument("--host", help="sftp: host name or address")
+    add.add_argument("--port", type=int, help="sftp: port (default 22)")
+    add.add_argument("--username", help="sftp: user name")
+    add.add_argument("--base-path", help="sftp: directory every path is under (e.g. /upload)")
     add.add_argument("--host-key", help="OpenSSH host key line or SHA256: fingerprint")
     add.add_argument("--host-key-file", help="file holding the host key line")
-    add.add_argument("--private-key-file")
+    add.add_argument("--private-key-file", help="sftp: the private key to log in with")
     add.add_argument("--passphrase", help="private key passphrase (prefer --passphrase-env)")
     add.add_argument("--passphrase-env", help="read the passphrase from this variable")
     add.add_argument("--password", help="SFTP password (prefer --password-env)")
@@ -583,10 +803,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add.set_defaults(func=cmd_endpoints_add)
     ls = ep_sub.add_parser("list", parents=[common], help="this customer's endpoints")
-    ls.add_argument("--limit", type=int)
+    ls.add_argument("--limit", type=int, help="at most this many (1-100)")
     ls.set_defaults(func=cmd_endpoints_list)
     show = ep_sub.add_parser("show", parents=[common], help="one endpoint")
-    show.add_argument("endpoint_id")
+    show.add_argument("endpoint_id", help=ID_HELP)
     show.set_defaults(func=cmd_endpoints_show)
     for action, text in (
         ("disable", "disable an endpoint"),
@@ -595,7 +815,7 @@ def build_parser() -> argparse.ArgumentParser:
         ("retire", "retire an endpoint for good (refused while jobs or enabled routes use it)"),
     ):
         p = ep_sub.add_parser(action, parents=[common], help=text)
-        p.add_argument("endpoint_id")
+        p.add_argument("endpoint_id", help=ID_HELP)
         if action in ("enable", "validate"):
             p.add_argument(
                 "--wait",
@@ -607,47 +827,101 @@ def build_parser() -> argparse.ArgumentParser:
             )
         p.set_defaults(func=cmd_endpoints_state, endpoint_command=action)
 
-    tr = sub.add_parser("transfer", parents=[common], help="submit a transfer job")
-    tr.add_argument("--from", dest="source", required=True, metavar="ENDPOINT_ID:PATH")
-    tr.add_argument("--to", dest="target", required=True, metavar="ENDPOINT_ID:PATH")
-    tr.add_argument("--overwrite", action="store_true")
-    tr.add_argument("--post-action", choices=["none", "delete", "move"])
-    tr.add_argument("--move-to")
-    tr.add_argument("--verify", choices=["size", "digest", "reread"])
-    tr.add_argument("--max-attempts", type=int)
-    tr.add_argument("--idempotency-key")
+    tr = command(
+        "transfer",
+        "submit a transfer job",
+        "  ferry transfer --from 1a2b3c4d:big.bin --to 5e6f7a8b:2024/big.bin --watch\n"
+        "  ferry transfer --from SRC:in/a.csv --to DST:a.csv --post-action move --move-to done/\n",
+        parents=[common],
+    )
+    tr.add_argument(
+        "--from", dest="source", required=True, metavar="ENDPOINT_ID:PATH",
+        help="the source file (endpoint id or a unique prefix of it, ':', the path)",
+    )  # fmt: skip
+    tr.add_argument(
+        "--to", dest="target", required=True, metavar="ENDPOINT_ID:PATH",
+        help="where it goes (endpoint id or prefix, ':', the path)",
+    )  # fmt: skip
+    tr.add_argument("--overwrite", action="store_true", help="replace an existing target file")
+    tr.add_argument(
+        "--post-action",
+        choices=["none", "delete", "move"],
+        help="what to do with the source once delivered (default none)",
+    )
+    tr.add_argument("--move-to", help="with --post-action move: the source-side directory")
+    tr.add_argument(
+        "--verify",
+        choices=["size", "digest", "reread"],
+        help="how delivery is checked (default digest)",
+    )
+    tr.add_argument("--max-attempts", type=int, help="attempts before FAILED (default 5)")
+    tr.add_argument(
+        "--idempotency-key", help="the same key (24 h) returns the same job, never a second one"
+    )
     tr.add_argument(
         "--no-dedupe",
         action="store_true",
         help="always a new job (default: the same request for the same source content within "
         "10 minutes returns the earlier job)",
     )
-    tr.add_argument("--watch", action="store_true", help="follow it until it finishes")
-    tr.add_argument("--timeout", type=float, default=3600)
+    tr.add_argument(
+        "--watch", action="store_true", help="follow it until it finishes (rate and ETA)"
+    )
+    tr.add_argument(
+        "--timeout", type=float, default=3600, help="with --watch: give up after N seconds"
+    )
     tr.set_defaults(func=cmd_transfer)
 
-    st = sub.add_parser("status", parents=[common], help="a job's status")
-    st.add_argument("job_id")
-    st.add_argument("--watch", action="store_true", help="follow it until it finishes")
-    st.add_argument("--timeout", type=float, default=3600)
+    st = command(
+        "status",
+        "a job's status and progress",
+        "  ferry status 1a2b3c4d\n  ferry status 1a2b3c4d --watch\n"
+        "  ferry status 1a2b3c4d --watch --json   # one JSON line per change\n",
+        parents=[common],
+    )
+    st.add_argument("job_id", help=ID_HELP)
+    st.add_argument("--watch", action="store_true", help="follow it until it finishes (rate, ETA)")
+    st.add_argument(
+        "--timeout", type=float, default=3600, help="with --watch: give up after N seconds"
+    )
     st.set_defaults(func=cmd_status)
 
-    jobs = sub.add_parser("jobs", parents=[common], help="this customer's jobs")
-    jobs.add_argument("--status")
-    jobs.add_argument("--limit", type=int)
-    jobs.add_argument("--since")
-    jobs.add_argument("--until")
-    jobs.add_argument("--next-token")
+    jobs = command(
+        "jobs",
+        "this customer's jobs, newest first",
+        "  ferry jobs\n  ferry jobs --status FAILED\n"
+        "  ferry jobs --since 2026-01-02T00:00:00Z --limit 100\n",
+        parents=[common],
+    )
+    jobs.add_argument(
+        "--status",
+        choices=["QUEUED", "RUNNING", "RETRY_SCHEDULED", "SUCCEEDED", "FAILED", "CANCELLED"],
+        help="only jobs in this status",
+    )
+    jobs.add_argument("--limit", type=int, help="at most this many (1-100, default 50)")
+    jobs.add_argument("--since", help="created at or after (ISO 8601)")
+    jobs.add_argument("--until", help="created at or before (ISO 8601)")
+    jobs.add_argument("--next-token", help="the next page (printed under the table)")
     jobs.set_defaults(func=cmd_jobs)
 
-    ev = sub.add_parser("events", parents=[common], help="a job's audit trail")
-    ev.add_argument("id", metavar="JOB_ID")
+    ev = command(
+        "events",
+        "a job's audit trail (or an endpoint's history)",
+        "  ferry events 1a2b3c4d\n  ferry events 5e6f7a8b --endpoint\n",
+        parents=[common],
+    )
+    ev.add_argument("id", metavar="JOB_ID", help=ID_HELP)
     ev.add_argument("--endpoint", action="store_true", help="the id is an endpoint's")
     ev.set_defaults(func=cmd_events)
 
-    for action, text in (("cancel", "cancel a job"), ("redrive", "re-run a failed job")):
-        p = sub.add_parser(action, parents=[common], help=text)
-        p.add_argument("job_id")
+    for action, text, example in (
+        ("cancel", "cancel a job (honoured at its next commit point)",
+         "  ferry cancel 1a2b3c4d\n  ferry cancel 1a2b3c4d --wait\n"),
+        ("redrive", "re-run a FAILED or CANCELLED job as a new job",
+         "  ferry redrive 1a2b3c4d\n"),
+    ):  # fmt: skip
+        p = command(action, text, example, parents=[common])
+        p.add_argument("job_id", help=ID_HELP)
         if action == "cancel":
             p.add_argument(
                 "--wait",
@@ -659,7 +933,9 @@ def build_parser() -> argparse.ArgumentParser:
             )
         p.set_defaults(func=cmd_job_action, action=action)
 
-    proj = sub.add_parser("projections", help="read models")
+    proj = command(
+        "projections", "read models (rebuild from the event store)", "  ferry projections rebuild\n"
+    )
     proj_sub = proj.add_subparsers(dest="projections_command", required=True, metavar="ACTION")
     rb = proj_sub.add_parser(
         "rebuild", parents=[common], help="drop and replay every read model from the event store"

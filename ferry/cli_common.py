@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import signal
 import sys
 import threading
@@ -20,12 +21,15 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 FINAL_STATUSES = ("SUCCEEDED", "FAILED", "CANCELLED")
 
 
 DEFAULT_DATA_DIR = ".ferry"
+CONFIG_NAME = "config.json"
 
 
 out = Console(highlight=False, soft_wrap=True)
@@ -43,13 +47,40 @@ class CliError(Exception):
 
 
 def data_dir_of(args: argparse.Namespace) -> Path:
-    return Path(args.data_dir or os.environ.get("FERRY_DATA_DIR") or DEFAULT_DATA_DIR)
+    return Path(
+        getattr(args, "data_dir", None) or os.environ.get("FERRY_DATA_DIR") or DEFAULT_DATA_DIR
+    )
+
+
+def user_config_dir() -> Path:
+    """``$XDG_CONFIG_HOME/ferry`` (default ``~/.config/ferry``): where ``ferry up`` also writes
+    the running stack's config, so that ``ferry`` works from any directory."""
+    base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    return Path(base) / "ferry"
+
+
+def config_source(args: argparse.Namespace) -> Path | None:
+    """The directory whose config.json the CLI reads: ``--data-dir`` / FERRY_DATA_DIR if given;
+    else ``./.ferry`` if it has a config; else the user config dir (the last ``ferry up``)."""
+    explicit = getattr(args, "data_dir", None) or os.environ.get("FERRY_DATA_DIR")
+    if explicit:
+        return Path(explicit)
+    local = Path(DEFAULT_DATA_DIR)
+    if (local / CONFIG_NAME).exists():
+        return local
+    user = user_config_dir()
+    if (user / CONFIG_NAME).exists():
+        return user
+    return None
 
 
 def load_config(args: argparse.Namespace) -> dict[str, Any]:
+    """The API URL and key: FERRY_API_URL / FERRY_API_KEY override the config file that
+    :func:`config_source` finds."""
     from ferry.local.keys import read_config
 
-    config = read_config(data_dir_of(args))
+    source = config_source(args)
+    config = read_config(source) if source is not None else {}
     if os.environ.get("FERRY_API_URL"):
         config["api_url"] = os.environ["FERRY_API_URL"]
     if os.environ.get("FERRY_API_KEY"):
@@ -70,7 +101,8 @@ class ApiClient:
         config = load_config(args)
         if not config.get("api_url") or not config.get("api_key"):
             raise CliError(
-                f"no API configured: run `ferry up` (writes {data_dir_of(args)}/config.json) "
+                f"no API configured: run `ferry up` (writes {data_dir_of(args)}/config.json and "
+                f"{user_config_dir() / CONFIG_NAME}), pass --data-dir, "
                 "or set FERRY_API_URL and FERRY_API_KEY"
             )
         return cls(str(config["api_url"]), str(config["api_key"]))
@@ -134,9 +166,13 @@ def _items(payload: Any, *keys: str) -> list[dict[str, Any]]:
     return []
 
 
-def _emit_json(value: Any) -> None:
+def emit_json(value: Any) -> None:
+    """The one JSON output of every command (``--json``): indented, dates as text."""
     sys.stdout.write(json.dumps(value, indent=2, default=str) + "\n")
     sys.stdout.flush()
+
+
+_emit_json = emit_json  # the name older command modules import
 
 
 def signal_event() -> threading.Event:
@@ -150,19 +186,105 @@ def signal_event() -> threading.Event:
     return stop
 
 
-def _table(*columns: str) -> Table:
-    table = Table()
+def table(*columns: str) -> Table:
+    """The one table style: long values fold (wrap) inside their column, never truncate."""
+    made = Table()
     for column in columns:
-        table.add_column(column, overflow="fold")
-    return table
+        made.add_column(column, overflow="fold")
+    return made
 
 
-def _cell(value: Any) -> str:
-    if value is None:
-        return ""
+_table = table
+
+
+NONE = "-"
+
+
+def cell(value: Any, style: str | None = None) -> Text:
+    """The one table cell: None is ``-``, lists and dicts are JSON, everything is plain text
+    (a ``Text``: rich never reads markup or emoji codes such as ``:secret:`` in data)."""
+    if value is None or value == "":
+        return Text(NONE, style="dim")
+    if isinstance(value, bool):
+        return Text("yes" if value else "no", style=style or "")
     if isinstance(value, dict | list):
-        return json.dumps(value)
-    return str(value)
+        return Text(json.dumps(value, default=str), style=style or "")
+    return Text(str(value), style=style or "")
+
+
+_cell = cell
+
+
+def kv_table(mapping: dict[str, Any]) -> Table:
+    """A two-column field/value table (``show`` commands)."""
+    made = Table("field", "value", show_header=False)
+    made.columns[1].overflow = "fold"
+    for key, value in mapping.items():
+        made.add_row(Text(str(key)), cell(value))
+    return made
+
+
+def say(template: str, *values: Any) -> str:
+    """Markup ``template`` with each value escaped: ``say("job {} is [b]{}[/]", a, b)``."""
+    return template.format(*(escape(str(v)) for v in values))
+
+
+SHORT = 8
+MIN_PREFIX = 6
+_UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+_PREFIX = re.compile(r"^[0-9a-f-]+$")
+MAX_LISTED = 10_000  # ids read to resolve a prefix (newest first)
+
+
+def short_id(value: Any) -> str:
+    """What tables show of an id: its first 8 characters (any unique prefix of 6 or more
+    characters is accepted back wherever an id is)."""
+    return str(value)[:SHORT] if value else NONE
+
+
+def resolve_id(client: ApiClient, kind: str, value: str, *, field: str | None = None) -> str:
+    """The full id of a ``kind`` ("job", "endpoint", "route") for a unique prefix of at least 6
+    hex characters; an unknown or ambiguous prefix is a CliError (listing the candidates).
+    Anything else (a full id, a shorter or non-hex value) is passed on as it is: the API
+    answers 404 naming the field."""
+    field = field or f"{kind}_id"
+    text = value.strip().lower()
+    if _UUID.match(text) or len(text) < MIN_PREFIX or len(text) >= 36 or not _PREFIX.match(text):
+        return value
+    ids, complete = _ids_of(client, kind)
+    matches = sorted({i for i in ids if i.startswith(text)})
+    if len(matches) == 1:
+        return matches[0]
+    if not matches:
+        where = "" if complete else f" (searched the newest {len(ids)})"
+        raise CliError(f"no {kind} id starts with {text}{where}", field=field)
+    shown = ", ".join(matches[:10]) + (
+        f" and {len(matches) - 10} more" if len(matches) > 10 else ""
+    )
+    raise CliError(
+        f"{text} is ambiguous: {len(matches)} {kind}s start with it: {shown}; give more characters",
+        field=field,
+    )
+
+
+def _ids_of(client: ApiClient, kind: str) -> tuple[list[str], bool]:
+    """Every id of ``kind`` the caller can see (up to MAX_LISTED) and whether that is all."""
+    if kind == "route":
+        payload = client.request("GET", "/routes")
+        return [str(r["route_id"]) for r in _items(payload) if r.get("route_id")], True
+    path, key, id_key = {
+        "job": ("/jobs", "jobs", "job_id"),
+        "endpoint": ("/endpoints", "endpoints", "endpoint_id"),
+    }[kind]
+    ids: list[str] = []
+    token = None
+    while len(ids) < MAX_LISTED:
+        payload = client.request("GET", path, query={"limit": 100, "next_token": token})
+        ids.extend(str(i[id_key]) for i in _items(payload, key) if i.get(id_key))
+        token = payload.get("next_token") if isinstance(payload, dict) else None
+        if not token:
+            return ids, True
+    return ids, False
 
 
 def wait_for_endpoint(
@@ -185,13 +307,35 @@ def wait_for_endpoint(
         time.sleep(0.25)
 
 
-JOB_COLUMNS = ("job_id", "status", "flow", "source", "target", "progress", "attempt", "error")
+JOB_COLUMNS = (
+    "job",
+    "status",
+    "route",
+    "flow",
+    "source",
+    "target",
+    "progress",
+    "attempt",
+    "error",
+)
+STATUS_STYLES = {
+    "SUCCEEDED": "green",
+    "ACTIVE": "green",
+    "FAILED": "red",
+    "VALIDATION_FAILED": "red",
+    "CANCELLED": "yellow",
+    "DISABLED": "yellow",
+}
 
 
-def _loc(value: Any) -> str:
+def status_cell(status: Any) -> Text:
+    return cell(status, style=STATUS_STYLES.get(str(status), "cyan"))
+
+
+def _loc(value: Any) -> Text:
     if isinstance(value, dict):
-        return f"{str(value.get('endpoint_id', ''))[:8]}:{value.get('path', '')}"
-    return _cell(value)
+        return Text(f"{short_id(value.get('endpoint_id'))}:{value.get('path', '')}")
+    return cell(value)
 
 
 def human_bytes(n: Any) -> str:
@@ -214,21 +358,20 @@ def _progress(job: dict[str, Any]) -> str:
 
 
 def job_table(jobs: list[dict[str, Any]]) -> Table:
-    table = _table(*JOB_COLUMNS)
-    styles = {"SUCCEEDED": "green", "FAILED": "red", "CANCELLED": "yellow"}
+    made = table(*JOB_COLUMNS)
     for j in jobs:
-        status = str(j.get("status", ""))
-        table.add_row(
-            _cell(j.get("job_id")),
-            f"[{styles.get(status, 'cyan')}]{status}[/]",
-            _cell(j.get("flow")),
+        made.add_row(
+            cell(short_id(j.get("job_id"))),
+            status_cell(j.get("status")),
+            cell(short_id(j.get("route_id")) if j.get("route_id") else None),
+            cell(j.get("flow")),
             _loc(j.get("source")),
             _loc(j.get("target")),
-            _progress(j),
-            _cell(j.get("attempt")),
-            _cell(j.get("error_code")),
+            cell(_progress(j) or None),
+            cell(j.get("attempt")),
+            cell(j.get("error_code")),
         )
-    return table
+    return made
 
 
 def _summary(detail: dict[str, Any]) -> str:
@@ -254,13 +397,13 @@ def _summary(detail: dict[str, Any]) -> str:
 
 
 def events_table(events: list[dict[str, Any]]) -> Table:
-    table = _table("occurred_at", "stream", "v", "detail-type", "detail")
+    made = table("occurred_at", "stream", "v", "detail-type", "detail")
     for e in events:
-        table.add_row(
-            _cell(e.get("occurred_at")),
-            _cell(e.get("stream_id"))[:8],
-            _cell(e.get("version")),
-            _cell(e.get("detail-type")),
-            _summary(e.get("detail") or {}),
+        made.add_row(
+            cell(e.get("occurred_at")),
+            cell(short_id(e.get("stream_id"))),
+            cell(e.get("version")),
+            cell(e.get("detail-type")),
+            cell(_summary(e.get("detail") or {}) or None),
         )
-    return table
+    return made

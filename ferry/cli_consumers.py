@@ -212,7 +212,7 @@ def register(sub: Any, registry_factory: Any = build_registry) -> None:
 
     consumers = sub.add_parser(
         "consumers",
-        help="tenant-scoped event delivery to downstream consumers (operator)",
+        help="event delivery to downstream consumers (operator)",
         description=CONSUMER_HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

@@ -15,36 +15,32 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from rich.console import Console
 from rich.table import Table
 
-out = Console(highlight=False, soft_wrap=True)
+from ferry.cli_common import (
+    CliError,
+    cell,
+    emit_json,
+    kv_table,
+    out,
+    resolve_id,
+    say,
+    short_id,
+    status_cell,
+    table,
+)
 
 ClientFactory = Callable[[argparse.Namespace], Any]
+ID_HELP = "the route's id, or a unique prefix of at least 6 characters (tables show 8)"
+ENDPOINT_HELP = "the endpoint's id, or a unique prefix of at least 6 characters"
 
 
 def _error(message: str, field: str | None = None) -> Exception:
-    from ferry.cli_common import CliError
-
     return CliError(message, field=field)
-
-
-def _emit_json(value: Any) -> None:
-    sys.stdout.write(json.dumps(value, indent=2, default=str) + "\n")
-    sys.stdout.flush()
-
-
-def _cell(value: Any) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, dict | list):
-        return json.dumps(value, default=str)
-    return str(value)
 
 
 def _location(text: str, flag: str) -> tuple[str, str]:
@@ -54,8 +50,12 @@ def _location(text: str, flag: str) -> tuple[str, str]:
     return endpoint, path
 
 
-def definition_from(args: argparse.Namespace) -> dict[str, Any]:
-    """The POST /routes body from --file or from the flags (the API validates it)."""
+def definition_from(
+    args: argparse.Namespace, endpoint: Callable[[str, str], str] | None = None
+) -> dict[str, Any]:
+    """The POST /routes body from --file or from the flags (the API validates it).
+    ``endpoint(value, option)``: a short endpoint id → the full id."""
+    full = endpoint or (lambda value, _option: value)
     if args.file:
         try:
             loaded = json.loads(Path(args.file).read_text())
@@ -66,8 +66,8 @@ def definition_from(args: argparse.Namespace) -> dict[str, Any]:
         return loaded
     if not args.name or not args.source or not args.to:
         raise _error("--name, --from and at least one --to are required (or --file)", "name")
-    endpoint, path = _location(args.source, "--from")
-    source: dict[str, Any] = {"endpoint_id": endpoint, "path": path}
+    source_endpoint, path = _location(args.source, "--from")
+    source: dict[str, Any] = {"endpoint_id": full(source_endpoint, "--from"), "path": path}
     for key in ("pattern", "min_size", "max_size"):
         if getattr(args, key) is not None:
             source[key] = getattr(args, key)
@@ -78,7 +78,12 @@ def definition_from(args: argparse.Namespace) -> dict[str, Any]:
     targets = []
     for text in args.to:
         target_endpoint, template = _location(text, "--to")
-        targets.append({"endpoint_id": target_endpoint, "path_template": template or "{filename}"})
+        targets.append(
+            {
+                "endpoint_id": full(target_endpoint, "--to"),
+                "path_template": template or "{filename}",
+            }
+        )
     if args.event:
         trigger: dict[str, Any] = {"type": "event"}
     elif args.cron:
@@ -113,80 +118,113 @@ def definition_from(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _routes_table(routes: list[dict[str, Any]]) -> Table:
-    table = Table("route_id", "name", "trigger", "source", "targets", "enabled")
+    made = table("route", "name", "status", "trigger", "source", "targets", "enabled")
     for route in routes:
         trigger = route.get("trigger") or {}
         source = route.get("source") or {}
-        table.add_row(
-            str(route.get("route_id")),
-            str(route.get("name")),
-            f"{trigger.get('type')} {trigger.get('every') or trigger.get('cron') or ''}".strip(),
-            f"{source.get('endpoint_id')}:{source.get('path', '')} {source.get('pattern', '')}",
-            ", ".join(
-                f"{t.get('endpoint_id')}:{t.get('path_template')}"
-                for t in route.get("targets") or []
+        made.add_row(
+            cell(short_id(route.get("route_id"))),
+            cell(route.get("name")),
+            status_cell(route.get("status")) if route.get("status") else cell(None),
+            cell(f"{trigger.get('type')} {trigger.get('every') or trigger.get('cron') or ''}"),
+            cell(
+                f"{short_id(source.get('endpoint_id'))}:{source.get('path', '')} "
+                f"{source.get('pattern', '')}"
             ),
-            _cell(route.get("enabled")),
+            cell(
+                ", ".join(
+                    f"{short_id(t.get('endpoint_id'))}:{t.get('path_template')}"
+                    for t in route.get("targets") or []
+                )
+            ),
+            cell(route.get("enabled")),
         )
-    return table
+    return made
 
 
 def _show(route: dict[str, Any]) -> Table:
-    table = Table("field", "value", show_header=False)
-    for key, value in route.items():
-        table.add_row(key, _cell(value))
-    return table
+    return kv_table(route)
 
 
 def register(subparsers: Any, client_factory: ClientFactory) -> None:
     """Add ``ferry routes …`` to the CLI's subparsers."""
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument(
-        "--data-dir", default=None, help="local stack state (default ./.ferry or FERRY_DATA_DIR)"
+        "--data-dir",
+        default=None,
+        help="the local stack's directory (default: FERRY_DATA_DIR, else ./.ferry if it has a "
+        "config, else the one the last `ferry up` wrote to ~/.config/ferry)",
     )
-    common.add_argument("--json", action="store_true", help="machine-readable output")
+    common.add_argument("--json", action="store_true", help="machine-readable output (JSON)")
 
-    routes = subparsers.add_parser("routes", help="files that arrive somewhere become jobs")
+    routes = subparsers.add_parser(
+        "routes",
+        help="files that arrive somewhere become jobs",
+        description="Routes: files that arrive somewhere become jobs (push or pull, fan-out).",
+        epilog="examples:\n" + (__doc__ or "").split("\n\n", 1)[1].strip("\n") + "\n",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     sub = routes.add_subparsers(dest="routes_command", required=True, metavar="ACTION")
 
     def run(fn: Callable[[Any, argparse.Namespace], Any], render: Callable[[Any], Any]) -> Any:
         def command(args: argparse.Namespace) -> int:
-            result = fn(client_factory(args), args)
+            client = client_factory(args)
+            if getattr(args, "route_id", None):
+                args.route_id = resolve_id(client, "route", args.route_id)
+            if getattr(args, "endpoint_id", None):
+                args.endpoint_id = resolve_id(client, "endpoint", args.endpoint_id)
+            result = fn(client, args)
             if args.json:
-                _emit_json(result)
+                emit_json(result)
             else:
                 out.print(render(result))
             return 0
 
         return command
 
+    def create(client: Any, args: argparse.Namespace) -> Any:
+        def endpoint(value: str, option: str) -> str:
+            return resolve_id(client, "endpoint", value, field=option)
+
+        return client.request("POST", "/routes", definition_from(args, endpoint))
+
     add = sub.add_parser("add", parents=[common], help="create a route")
     add.add_argument("--file", help="a JSON file with the whole POST /routes body")
-    add.add_argument("--name")
+    add.add_argument("--name", help="the route's name")
     add.add_argument("--from", dest="source", metavar="ENDPOINT:PATH", help="source dir/prefix")
     add.add_argument(
         "--to", action="append", metavar="ENDPOINT:TEMPLATE", help="a target (repeat: fan-out)"
     )
     add.add_argument("--pattern", help="glob (default *) or, with --regex, a regex")
-    add.add_argument("--regex", action="store_true")
-    add.add_argument("--recursive", action="store_true")
-    add.add_argument("--min-size", type=int)
-    add.add_argument("--max-size", type=int)
+    add.add_argument("--regex", action="store_true", help="--pattern is a regular expression")
+    add.add_argument("--recursive", action="store_true", help="files in subdirectories too")
+    add.add_argument("--min-size", type=int, help="skip files smaller than this (bytes)")
+    add.add_argument("--max-size", type=int, help="skip files larger than this (bytes)")
     when = add.add_mutually_exclusive_group()
     when.add_argument("--event", action="store_true", help="S3 push: on Object Created")
     when.add_argument("--every", help="pull schedule, e.g. 5m (default)")
     when.add_argument("--cron", help="pull schedule, 5-field cron")
-    add.add_argument("--stable-checks", type=int)
-    add.add_argument("--min-age")
+    add.add_argument(
+        "--stable-checks", type=int, help="pull: listings a file must stay unchanged through"
+    )
+    add.add_argument("--min-age", help="pull: collect a file only this old, e.g. 2m")
     add.add_argument("--done-marker", help="e.g. '{name}.done' or '{stem}.ok'")
-    add.add_argument("--post-action", choices=["none", "delete", "move"])
-    add.add_argument("--move-to")
-    add.add_argument("--max-attempts", type=int)
-    add.add_argument("--verify", choices=["size", "digest", "reread"])
-    add.add_argument("--overwrite", action="store_true")
-    add.add_argument("--once-per-name", action="store_true")
+    add.add_argument(
+        "--post-action",
+        choices=["none", "delete", "move"],
+        help="the source file once every target has it (default none)",
+    )
+    add.add_argument("--move-to", help="with --post-action move: the source-side directory")
+    add.add_argument("--max-attempts", type=int, help="attempts per job before FAILED")
+    add.add_argument(
+        "--verify", choices=["size", "digest", "reread"], help="how delivery is checked"
+    )
+    add.add_argument("--overwrite", action="store_true", help="replace existing target files")
+    add.add_argument(
+        "--once-per-name", action="store_true", help="a name is sent once, even if rewritten"
+    )
     add.add_argument("--disabled", action="store_true", help="create it disabled")
-    add.set_defaults(func=run(lambda c, a: c.request("POST", "/routes", definition_from(a)), _show))
+    add.set_defaults(func=run(create, _show))
 
     ls = sub.add_parser("list", parents=[common], help="this customer's routes")
     ls.set_defaults(
@@ -197,7 +235,7 @@ def register(subparsers: Any, client_factory: ClientFactory) -> None:
     )
 
     show = sub.add_parser("show", parents=[common], help="one route (with its status)")
-    show.add_argument("route_id")
+    show.add_argument("route_id", help=ID_HELP)
     show.set_defaults(func=run(lambda c, a: c.request("GET", f"/routes/{a.route_id}"), _show))
 
     def state_change(action: str) -> Callable[[Any, argparse.Namespace], Any]:
@@ -208,15 +246,15 @@ def register(subparsers: Any, client_factory: ClientFactory) -> None:
 
     for action in ("disable", "enable"):
         p = sub.add_parser(action, parents=[common], help=f"{action} a route")
-        p.add_argument("route_id")
+        p.add_argument("route_id", help=ID_HELP)
         p.set_defaults(func=run(state_change(action), _show))
 
     files = sub.add_parser(
         "files", parents=[common], help="the ledger: what happened to each file (and why)"
     )
-    files.add_argument("route_id")
+    files.add_argument("route_id", help=ID_HELP)
     files.add_argument("--name", help="a file name or path (substring)")
-    files.add_argument("--limit", type=int, default=100)
+    files.add_argument("--limit", type=int, default=100, help="at most this many (1-1000)")
     files.set_defaults(
         func=run(
             lambda c, a: c.request(
@@ -229,7 +267,7 @@ def register(subparsers: Any, client_factory: ClientFactory) -> None:
     retry = sub.add_parser(
         "retry", parents=[common], help="retry a file's failed delivery (redrives its failed jobs)"
     )
-    retry.add_argument("route_id")
+    retry.add_argument("route_id", help=ID_HELP)
     retry.add_argument("--path", required=True, help="the file's path, as `routes files` shows")
     retry.set_defaults(
         func=run(
@@ -241,8 +279,8 @@ def register(subparsers: Any, client_factory: ClientFactory) -> None:
     unrouted = sub.add_parser(
         "unrouted", parents=[common], help="objects on an S3 endpoint that no route took (and why)"
     )
-    unrouted.add_argument("endpoint_id")
-    unrouted.add_argument("--limit", type=int, default=100)
+    unrouted.add_argument("endpoint_id", help=ENDPOINT_HELP)
+    unrouted.add_argument("--limit", type=int, default=100, help="at most this many (1-1000)")
     unrouted.set_defaults(
         func=run(
             lambda c, a: c.request(
@@ -254,33 +292,33 @@ def register(subparsers: Any, client_factory: ClientFactory) -> None:
 
 
 def _retried(payload: dict[str, Any]) -> str:
-    jobs = ", ".join(payload.get("job_ids") or []) or "-"
-    return f"retrying {payload.get('path')} ({payload.get('file_version')}): jobs {jobs}"
+    jobs = ", ".join(short_id(j) for j in payload.get("job_ids") or []) or "-"
+    return say("retrying {} ({}): jobs {}", payload.get("path"), payload.get("file_version"), jobs)
 
 
 def _unrouted_table(payload: dict[str, Any]) -> Table:
-    table = Table("key", "size", "version", "reason", "at", "detail")
+    made = table("key", "size", "version", "reason", "at", "detail")
     for item in payload.get("items", []):
-        table.add_row(
-            str(item.get("key")),
-            _cell(item.get("size")),
-            _cell(item.get("version")),
-            _cell(item.get("reason")),
-            _cell(item.get("at")),
-            _cell(item.get("detail")),
+        made.add_row(
+            cell(item.get("key")),
+            cell(item.get("size")),
+            cell(item.get("version")),
+            cell(item.get("reason")),
+            cell(item.get("at")),
+            cell(item.get("detail")),
         )
-    return table
+    return made
 
 
 def _files_table(payload: dict[str, Any]) -> Table:
-    table = Table("path", "status", "reason", "first seen", "jobs", "detail")
+    made = table("path", "status", "reason", "first seen", "jobs", "detail")
     for item in payload.get("items", []):
-        table.add_row(
-            str(item.get("path")),
-            str(item.get("status")),
-            _cell(item.get("reason")),
-            _cell(item.get("first_seen_at")),
-            ", ".join(item.get("job_ids") or []) or "-",
-            _cell(item.get("detail")),
+        made.add_row(
+            cell(item.get("path")),
+            cell(item.get("status")),
+            cell(item.get("reason")),
+            cell(item.get("first_seen_at")),
+            cell(", ".join(short_id(j) for j in item.get("job_ids") or []) or None),
+            cell(item.get("detail")),
         )
-    return table
+    return made

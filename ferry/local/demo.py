@@ -93,14 +93,27 @@ def run_demo(args: argparse.Namespace, data_dir: Path) -> int:
 
 
 def _run(args: argparse.Namespace, data_dir: Path, stop: Any) -> int:
-    from ferry.cli_common import ApiClient, CliError, events_table, job_table
+    from ferry.cli import (
+        DEFAULT_API_PORT,
+        DEFAULT_MOTO_PORT,
+        DEFAULT_SFTP_PORT,
+        choose_port,
+        print_console_line,
+        publish_user_config,
+        unpublish_user_config,
+    )
+    from ferry.cli_common import ApiClient, CliError, events_table, job_table, say
 
+    args.port = choose_port(args.port, DEFAULT_API_PORT, "--port")
+    args.moto_port = choose_port(args.moto_port, DEFAULT_MOTO_PORT, "--moto-port")
+    args.sftp_port = choose_port(args.sftp_port, DEFAULT_SFTP_PORT, "--sftp-port")
     stack = LocalStack(
         data_dir,
         api_port=args.port,
         moto_port=args.moto_port,
-        on_event=lambda msg: console.print(f"[yellow]stack:[/] {msg}"),
+        on_event=lambda msg: console.print(say("[yellow]stack:[/] {}", msg)),
     )
+    published = None
     try:
         if args.sftp_port:
             ensure_free(args.sftp_port, "--sftp-port")
@@ -109,6 +122,8 @@ def _run(args: argparse.Namespace, data_dir: Path, stop: Any) -> int:
         print(f"API URL: {info.api_url}", flush=True)
         print(f"API key: {info.api_key}", flush=True)
         print(f"AWS endpoint: {info.aws_endpoint}", flush=True)
+        print_console_line(info)
+        published = publish_user_config(info)
         sftp = _start_sftp(stack, args)
         console.print(
             f"SFTP server: sftp://{sftp['username']}@{sftp['host']}:{sftp['port']} "
@@ -119,7 +134,7 @@ def _run(args: argparse.Namespace, data_dir: Path, stop: Any) -> int:
             jobs = _run_transfers(stack, client, sftp, args)
         except CliError as error:
             where = f" [field: {error.field}]" if error.field else ""
-            console.print(f"[red]demo failed:[/] {error.message}{where}", markup=False)
+            console.print(say("[red]demo failed:[/] {}{}", error.message, where))
             return 1
         listed = client.request("GET", "/jobs", query={"limit": 20})
         console.rule("Jobs")
@@ -135,8 +150,10 @@ def _run(args: argparse.Namespace, data_dir: Path, stop: Any) -> int:
         _explore_hints(info, sftp, data_dir, jobs)
         return stack.wait(stop)
     finally:
-        with console.status("Stopping…"):
+        with console.status("Stopping (services first, then moto server)…"):
             stack.stop()
+        if published is not None:
+            unpublish_user_config(published, info)
 
 
 def _start_sftp(stack: LocalStack, args: argparse.Namespace) -> dict[str, Any]:
@@ -322,6 +339,7 @@ def _explore_hints(
     print(f"API URL: {info.api_url}")
     print(f"API key: {info.api_key}")
     print(f"AWS endpoint: {info.aws_endpoint}")
+    print(f"Console: {info.api_url}/console   (sign in with the API key above)")
     print(
         f"SFTP: sftp -P {sftp['port']} -i {sftp['private_key_path']} "
         f"{sftp['username']}@{sftp['host']}   (root: {sftp['root']})"

@@ -1,7 +1,8 @@
 """A small process supervisor for the local stack: stands in for ECS / Lambda's process lifecycle.
 
 Each service runs as its own process in its own process group (so a service's own children go
-with it), its stdout and stderr appended to ``<log_dir>/<name>.log``. A service that dies is
+with it), its stdout and stderr in ``<log_dir>/<name>.log`` (one log per run of the stack: the last
+runs' logs are kept as ``<name>.log.1`` … ``.3``). A service that dies is
 restarted with exponential backoff (as ECS or Lambda would start a new task/instance); a
 *critical* one (moto server: its state is in memory) is not restarted — its death stops the
 stack. ``stop()`` sends SIGTERM to every process group, waits, then SIGKILLs what is left, so
@@ -9,7 +10,7 @@ nothing survives the stack. Children also get SIGTERM if the supervisor itself d
 (``PR_SET_PDEATHSIG``), so even a SIGKILLed ``ferry up`` leaves nothing behind.
 
 The supervisor records ``{name: pid}`` in ``<state_dir>/pids.json`` whenever it (re)starts a
-process (tests and ``ferry`` use it to find the stack's processes).
+process (tests and ``ferry`` use it to find the stack's processes) and removes it on ``stop()``.
 """
 
 from __future__ import annotations
@@ -92,7 +93,10 @@ class Supervisor:
         env.update(service.env or {})
         env.setdefault("PYTHONUNBUFFERED", "1")
         if running.log is None:
-            running.log = open(self.log_dir / f"{service.name}.log", "ab")  # noqa: SIM115
+            path = self.log_dir / f"{service.name}.log"
+            if not running.history:  # this run's first start: the last run's log moves aside
+                rotate(path, keep=LOGS_KEPT)
+            running.log = open(path, "ab")  # noqa: SIM115
         stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
         running.log.write(f"--- {stamp} supervisor: starting {service.name}\n".encode())
         running.log.flush()
@@ -186,6 +190,9 @@ class Supervisor:
             services = [r for r in running if not r.service.critical]
             critical = [r for r in running if r.service.critical]
             for phase in (services, critical):
+                if phase:
+                    names = ", ".join(r.service.name for r in reversed(phase))
+                    self.on_event(f"stopping {names}")
                 self._stop_group(list(reversed(phase)))
             for r in self._procs.values():
                 if r.log is not None:
@@ -216,6 +223,23 @@ class Supervisor:
 
     def __exit__(self, *exc: Any) -> None:
         self.stop()
+
+
+LOGS_KEPT = 3
+
+
+def rotate(path: Path, keep: int) -> None:
+    """``name.log`` → ``name.log.1`` → … → ``name.log.<keep>`` (the oldest dropped): one log per
+    run of the stack, the last ``keep`` runs kept."""
+    if not path.exists():
+        return
+    for n in range(keep, 0, -1):
+        older = path.with_name(f"{path.name}.{n}")
+        if n == keep:
+            older.unlink(missing_ok=True)
+        newer = path if n == 1 else path.with_name(f"{path.name}.{n - 1}")
+        if newer.exists():
+            newer.replace(older)
 
 
 def _killpg(pgid: int, sig: int) -> None:
