@@ -948,6 +948,9 @@ def build_parser() -> argparse.ArgumentParser:
     from ferry.cli_consumers import register as register_consumers
 
     register_consumers(sub)
+    from ferry.cli_subscriptions import register as register_subscriptions
+
+    register_subscriptions(sub, ApiClient.from_args)
     return parser
 
 

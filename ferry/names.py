@@ -154,6 +154,32 @@ class ResourceNames:
     def routes_tick_schedule(self) -> str:
         return f"{self.prefix}-routes-tick"
 
+    # Notifications (issue 12): subscriptions, the notifier's two queues and its bus rule
+    @property
+    def subscriptions_table(self) -> str:
+        """Subscriptions (pk ``C#<customer>``, sk ``S#<id>``) and their deliveries
+        (pk ``D#<subscription>``, sk the delivery key)."""
+        return f"{self.prefix}-subscriptions"
+
+    @property
+    def notifications_queue(self) -> str:
+        """Notifiable events (bus rule) → the notifier's fan-out (one message per match)."""
+        return f"{self.prefix}-notifications"
+
+    @property
+    def notifications_deliver_queue(self) -> str:
+        """One message per (subscription, event, attempt) → the notifier's delivery."""
+        return f"{self.prefix}-notifications-deliver"
+
+    @property
+    def notifications_rule(self) -> str:
+        return f"{self.prefix}-to-notifications"
+
+    @property
+    def subscription_secrets_prefix(self) -> str:
+        """Webhook signing secrets: <prefix>/subscriptions/<customer_id>/<subscription_id>."""
+        return f"{self.prefix}/subscriptions/"
+
     @staticmethod
     def dlq(queue_name: str) -> str:
         return f"{queue_name}-dlq"
@@ -252,6 +278,35 @@ ROUTES_RULES: dict[str, tuple[str, dict, str]] = {
 """rule attribute on ResourceNames -> (bus: "default" = the account's default bus, "ferry" =
 <prefix>-bus; event pattern; queue attribute on ResourceNames)."""
 
+# --- notifications (issue 12) --------------------------------------------------------------------
+ENV_SUBSCRIPTIONS_TABLE = "FERRY_SUBSCRIPTIONS_TABLE"
+ENV_NOTIFICATIONS_QUEUE_URL = "FERRY_NOTIFICATIONS_QUEUE_URL"
+ENV_NOTIFICATIONS_DELIVER_QUEUE_URL = "FERRY_NOTIFICATIONS_DELIVER_QUEUE_URL"
+#: The events a subscription may ask for (the notifications rule's detail-types). Names of
+#: events another part of issue 12 adds are listed already: a pattern may name a type not yet sent.
+NOTIFICATIONS_DETAIL_TYPES = (
+    "JobFailed",
+    "JobSucceeded",
+    "JobCancelled",
+    "JobRetryScheduled",
+    "JobSlow",
+    "EndpointValidated",
+    "EndpointValidationFailed",
+    "EndpointDisabled",
+    "RouteScanFailed",
+    "RouteScanRecovered",
+    "RouteFailing",
+    "RouteFileLate",
+    "RouteFileArrived",
+    "FileDelivered",
+    "FileDeliveryFailed",
+)
+NOTIFICATIONS_PATTERN: dict = rule_pattern(ALL_SOURCES, NOTIFICATIONS_DETAIL_TYPES)
+NOTIFICATIONS_RULES: dict[str, tuple[dict, str]] = {
+    "notifications_rule": (NOTIFICATIONS_PATTERN, "notifications_queue"),
+}
+"""rule attribute on ResourceNames -> (pattern on <prefix>-bus, queue attribute)."""
+
 # S3 object metadata key on every object Ferry writes (targets, staging, archive copies):
 # routes never trigger on such objects, so a route whose target is its own source cannot loop.
 OBJECT_MARKER = "ferry-job-id"
@@ -289,6 +344,7 @@ API_HANDLERS: dict[str, str] = {
     "jobs": "services.jobs.handlers",
     "queries": "services.projections.handlers",
     "routes": "services.routes.handlers",
+    "notifications": "services.notifications.handlers",
 }
 """API Lambda function -> the module whose ``handler`` it runs."""
 
@@ -324,6 +380,14 @@ API_ROUTES: tuple[tuple[str, str, str], ...] = (
     ("GET", "/audit/verify", "queries"),
     ("GET", "/audit/events", "queries"),
     ("POST", "/audit/checkpoint", "queries"),
+    ("POST", "/subscriptions", "notifications"),
+    ("GET", "/subscriptions", "notifications"),
+    ("GET", "/subscriptions/{subscription_id}", "notifications"),
+    ("DELETE", "/subscriptions/{subscription_id}", "notifications"),
+    ("POST", "/subscriptions/{subscription_id}/pause", "notifications"),
+    ("POST", "/subscriptions/{subscription_id}/resume", "notifications"),
+    ("POST", "/subscriptions/{subscription_id}/test", "notifications"),
+    ("GET", "/subscriptions/{subscription_id}/deliveries", "notifications"),
 )
 """(method, resource path, API function) for every route of the one REST API."""
 

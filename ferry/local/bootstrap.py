@@ -44,6 +44,8 @@ QUEUE_NAMES = (
     "routes_queue",
     "routes_projections_queue",
     "routes_tick_queue",
+    "notifications_queue",
+    "notifications_deliver_queue",
 )
 
 
@@ -108,6 +110,7 @@ def service_environment(
             n.ENV_API_KEYS_TABLE: names.api_keys_table,
             n.ENV_ROUTES_TABLE: names.routes_table,
             n.ENV_ROUTE_SCAN_TABLE: names.route_scan_table,
+            n.ENV_SUBSCRIPTIONS_TABLE: names.subscriptions_table,
             n.ENV_BUS_NAME: names.bus,
             n.ENV_STAGING_BUCKET: names.staging_bucket,
             n.ENV_AUDIT_BUCKET: names.audit_bucket,
@@ -125,6 +128,8 @@ def service_environment(
         "routes_queue": n.ENV_ROUTES_QUEUE_URL,
         "routes_projections_queue": n.ENV_ROUTES_PROJECTIONS_QUEUE_URL,
         "routes_tick_queue": n.ENV_ROUTES_TICK_QUEUE_URL,
+        "notifications_queue": n.ENV_NOTIFICATIONS_QUEUE_URL,
+        "notifications_deliver_queue": n.ENV_NOTIFICATIONS_DELIVER_QUEUE_URL,
     }
     for attr, url in queue_urls.items():
         if attr in env_of_queue:
@@ -161,6 +166,9 @@ def _create_tables(ddb: Any, names: n.ResourceNames) -> None:
     create_idempotency_table(ddb, names.idempotency_table)
     create_leases_table(ddb, names.leases_table)
     create_routes_tables(ddb, names.routes_table, names.route_scan_table)
+    from services.notifications.adapters import create_subscriptions_table
+
+    create_subscriptions_table(ddb, names.subscriptions_table)
 
 
 # ------------------------------------------------------------------------- EventBridge/SQS
@@ -194,6 +202,7 @@ def _create_messaging(
         (n.DEFAULT_BUS if bus == n.DEFAULT_BUS else names.bus, rule, pattern, queue)
         for rule, (bus, pattern, queue) in n.ROUTES_RULES.items()
     ]
+    rules += [(names.bus, r, p, q) for r, (p, q) in n.NOTIFICATIONS_RULES.items()]
     for bus, rule_attr, pattern, queue_attr in rules:
         rule_name = getattr(names, rule_attr)
         rule_arn = events.put_rule(

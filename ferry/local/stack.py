@@ -103,6 +103,8 @@ SQS_SERVICES: tuple[tuple[str, str, str], ...] = (
     ("jobs-process-manager", "services.jobs.process_manager:handler", "jobs_queue"),
     ("routes-push", "services.routes.push:handler", "routes_queue"),
     ("routes-projections", "services.routes.consumer:handler", "routes_projections_queue"),
+    ("notifications", "services.notifications.consumer:fanout_handler", "notifications_queue"),
+    ("notifier", "services.notifications.consumer:deliver_handler", "notifications_deliver_queue"),
 )
 
 
@@ -190,6 +192,25 @@ class LocalStack:
         )
         if os.environ.get("FERRY_BUCKET_GRANTS"):  # the operator's explicit grants
             service_env["FERRY_BUCKET_GRANTS"] = os.environ["FERRY_BUCKET_GRANTS"]
+        # Notifications (issue 12, docs/notifications.md): plain-http webhooks allowed (to the
+        # loopback allow-list), a 2 s first retry (then 3x each), mail into the mail catcher.
+        smtp_port = free_port()
+        service_env.update(
+            {
+                "FERRY_WEBHOOK_ALLOW_HTTP": "true",
+                "FERRY_NOTIFY_RETRY_BASE_SECONDS": os.environ.get(
+                    "FERRY_NOTIFY_RETRY_BASE_SECONDS", "2"
+                ),
+                "FERRY_SMTP_HOST": "127.0.0.1",
+                "FERRY_SMTP_PORT": str(smtp_port),
+                "FERRY_EMAIL_FROM": "ferry@localhost",
+            }
+        )
+        mail = [py, "-m", "ferry.local.mail", "--port", str(smtp_port)]
+        mail += ["--dir", str(self.data_dir / "mail")]
+        supervisor.add(
+            Service("mail", mail, env={**service_env, "POWERTOOLS_SERVICE_NAME": "ferry-mail"})
+        )
         supervisor.add(
             Service(
                 "api",

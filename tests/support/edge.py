@@ -74,7 +74,23 @@ def _resolvers(keys: InMemoryKeyStore, history: Any = None) -> dict[str, FerryRe
     routes = routes_resolver(
         RoutesContext(routes_app, InMemoryRoutesReadModel(), keys, RoutesSettings())
     )
-    return {"endpoints": endpoints, "jobs": jobs, "queries": queries, "routes": routes}
+    from services.notifications.bootstrap import bootstrap as notifications_bootstrap
+    from services.notifications.handlers import build_resolver as notifications_resolver
+    from services.notifications.settings import NotificationsSettings
+    from tests.support.fakes import notifications as nf
+
+    notifications_context = notifications_bootstrap(
+        settings=NotificationsSettings(prefix="t"),
+        store=nf.InMemorySubscriptionStore(),
+        secrets=nf.InMemorySigningSecrets(),
+        queue=nf.RecordingQueue(),
+        keys=keys,
+    )
+    notifications = notifications_resolver(notifications_context)
+    return {
+        "endpoints": endpoints, "jobs": jobs, "queries": queries, "routes": routes,
+        "notifications": notifications,
+    }  # fmt: skip
 
 
 @dataclass

@@ -1,0 +1,174 @@
+"""Notifications on the local stack (``ferry up``): a webhook receiver on 127.0.0.1 gets a
+correctly signed JobFailed within 5 s of the failure (verified with the docs' own example), a
+receiver answering 500 twice gets the third attempt, the mail catcher receives the failure
+e-mail (``ferry mail``), a deleted subscription gets nothing, and a replayed event is not re-sent
+(except to the subscription that asks for replays)."""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+import time
+from collections.abc import Iterator
+from datetime import datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.e2e.harness import REPO, Stack, wait_until
+
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
+
+
+class Receiver:
+    """A webhook receiver: records every POST; ``/flaky`` answers 500 twice, then 200."""
+
+    def __init__(self) -> None:
+        self.requests: list[dict[str, Any]] = []
+        self.flaky = 0
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                receiver.requests.append(
+                    {"path": self.path, "headers": dict(self.headers), "body": body,
+                     "at": time.time()}
+                )  # fmt: skip
+                status = 200
+                if self.path == "/flaky":
+                    receiver.flaky += 1
+                    status = 500 if receiver.flaky <= 2 else 200
+                self.send_response(status)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}{path}"
+
+    def at(self, path: str) -> list[dict[str, Any]]:
+        return [r for r in self.requests if r["path"] == path]
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    found = Receiver()
+    yield found
+    found.server.shutdown()
+    found.server.server_close()
+
+
+def docs_verify() -> Any:
+    """The signature check exactly as docs/notifications.md prints it."""
+    text = (Path(REPO) / "docs" / "notifications.md").read_text()
+    code = re.search(r"```python\n(.*?)```", text, re.S)
+    assert code, "docs/notifications.md has no python example"
+    namespace: dict[str, Any] = {}
+    exec(code.group(1), namespace)
+    return namespace["verify"]
+
+
+def subscribe(stack: Stack, name: str, *target: str) -> dict[str, Any]:
+    created: dict[str, Any] = stack.cli_json(
+        "subscriptions", "add", "--name", name, "--event", "JobFailed", *target
+    )
+    return created
+
+
+def s3_endpoint(stack: Stack, name: str) -> str:
+    stack.client("s3").create_bucket(Bucket=name)
+    created = stack.cli_json(
+        "endpoints", "add", "--name", name, "--type", "s3", "--bucket", name,
+        "--direction", "BOTH", "--wait", "60",
+    )  # fmt: skip
+    return str(created["endpoint_id"])
+
+
+def drained(stack: Stack) -> bool:
+    sqs = stack.client("sqs")
+    for name in ("ferry-notifications", "ferry-notifications-deliver"):
+        url = sqs.get_queue_url(QueueName=name)["QueueUrl"]
+        attrs = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
+        if any(int(attrs.get(k, 0)) for k in ("ApproximateNumberOfMessages",
+                                       "ApproximateNumberOfMessagesNotVisible",
+                                       "ApproximateNumberOfMessagesDelayed")):  # fmt: skip
+            return False
+    return True
+
+
+def test_a_failed_job_is_told_by_webhook_retry_and_mail_and_not_twice(
+    stack: Stack, receiver: Receiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    secret = "e2e-secret-" + "s" * 24
+    monkeypatch.setenv("E2E_SECRET", secret)
+    ok = subscribe(stack, "ok", "--webhook", receiver.url("/ok"), "--secret-env", "E2E_SECRET")
+    assert ok["status"] == "ACTIVE"
+    flaky = subscribe(stack, "flaky", "--webhook", receiver.url("/flaky"))
+    assert str(flaky["secret"]).startswith("whsec_")
+    gone = subscribe(stack, "gone", "--webhook", receiver.url("/gone"))
+    subscribe(stack, "replays", "--webhook", receiver.url("/replays"),
+                        "--include-replays")  # fmt: skip
+    subscribe(stack, "mail", "--email", "ops@example.com")
+    stack.cli("subscriptions", "remove", gone["subscription_id"])
+    listed = stack.cli_json("subscriptions", "list")["items"]
+    assert {s["name"] for s in listed} == {"ok", "flaky", "replays", "mail"}
+    assert secret not in json.dumps(listed) and flaky["secret"] not in json.dumps(listed)
+
+    source, target = s3_endpoint(stack, "notify-src"), s3_endpoint(stack, "notify-dst")
+    job = stack.cli_json("transfer", "--from", f"{source}:missing.bin", "--to", f"{target}:x")
+    wait_until(lambda: receiver.at("/ok"), 60, what="the JobFailed webhook")
+
+    # Signed the Stripe way, verified by the docs' example; within 5 s of the failure
+    [hit] = receiver.at("/ok")
+    event = json.loads(hit["body"])
+    assert event["detail-type"] == "JobFailed" and event["detail"]["job_id"] == job["job_id"]
+    assert docs_verify()(secret, hit["headers"]["Ferry-Signature"], hit["body"])
+    assert not docs_verify()("x" * 30, hit["headers"]["Ferry-Signature"], hit["body"])
+    failed_at = datetime.fromisoformat(event["detail"]["occurred_at"]).timestamp()
+    assert hit["at"] - failed_at < 5, f"{hit['at'] - failed_at:.1f} s after the failure"
+
+    # 500, 500, then 200: three attempts, each recorded
+    wait_until(lambda: len(receiver.at("/flaky")) >= 3, 60, what="the third attempt")
+    attempts = wait_until(
+        lambda: next(
+            (d["attempts"] for d in stack.cli_json(
+                "subscriptions", "deliveries", flaky["subscription_id"])["items"]
+             if d["status"] == "delivered"), None),
+        20, what="the delivered record",
+    )  # fmt: skip
+    assert [a["status_code"] for a in attempts] == [500, 500, 200]
+    bodies = {r["body"] for r in receiver.at("/flaky")}
+    assert (
+        len(bodies) == 1
+        and json.loads(bodies.pop())["detail"]["event_id"] == event["detail"]["event_id"]
+    )
+
+    # The mail catcher has the failure e-mail
+    mails = wait_until(
+        lambda: [m for m in stack.cli_json("mail") if "JobFailed" in m["subject"]],
+        30,
+        what="the failure e-mail",
+    )
+    assert mails[0]["to"] == "ops@example.com" and job["job_id"] in mails[0]["subject"]
+
+    # Replayed (as EventBridge delivers a replay: the same event with replay-name) and
+    # duplicated: only the subscription that asks for replays gets the replay
+    sqs = stack.client("sqs")
+    queue = sqs.get_queue_url(QueueName="ferry-notifications")["QueueUrl"]
+    sqs.send_message(QueueUrl=queue, MessageBody=json.dumps({**event, "replay-name": "e2e"}))
+    sqs.send_message(QueueUrl=queue, MessageBody=json.dumps(event))  # a duplicate delivery
+    wait_until(lambda: len(receiver.at("/replays")) >= 2, 30, what="the replay to /replays")
+    wait_until(lambda: drained(stack), 30, what="the notifier's queues to drain")
+    assert len(receiver.at("/ok")) == 1
+    assert len(receiver.at("/replays")) == 2
+    assert receiver.at("/gone") == []
+    assert len(receiver.at("/flaky")) == 3
