@@ -14,7 +14,7 @@ contiguous ranges, one per connection (one SFTP channel each), all written/read 
 
 - ``asyncssh``: Ferry's tuning installed (``services/executor/asyncssh_tuning.py``), aes128-gcm,
   255 KiB requests (OpenSSH sftp-server's max payload), 64 outstanding per connection, 16 MiB
-  client channel window; all connections on one event loop in one thread (how Ferry's
+  client channel window (``--window-mib``; asyncssh's default is 2 MiB); all connections on one event loop in one thread (how Ferry's
   executor runs asyncssh);
 - ``asyncssh-stock``: the same without the tuning (the before/after of the per-packet fix);
 - ``libssh``: libssh 0.11 through ``ssh-python`` (C, releases the GIL), one thread per
@@ -93,7 +93,7 @@ class AsyncsshTransport:
             ),
             encryption_algs=CIPHERS,
             agent_path=None,
-            window=self.WINDOW,
+            window=int(cfg.get("window") or self.WINDOW),
         )
         return conn, await conn.start_sftp_client()
 
@@ -336,6 +336,9 @@ def main() -> None:
     ap.add_argument("--conns", default="1,2,4")
     ap.add_argument("--ops", default="put,get")
     ap.add_argument("--only", default="openssh,asyncssh-stock,asyncssh,libssh")
+    ap.add_argument(
+        "--window-mib", type=int, default=16, help="asyncssh client channel window (get)"
+    )
     ap.add_argument("--worker", nargs=3, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.worker:
@@ -378,6 +381,7 @@ def main() -> None:
                     "username": sshd.username,
                     "private_key": sshd.private_key_text,
                     "size": size,
+                    "window": args.window_mib * MiB,
                 }
                 for _run in range(args.runs):
                     if "openssh" in libs:
