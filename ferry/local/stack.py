@@ -270,7 +270,8 @@ class LocalStack:
             # (moto's schedules never fire), the ticker that feeds its queue.
             for name, module in (
                 ("routes-ticker", "services.routes.ticker"),
-                ("routes-scanner", "services.routes.scanner"),
+                ("routes-scanner", "services.routes.scanner"),  # + SLA deadline checks
+                ("jobs-slow-check", "services.jobs.sla"),  # JobSlow (EventBridge Scheduler)
                 ("audit-checkpoint", "services.projections.audit_checkpoints"),  # hourly
             ):
                 supervisor.add(
