@@ -399,8 +399,15 @@ class ChunkCommitted(ExecutorEvent):
     sha256: str
     part_number: int | None = None
     etag: str | None = None
-    bytes_committed: int
+    bytes_committed: int = Field(
+        description="Bytes of this leg committed so far (chunks commit out of order: a count)."
+    )
     bytes_total: int
+    chunks_committed: int | None = Field(
+        default=None,
+        description="Chunks of this leg committed so far, this one included (chunks commit out "
+        "of order, so index + 1 is not a count). Absent from events before 2026-12.",
+    )
 
 
 class TransferVerified(ExecutorEvent):

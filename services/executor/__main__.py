@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import logging
 import signal
 import sys
@@ -11,7 +13,21 @@ from services.executor.bootstrap import bootstrap, build_executor
 from services.executor.settings import ExecutorSettings
 
 
+def _fixed_mmap_threshold() -> None:
+    """glibc raises its mmap threshold each time a large block is freed (up to 32 MiB), so the
+    engine's 16 MiB chunk buffers, freed by one thread and allocated by another, end up in
+    per-thread heap arenas that never shrink: peak RSS grew ~100 MiB over the K x chunk the
+    pipeline holds. A fixed threshold (M_MMAP_THRESHOLD) keeps every buffer of 1 MiB or more
+    an mmap of its own, returned to the OS when freed. No-op off glibc."""
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        libc.mallopt(-3, 1024 * 1024)  # M_MMAP_THRESHOLD
+    except (OSError, AttributeError):
+        pass
+
+
 def main() -> int:
+    _fixed_mmap_threshold()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     settings = ExecutorSettings()
     stop = threading.Event()

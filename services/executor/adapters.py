@@ -39,6 +39,10 @@ _BOTO_CONFIG = Config(
     # CRC on every request/response costs CPU and rejects composite checksums of copies.
     request_checksum_calculation="when_required",
     response_checksum_validation="when_required",
+    # Uploads carry their own per-part ChecksumSHA256 (services/executor/transfer/s3.py): sign
+    # UNSIGNED-PAYLOAD instead of hashing every body for SigV4 (botocore otherwise always
+    # hashes the payload over plain HTTP, and over HTTPS without a checksum header).
+    s3={"payload_signing_enabled": False},
 )
 
 _NOT_FOUND = {"NoSuchKey", "404", "NotFound", "NoSuchBucket"}
@@ -101,12 +105,16 @@ def sha256_from_checksum(value: str | None) -> str | None:
 
 
 def iter_body(body: Any, size: int) -> Iterator[bytes]:
-    """Read a botocore StreamingBody in pieces of ``size`` bytes (the last shorter)."""
+    """Read a botocore StreamingBody in pieces of ``size`` bytes (the last shorter). A read
+    that returns the whole piece is passed on as it is (no copy: pieces are whole chunks)."""
     buf = bytearray()
     while True:
         data = body.read(size - len(buf))
         if not data:
             break
+        if not buf and len(data) == size:
+            yield data
+            continue
         buf += data
         if len(buf) >= size:
             yield bytes(buf)

@@ -10,9 +10,11 @@ eventsourcing needs a created event); every later lease is ``Transfer.LeaseAcqui
 The lease is the stream itself: LeaseAcquired is appended at the expected version, so two
 executors racing for one job conflict in the event store and exactly one wins.
 
-Resume: a leg's committed chunks are contiguous from index 0 (they are committed in order), so
-its resume point is the end of the last committed chunk; S3 multipart resumes with the same
-upload id and the recorded (part number, ETag) pairs.
+Resume: a leg's chunks are committed independently and out of order (K chunks in flight,
+``services/executor/transfer``), so a leg's resume point is the *set* of committed chunk indices:
+only the missing ones are moved again. S3 multipart resumes with the same upload id and the
+recorded (part number, ETag) pairs. Streams written before chunks went out of order hold
+contiguous prefixes, which fold the same way.
 
 Why one module over 400 lines: the Transfer aggregate's event classes and the pure resume rules
 that fold them. Stored event topics are this module's path (``module:Class.Event``): moving the
@@ -93,19 +95,41 @@ class Leg:
     source_version: str | None
     upload_id: str | None
     temp_path: str | None
-    chunks: list[Chunk] = field(default_factory=list)
+    committed: dict[int, Chunk] = field(default_factory=dict)
 
     @property
-    def next_offset(self) -> int:
-        return self.chunks[-1].offset + self.chunks[-1].length if self.chunks else 0
+    def chunks(self) -> list[Chunk]:
+        """The committed chunks in index order (there may be holes)."""
+        return [self.committed[i] for i in sorted(self.committed)]
+
+    def missing(self) -> list[int]:
+        """Indices not committed yet, ascending: what an attempt still has to move."""
+        return [i for i in range(self.chunk_count) if i not in self.committed]
+
+    def span(self, index: int) -> tuple[int, int]:
+        """(offset, length) of chunk ``index``."""
+        offset = index * self.chunk_size
+        return offset, max(0, min(self.chunk_size, self.size - offset))
 
     @property
     def next_index(self) -> int:
-        return len(self.chunks)
+        """The first missing index (``chunk_count`` when none is missing)."""
+        return next(
+            (i for i in range(self.chunk_count) if i not in self.committed), self.chunk_count
+        )
+
+    @property
+    def next_offset(self) -> int:
+        """End of the contiguous committed prefix."""
+        return min(self.size, self.next_index * self.chunk_size)
+
+    @property
+    def bytes_committed(self) -> int:
+        return sum(c.length for c in self.committed.values())
 
     @property
     def complete(self) -> bool:
-        return self.next_offset >= self.size and len(self.chunks) >= self.chunk_count
+        return len(self.committed) >= self.chunk_count
 
     def parts(self) -> list[dict[str, Any]]:
         return [
@@ -262,8 +286,9 @@ class Transfer(FerryAggregate):
         etag: str | None,
         bytes_committed: int,
         bytes_total: int,
+        chunks_committed: int | None = None,
     ) -> None:
-        self.legs[leg].chunks.append(Chunk(index, offset, length, sha256, part_number, etag))
+        self.legs[leg].committed[index] = Chunk(index, offset, length, sha256, part_number, etag)
 
     @event(TransferVerified)
     def _transfer_verified(
@@ -406,23 +431,31 @@ class Transfer(FerryAggregate):
         sha256: str,
         part_number: int | None = None,
         etag: str | None = None,
+        index: int | None = None,
     ) -> Chunk:
+        """Record one chunk durable at the target, in any order. ``index`` defaults to the
+        chunk at ``offset``; a chunk is committed once, at its own offset and length."""
         state = self.legs[leg]
-        if offset != state.next_offset:
-            raise ValueError(f"chunk at {offset} is not the next one ({state.next_offset})")
+        if index is None:
+            index = offset // state.chunk_size if state.chunk_size else 0
+        if index in state.committed or not 0 <= index < state.chunk_count:
+            raise ValueError(f"chunk {index} of leg {leg} is committed already or out of range")
+        if (offset, length) != state.span(index):
+            raise ValueError(f"chunk {index} is at {state.span(index)}, not ({offset}, {length})")
         self._chunk_committed(
             job_id=self.job_id,
             leg=leg,
-            index=state.next_index,
+            index=index,
             offset=offset,
             length=length,
             sha256=sha256,
             part_number=part_number,
             etag=etag,
-            bytes_committed=offset + length,
+            bytes_committed=state.bytes_committed + length,
             bytes_total=state.size,
+            chunks_committed=len(state.committed) + 1,
         )
-        return state.chunks[-1]
+        return state.committed[index]
 
     def verify(
         self,
@@ -462,7 +495,7 @@ class Transfer(FerryAggregate):
     def bytes_committed(self) -> int:
         if not self.legs:
             return 0
-        return self.legs[max(self.legs)].next_offset
+        return self.legs[max(self.legs)].bytes_committed
 
     def _check_owner(self, owner_id: str) -> None:
         if self.lease_owner != owner_id or not self.lease_held:

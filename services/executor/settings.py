@@ -93,6 +93,13 @@ class ExecutorSettings(BaseSettings):
         default=5 * 1024 * MiB, ge=1, description="S3→S3: UploadPartCopy above this size."
     )
     copy_part_size: int = Field(default=512 * MiB, ge=5 * MiB)
+    chunks_in_flight: int = Field(
+        default=4,
+        ge=1,
+        le=32,
+        description="K: chunks of a leg read and in flight to the target at once (memory "
+        "K x chunk_size per job; a kill re-reads at most K chunks).",
+    )
     lease_seconds: float = Field(default=60.0, gt=0)
     heartbeat_seconds: float = Field(default=15.0, gt=0)
     slot_wait_visibility_seconds: int = Field(default=5, ge=0)

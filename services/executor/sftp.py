@@ -82,6 +82,7 @@ __all__ = [
     "READ_BLOCK_SIZE",
     "RemoteEntry",
     "RemoteStat",
+    "SftpChunkFile",
     "SftpCredentials",
     "SftpReadStream",
     "SftpSession",
@@ -650,6 +651,23 @@ class SftpSession:
 
         return SftpWriter(self, self._call(go(), what), path, offset)
 
+    def open_chunks(self, path: str, *, create: bool) -> SftpChunkFile:
+        """A file for chunk writes at any offset, several at once (:class:`SftpChunkFile`).
+        ``create``: create or truncate ``path``; else open the existing file as it is (a
+        resumed leg: committed chunks may lie beyond a hole) — missing → :class:`TargetChanged`."""
+        what = f"open {path} for chunk writes"
+
+        async def go() -> asyncssh.SFTPClientFile:
+            if create:
+                flags = asyncssh.FXF_WRITE | asyncssh.FXF_CREAT | asyncssh.FXF_TRUNC
+                return await self._sftp.open(path, flags, encoding=None)
+            try:
+                return await self._sftp.open(path, asyncssh.FXF_WRITE, encoding=None)
+            except (asyncssh.SFTPNoSuchFile, asyncssh.SFTPNoSuchPath):
+                raise TargetChanged(f"{what}: the partial file is gone") from None
+
+        return SftpChunkFile(self, self._call(go(), what), path)
+
     def read_range_sha256(self, path: str, offset: int, length: int) -> str:
         """Hex SHA-256 of ``length`` bytes at ``offset`` (fewer if the file is shorter): the
         verify=reread check of one committed chunk."""
@@ -891,3 +909,57 @@ class SftpWriter:
             _run(self._file.close(), 10.0, f"close {self._path}")
         except TransferError:
             pass
+
+
+class SftpChunkFile:
+    """Chunk writes at offsets into one remote file, from several threads at once.
+
+    ``write_at`` hands the whole chunk to asyncssh, which sends it as parallel WRITE requests of
+    the server's maximum length, and returns once the server acknowledged every one of them:
+    the chunk is then durable at the target and may be committed. With K chunks in flight the
+    requests of the next chunk are on the wire while the previous one's acknowledgements come
+    back, so the window never drains at a chunk boundary (no per-chunk ``flush``)."""
+
+    def __init__(self, session: SftpSession, file: asyncssh.SFTPClientFile, path: str) -> None:
+        self._session = session
+        self._file = file
+        self._path = path
+        self._closed = False
+        self._inflight: set[concurrent.futures.Future[int]] = set()
+        self._lock = threading.Lock()
+
+    def write_at(self, offset: int, data: bytes) -> None:
+        if self._closed:
+            raise ConnectionFailed(f"write {self._path}: the file is closed")
+        if not data:
+            return
+        fut = _submit(self._file.write(data, offset))
+        with self._lock:
+            self._inflight.add(fut)
+        try:
+            _wait(fut, self._session.op_timeout, f"write {self._path} at {offset}")
+        finally:
+            with self._lock:
+                self._inflight.discard(fut)
+
+    def close(self) -> None:
+        """Close the remote handle (every ``write_at`` has returned by then)."""
+        if self._closed:
+            return
+        self._closed = True
+        if not self._session._closed:
+            _run(self._file.close(), 10.0, f"close {self._path}")
+
+    def abort(self) -> None:
+        """Drop writes in flight and close the handle; never raises."""
+        if self._closed:
+            return
+        self._closed = True
+        with self._lock:
+            for fut in self._inflight:
+                fut.cancel()
+        if not self._session._closed:
+            try:
+                _run(self._file.close(), 10.0, f"close {self._path}")
+            except TransferError:
+                pass

@@ -39,7 +39,8 @@ from services.executor import errors
 from services.executor.adapters import DynamoSemaphore, Message, SqsQueue
 from services.executor.application import TransferApplication
 from services.executor.domain import LeaseHeld, Transfer, TransferFinished, utcnow
-from services.executor.engine import (
+from services.executor.settings import ExecutorSettings
+from services.executor.transfer import (
     Abandoned,
     Cancelled,
     EndpointPort,
@@ -50,7 +51,6 @@ from services.executor.engine import (
     Stats,
     TransferRun,
 )
-from services.executor.settings import ExecutorSettings
 
 log = logging.getLogger(__name__)
 
@@ -145,6 +145,7 @@ class Executor:
             copy_part_threshold=settings.copy_part_threshold,
             copy_part_size=settings.copy_part_size,
             staging_bucket=settings.staging(),
+            chunks_in_flight=settings.chunks_in_flight,
         )
 
     # --- the loop ----------------------------------------------------------------------------

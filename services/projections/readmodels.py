@@ -331,7 +331,7 @@ def fold_job(item: Item | None, event: FerryEvent) -> Item:
             transfer_leg=event.leg,
             bytes_committed=event.bytes_committed,
             bytes_total=event.bytes_total,
-            chunks_committed=event.index + 1,
+            chunks_committed=event.chunks_committed or event.index + 1,
         )
     elif isinstance(event, c.TransferAttemptFailed):
         new["bytes_committed"] = event.bytes_committed

@@ -142,11 +142,11 @@ def instrument(
             raise ConnectionError("injected: connection reset")
         return call(*args, **kwargs)
 
-    def open_write(call: Any, *args: Any, **kwargs: Any) -> Any:
-        return Hooked(call(*args, **kwargs), {"flush": slow})
+    def open_chunks(call: Any, *args: Any, **kwargs: Any) -> Any:
+        return Hooked(call(*args, **kwargs), {"write_at": slow})
 
     def sftp(ep: Any) -> Any:
-        return Hooked(real_sftp(ep), {"open_write": open_write, "rename": publish})
+        return Hooked(real_sftp(ep), {"open_chunks": open_chunks, "rename": publish})
 
     def s3(ep: Any) -> Any:
         hooks = {
@@ -182,7 +182,10 @@ def test_cancel_while_running_stops_before_publishing_and_cleans_up(
 ) -> None:
     data = os.urandom(SIZE)
     job_id = stack.submit(flow, put_source(stack, flow, data), target_of(stack, flow))
-    executor = stack.executor(heartbeat_seconds=30, lease_seconds=60)
+    # one chunk in flight: the 3 chunks take 3 x 0.3 s, so the cancel sent after the first
+    # commit lands while chunks are still moving (with K in flight they would all be done by
+    # then); a cancel with K chunks in flight: tests/unit/test_transfer_engine.py
+    executor = stack.executor(heartbeat_seconds=30, lease_seconds=60, chunks_in_flight=1)
     instrument(stack, executor, chunk_delay=0.3)
     thread, results = start(stack, executor)
     wait_for(lambda: "ChunkCommitted" in stack.types(job_id))
