@@ -43,6 +43,7 @@ BODY_ROUTES = frozenset(
         ("POST", "/transfers"),
         ("POST", "/routes"),
         ("PATCH", "/routes/{route_id}"),
+        ("POST", "/subscriptions"),
     }
 )
 

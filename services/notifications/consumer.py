@@ -1,8 +1,8 @@
-"""The notifier's two SQS entry points (Lambda, ReportBatchItemFailures):
+"""The notifier's two SQS entry points (Lambda, ReportBatchItemFailures), both built here:
 
-- ``fanout_handler`` on the notifications queue (the bus rule's target): one EventBridge event →
-  one delivery message per matching subscription;
-- ``deliver_handler`` on the delivery queue: one attempt per message. A batch's messages are
+- ``handler`` (this module) on the notifications queue (the bus rule's target): one EventBridge
+  event → one delivery message per matching subscription;
+- ``services.notifications.deliver:handler`` on the delivery queue: one attempt per message. A batch's messages are
   attempted concurrently (each with its own timeout), so one slow receiver does not hold up the
   others of its batch beyond its timeout.
 """
@@ -92,7 +92,8 @@ _deliver = once(lambda: make_deliver(_notifier()))
 
 
 @tracer.capture_lambda_handler
-def fanout_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """Lambda entry point of the fan-out: ``services/notifications/consumer.py:handler``."""
     result: dict[str, Any] = _fanout()(event, context)
     return result
 

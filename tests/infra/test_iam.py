@@ -8,7 +8,7 @@ import pytest
 
 import ferry.names as n
 from tests.infra.conftest import Synth
-from tests.infra.iam import can, can_on_text, function_role, logical_id, role_statements
+from tests.infra.iam import can, can_on_text, function_role, logical_id, role_statements, text
 
 NAMES = n.ResourceNames("ferry")
 WRITE = (
@@ -31,6 +31,9 @@ ALL_LAMBDAS = (
     "services.routes.handlers.handler",
     "services.routes.push.handler",
     "services.routes.consumer.handler",
+    "services.notifications.handlers.handler",
+    "services.notifications.consumer.handler",
+    "services.notifications.deliver.handler",
 )
 
 
@@ -75,10 +78,16 @@ def test_only_the_consumer_writes_read_models(t: dict[str, Any]) -> None:
 def test_no_lambda_can_read_endpoint_secrets(t: dict[str, Any], handler: str) -> None:
     role = function_role(t, handler)
     assert not can_on_text(t, role, "secretsmanager:GetSecretValue", NAMES.secrets_prefix)
-    assert not any(
-        s.effect == "Allow" and s.allows("secretsmanager:GetSecretValue")
+    readers = [
+        s
         for s in role_statements(t, role)
-    )
+        if s.effect == "Allow" and s.allows("secretsmanager:GetSecretValue")
+    ]
+    if handler == "services.notifications.deliver.handler":  # webhook signing secrets only
+        prefix = NAMES.subscription_secrets_prefix
+        assert readers and all(prefix in text(r) for s in readers for r in s.resources)
+    else:
+        assert not readers
 
 
 def test_only_the_endpoints_api_writes_secrets(t: dict[str, Any]) -> None:

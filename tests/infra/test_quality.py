@@ -14,7 +14,7 @@ import pytest
 from aws_cdk.assertions import Annotations, Match
 
 from ferry.names import ResourceNames
-from infra.constructs import routes
+from infra.constructs import notifications, routes
 from infra.constructs import services as svc
 from infra.constructs.api import ROUTES
 from infra.constructs.code import LAYER_DIR, REPO_ROOT, RUNTIME_PACKAGES, layer_requirements
@@ -88,6 +88,7 @@ HANDLER_ENTRIES = sorted(
     {entry for _, _, entry in ROUTES}
     | {svc.PROCESS_MANAGER_HANDLER, svc.CONSUMER_HANDLER, svc.PUBLISHER_HANDLER}
     | {routes.ROUTES_API_HANDLER, routes.ROUTES_PUSH_HANDLER, routes.ROUTES_CONSUMER_HANDLER}
+    | {notifications.FANOUT_HANDLER, notifications.DELIVER_HANDLER}
 )
 
 

@@ -125,7 +125,7 @@ def test_other_tables(synth: Synth, name: str, schema: list, ttl: str | None) ->
 
 def test_every_table_is_retained_and_encrypted(synth: Synth) -> None:
     tables = resources(synth.template_json(), "AWS::DynamoDB::GlobalTable")
-    assert len(tables) == 8  # + routes, route-scan
+    assert len(tables) == 9  # + routes, route-scan, subscriptions
     for res in tables.values():
         assert res["DeletionPolicy"] == "Retain"
         assert res["Properties"]["SSESpecification"]["SSEType"] == "KMS"
@@ -273,6 +273,9 @@ HANDLERS = {
     "services/routes/handlers.py:handler": "routes",
     "services/routes/push.py:handler": "routes",
     "services/routes/consumer.py:handler": "routes",
+    "services/notifications/handlers.py:handler": "notifications",
+    "services/notifications/consumer.py:handler": "notifications",
+    "services/notifications/deliver.py:handler": "notifications",
 }
 
 
@@ -317,7 +320,7 @@ def test_sqs_event_sources_report_batch_item_failures(synth: Synth) -> None:
     t.resource_properties_count_is(
         "AWS::Lambda::EventSourceMapping",
         {"FunctionResponseTypes": ["ReportBatchItemFailures"]},
-        5,  # + routes push, routes read-model consumer
+        7,  # + routes push, routes read-model consumer, notifications fan-out and delivery
     )
 
 
@@ -556,10 +559,10 @@ def test_alarms_go_to_the_sns_topic(synth: Synth) -> None:
     descriptions = " | ".join(a["AlarmDescription"] for a in with_topic)
     # any DLQ depth > 0: the four queues' DLQs and the publisher's
     dlq_alarms = [a for a in with_topic if "dead-letter" in a["AlarmDescription"]]
-    assert len(dlq_alarms) == 8  # + the three routes queues
+    assert len(dlq_alarms) == 10  # + the three routes queues, the two notifications queues
     for a in dlq_alarms:
         assert a["Threshold"] == 0 and a["ComparisonOperator"] == "GreaterThanThreshold"
-    assert sum("oldest message" in a["AlarmDescription"] for a in with_topic) == 7
+    assert sum("oldest message" in a["AlarmDescription"] for a in with_topic) == 9
     assert "failed in 15 minutes" in descriptions
     assert "Executor Fargate tasks failed" in descriptions
     assert "publisher lags" in descriptions
@@ -573,6 +576,9 @@ def test_alarms_go_to_the_sns_topic(synth: Synth) -> None:
         "RoutesApi",
         "RoutesPush",
         "RoutesConsumer",
+        "NotificationsApi",
+        "NotificationsFanout",
+        "NotificationsDeliver",
     ):
         assert f"{fn} errors" in descriptions and f"{fn} throttled" in descriptions
 
