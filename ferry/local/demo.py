@@ -143,6 +143,10 @@ def _run(args: argparse.Namespace, data_dir: Path, stop: Any) -> int:
         console.rule(f"Audit trail of job {trail_of['job_id']} (GET /jobs/{{id}}/events)")
         trail = client.request("GET", f"/jobs/{trail_of['job_id']}/events")
         console.print(events_table(trail.get("events", [])))
+        from ferry.local.mail import show_failure_notification
+
+        console.rule("Get told: subscriptions (docs/notifications.md)")
+        show_failure_notification(client, data_dir, console, args.timeout)
         ok = all(j.get("status") == "SUCCEEDED" for j in jobs.values())
         if args.exit:
             console.print("[green]demo succeeded[/]" if ok else "[red]some transfers failed[/]")

@@ -90,3 +90,45 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+def show_failure_notification(client: Any, data_dir: Path, console: Any, timeout: float) -> bool:
+    """``ferry demo``'s "get told" step: subscribe ops@example.com to JobFailed, submit a
+    transfer of a file that does not exist, and wait for the failure e-mail in the catcher."""
+    listed = client.request("GET", "/endpoints")
+    rows = listed.get("items") or listed.get("endpoints") or []
+    ids = {row.get("name"): row.get("endpoint_id") for row in rows}
+    source, target = ids.get("demo-s3-source"), ids.get("demo-s3-target")
+    if not source or not target:
+        console.print("[red]no demo S3 endpoints: skipping the notification step[/]")
+        return False
+    client.request(
+        "POST",
+        "/subscriptions",
+        {
+            "name": "demo-failures",
+            "events": ["JobFailed"],
+            "target": {"type": "email", "address": "ops@example.com"},
+        },
+    )
+    job = client.request(
+        "POST",
+        "/transfers",
+        {
+            "source": {"endpoint_id": source, "path": "no-such-file.bin"},
+            "target": {"endpoint_id": target, "path": "never/no-such-file.bin"},
+        },
+    )
+    deadline = time.monotonic() + timeout
+    with console.status("Get told: a transfer of a missing file fails; waiting for the e-mail…"):
+        while time.monotonic() < deadline:
+            found = [m for m in messages(data_dir / "mail") if job["job_id"] in m["subject"]]
+            if found:
+                console.print(
+                    f"Failure notification arrived by e-mail to {found[0]['to']}: "
+                    f"{found[0]['subject']}  (`ferry mail` lists it)"
+                )
+                return True
+            time.sleep(0.5)
+    console.print("[red]no failure e-mail arrived (see .ferry/logs/notifier.log)[/]")
+    return False

@@ -33,6 +33,7 @@ def test_demo_runs_every_flow_and_exits(tmp_path: Path) -> None:
     for flow in ("S3_TO_S3", "S3_TO_SFTP", "SFTP_TO_S3", "SFTP_TO_SFTP"):
         assert flow in output
     assert "JobSucceeded" in output  # the audit trail
+    assert "Failure notification arrived by e-mail to ops@example.com" in output
     root = data_dir / "sftp-root"
     assert (root / "inbox" / "big.bin").stat().st_size == 20 * 1000 * 1000
     assert (root / "archive" / "photos.bin").read_bytes() == (

@@ -21,7 +21,7 @@ from events.contract import Direction, EndpointStatus, EndpointType
 from ferry.endpoint_directory import DynamoEndpointDirectory, EndpointDirectory, EndpointInfo
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
-SERVICES = ("endpoints", "executor", "jobs", "projections", "routes")
+SERVICES = ("endpoints", "executor", "jobs", "notifications", "projections", "routes")
 ENTRY_POINTS = ("handlers", "push", "scanner", "consumer", "ticker", "process_manager", "__main__")
 #: fakes still in production modules, and why
 FAKES_ALLOWED = {
