@@ -111,6 +111,15 @@ class ResourceNames:
         return f"{self.prefix}-validator"
 
     @property
+    def endpoint_checks_queue(self) -> str:
+        """The validator's verdicts (EndpointCheckCompleted) → the endpoints service."""
+        return f"{self.prefix}-endpoint-checks"
+
+    @property
+    def endpoint_checks_rule(self) -> str:
+        return f"{self.prefix}-to-endpoint-checks"
+
+    @property
     def projections_queue(self) -> str:
         return f"{self.prefix}-projections"
 
@@ -231,6 +240,7 @@ ALL_SOURCES = (SOURCE_ENDPOINTS, SOURCE_JOBS, SOURCE_EXECUTOR, SOURCE_ROUTES)
 # both infra/ and the local stack).
 EXECUTOR_DETAIL_TYPES = ("JobQueued", "JobRetryScheduled")
 VALIDATOR_DETAIL_TYPES = ("EndpointRegistered", "EndpointUpdated", "EndpointValidationRequested")
+ENDPOINT_CHECKS_DETAIL_TYPES = ("EndpointCheckCompleted",)  # validator → endpoints service
 JOBS_PM_DETAIL_TYPES = (
     "LeaseAcquired",
     "TransferStarted",
@@ -255,6 +265,10 @@ RULES = {
     "validator_rule": (
         rule_pattern((SOURCE_ENDPOINTS,), VALIDATOR_DETAIL_TYPES),
         "validator_queue",
+    ),
+    "endpoint_checks_rule": (
+        rule_pattern((SOURCE_EXECUTOR,), ENDPOINT_CHECKS_DETAIL_TYPES),
+        "endpoint_checks_queue",
     ),
     "projections_rule": (rule_pattern(ALL_SOURCES, None), "projections_queue"),
     "jobs_rule": (rule_pattern((SOURCE_EXECUTOR,), JOBS_PM_DETAIL_TYPES), "jobs_queue"),

@@ -8,7 +8,7 @@ services' own creators, so the local stack cannot drift from what is deployed:
 - the idempotency table (``services.jobs.adapters.create_idempotency_table``),
 - the leases table (``services.executor.adapters.create_leases_table``),
 - the API keys table (``ferry.api.DynamoKeyStore.create_table``),
-- the EventBridge bus, an archive of every Ferry event (for replay) and the four rules of
+- the EventBridge bus, an archive of every Ferry event (for replay) and the rules of
   ``ferry.names.RULES``, each targeting its SQS queue (with a DLQ, maxReceiveCount 5, and a queue
   policy allowing events.amazonaws.com),
 - the staging bucket.
@@ -39,6 +39,7 @@ QUEUE_VISIBILITY_TIMEOUT = 60
 QUEUE_NAMES = (
     "executor_queue",
     "validator_queue",
+    "endpoint_checks_queue",
     "projections_queue",
     "jobs_queue",
     "routes_queue",

@@ -8,8 +8,8 @@
 3. the demo customer's API key (``ferry.local.keys``) and every key recorded in keys.json;
 4. the services, supervised (``ferry.local.supervisor``): the API (``ferry.local.apiserver``,
    for API Gateway), the stream publisher (``ferry.local.stream_poller``, for the DynamoDB stream
-   event source mapping), the projections consumer and the jobs process manager
-   (``ferry.local.sqs_poller``, for the SQS event source mapping), and the executor
+   event source mapping), the projections consumer, the endpoints' verdict consumer and the jobs
+   process manager (``ferry.local.sqs_poller``, for the SQS event source mapping), and the executor
    (``python -m services.executor``, as its Fargate task would run it).
 
 Everything the services run is the code that runs in AWS; only those stand-ins are local.
@@ -100,11 +100,12 @@ class StackInfo:
 # (name, handler or module) of each service; SQS pollers read the queue of the given attribute.
 SQS_SERVICES: tuple[tuple[str, str, str], ...] = (
     ("projections", "services.projections.consumer:handler", "projections_queue"),
+    ("endpoint-checks", "services.endpoints.consumer:handler", "endpoint_checks_queue"),
     ("jobs-process-manager", "services.jobs.process_manager:handler", "jobs_queue"),
     ("routes-push", "services.routes.push:handler", "routes_queue"),
     ("routes-projections", "services.routes.consumer:handler", "routes_projections_queue"),
-    ("notifications", "services.notifications.consumer:handler", "notifications_queue"),
-    ("notifier", "services.notifications.deliver:handler", "notifications_deliver_queue"),
+    ("notifications", "services.notifications.consumer:fanout_handler", "notifications_queue"),
+    ("notifier", "services.notifications.consumer:deliver_handler", "notifications_deliver_queue"),
 )
 
 

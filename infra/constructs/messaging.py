@@ -183,6 +183,7 @@ class Messaging(Construct):
         specs = {
             "executor_queue": (executor_visibility, 10),
             "validator_queue": (Duration.seconds(max(lease_seconds, 300)), 5),
+            "endpoint_checks_queue": (lambda_visibility, 5),
             "projections_queue": (lambda_visibility, 5),
             "jobs_queue": (lambda_visibility, 5),
         }

@@ -2,6 +2,7 @@
 
 IAM boundaries (tested in tests/infra):
 - endpoints API: appends to the event store; *writes* endpoint secrets (create/put), never reads them.
+- endpoints verdict consumer: reads and appends endpoint streams (the event store); nothing else.
 - jobs API + process manager: append to the event store; read the read models.
 - projections (query API + consumer): *read* the event store; only the consumer writes read models.
 - publisher: reads the event store's stream, puts events on the bus.
@@ -28,6 +29,7 @@ from infra.constructs.functions import FerryFunction
 from infra.constructs.tables import Tables
 
 PROCESS_MANAGER_HANDLER = "services/jobs/process_manager.py:handler"
+ENDPOINT_CHECKS_HANDLER = "services/endpoints/consumer.py:handler"
 CONSUMER_HANDLER = "services/projections/consumer.py:handler"
 PUBLISHER_HANDLER = "events/publisher.py:handler"
 EXECUTOR_MODULE = "services.executor"  # python -m services.executor
@@ -128,7 +130,16 @@ class _Common:
 
 
 class EndpointsService(Construct):
-    def __init__(self, scope: Construct, cid: str, *, common: _Common, tables: Tables) -> None:
+    def __init__(
+        self,
+        scope: Construct,
+        cid: str,
+        *,
+        common: _Common,
+        tables: Tables,
+        checks_queue: sqs.IQueue,
+        reserved_concurrency: int,
+    ) -> None:
         super().__init__(scope, cid)
         t = tables
         self.api_function = common.function(self, "Api", ENDPOINTS_HANDLER, "endpoints")
@@ -146,6 +157,19 @@ class EndpointsService(Construct):
             )
         )
         deny_secret_reads(self.api_function.role, arn)
+        # the validator's verdicts (EndpointCheckCompleted) -> EndpointValidated / ...Failed
+        self.checks_consumer = common.function(
+            self,
+            "ChecksConsumer",
+            ENDPOINT_CHECKS_HANDLER,
+            "endpoints",
+            timeout=CONSUMER_TIMEOUT,
+            reserved_concurrency=reserved_concurrency,
+        )
+        t.events.grant_read_write_data(self.checks_consumer)
+        deny_secret_reads(self.checks_consumer.role, arn)
+        deny_writes(self.checks_consumer.role, t.read_models, "NeverWriteReadModels")
+        self.checks_consumer.add_event_source(_sqs_source(checks_queue, reserved_concurrency))
 
 
 class JobsService(Construct):

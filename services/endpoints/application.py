@@ -32,7 +32,7 @@ from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.persistence import IntegrityError
 
 from events.aggregate import FerryApplication
-from events.contract import EndpointConfig, EndpointType
+from events.contract import EndpointCheckCompleted, EndpointConfig, EndpointType
 from ferry.errors import Conflict, Invalid
 from ferry.names import ResourceNames
 from services.endpoints.domain import (
@@ -385,15 +385,21 @@ class EndpointsApplication(FerryApplication):
         reason_code: str | None = None,
         message: str | None = None,
         *,
+        customer_id: str | None = None,
         attempts: int = 3,
     ) -> bool:
         """Record the validator's verdict on the endpoint as it was at ``checked_version``.
 
         Returns True when an event was recorded; False for a stale result (the configuration
         changed since) or a duplicate (a result for this configuration is already recorded).
-        A concurrent append is retried (the verdict may become stale meanwhile)."""
+        A concurrent append is retried (the verdict may become stale meanwhile). With
+        ``customer_id``, another customer's endpoint is not found."""
         for attempt in range(attempts):
-            endpoint = self.get(endpoint_id)
+            endpoint = (
+                self.get(endpoint_id)
+                if customer_id is None
+                else self.get_for_customer(customer_id, endpoint_id)
+            )
             recorded = endpoint.record_validation(
                 checked_version=checked_version,
                 ok=ok,
@@ -411,6 +417,24 @@ class EndpointsApplication(FerryApplication):
                 if attempt == attempts - 1:
                     raise
         return False  # pragma: no cover
+
+    def record_check(self, check: EndpointCheckCompleted) -> bool:
+        """Apply the validator's published verdict (``services/endpoints/consumer.py``).
+        False when it is dropped: stale, a duplicate, or for an endpoint that does not exist
+        (for this customer) or never had ``checked_version``."""
+        try:
+            return self.record_validation(
+                check.endpoint_id,
+                check.checked_version,
+                check.ok,
+                checks=check.checks,
+                host_key_fingerprint=check.host_key_fingerprint,
+                reason_code=check.reason_code,
+                message=check.message,
+                customer_id=check.customer_id,
+            )
+        except (EndpointNotFound, InvalidChange):
+            return False
 
     # --- helpers ---------------------------------------------------------------------------
     def _check_bucket(self, bucket: str | None) -> None:

@@ -1,4 +1,5 @@
-"""Settings of the endpoints service (the only reader of its environment)."""
+"""Settings of the endpoints service (the only reader of its environment). The bucket-tenancy
+settings are shared with the data plane: ``ferry.tenancy.TenancySettings`` (re-exported)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from ferry import names
 from ferry.names import ResourceNames
+from ferry.tenancy import TenancySettings
+
+__all__ = ["EndpointsSettings", "TenancySettings"]
 
 
 class EndpointsSettings(BaseSettings):
@@ -70,50 +74,3 @@ class EndpointsSettings(BaseSettings):
             )
             return f"{base}{customer_id}/{endpoint_id}"
         return self.names.endpoint_secret_name(customer_id, endpoint_id)
-
-
-class TenancySettings(BaseSettings):
-    """Who may use which S3 bucket (read by the endpoints API, the validator, the executor and
-    the routes service alike, so that they cannot disagree).
-
-    - ``bucket_grants`` (``FERRY_BUCKET_GRANTS``, JSON ``{"customer": ["bucket", ...]}``): the
-      deployment's explicit grants of same-account buckets (besides the ``ferry:customer`` tag).
-    - ``operator_customer`` (``FERRY_OPERATOR_CUSTOMER``): the operator's own customer (the
-      local stack sets ``demo``); it may use every same-account bucket that is not Ferry's own
-      and not tagged for another customer. Unset in AWS: every customer needs a grant.
-    - reserved buckets: Ferry's own (``ResourceNames.owned_buckets``, the staging bucket as
-      deployed — ``<prefix>-staging-<account>-<region>`` — and ``FERRY_RESERVED_BUCKETS``).
-    """
-
-    model_config = SettingsConfigDict(extra="ignore", populate_by_name=True)
-
-    prefix: str = Field(default="ferry", validation_alias=AliasChoices("FERRY_PREFIX", "prefix"))
-    bucket_grants: dict[str, list[str]] = Field(
-        default_factory=dict,
-        validation_alias=AliasChoices(names.ENV_BUCKET_GRANTS, "bucket_grants"),
-    )
-    operator_customer: str | None = Field(
-        default=None,
-        validation_alias=AliasChoices(names.ENV_OPERATOR_CUSTOMER, "operator_customer"),
-    )
-    staging_bucket: str | None = Field(
-        default=None, validation_alias=AliasChoices(names.ENV_STAGING_BUCKET, "staging_bucket")
-    )
-    reserved_buckets_extra: str = Field(
-        default="", validation_alias=AliasChoices(names.ENV_RESERVED_BUCKETS, "reserved_buckets")
-    )
-    tag_cache_seconds: float = Field(
-        default=30.0,
-        ge=0,
-        validation_alias=AliasChoices("FERRY_BUCKET_TAG_CACHE_SECONDS", "tag_cache_seconds"),
-    )
-
-    def is_reserved(self, bucket: str) -> bool:
-        """Ferry's own bucket (staging, anything the stack owns)."""
-        deployed = ResourceNames(self.prefix).owned_buckets
-        owned = set(deployed)
-        if self.staging_bucket:
-            owned.add(self.staging_bucket)
-        owned |= {b.strip() for b in self.reserved_buckets_extra.split(",") if b.strip()}
-        # deployed as <name>-<account>-<region> (S3 names are global)
-        return bucket in owned or any(bucket.startswith(name + "-") for name in deployed)

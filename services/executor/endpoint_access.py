@@ -1,9 +1,8 @@
 """How the data plane reaches a customer's endpoint (shared by the validator and the engine).
 
 - :class:`EndpointView`: what the executor knows about an endpoint (no secret values);
-  built from the endpoints read model (:class:`DynamoEndpointDirectory`, for transfers) or from
-  the Endpoint aggregate (:meth:`EndpointView.from_aggregate`, for the validator, which must not
-  read a read model that may lag).
+  built from the endpoints read model (:class:`DynamoEndpointDirectory`; the validator reads the
+  same item once it shows the version it was asked to check).
 - :class:`SecretsReader`: credentials from Secrets Manager, with a small TTL cache.
 - :func:`open_sftp`: SFTP sessions for an endpoint.
 - :class:`S3Access` / :func:`s3_client_for`: the ONE place every S3 client for a customer
@@ -11,7 +10,7 @@
   an endpoint with ``role_arn`` gets credentials from ``sts:AssumeRole(RoleArn=role_arn,
   ExternalId=external_id, RoleSessionName=ferry-<endpoint>)``, refreshed 5 minutes before
   they expire; an endpoint without one gets Ferry's own credentials, but only for a bucket the
-  customer is granted (``services.endpoints.tenancy``; the bucket's tag is cached briefly, so
+  customer is granted (``ferry.tenancy``; the bucket's tag is cached briefly, so
   removing the tag stops access within ``FERRY_BUCKET_TAG_CACHE_SECONDS``).
 - :func:`resolve_path`: a job's relative path → the remote path / S3 key, refusing escapes.
 
@@ -29,15 +28,12 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from events.contract import Direction, EndpointConfig, EndpointStatus, EndpointType
 from events.dynamodb_values import plain
 from services.executor.errors import InvalidConfiguration, TransferError
 from services.executor.sftp import SftpCredentials, SftpSession, SftpTarget, connect
-
-if TYPE_CHECKING:
-    from services.endpoints.api import Endpoint
 
 __all__ = [
     "AccessDenied",
@@ -88,21 +84,6 @@ class EndpointView:
     config: EndpointConfig
     secret_arn: str | None
     version: int = 0
-
-    @classmethod
-    def from_aggregate(cls, endpoint: Endpoint) -> EndpointView:
-        return cls(
-            endpoint_id=str(endpoint.id),
-            customer_id=endpoint.customer_id,
-            name=endpoint.name,
-            type=endpoint.type,
-            status=endpoint.status,
-            direction=Direction(endpoint.direction),
-            max_concurrency=int(endpoint.max_concurrency),
-            config=endpoint.endpoint_config,
-            secret_arn=endpoint.secret_arn,
-            version=endpoint.version,
-        )
 
     @classmethod
     def from_item(cls, item: Mapping[str, Any]) -> EndpointView:
@@ -255,7 +236,7 @@ class S3Access:
     ) -> None:
         from botocore.config import Config
 
-        from services.endpoints.api import TenancySettings
+        from ferry.tenancy import TenancySettings
 
         self.settings = settings if settings is not None else TenancySettings()
         self.config = config or Config(retries={"max_attempts": 3, "mode": "standard"})
@@ -297,7 +278,7 @@ class S3Access:
 
     def check_grant(self, view: EndpointView, *, fresh: bool = False) -> None:
         """Same-account mode: raise :class:`AccessDenied` unless the customer is granted."""
-        from services.endpoints.api import same_account_access
+        from ferry.tenancy import same_account_access
 
         bucket = view.config.bucket or ""
         grants = self.settings.bucket_grants
@@ -319,7 +300,7 @@ class S3Access:
         cached for ``tag_cache_seconds``."""
         from botocore.exceptions import BotoCoreError, ClientError
 
-        from services.endpoints.api import CUSTOMER_TAG
+        from ferry.tenancy import CUSTOMER_TAG
 
         bucket = view.config.bucket or ""
         now = self._clock()

@@ -87,6 +87,7 @@ def test_cfn_lint_passes_on_every_template(synth: Synth, synth_global: Synth) ->
 HANDLER_ENTRIES = sorted(
     {entry for _, _, entry in ROUTES}
     | {svc.PROCESS_MANAGER_HANDLER, svc.CONSUMER_HANDLER, svc.PUBLISHER_HANDLER}
+    | {svc.ENDPOINT_CHECKS_HANDLER}
     | {routes.ROUTES_API_HANDLER, routes.ROUTES_PUSH_HANDLER, routes.ROUTES_CONSUMER_HANDLER}
     | {notifications.FANOUT_HANDLER, notifications.DELIVER_HANDLER}
 )

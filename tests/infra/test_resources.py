@@ -268,6 +268,7 @@ HANDLERS = {
     "services/jobs/handlers.py:handler": "jobs",
     "services/projections/handlers.py:handler": "projections",
     "services/jobs/process_manager.py:handler": "jobs",
+    "services/endpoints/consumer.py:handler": "endpoints",
     "services/projections/consumer.py:handler": "projections",
     "events/publisher.py:handler": "publisher",
     "services/routes/handlers.py:handler": "routes",
@@ -320,7 +321,7 @@ def test_sqs_event_sources_report_batch_item_failures(synth: Synth) -> None:
     t.resource_properties_count_is(
         "AWS::Lambda::EventSourceMapping",
         {"FunctionResponseTypes": ["ReportBatchItemFailures"]},
-        7,  # + routes push, routes read-model consumer, notifications fan-out and delivery
+        8,  # + routes push and read model, notifications fan-out and delivery, endpoint checks
     )
 
 
@@ -559,7 +560,7 @@ def test_alarms_go_to_the_sns_topic(synth: Synth) -> None:
     descriptions = " | ".join(a["AlarmDescription"] for a in with_topic)
     # any DLQ depth > 0: the four queues' DLQs and the publisher's
     dlq_alarms = [a for a in with_topic if "dead-letter" in a["AlarmDescription"]]
-    assert len(dlq_alarms) == 10  # + the three routes queues, the two notifications queues
+    assert len(dlq_alarms) == 11  # + routes' three, notifications' two, the endpoint checks
     for a in dlq_alarms:
         assert a["Threshold"] == 0 and a["ComparisonOperator"] == "GreaterThanThreshold"
     assert sum("oldest message" in a["AlarmDescription"] for a in with_topic) == 9

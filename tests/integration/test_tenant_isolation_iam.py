@@ -41,10 +41,10 @@ from services.endpoints.adapters import InMemorySecretStore
 from services.endpoints.application import EndpointsApplication, Registration
 from services.endpoints.settings import TenancySettings
 from services.executor.endpoint_access import AccessDenied, S3Access, SecretsReader
-from services.executor.validator import EndpointValidator
 from tests.integration.executor_harness import Stack
 from tests.support.moto_server import AWS_REGION, UNSET_VARIABLES, aws_environment, unique_name
 from tests.support.sshd import free_port
+from tests.support.validation import validation_loop
 
 REPO = Path(__file__).resolve().parents[2]
 ACCOUNT = "123456789012"  # moto's default account: the users, roles and buckets all live here
@@ -227,7 +227,7 @@ class World:
         self.stack.ddb = _client("dynamodb", self.admin_keys)
         self.stack.sqs = _client("sqs", self.admin_keys)
         self.stack.s3 = self.admin_s3
-        self.validator = EndpointValidator(
+        self.validator = validation_loop(
             self.app,
             SecretsReader(boto3.client("secretsmanager")),
             s3_client=S3Access(TenancySettings(prefix=self.stack.prefix)).client_for,
@@ -348,10 +348,12 @@ def test_b_naming_a_bucket_fails_validation_with_access_denied(world: World, key
 
 def test_s3_access_refuses_ferrys_staging_bucket_even_with_a_role(world: World) -> None:
     access = S3Access(TenancySettings(prefix=world.stack.prefix))
-    view_of_a = world.app.get(world.ep["a"])
     from services.executor.endpoint_access import EndpointView
+    from tests.support.validation import ProjectedEndpoints
 
-    staging = EndpointView.from_aggregate(view_of_a)
+    item = ProjectedEndpoints(world.app).item(world.ep["a"])
+    assert item is not None
+    staging = EndpointView.from_item(item)
     staging = staging.__class__(
         **{
             **staging.__dict__,

@@ -2,8 +2,11 @@
 EventBridge → SQS) and a real OpenSSH sshd on 127.0.0.1.
 
 Endpoints are registered through the real HTTP handler (bootstrap with the production Secrets
-Manager adapter); the validator runs as a separate application instance on the same event table,
-as it would in the executor process.
+Manager adapter); the validator reads the endpoint as the projections fold it and stores its
+verdict (EndpointCheckCompleted) on the same event table, as it would in the executor process;
+the verdict reaches the endpoints application as its consumer hands it on
+(``tests/support/validation.py``; the worker tests go through EventBridge → SQS → the consumer's
+Lambda handler, and through the real endpoints read-model table).
 """
 
 from __future__ import annotations
@@ -30,10 +33,12 @@ from services.endpoints.application import EndpointsApplication
 from services.endpoints.bootstrap import bootstrap, build_application
 from services.endpoints.handlers import build_resolver as endpoints_resolver
 from services.endpoints.settings import EndpointsSettings, TenancySettings
+from services.executor.domain import endpoint_check_id
 from services.executor.endpoint_access import S3Access, SecretsReader
-from services.executor.validator import EndpointValidator, ValidatorWorker
+from services.executor.validator import ValidatorWorker
 from tests.support.moto_server import aws_environment, unique_name
 from tests.support.sshd import TEST_PASSWORD, SshdServer
+from tests.support.validation import ValidationLoop, validation_loop
 
 
 def _other_host_key() -> str:
@@ -47,7 +52,7 @@ def _other_host_key() -> str:
 class Stack:
     app: EndpointsApplication  # the API's application
     resolver: Any
-    validator: EndpointValidator  # the data plane's, on the same event table
+    validator: ValidationLoop  # the data plane's, on the same event table
     key: str
     prefix: str
     env: dict[str, str]
@@ -127,9 +132,10 @@ def stack(module_aws_env: dict[str, str]) -> Stack:
         bucket_grants={"cust-int": [GRANTED_BUCKET]},
         tag_cache_seconds=0,  # so a tag removed between two validations is seen at once
     )
-    validator = EndpointValidator(
+    validator = validation_loop(
         build_application(env=env, settings=settings),
         SecretsReader(boto3.client("secretsmanager")),
+        env=env,
         sftp_timeout=5.0,
         retry_delay_seconds=0.1,
         s3_client=S3Access(tenancy).client_for,
@@ -359,29 +365,78 @@ def test_s3_removing_the_tag_later_stops_access(stack: Stack) -> None:
     assert stack.status(eid) is EndpointStatus.ACTIVE
 
 
-# --- the worker: EventBridge rule → SQS → ValidatorWorker ----------------------------------------
-@pytest.fixture(scope="module")
-def validator_queue(stack: Stack) -> Iterator[str]:
+# --- the worker: EventBridge rule → SQS → ValidatorWorker → verdict → SQS → endpoints consumer -------
+def _rule_queue(stack: Stack, rule_attr: str) -> str:
+    """The rule of ``ferry.names.RULES`` on the stack's bus, targeting a fresh queue."""
     names = ResourceNames(stack.prefix)
     events = boto3.client("events")
     sqs = boto3.client("sqs")
-    events.create_event_bus(Name=names.bus)
-    queue_url = sqs.create_queue(QueueName=names.validator_queue)["QueueUrl"]
+    pattern, queue_attr = RULES[rule_attr]
+    queue_url = sqs.create_queue(QueueName=getattr(names, queue_attr))["QueueUrl"]
     queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])[
         "Attributes"
     ]["QueueArn"]
-    pattern, _ = RULES["validator_rule"]
-    events.put_rule(
-        Name=names.validator_rule, EventBusName=names.bus, EventPattern=json.dumps(pattern)
-    )
-    events.put_targets(
-        Rule=names.validator_rule, EventBusName=names.bus, Targets=[{"Id": "q", "Arn": queue_arn}]
-    )
-    yield queue_url
+    rule = getattr(names, rule_attr)
+    events.put_rule(Name=rule, EventBusName=names.bus, EventPattern=json.dumps(pattern))
+    events.put_targets(Rule=rule, EventBusName=names.bus, Targets=[{"Id": "q", "Arn": queue_arn}])
+    return str(queue_url)
+
+
+@pytest.fixture(scope="module")
+def validator_queue(stack: Stack) -> str:
+    boto3.client("events").create_event_bus(Name=ResourceNames(stack.prefix).bus)
+    return _rule_queue(stack, "validator_rule")
+
+
+@pytest.fixture(scope="module")
+def checks_queue(stack: Stack, validator_queue: str) -> str:
+    return _rule_queue(stack, "endpoint_checks_rule")
+
+
+def _checked(stack: Stack, eid: str) -> bool:
+    checks = stack.validator.validator.checks
+    return any(checks.completed(eid, v) for v in range(1, stack.app.get(eid).version + 1))
+
+
+def _publish_verdicts(stack: Stack, endpoint_ids: list[str]) -> None:
+    """What the outbox publisher does with the validator's stored verdicts."""
+    bus = ResourceNames(stack.prefix).bus
+    entries: list[Any] = []
+    for eid in endpoint_ids:
+        for version in range(1, stack.app.get(eid).version + 1):
+            for event in stream_events(stack.app.recorder, endpoint_check_id(eid, version)):
+                entries.append(to_put_events_entry(event, bus))
+    assert entries
+    assert not boto3.client("events").put_events(Entries=entries)["FailedEntryCount"]
+
+
+def _consume_verdicts(stack: Stack, checks_queue: str, expected: int) -> None:
+    """The endpoints consumer's Lambda handler on what the checks queue holds (as its SQS
+    event source would hand it over), deleting what it handled."""
+    from services.endpoints.consumer import make_handler
+    from tests.support.sqs import sqs_record
+
+    handler = make_handler(lambda: stack.app)
+    sqs = boto3.client("sqs")
+    seen = 0
+    for _ in range(20):
+        messages = sqs.receive_message(
+            QueueUrl=checks_queue, MaxNumberOfMessages=10, WaitTimeSeconds=1
+        ).get("Messages", [])
+        if not messages:
+            if seen >= expected:
+                break
+            continue
+        records = [sqs_record(m["Body"], m["MessageId"], m["ReceiptHandle"]) for m in messages]
+        assert handler({"Records": records}, None) == {"batchItemFailures": []}
+        for m in messages:
+            sqs.delete_message(QueueUrl=checks_queue, ReceiptHandle=m["ReceiptHandle"])
+        seen += len(messages)
+    assert seen == expected
 
 
 def test_worker_validates_from_the_queue_and_deletes_messages(
-    stack: Stack, sshd: SshdServer, sftp_dir: Path, validator_queue: str
+    stack: Stack, sshd: SshdServer, sftp_dir: Path, validator_queue: str, checks_queue: str
 ) -> None:
     bucket = unique_name("bucket")
     tag_bucket(bucket, "cust-int")
@@ -397,23 +452,21 @@ def test_worker_validates_from_the_queue_and_deletes_messages(
     assert not boto3.client("events").put_events(Entries=entries)["FailedEntryCount"]
 
     sqs = boto3.client("sqs")
-    worker = ValidatorWorker(stack.validator, validator_queue, sqs=sqs, wait_seconds=1)
+    worker = ValidatorWorker(stack.validator.validator, validator_queue, sqs=sqs, wait_seconds=1)
     stop = threading.Event()
     thread = threading.Thread(target=worker.run, args=(stop,), daemon=True)
     thread.start()
     try:
         for _ in range(60):
-            pending = [e for e in (sftp_id, s3_id) if stack.app.get(e).needs_validation]
-            if not pending:
+            checked = [e for e in (sftp_id, s3_id) if _checked(stack, e)]
+            if len(checked) == 2:
                 break
             stop.wait(0.5)
     finally:
         stop.set()
         thread.join(timeout=10)
     assert not thread.is_alive()
-    assert stack.status(sftp_id) is EndpointStatus.ACTIVE
-    assert stack.status(s3_id) is EndpointStatus.DISABLED  # validated, still disabled
-    assert stack.app.get(s3_id).validation_status is EndpointStatus.ACTIVE
+    assert stack.app.get(sftp_id).needs_validation  # a verdict is stored, not applied yet
     attributes = sqs.get_queue_attributes(
         QueueUrl=validator_queue,
         AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
@@ -423,15 +476,34 @@ def test_worker_validates_from_the_queue_and_deletes_messages(
         "ApproximateNumberOfMessagesNotVisible": "0",
     }
 
+    _publish_verdicts(stack, [sftp_id, s3_id])  # the outbox → the endpoint_checks rule
+    _consume_verdicts(stack, checks_queue, expected=2)
+    assert stack.status(sftp_id) is EndpointStatus.ACTIVE
+    assert stack.status(s3_id) is EndpointStatus.DISABLED  # validated, still disabled
+    assert stack.app.get(s3_id).validation_status is EndpointStatus.ACTIVE
+
 
 def test_worker_from_env_uses_the_production_wiring(
     stack: Stack, validator_queue: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """``from_env``: the endpoints read model is the real DynamoDB table (projected by the
+    projections' own projector), the verdict goes to the event table."""
+    from services.projections.adapters import DynamoReadModelStore
+    from services.projections.application import Projector
+    from services.projections.tables import create_read_model_tables
+
+    names = ResourceNames(stack.prefix)
+    ddb = boto3.client("dynamodb")
+    if names.endpoints_table not in ddb.list_tables()["TableNames"]:
+        create_read_model_tables(ddb, names)
     bucket = unique_name("bucket")
     tag_bucket(bucket, "cust-int")
     eid = stack.register(s3_endpoint(bucket))
+    projector = Projector(DynamoReadModelStore(ddb, names), None)
+    assert projector.apply_stream(stream_events(stack.app.recorder, eid)) == 1
     monkeypatch.setenv("FERRY_VALIDATOR_QUEUE_URL", validator_queue)
     monkeypatch.setenv("FERRY_VALIDATOR_WAIT_SECONDS", "1")
+    monkeypatch.setenv("FERRY_ENDPOINTS_TABLE", names.endpoints_table)
     for name, value in stack.env.items():  # PERSISTENCE_MODULE, FERRY_EVENTS_TABLE
         monkeypatch.setenv(name, value)
     worker = ValidatorWorker.from_env()
@@ -442,4 +514,6 @@ def test_worker_from_env_uses_the_production_wiring(
         if handled:
             break
     assert handled == 1
+    (verdict,) = stream_events(stack.app.recorder, endpoint_check_id(eid, 1))
+    assert stack.app.record_check(verdict)  # type: ignore[arg-type]
     assert stack.status(eid) is EndpointStatus.ACTIVE

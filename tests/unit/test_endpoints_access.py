@@ -26,7 +26,7 @@ from services.executor.endpoint_access import (
     SecretsReader,
     resolve_path,
 )
-from services.executor.validator import EndpointValidator
+from tests.support.validation import validation_loop
 
 POPO = {"PERSISTENCE_MODULE": "eventsourcing.popo"}
 
@@ -193,12 +193,12 @@ def test_validator_s3_verdicts_and_redelivery(
     buckets: dict[str, str], status: EndpointStatus, reason: str | None
 ) -> None:
     app, eid = _app_with_s3("good-bucket")
-    validator = EndpointValidator(
+    validator = validation_loop(
         app, SecretsReader(FakeSecretsClient({})), s3_client=lambda view: FakeS3(buckets)
     )
     body = _message(app, eid)
-    validator.handle_message(body)
-    validator.handle_message(body)  # redelivery: nothing new
+    assert validator.handle_message(body) is True
+    assert validator.handle_message(body) is None  # redelivery: nothing new
     events = stream_events(app.recorder, eid)
     assert app.get(eid).status is status
     assert len(events) == 2
@@ -210,7 +210,7 @@ def test_validator_s3_verdicts_and_redelivery(
 
 def test_validator_ignores_unknown_and_unrelated_messages() -> None:
     app, eid = _app_with_s3("good-bucket")
-    validator = EndpointValidator(
+    validator = validation_loop(
         app, SecretsReader(FakeSecretsClient({})), s3_client=lambda view: FakeS3({})
     )
     validator.handle_message("not json")
@@ -253,7 +253,7 @@ def test_validator_sftp_unreachable_is_a_stable_code_with_a_fixed_message(
     arn = endpoint.secret_arn
     assert arn
     reader = SecretsReader(FakeSecretsClient({arn: {"username": "u", "password": "pw"}}))
-    validator = EndpointValidator(app, reader, sftp_timeout=3, retry_delay_seconds=0)
+    validator = validation_loop(app, reader, sftp_timeout=3, retry_delay_seconds=0)
     assert validator.validate(str(endpoint.id)) is True
     failed = stream_events(app.recorder, endpoint.id)[-1]
     assert failed.reason_code == code  # type: ignore[attr-defined]
@@ -270,7 +270,7 @@ def test_validator_drops_a_verdict_made_stale_by_a_concurrent_update() -> None:
                 app.update(customer_id="c", endpoint_id=eid, actor="k", changes={"bucket": "b2-x"})
             return super().head_bucket(Bucket)
 
-    validator = EndpointValidator(
+    validator = validation_loop(
         app,
         SecretsReader(FakeSecretsClient({})),
         s3_client=lambda view: ChangingS3({"good-bucket": "ok"}),

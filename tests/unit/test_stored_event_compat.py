@@ -38,7 +38,7 @@ SPEC = {
 
 def _generate() -> list[dict[str, Any]]:  # pragma: no cover - run by hand to make a fixture
     from services.endpoints.domain import Endpoint, EndpointName
-    from services.executor.domain import Transfer
+    from services.executor.domain import EndpointCheck, Transfer
     from services.jobs.domain import Job
     from services.routes.domain import Route, RouteFile
 
@@ -166,6 +166,16 @@ def _generate() -> list[dict[str, Any]]:  # pragma: no cover - run by hand to ma
     rf.post_action_completed("10:1", "delete", None)
     aggregates += [route, rf]
 
+    # EndpointCheck: the validator's verdict on the endpoint's first configuration.
+    aggregates.append(
+        EndpointCheck.complete(
+            customer_id="acme",
+            endpoint_id=str(uid(1)),
+            checked_version=1,
+            ok=True,
+            checks=["head_bucket", "list_prefix"],
+        )
+    )
     app.save(*aggregates)
     out = []
     for agg in aggregates:
@@ -212,8 +222,9 @@ def test_the_fixture_covers_every_aggregate() -> None:
     aggregates = {s.topic.split(":")[1].split(".")[0] for s in STORED}
     assert aggregates == {
         "Endpoint", "EndpointName", "Job", "Transfer", "Route", "RouteFile", "DeliveryWindow",
+        "EndpointCheck",
     }  # fmt: skip
-    assert len({s.topic for s in STORED}) == 49
+    assert len({s.topic for s in STORED}) == 50
 
 
 @pytest.mark.parametrize("stored", STORED, ids=lambda s: f"{s.topic}@{s.originator_version}")

@@ -11,7 +11,7 @@ from botocore.exceptions import ClientError
 
 from events.contract import Direction, EndpointConfig, EndpointStatus, EndpointType
 from services.endpoints.settings import TenancySettings
-from services.endpoints.tenancy import same_account_access, tag_customers
+from ferry.tenancy import same_account_access, tag_customers
 from services.executor.endpoint_access import AccessDenied, EndpointView, S3Access
 
 
