@@ -70,7 +70,9 @@ class Filter(_Strict):
 class WebhookTarget(_Strict):
     type: Literal["webhook"]
     url: str = Field(
+        min_length=10,
         max_length=MAX_URL_LENGTH,
+        pattern=r"^https?://[^/?#\s]+",
         description="https (http only on the local stack); no private address unless the "
         "deployment allow-lists it (FERRY_EGRESS_ALLOW).",
     )

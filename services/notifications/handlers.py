@@ -48,7 +48,7 @@ def build_resolver(service: NotificationsContext) -> FerryResolver:
     def resume(subscription_id: IdPath) -> Response[dict[str, Any]]:
         return _json(200, subs.set_status(principal(app).customer_id, subscription_id, ACTIVE))
 
-    @app.post("/subscriptions/<subscription_id>/test")
+    @app.post("/subscriptions/<subscription_id>/test", status_code=202)
     def test(subscription_id: IdPath) -> Response[dict[str, Any]]:
         return _json(202, subs.test(principal(app).customer_id, subscription_id))
 
