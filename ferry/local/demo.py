@@ -28,7 +28,6 @@ from rich.progress import (
     Progress,
     TextColumn,
     TimeElapsedColumn,
-    TransferSpeedColumn,
 )
 
 from ferry.local.stack import LocalStack, PortInUse, ensure_free, wait_for_port
@@ -290,18 +289,25 @@ def _register(client: Any, body: dict[str, Any], timeout: float) -> dict[str, An
 def _follow(
     client: Any, jobs: dict[str, dict[str, Any]], timeout: float
 ) -> dict[str, dict[str, Any]]:
+    from ferry.cli import RateMeter
+    from ferry.cli_common import human_bytes, say
+
     deadline = time.monotonic() + timeout
+    meters = {label: RateMeter() for label in jobs}
     with Progress(
         TextColumn("{task.description:<12}"),
         TextColumn("[bold]{task.fields[status]:<10}"),
         BarColumn(),
         DownloadColumn(),
-        TransferSpeedColumn(),
+        TextColumn("{task.fields[rate]:>11}"),
+        TextColumn("{task.fields[eta]:>9}"),
         TimeElapsedColumn(),
         console=console,
     ) as progress:
         tasks = {
-            label: progress.add_task(label, total=None, status=job.get("status", ""))
+            label: progress.add_task(
+                label, total=None, status=job.get("status", ""), rate="", eta=""
+            )
             for label, job in jobs.items()
         }
         while True:
@@ -317,7 +323,15 @@ def _follow(
                 done = job.get("bytes_committed") or 0
                 if job.get("status") == "SUCCEEDED" and total:
                     done = total
-                progress.update(tasks[label], total=total, completed=done, status=job["status"])
+                speed, eta = meters[label].update(job)
+                progress.update(
+                    tasks[label],
+                    total=total,
+                    completed=done,
+                    status=job["status"],
+                    rate=f"{human_bytes(speed)}/s" if speed else "",
+                    eta=f"ETA {eta}" if eta else "",
+                )
             if all(j.get("status") in FINAL for j in jobs.values()):
                 break
             if time.monotonic() > deadline:
@@ -327,9 +341,13 @@ def _follow(
     for label, job in jobs.items():
         if job.get("status") != "SUCCEEDED":
             console.print(
-                f"[red]{label}: {job.get('status')} {job.get('error_code') or ''}[/] "
-                f"{job.get('error_message') or ''}",
-                markup=True,
+                say(
+                    "[red]{}: {} {}[/] {}",
+                    label,
+                    job.get("status"),
+                    job.get("error_code") or "",
+                    job.get("error_message") or "",
+                )
             )
     return jobs
 

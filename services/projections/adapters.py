@@ -120,6 +120,11 @@ class DynamoReadModelStore(ReadModelStore):
         }
         if query.start_key:
             request["ExclusiveStartKey"] = {k: {"S": v} for k, v in query.start_key.items()}
+        if query.attributes:
+            keys = (KEY_ATTRIBUTE[query.kind], query.partition_attribute, "created_at")
+            wanted = dict.fromkeys((*keys, *query.attributes))
+            names.update({f"#a{i}": a for i, a in enumerate(wanted)})
+            request["ProjectionExpression"] = ", ".join(f"#a{i}" for i in range(len(wanted)))
         page = self.client.query(**request)
         last = page.get("LastEvaluatedKey")
         return Page(

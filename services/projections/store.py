@@ -28,6 +28,7 @@ class IndexQuery:
     until: str | None = None
     start_key: dict[str, str] | None = None
     newest_first: bool = True
+    attributes: tuple[str, ...] | None = None  # only these (and the keys); None: every one
 
 
 @dataclass(frozen=True)

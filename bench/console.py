@@ -1,0 +1,181 @@
+"""The console's Jobs page with 10,000 jobs in the read model: how long its API calls take.
+
+Starts its own local stack (``ferry.local.stack.LocalStack``, exactly what ``ferry up`` runs) on
+free ports in a temporary data dir, writes ``--jobs`` job items (default 10,000; the projector's
+own item shape, folded from a sample history by ``services.projections``, ids and times varied)
+into the jobs read-model table on moto server, then times, over one keep-alive connection, what
+the Jobs page asks for when it opens (``/console`` itself, then ``GET /jobs?limit=50`` — the
+first page, newest first, one index query — plus ``/routes`` and ``/endpoints``), the next page,
+a status filter, one job, and the Overview's ``/stats/hourly`` (every job of the last 24 h).
+
+    .venv/bin/python bench/console.py [--jobs 10000] [--requests 30]
+
+The page is "answered" when its first-page requests are: the printed "Jobs page" figure is the
+sum of the medians of /jobs?limit=50, /routes and /endpoints (the page sends them in parallel, so
+this is an upper bound). Goal: <= 300 ms.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import random
+import statistics
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from eventsourcing.popo import POPOAggregateRecorder  # noqa: E402
+
+from ferry.local import bootstrap  # noqa: E402
+from ferry.local.stack import DEMO_CUSTOMER, LocalStack  # noqa: E402
+from ferry.names import ResourceNames  # noqa: E402
+from services.projections import readmodels  # noqa: E402
+from services.projections.adapters import InMemoryReadModelStore, serialize  # noqa: E402
+from services.projections.application import Projector  # noqa: E402
+from services.projections.readmodels import JOBS  # noqa: E402
+from services.projections.samples import History  # noqa: E402
+
+GOAL_MS = 300.0
+
+
+class Client:
+    def __init__(self, api_url: str, api_key: str) -> None:
+        parts = urlsplit(api_url)
+        self.conn = http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port or 80)
+        self.key = api_key
+
+    def get(self, path: str) -> tuple[int, bytes]:
+        self.conn.request("GET", path, headers={"x-api-key": self.key})
+        resp = self.conn.getresponse()
+        return resp.status, resp.read()
+
+
+def templates() -> list[dict[str, Any]]:
+    """Job items as the projector writes them: one per outcome of the sample history."""
+    history = History()
+    src = history.endpoint(DEMO_CUSTOMER, endpoint_type="s3")
+    dst = history.endpoint_lifecycle(DEMO_CUSTOMER)
+    ids = [
+        history.job(DEMO_CUSTOMER, src, dst),
+        history.job(DEMO_CUSTOMER, src, dst, outcome="failed"),
+        history.job(DEMO_CUSTOMER, src, dst, outcome="cancelled"),
+        history.job(DEMO_CUSTOMER, src, dst, outcome="queued"),
+    ]
+    store = InMemoryReadModelStore()
+    projector = Projector(store, POPOAggregateRecorder())
+    for event in history.events:
+        projector.handle(event)
+    items = [store.get(JOBS, job_id) for job_id in ids]
+    return [i for i in items if i is not None]
+
+
+def seed(stack: LocalStack, count: int) -> float:
+    """Write ``count`` job items (newest in the last 36 h) with BatchWriteItem; seconds taken."""
+    client = bootstrap.aws_client("dynamodb", stack.aws_endpoint, "us-east-1")
+    table = ResourceNames().jobs_table
+    shapes = templates()
+    rng = random.Random(7)
+    now = datetime.now(UTC)
+    started = time.perf_counter()
+    batch: list[dict[str, Any]] = []
+    for n in range(count):
+        item = dict(rng.choices(shapes, weights=(85, 8, 2, 5))[0])
+        created = now - timedelta(seconds=rng.uniform(0, 36 * 3600))
+        item["job_id"] = str(uuid.UUID(int=rng.getrandbits(128), version=4))
+        item["created_at"] = readmodels.timestamp(created)
+        item["customer_status"] = readmodels.customer_status(DEMO_CUSTOMER, item["status"])
+        batch.append({"PutRequest": {"Item": serialize(item)}})
+        if len(batch) == 25 or n == count - 1:
+            pending: dict[str, Any] = {table: batch}
+            while pending:
+                pending = client.batch_write_item(RequestItems=pending).get("UnprocessedItems")
+            batch = []
+    return time.perf_counter() - started
+
+
+def timed(client: Client, path: str, requests: int) -> dict[str, float]:
+    samples = []
+    size = 0
+    for _ in range(requests):
+        t0 = time.perf_counter()
+        status, body = client.get(path)
+        samples.append((time.perf_counter() - t0) * 1000)
+        assert status == 200, (path, status, body[:300])
+        size = len(body)
+    samples.sort()
+    return {
+        "median_ms": statistics.median(samples),
+        "p95_ms": samples[max(0, int(len(samples) * 0.95) - 1)],
+        "bytes": size,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--jobs", type=int, default=10_000, help="job items in the read model")
+    parser.add_argument("--requests", type=int, default=30, help="requests per path")
+    args = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory(prefix="ferry-bench-console-") as tmp:
+        stack = LocalStack(Path(tmp) / "data", api_port=0, moto_port=0)
+        try:
+            info = stack.start()
+            print(f"stack up: {info.api_url}", flush=True)
+            seconds = seed(stack, args.jobs)
+            print(f"{args.jobs} job items written in {seconds:.1f} s", flush=True)
+            client = Client(info.api_url, info.api_key)
+            _, first = client.get("/jobs?limit=50")
+            token = json.loads(first)["next_token"]
+            job_id = json.loads(first)["jobs"][0]["job_id"]
+            paths = {
+                "GET /console (page)": "/console",
+                "GET /console/console.js": "/console/console.js",
+                "GET /jobs?limit=50 (first page)": "/jobs?limit=50",
+                "GET /routes": "/routes",
+                "GET /endpoints?limit=100": "/endpoints?limit=100",
+                "GET /jobs?limit=50&next_token (page 2)": f"/jobs?limit=50&next_token={token}",
+                "GET /jobs?status=FAILED&limit=50": "/jobs?status=FAILED&limit=50",
+                "GET /jobs/{id}": f"/jobs/{job_id}",
+                "GET /stats/hourly (overview, 24 h)": "/stats/hourly?hours=24",
+            }
+            results: dict[str, dict[str, float]] = {}
+            for label, path in paths.items():
+                n = 3 if "stats" in label else args.requests
+                results[label] = timed(client, path, n)
+            print(f"\n{'request':<44} {'median':>9} {'p95':>9} {'bytes':>9}")
+            for label, r in results.items():
+                print(
+                    f"{label:<44} {r['median_ms']:>7.1f}ms {r['p95_ms']:>7.1f}ms "
+                    f"{int(r['bytes']):>9}"
+                )
+            page = sum(
+                results[k]["median_ms"]
+                for k in (
+                    "GET /jobs?limit=50 (first page)",
+                    "GET /routes",
+                    "GET /endpoints?limit=100",
+                )
+            )
+            verdict = "OK" if page <= GOAL_MS else "OVER"
+            print(
+                f"\nJobs page with {args.jobs} jobs in the read model: {page:.1f} ms "
+                f"(sum of its first-page requests' medians; goal <= {GOAL_MS:.0f} ms: {verdict})"
+            )
+            return 0 if page <= GOAL_MS else 1
+        finally:
+            stack.stop()
+
+
+if __name__ == "__main__":
+    threading.current_thread().name = "bench-console"
+    sys.exit(main())
