@@ -432,6 +432,22 @@ class PostActionCompleted(ExecutorEvent):
     moved_to: str | None = None
 
 
+class EndpointCheckCompleted(FerryEvent):
+    """The data plane's endpoint validator checked one configuration of an endpoint (stream:
+    the EndpointCheck of (endpoint_id, checked_version), correlation_id = endpoint_id). The
+    endpoints service applies it as EndpointValidated / EndpointValidationFailed, or drops it
+    when the configuration has changed since ``checked_version`` or already has a verdict."""
+
+    SOURCE: ClassVar[str] = SOURCE_EXECUTOR
+    endpoint_id: str
+    checked_version: int = Field(ge=1, description="The endpoint version whose config was checked.")
+    ok: bool
+    checks: list[str] = Field(default_factory=list, description="What was checked.")
+    host_key_fingerprint: str | None = None
+    reason_code: str | None = Field(default=None, description="Set when not ok: a stable code.")
+    message: str | None = Field(default=None, description="Set when not ok: never a secret.")
+
+
 # ---------------------------------------------------------------------------------------------
 # ferry.routes (issue 5; declared here so the contract is defined once)
 # ---------------------------------------------------------------------------------------------
@@ -621,6 +637,7 @@ __all__ = [
     "EVENT_TYPES",
     "ChunkCommitted",
     "Direction",
+    "EndpointCheckCompleted",
     "EndpointConfig",
     "EndpointDisabled",
     "EndpointEnabled",

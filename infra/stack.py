@@ -19,6 +19,7 @@ from infra.constructs.monitoring import (
     LAMBDA_QUEUE_OLDEST_MESSAGE_SECONDS,
     Monitoring,
 )
+from infra.constructs.notifications import NotificationsService
 from infra.constructs.routes import RoutesService
 from infra.constructs.services import (
     CONSUMER_TIMEOUT,
@@ -200,6 +201,15 @@ class FerryStack(Stack):
         # push matching heads objects with the route's source endpoint's credentials
         if self.routes.push.role is not None:
             self._grant_assume_customer_roles(self.routes.push.role)
+        self.notifications = NotificationsService(
+            self,
+            "Notifications",
+            common=common,
+            tables=self.tables,
+            ferry_bus=self.messaging.bus,
+            reserved_concurrency=reserved,
+            active=active,
+        )
         # DELETE /endpoints/{id} refuses while jobs that are not final / enabled routes use it
         self.tables.jobs.grant_read_data(self.endpoints.api_function)
         self.tables.routes.grant_read_data(self.endpoints.api_function)
@@ -213,6 +223,7 @@ class FerryStack(Stack):
                 self.jobs.api_function.entry: self.jobs.api_function,
                 self.projections.api_function.entry: self.projections.api_function,
                 self.routes.api_function.entry: self.routes.api_function,
+                self.notifications.api_function.entry: self.notifications.api_function,
             },
             rate_limit=cfg.api_rate_limit,
             burst_limit=cfg.api_burst_limit,
@@ -228,7 +239,7 @@ class FerryStack(Stack):
             alarm_email=cfg.alarm_email,
         )
         m = self.monitoring
-        all_queues = {**q, **self.routes.queues}
+        all_queues = {**q, **self.routes.queues, **self.notifications.queues}
         for attr, fq in all_queues.items():
             cid = "".join(p.capitalize() for p in attr.split("_"))
             m.dlq(cid, fq.dlq)
@@ -288,6 +299,9 @@ class FerryStack(Stack):
             "RoutesApi": self.routes.api_function,
             "RoutesPush": self.routes.push,
             "RoutesConsumer": self.routes.consumer,
+            "NotificationsApi": self.notifications.api_function,
+            "NotificationsFanout": self.notifications.fanout,
+            "NotificationsDeliver": self.notifications.deliver,
         }
 
     def _grant_executor(self, names: n.ResourceNames) -> None:

@@ -104,8 +104,8 @@ SQS_SERVICES: tuple[tuple[str, str, str], ...] = (
     ("jobs-process-manager", "services.jobs.process_manager:handler", "jobs_queue"),
     ("routes-push", "services.routes.push:handler", "routes_queue"),
     ("routes-projections", "services.routes.consumer:handler", "routes_projections_queue"),
-    ("notifications", "services.notifications.consumer:fanout_handler", "notifications_queue"),
-    ("notifier", "services.notifications.consumer:deliver_handler", "notifications_deliver_queue"),
+    ("notifications", "services.notifications.consumer:handler", "notifications_queue"),
+    ("notifier", "services.notifications.deliver:handler", "notifications_deliver_queue"),
 )
 
 

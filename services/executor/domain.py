@@ -1,4 +1,5 @@
-"""The Transfer aggregate (one per job) and the pure rules of the data plane.
+"""The Transfer aggregate (one per job), the EndpointCheck aggregate (one per checked endpoint
+configuration: the validator's verdict) and the pure rules of the data plane.
 
 Stream: ``events.aggregate.transfer_stream_id(job_id)``; correlation_id = job_id. Events are the
 executor's contract events (``events/contract.py``): LeaseAcquired, LeaseRenewed,
@@ -27,6 +28,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from uuid import NAMESPACE_URL, UUID, uuid5
 
 from eventsourcing.domain import event
 
@@ -500,3 +502,72 @@ class Transfer(FerryAggregate):
     def _check_owner(self, owner_id: str) -> None:
         if self.lease_owner != owner_id or not self.lease_held:
             raise LeaseHeld(self.lease_owner or "-", self.lease_expires_at or utcnow())
+
+
+# --- the endpoint validator's verdicts ---------------------------------------------------------
+_CHECK_NS = uuid5(NAMESPACE_URL, "https://ferry.invalid/endpoint-check")
+
+
+def endpoint_check_id(endpoint_id: str, checked_version: int) -> UUID:
+    """The stream of the check of one endpoint configuration: deterministic, so a second check
+    of the same configuration (a redelivered message, two validators) conflicts in the store."""
+    return uuid5(_CHECK_NS, f"{endpoint_id}:{checked_version}")
+
+
+class EndpointCheck(FerryAggregate):
+    """The validator's verdict on one configuration of an endpoint: a stream of exactly one
+    event, ``EndpointCheckCompleted``, which the endpoints service applies to the endpoint
+    (services/endpoints/consumer.py). correlation_id = endpoint_id."""
+
+    class EndpointCheckCompleted(FerryAggregate.Created):
+        contract = c.EndpointCheckCompleted  # applied by __init__
+
+    def __init__(
+        self,
+        *,
+        customer_id: str,
+        correlation_id: str,
+        endpoint_id: str,
+        checked_version: int,
+        ok: bool,
+        checks: list[str],
+        host_key_fingerprint: str | None,
+        reason_code: str | None,
+        message: str | None,
+    ) -> None:
+        self.customer_id = customer_id
+        self.correlation_id = correlation_id
+        self.endpoint_id = endpoint_id
+        self.checked_version = checked_version
+        self.ok = ok
+        self.checks = list(checks)
+        self.host_key_fingerprint = host_key_fingerprint
+        self.reason_code = reason_code
+        self.message = message
+
+    @classmethod
+    def complete(
+        cls,
+        *,
+        customer_id: str,
+        endpoint_id: str,
+        checked_version: int,
+        ok: bool,
+        checks: list[str],
+        host_key_fingerprint: str | None = None,
+        reason_code: str | None = None,
+        message: str | None = None,
+    ) -> EndpointCheck:
+        return cls._create(
+            cls.EndpointCheckCompleted,
+            id=endpoint_check_id(endpoint_id, checked_version),
+            customer_id=customer_id,
+            correlation_id=endpoint_id,
+            endpoint_id=endpoint_id,
+            checked_version=checked_version,
+            ok=ok,
+            checks=list(checks),
+            host_key_fingerprint=host_key_fingerprint,
+            reason_code=reason_code,
+            message=message,
+        )
