@@ -18,7 +18,8 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.harness import REPO, Stack, wait_until
+from ferry.local.mail import messages
+from tests.e2e.harness import REPO, Stack, http, wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
 
@@ -77,20 +78,31 @@ def docs_verify() -> Any:
     return namespace["verify"]
 
 
-def subscribe(stack: Stack, name: str, *target: str) -> dict[str, Any]:
-    created: dict[str, Any] = stack.cli_json(
-        "subscriptions", "add", "--name", name, "--event", "JobFailed", *target
-    )
-    return created
-
-
-def s3_endpoint(stack: Stack, name: str) -> str:
-    stack.client("s3").create_bucket(Bucket=name)
-    created = stack.cli_json(
-        "endpoints", "add", "--name", name, "--type", "s3", "--bucket", name,
-        "--direction", "BOTH", "--wait", "60",
+def subscribe(stack: Stack, name: str, target: dict[str, Any], **extra: Any) -> dict[str, Any]:
+    status, created = http(
+        stack, "POST", "/subscriptions",
+        {"name": name, "events": ["JobFailed"], "target": target, **extra},
     )  # fmt: skip
-    return str(created["endpoint_id"])
+    assert status == 201, created
+    return dict(created)
+
+
+def s3_endpoints(stack: Stack, *names: str) -> list[str]:
+    """Register S3 endpoints through the API and wait until every one is ACTIVE."""
+    ids = []
+    for name in names:
+        stack.client("s3").create_bucket(Bucket=name)
+        body = {"name": name, "type": "s3", "bucket": name, "direction": "BOTH"}
+        status, created = http(stack, "POST", "/endpoints", body)
+        assert status == 201, created
+        ids.append(str(created["endpoint_id"]))
+    for endpoint in ids:
+        wait_until(
+            lambda e=endpoint: http(stack, "GET", f"/endpoints/{e}")[1].get("status") == "ACTIVE",
+            60,
+            what=f"endpoint {endpoint} ACTIVE",
+        )
+    return ids
 
 
 def drained(stack: Stack) -> bool:
@@ -110,21 +122,29 @@ def test_a_failed_job_is_told_by_webhook_retry_and_mail_and_not_twice(
 ) -> None:
     secret = "e2e-secret-" + "s" * 24
     monkeypatch.setenv("E2E_SECRET", secret)
-    ok = subscribe(stack, "ok", "--webhook", receiver.url("/ok"), "--secret-env", "E2E_SECRET")
+    # the CLI once (secret from the environment), the API for the rest
+    ok = stack.cli_json(
+        "subscriptions", "add", "--name", "ok", "--event", "JobFailed",
+        "--webhook", receiver.url("/ok"), "--secret-env", "E2E_SECRET",
+    )  # fmt: skip
     assert ok["status"] == "ACTIVE"
-    flaky = subscribe(stack, "flaky", "--webhook", receiver.url("/flaky"))
+    flaky = subscribe(stack, "flaky", {"type": "webhook", "url": receiver.url("/flaky")})
     assert str(flaky["secret"]).startswith("whsec_")
-    gone = subscribe(stack, "gone", "--webhook", receiver.url("/gone"))
-    subscribe(stack, "replays", "--webhook", receiver.url("/replays"),
-                        "--include-replays")  # fmt: skip
-    subscribe(stack, "mail", "--email", "ops@example.com")
-    stack.cli("subscriptions", "remove", gone["subscription_id"])
-    listed = stack.cli_json("subscriptions", "list")["items"]
+    gone = subscribe(stack, "gone", {"type": "webhook", "url": receiver.url("/gone")})
+    subscribe(stack, "replays", {"type": "webhook", "url": receiver.url("/replays")},
+              include_replays=True)  # fmt: skip
+    subscribe(stack, "mail", {"type": "email", "address": "ops@example.com"})
+    assert http(stack, "DELETE", f"/subscriptions/{gone['subscription_id']}")[0] == 200
+    listed = http(stack, "GET", "/subscriptions")[1]["items"]
     assert {s["name"] for s in listed} == {"ok", "flaky", "replays", "mail"}
     assert secret not in json.dumps(listed) and flaky["secret"] not in json.dumps(listed)
 
-    source, target = s3_endpoint(stack, "notify-src"), s3_endpoint(stack, "notify-dst")
-    job = stack.cli_json("transfer", "--from", f"{source}:missing.bin", "--to", f"{target}:x")
+    source, target = s3_endpoints(stack, "notify-src", "notify-dst")
+    status, job = http(stack, "POST", "/transfers", {
+        "source": {"endpoint_id": source, "path": "missing.bin"},
+        "target": {"endpoint_id": target, "path": "x"},
+    })  # fmt: skip
+    assert status == 202, job
     wait_until(lambda: receiver.at("/ok"), 60, what="the JobFailed webhook")
 
     # Signed the Stripe way, verified by the docs' example; within 5 s of the failure
@@ -138,10 +158,10 @@ def test_a_failed_job_is_told_by_webhook_retry_and_mail_and_not_twice(
 
     # 500, 500, then 200: three attempts, each recorded
     wait_until(lambda: len(receiver.at("/flaky")) >= 3, 60, what="the third attempt")
+    deliveries = f"/subscriptions/{flaky['subscription_id']}/deliveries"
     attempts = wait_until(
         lambda: next(
-            (d["attempts"] for d in stack.cli_json(
-                "subscriptions", "deliveries", flaky["subscription_id"])["items"]
+            (d["attempts"] for d in http(stack, "GET", deliveries)[1]["items"]
              if d["status"] == "delivered"), None),
         20, what="the delivered record",
     )  # fmt: skip
@@ -153,11 +173,12 @@ def test_a_failed_job_is_told_by_webhook_retry_and_mail_and_not_twice(
     )
 
     # The mail catcher has the failure e-mail
-    mails = wait_until(
-        lambda: [m for m in stack.cli_json("mail") if "JobFailed" in m["subject"]],
+    wait_until(
+        lambda: [m for m in messages(stack.data_dir / "mail") if "JobFailed" in m["subject"]],
         30,
         what="the failure e-mail",
     )
+    mails = [m for m in stack.cli_json("mail") if "JobFailed" in m["subject"]]
     assert mails[0]["to"] == "ops@example.com" and job["job_id"] in mails[0]["subject"]
 
     # Replayed (as EventBridge delivers a replay: the same event with replay-name) and

@@ -352,3 +352,38 @@ def test_the_api_is_customer_scoped_and_a_read_key_cannot_write(api: Any) -> Non
     assert call("DELETE", f"/subscriptions/{sub}")[1]["status"] == "DELETED"
     assert call("GET", f"/subscriptions/{sub}")[0] == 404
     assert call("GET", "/subscriptions/not-a-uuid")[0] == 404
+
+
+def test_a_slow_receiver_does_not_hold_up_the_other_deliveries_of_its_batch() -> None:
+    """The delivery handler attempts a batch's messages concurrently: a receiver that takes
+    1 s (its timeout, say) delays only its own message."""
+    import threading
+    import time
+
+    from services.notifications.consumer import make_deliver
+    from services.notifications.ports import Outcome
+
+    world = World()
+    slow = world.subscribe(target={"type": "webhook", "url": "http://127.0.0.1:9/slow"})
+    world.subscribe(name="fast", target={"type": "webhook", "url": "http://127.0.0.1:9/fast"})
+    answered: dict[str, float] = {}
+    lock = threading.Lock()
+
+    class Receivers:
+        def post(self, url: str, body: bytes, headers: dict[str, str]) -> Outcome:
+            if url.endswith("/slow"):
+                time.sleep(1.0)
+            with lock:
+                answered[url.rsplit("/", 1)[1]] = time.monotonic()
+            return Outcome(True, 200, 1)
+
+    world.notifier.webhooks = Receivers()
+    world.notifier.fan_out(job_failed())
+    records = [
+        {"messageId": str(i), "body": json.dumps(m)} for i, m in enumerate(world.queue.take())
+    ]
+    started = time.monotonic()
+    result = make_deliver(world.notifier)({"Records": records}, None)
+    assert result == {"batchItemFailures": []}
+    assert answered["fast"] - started < 0.5 < answered["slow"] - started
+    assert slow["subscription_id"] in json.dumps(world.store.items and list(world.store.items))
