@@ -163,6 +163,11 @@ class ResourceNames:
     def routes_tick_schedule(self) -> str:
         return f"{self.prefix}-routes-tick"
 
+    @property
+    def jobs_slow_check_schedule(self) -> str:
+        """EventBridge Scheduler: the JobSlow check (issue 12), every minute."""
+        return f"{self.prefix}-jobs-slow-check"
+
     # Notifications (issue 12): subscriptions, the notifier's two queues and its bus rule
     @property
     def subscriptions_table(self) -> str:

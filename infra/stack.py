@@ -21,6 +21,7 @@ from infra.constructs.monitoring import (
 )
 from infra.constructs.notifications import NotificationsService
 from infra.constructs.routes import RoutesService
+from infra.constructs.sla import SlaChecks
 from infra.constructs.services import (
     CONSUMER_TIMEOUT,
     DDB_WRITE_ACTIONS,
@@ -198,6 +199,8 @@ class FerryStack(Stack):
             reserved_concurrency=reserved,
             active=active,
         )
+        # delivery SLAs: route deadlines run in the scanner's tick; JobSlow on its own schedule
+        self.sla = SlaChecks(self, "Sla", common=common, tables=self.tables, active=active)
         # push matching heads objects with the route's source endpoint's credentials
         if self.routes.push.role is not None:
             self._grant_assume_customer_roles(self.routes.push.role)

@@ -16,6 +16,7 @@ from aws_cdk.assertions import Annotations, Match
 from ferry.names import ResourceNames
 from infra.constructs import notifications, routes
 from infra.constructs import services as svc
+from infra.constructs import sla
 from infra.constructs.api import ROUTES
 from infra.constructs.code import LAYER_DIR, REPO_ROOT, RUNTIME_PACKAGES, layer_requirements
 from infra.nag import STACK_SUPPRESSIONS, iam_suppressions
@@ -89,6 +90,7 @@ HANDLER_ENTRIES = sorted(
     | {svc.PROCESS_MANAGER_HANDLER, svc.CONSUMER_HANDLER, svc.PUBLISHER_HANDLER}
     | {svc.ENDPOINT_CHECKS_HANDLER}
     | {routes.ROUTES_API_HANDLER, routes.ROUTES_PUSH_HANDLER, routes.ROUTES_CONSUMER_HANDLER}
+    | {sla.SLOW_CHECK_HANDLER}
     | {notifications.FANOUT_HANDLER, notifications.DELIVER_HANDLER}
 )
 

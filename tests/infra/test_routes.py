@@ -117,8 +117,17 @@ def test_routes_rules_come_from_ferry_names(t: dict[str, Any]) -> None:
             assert bus_prop == {"Ref": logical_id(t, "AWS::Events::EventBus", Name=NAMES.bus)}
 
 
+def tick_schedule(t: dict[str, Any]) -> dict[str, Any]:
+    [sched] = [
+        s
+        for s in resources(t, "AWS::Scheduler::Schedule").values()
+        if s["Properties"]["Name"] == NAMES.routes_tick_schedule
+    ]
+    return sched
+
+
 def test_tick_schedule_sends_to_the_tick_queue(t: dict[str, Any]) -> None:
-    [sched] = resources(t, "AWS::Scheduler::Schedule").values()
+    sched = tick_schedule(t)
     p = sched["Properties"]
     assert p["Name"] == NAMES.routes_tick_schedule
     assert p["ScheduleExpression"] == "rate(1 minute)"
@@ -137,8 +146,7 @@ def test_passive_region_keeps_only_the_routes_read_model(synth_global: Synth) ->
     rules = {r["Properties"].get("Name"): r for r in resources(t, "AWS::Events::Rule").values()}
     assert rules[NAMES.routes_rule]["Properties"]["State"] == "DISABLED"
     assert rules[NAMES.routes_projections_rule]["Properties"]["State"] == "ENABLED"
-    [sched] = resources(t, "AWS::Scheduler::Schedule").values()
-    assert sched["Properties"]["State"] == "DISABLED"
+    assert tick_schedule(t)["Properties"]["State"] == "DISABLED"
     scanner_task = logical_id_of(t, executor_task(t, SCANNER))
     [svc] = [
         r
@@ -147,8 +155,7 @@ def test_passive_region_keeps_only_the_routes_read_model(synth_global: Synth) ->
     ]
     assert svc["Properties"]["DesiredCount"] == 0
     west = synth_global.template_json(WEST)
-    [sched] = resources(west, "AWS::Scheduler::Schedule").values()
-    assert sched["Properties"]["State"] == "ENABLED"
+    assert tick_schedule(west)["Properties"]["State"] == "ENABLED"
 
 
 def logical_id_of(t: dict[str, Any], res: dict[str, Any]) -> str:

@@ -1,0 +1,80 @@
+"""Delivery SLA checks on Ferry's scheduler (issue 12).
+
+- Route deadlines (``expect``) and late schedule ticks: checked by the routes scanner on every
+  tick (services/routes/scanner.py), so they need nothing here beyond the scanner's own grants
+  (it already appends to the event store and reads the routes read model).
+- JobSlow: the ``SlowCheck`` Lambda (services/jobs/sla.py:handler), invoked by an EventBridge
+  Scheduler schedule every minute. It reads job streams and appends JobSlow (event store), and
+  reads / clears the slow watch on the idempotency table, where the jobs process manager puts
+  started jobs with a max_duration. Nothing else: no read-model writes, no endpoint secrets;
+  the scheduler's role may only invoke this one function.
+"""
+
+from __future__ import annotations
+
+from aws_cdk import Duration, Stack
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_scheduler as scheduler
+from constructs import Construct
+
+from infra.constructs.services import _Common, deny_secret_reads, deny_writes, secrets_arn
+from infra.constructs.tables import Tables
+
+SLOW_CHECK_HANDLER = "services/jobs/sla.py:handler"
+SLOW_CHECK_RATE = "rate(1 minute)"
+
+
+class SlaChecks(Construct):
+    def __init__(
+        self, scope: Construct, cid: str, *, common: _Common, tables: Tables, active: bool
+    ) -> None:
+        super().__init__(scope, cid)
+        t = tables
+        self.slow_check = common.function(
+            self,
+            "SlowCheck",
+            SLOW_CHECK_HANDLER,
+            "jobs",
+            timeout=Duration.seconds(60),
+            reserved_concurrency=1,  # one check at a time (a second would find nothing new)
+        )
+        t.events.grant_read_write_data(self.slow_check)
+        t.idempotency.grant_read_write_data(self.slow_check)
+        deny_secret_reads(self.slow_check.role, secrets_arn(self, common.names))
+        deny_writes(self.slow_check.role, t.read_models, "NeverWriteReadModels")
+
+        self.scheduler_role = iam.Role(
+            self,
+            "SchedulerRole",
+            assumed_by=iam.ServicePrincipal(
+                "scheduler.amazonaws.com",
+                conditions={"StringEquals": {"aws:SourceAccount": Stack.of(self).account}},
+            ),
+            description="EventBridge Scheduler: invoke the JobSlow check",
+        )
+        # this function only (its unqualified ARN: no versions or aliases, no wildcard)
+        self.scheduler_role.add_to_policy(
+            iam.PolicyStatement(
+                sid="InvokeSlowCheck",
+                actions=["lambda:InvokeFunction"],
+                resources=[self.slow_check.function_arn],
+            )
+        )
+        self.schedule = scheduler.CfnSchedule(
+            self,
+            "SlowCheckSchedule",
+            name=common.names.jobs_slow_check_schedule,
+            description="JobSlow: jobs running past their max_duration (services/jobs/sla.py)",
+            schedule_expression=SLOW_CHECK_RATE,
+            flexible_time_window=scheduler.CfnSchedule.FlexibleTimeWindowProperty(mode="OFF"),
+            state="ENABLED" if active else "DISABLED",
+            target=scheduler.CfnSchedule.TargetProperty(
+                arn=self.slow_check.function_arn,
+                role_arn=self.scheduler_role.role_arn,
+                input='{"source": "scheduler"}',
+                # a missed run is caught up by the next (the watch keeps a cursor)
+                retry_policy=scheduler.CfnSchedule.RetryPolicyProperty(
+                    maximum_event_age_in_seconds=60, maximum_retry_attempts=0
+                ),
+            ),
+        )
