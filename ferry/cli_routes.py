@@ -126,7 +126,10 @@ def _routes_table(routes: list[dict[str, Any]]) -> Table:
             cell(short_id(route.get("route_id"))),
             cell(route.get("name")),
             status_cell(route.get("status")) if route.get("status") else cell(None),
-            cell(f"{trigger.get('type')} {trigger.get('every') or trigger.get('cron') or ''}"),
+            cell(
+                f"{trigger.get('type')} {trigger.get('every') or trigger.get('cron') or ''}"
+                + (f" {trigger['tz']}" if trigger.get("tz") else "")
+            ),
             cell(
                 f"{short_id(source.get('endpoint_id'))}:{source.get('path', '')} "
                 f"{source.get('pattern', '')}"
