@@ -92,6 +92,8 @@ def _sort_keys_once() -> None:
             for hash_set in self.items.values()
             for item in (hash_set.values() if self.range_key_attr else [hash_set])
         ]
+        if getattr(self, "_ferry_querying", False):
+            return items  # query() sorts what matches itself: no need to sort every item first
 
         def key(x: Any) -> Any:
             if x.range_key:
@@ -100,7 +102,17 @@ def _sort_keys_once() -> None:
 
         return sorted(items, key=key)
 
+    plain_query = Table.query
+
+    def query(self: Any, *args: Any, **kwargs: Any) -> Any:
+        self._ferry_querying = True  # DynamoDB requests are applied one at a time (see above)
+        try:
+            return plain_query(self, *args, **kwargs)
+        finally:
+            self._ferry_querying = False
+
     sorted_items._ferry_keyed = True  # type: ignore[attr-defined]
+    Table.query = query  # type: ignore[method-assign]
     DynamoType.__eq__ = eq  # type: ignore[method-assign,assignment]
     DynamoType.__ne__ = ne  # type: ignore[method-assign,assignment]
     DynamoType.__hash__ = plain_hash  # type: ignore[method-assign]
