@@ -19,7 +19,8 @@ next); hashing the state's sha256 rather than the bytes is equivalent (sha256 is
 resistant) and lets a verifier say *which* part was edited.
 
 Genesis marker: ``GENESIS(stream) = sha256(b"ferry-chain-v1 genesis\\n" + stream_id UTF-8)``, the
-``prev_hash`` of a stream's first stored version. Events stored before the chain existed have no
+``prev_hash`` of version 1 (eventsourcing's first version; also of a lower version, and of a
+stream's lowest stored version whatever it is). Events stored before the chain existed have no
 ``hash``: a verifier (and a writer appending after them) computes their chain from the same
 genesis marker, and the first verification pass *seals* them (writes the computed attributes and
 ``sealed_at``). They are only as trustworthy as that first pass: an edit made before it is not
@@ -114,9 +115,7 @@ def _plain_value(value: Any) -> Any:
     return value
 
 
-def event_at(state: bytes) -> str:
-    """The event's own timestamp (from its JSON state) in the chain's form, or ``""``."""
-    decoded = _state_json(state)
+def _at_of(decoded: Mapping[str, Any] | None) -> str:
     value = _plain_value(decoded.get("timestamp")) if decoded else None
     if isinstance(value, str) and _ISO.match(value):
         try:
@@ -126,11 +125,19 @@ def event_at(state: bytes) -> str:
     return ""
 
 
-def event_customer(state: bytes) -> str:
-    """The ``customer_id`` every Ferry event carries (``events.aggregate``), or ``""``."""
-    decoded = _state_json(state)
+def _customer_of(decoded: Mapping[str, Any] | None) -> str:
     value = _plain_value(decoded.get("customer_id")) if decoded else None
     return value if isinstance(value, str) else ""
+
+
+def event_at(state: bytes) -> str:
+    """The event's own timestamp (from its JSON state) in the chain's form, or ``""``."""
+    return _at_of(_state_json(state))
+
+
+def event_customer(state: bytes) -> str:
+    """The ``customer_id`` every Ferry event carries (``events.aggregate``), or ``""``."""
+    return _customer_of(_state_json(state))
 
 
 @dataclass(frozen=True)
@@ -141,17 +148,20 @@ class ChainLink:
     state_sha256: str
     prev_hash: str
     hash: str
+    customer_id: str = ""  # not hashed on its own: it is in the state
 
 
 def link(stream_id: str, version: int, topic: str, state: bytes, prev_hash: str) -> ChainLink:
     """The chain attributes of a new event appended after ``prev_hash``."""
-    at = event_at(state)
+    decoded = _state_json(state)  # decoded once: time and customer
+    at = _at_of(decoded)
     digest = hashlib.sha256(state).hexdigest()
     return ChainLink(
         at=at,
         state_sha256=digest,
         prev_hash=prev_hash,
         hash=event_hash(stream_id, version, topic, at, digest, prev_hash),
+        customer_id=_customer_of(decoded),
     )
 
 
@@ -212,6 +222,8 @@ def verify_stream(stream_id: str, items: Sequence[Mapping[str, Any]]) -> StreamR
     previous_version: int | None = None
     for item in items:
         version = int(item["version"])
+        if version <= 1:
+            prev, previous_version = genesis(stream_id), None  # version 1 starts the chain
         state = bytes(item["state"])
         digest = hashlib.sha256(state).hexdigest()
         topic = str(item["topic"])

@@ -174,7 +174,7 @@ from eventsourcing.persistence import (
 )
 from eventsourcing.utils import Environment, EnvType, resolve_topic, strtobool
 
-from events.chain import ChainLink, event_customer, genesis, link, verify_stream
+from events.chain import ChainLink, genesis, link, verify_stream
 
 if TYPE_CHECKING:
     from uuid import UUID
@@ -452,7 +452,7 @@ def _item_from_stored_event(
         item["state_sha256"] = {"S": chain.state_sha256}
         item["prev_hash"] = {"S": chain.prev_hash}
         item["hash"] = {"S": chain.hash}
-        customer = event_customer(bytes(stored_event.state))
+        customer = chain.customer_id
         if customer and chain.at:  # the customer-and-time index (sparse: GSI by-customer-time)
             item["customer_id"] = {"S": customer}
             item["at_key"] = {
@@ -675,9 +675,11 @@ class DynamoDBAggregateRecorder(AggregateRecorder):
     def _prev_hash(self, stream_id: str, version: int) -> str:
         """The hash of the stream's event just below ``version``: from the process's cache of
         stored hashes (filled by every read and write; a stored (stream, version) never
-        changes), else one consistent Query (desc, limit 1); the genesis marker if there is
-        none. Below an event stored before the chain existed, the legacy prefix is chained
+        changes), else one consistent Query (desc, limit 1); the genesis marker for version 1
+        (and below) or if there is nothing below. Below an event stored before the chain existed, the legacy prefix is chained
         from the genesis marker exactly as a verifier does (``events.chain.verify_stream``)."""
+        if version <= 1:
+            return genesis(stream_id)  # a new aggregate (eventsourcing's first version is 1)
         cached = _HEADS.get(self.table_name, stream_id, version - 1)
         if cached is not None:
             return cached
