@@ -11,53 +11,72 @@ differs between live delivery and a rebuild. So that both end with identical ite
 attribute is owned by exactly one of the two streams (status, attempt, errors, size/sha256, times
 from the job stream; progress from the Transfer stream), and the only shared attribute,
 ``updated_at``, is a max.
+
+Each contract event class has exactly one fold, registered by the decorator that names it
+(``@endpoint_fold(c.EndpointValidated)``, ``@job_fold``, ``@transfer_fold``): the fold takes the
+typed contract model and reads its fields by attribute, so an event's fields are declared only
+in ``events/contract.py``. The registry says which read model, key and version attribute an
+event feeds; events of streams no read model here folds are listed in :data:`NOT_FOLDED`, and
+``tests/unit/test_projections_folds.py`` fails for a published event that is in neither.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from events import contract as c
 from events.contract import EndpointStatus, FerryEvent, JobStatus
 
 Item = dict[str, Any]
-
-ENDPOINT_EVENTS: tuple[type[FerryEvent], ...] = (
-    c.EndpointRegistered,
-    c.EndpointValidated,
-    c.EndpointValidationFailed,
-    c.EndpointUpdated,
-    c.EndpointDisabled,
-    c.EndpointEnabled,
-    c.EndpointValidationRequested,
-    c.EndpointRetired,
-)
-JOB_STREAM_EVENTS: tuple[type[FerryEvent], ...] = (
-    c.JobRequested,
-    c.JobQueued,
-    c.JobStarted,
-    c.JobVerified,
-    c.JobRetryScheduled,
-    c.JobSucceeded,
-    c.JobFailed,
-    c.JobCancelRequested,
-    c.JobCancelled,
-    c.JobRedriven,
-)
-TRANSFER_STREAM_EVENTS: tuple[type[FerryEvent], ...] = (
-    c.LeaseAcquired,
-    c.LeaseRenewed,
-    c.TransferStarted,
-    c.ChunkCommitted,
-    c.TransferVerified,
-    c.TransferAttemptFailed,
-    c.PostActionCompleted,
-    c.LeaseReleased,
-)
+E = TypeVar("E", bound=FerryEvent)
+Fold = Callable[[Item, Any], None]
+"""Changes the new item in place from one event (its typed contract model)."""
 
 ENDPOINTS = "endpoints"
 JOBS = "jobs"
+VERSION_ATTRIBUTES = {ENDPOINTS: ("version",), JOBS: ("job_version", "transfer_version")}
+KEY_ATTRIBUTE = {ENDPOINTS: "endpoint_id", JOBS: "job_id"}
+
+
+@dataclass(frozen=True)
+class Folding:
+    """How one contract event class is folded: into which read model, under which version
+    attribute (its stream's), by which function."""
+
+    kind: str
+    version_attribute: str
+    apply: Fold
+
+
+FOLDS: dict[type[FerryEvent], Folding] = {}
+"""contract event class -> its one fold."""
+
+NOT_FOLDED: tuple[type[FerryEvent], ...] = (
+    c.RouteEvent,  # the routes read model: services/routes/readmodel.py
+    c.EndpointCheckCompleted,  # the validator's verdict: the endpoints service applies it
+)
+"""Published events (and families) no read model here folds."""
+
+
+def _registers(kind: str, version_attribute: str) -> Callable[[type[E]], Callable[[Fold], Fold]]:
+    def naming(model: type[E]) -> Callable[[Fold], Fold]:
+        def register(apply: Fold) -> Fold:
+            if model in FOLDS:
+                raise ValueError(f"{model.__name__} has two folds")
+            FOLDS[model] = Folding(kind, version_attribute, apply)
+            return apply
+
+        return register
+
+    return naming
+
+
+endpoint_fold = _registers(ENDPOINTS, "version")
+job_fold = _registers(JOBS, "job_version")
+transfer_fold = _registers(JOBS, "transfer_version")
 
 _SECRET_KEYS = frozenset({"password", "private_key", "passphrase", "secret", "credentials"})
 _CONFIG_KEYS = frozenset(c.EndpointConfig.model_fields) - {"type"}
@@ -78,31 +97,47 @@ def customer_status(customer_id: str, status: str) -> str:
 
 def target_of(event: FerryEvent) -> tuple[str, str, str] | None:
     """(read model, item key, version attribute) an event is folded into, or None."""
-    if isinstance(event, ENDPOINT_EVENTS):
-        assert isinstance(event, c.EndpointEvent)
-        return ENDPOINTS, event.endpoint_id, "version"
-    if isinstance(event, JOB_STREAM_EVENTS):
-        assert isinstance(event, c.JobEvent)
-        return JOBS, event.job_id, "job_version"
-    if isinstance(event, TRANSFER_STREAM_EVENTS):
-        assert isinstance(event, c.ExecutorEvent)
-        return JOBS, event.job_id, "transfer_version"
-    return None  # routes: no read model here (issue 5)
-
-
-VERSION_ATTRIBUTES = {ENDPOINTS: ("version",), JOBS: ("job_version", "transfer_version")}
-KEY_ATTRIBUTE = {ENDPOINTS: "endpoint_id", JOBS: "job_id"}
+    folding = FOLDS.get(type(event))
+    if folding is None:
+        return None
+    return folding.kind, str(getattr(event, KEY_ATTRIBUTE[folding.kind])), folding.version_attribute
 
 
 def fold(item: Item | None, event: FerryEvent) -> Item:
     """Fold one event into its read-model item (the caller guarantees stream order)."""
-    target = target_of(event)
-    if target is None:
+    folding = FOLDS.get(type(event))
+    if folding is None:
         raise ValueError(f"{event.detail_type()} has no read model")
-    kind, _, version_attribute = target
-    new = fold_endpoint(item, event) if kind == ENDPOINTS else fold_job(item, event)
-    new[version_attribute] = event.version
+    new = _apply(folding, item, event)
+    new[folding.version_attribute] = event.version
     return new
+
+
+def _apply(folding: Folding, item: Item | None, event: FerryEvent) -> Item:
+    if folding.kind == ENDPOINTS:
+        assert isinstance(event, c.EndpointEvent)
+        new = _endpoint_base(item, event)
+        if new.get("status") == EndpointStatus.RETIRED.value:
+            return new  # final: nothing after EndpointRetired changes the endpoint
+    else:
+        assert isinstance(event, c.JobEvent | c.ExecutorEvent)
+        new = _job_base(item, event)
+    folding.apply(new, event)
+    return new
+
+
+def fold_endpoint(item: Item | None, event: FerryEvent) -> Item:
+    """An endpoint event's fold without the version bookkeeping."""
+    folding = FOLDS[type(event)]
+    assert folding.kind == ENDPOINTS, event.detail_type()
+    return _apply(folding, item, event)
+
+
+def fold_job(item: Item | None, event: FerryEvent) -> Item:
+    """A job or Transfer stream event's fold without the version bookkeeping."""
+    folding = FOLDS[type(event)]
+    assert folding.kind == JOBS, event.detail_type()
+    return _apply(folding, item, event)
 
 
 # --------------------------------------------------------------------------- endpoints
@@ -117,6 +152,10 @@ def _endpoint_base(item: Item | None, event: c.EndpointEvent) -> Item:
     return new
 
 
+def _disabled(new: Item) -> bool:
+    return bool(new.get("status") == EndpointStatus.DISABLED.value)
+
+
 def _status_after_validation(new: Item) -> str:
     return {
         "ok": EndpointStatus.ACTIVE.value,
@@ -124,68 +163,88 @@ def _status_after_validation(new: Item) -> str:
     }.get(new.get("validation") or "", EndpointStatus.PENDING_VALIDATION.value)
 
 
-def fold_endpoint(item: Item | None, event: FerryEvent) -> Item:
-    assert isinstance(event, c.EndpointEvent)
-    new = _endpoint_base(item, event)
-    if new.get("status") == EndpointStatus.RETIRED.value:
-        return new  # final: nothing after EndpointRetired changes the endpoint
-    disabled = new.get("status") == EndpointStatus.DISABLED.value
-    if isinstance(event, c.EndpointRegistered):
-        config = event.config.model_dump(mode="json", exclude_none=True)
+def _pending_again(new: Item) -> None:
+    """The current configuration has no verdict (yet)."""
+    new.update(validation=None, validation_error=None)
+    if not _disabled(new):
+        new.update(status=EndpointStatus.PENDING_VALIDATION.value, status_reason=None)
+
+
+@endpoint_fold(c.EndpointRegistered)
+def _registered(new: Item, event: c.EndpointRegistered) -> None:
+    config = event.config.model_dump(mode="json", exclude_none=True)
+    new.update(
+        name=event.name,
+        type=config.pop("type"),
+        direction=event.direction.value,
+        max_concurrency=event.max_concurrency,
+        config=config,
+        secret_arn=event.secret_arn,
+        status=EndpointStatus.PENDING_VALIDATION.value,
+        status_reason=None,
+        validation=None,
+        created_at=timestamp(event.occurred_at),
+        created_by=event.actor,
+    )
+
+
+@endpoint_fold(c.EndpointValidated)
+def _validated(new: Item, event: c.EndpointValidated) -> None:
+    disabled = _disabled(new)
+    new.update(
+        validation="ok",
+        validated_at=timestamp(event.occurred_at),
+        validation_checks=list(event.checks),
+    )
+    if event.host_key_fingerprint:
+        new["host_key_fingerprint"] = event.host_key_fingerprint
+    if not disabled:
+        new.update(status=EndpointStatus.ACTIVE.value, status_reason=None)
+
+
+@endpoint_fold(c.EndpointValidationFailed)
+def _validation_failed(new: Item, event: c.EndpointValidationFailed) -> None:
+    disabled = _disabled(new)
+    new.update(validation="failed", validated_at=timestamp(event.occurred_at))
+    new["validation_error"] = {"code": event.reason_code, "message": event.message}
+    if not disabled:
         new.update(
-            name=event.name,
-            type=config.pop("type"),
-            direction=event.direction.value,
-            max_concurrency=event.max_concurrency,
-            config=config,
-            secret_arn=event.secret_arn,
-            status=EndpointStatus.PENDING_VALIDATION.value,
-            status_reason=None,
-            validation=None,
-            created_at=timestamp(event.occurred_at),
-            created_by=event.actor,
+            status=EndpointStatus.VALIDATION_FAILED.value,
+            status_reason=f"{event.reason_code}: {event.message}",
         )
-    elif isinstance(event, c.EndpointValidated):
-        new.update(
-            validation="ok",
-            validated_at=timestamp(event.occurred_at),
-            validation_checks=list(event.checks),
-        )
-        if event.host_key_fingerprint:
-            new["host_key_fingerprint"] = event.host_key_fingerprint
-        if not disabled:
-            new.update(status=EndpointStatus.ACTIVE.value, status_reason=None)
-    elif isinstance(event, c.EndpointValidationFailed):
-        new.update(validation="failed", validated_at=timestamp(event.occurred_at))
-        new["validation_error"] = {"code": event.reason_code, "message": event.message}
-        if not disabled:
-            new.update(
-                status=EndpointStatus.VALIDATION_FAILED.value,
-                status_reason=f"{event.reason_code}: {event.message}",
-            )
-    elif isinstance(event, c.EndpointUpdated):
-        _apply_endpoint_changes(new, event)
-        if _needs_revalidation(event):  # the current configuration was never validated
-            new.update(validation=None, validation_error=None)
-            if not disabled:
-                new.update(status=EndpointStatus.PENDING_VALIDATION.value, status_reason=None)
-    elif isinstance(event, c.EndpointDisabled):
-        new.update(status=EndpointStatus.DISABLED.value, status_reason=event.reason)
-    elif isinstance(event, c.EndpointValidationRequested):
-        new.update(validation=None, validation_error=None)
-        if not disabled:
-            new.update(status=EndpointStatus.PENDING_VALIDATION.value, status_reason=None)
-    elif isinstance(event, c.EndpointRetired):
-        new.update(status=EndpointStatus.RETIRED.value, status_reason="retired")
-        new["retired_at"] = timestamp(event.occurred_at)
-    elif isinstance(event, c.EndpointEnabled):
-        status = _status_after_validation(new)
-        reason = None
-        if status == EndpointStatus.VALIDATION_FAILED.value:
-            error = new.get("validation_error") or {}
-            reason = f"{error.get('code')}: {error.get('message')}"
-        new.update(status=status, status_reason=reason)
-    return new
+
+
+@endpoint_fold(c.EndpointUpdated)
+def _updated(new: Item, event: c.EndpointUpdated) -> None:
+    _apply_endpoint_changes(new, event)
+    if _needs_revalidation(event):  # the current configuration was never validated
+        _pending_again(new)
+
+
+@endpoint_fold(c.EndpointDisabled)
+def _disabled_by(new: Item, event: c.EndpointDisabled) -> None:
+    new.update(status=EndpointStatus.DISABLED.value, status_reason=event.reason)
+
+
+@endpoint_fold(c.EndpointValidationRequested)
+def _validation_requested(new: Item, event: c.EndpointValidationRequested) -> None:
+    _pending_again(new)
+
+
+@endpoint_fold(c.EndpointRetired)
+def _retired(new: Item, event: c.EndpointRetired) -> None:
+    new.update(status=EndpointStatus.RETIRED.value, status_reason="retired")
+    new["retired_at"] = timestamp(event.occurred_at)
+
+
+@endpoint_fold(c.EndpointEnabled)
+def _enabled(new: Item, event: c.EndpointEnabled) -> None:
+    status = _status_after_validation(new)
+    reason = None
+    if status == EndpointStatus.VALIDATION_FAILED.value:
+        error = new.get("validation_error") or {}
+        reason = f"{error.get('code')}: {error.get('message')}"
+    new.update(status=status, status_reason=reason)
 
 
 def _apply_endpoint_changes(new: Item, event: c.EndpointUpdated) -> None:
@@ -255,96 +314,166 @@ def _spec_fields(spec: c.JobSpec) -> Item:
     }
 
 
-def fold_job(item: Item | None, event: FerryEvent) -> Item:
-    assert isinstance(event, (c.JobEvent, c.ExecutorEvent))
-    new = _job_base(item, event)
-    at = timestamp(event.occurred_at)
-    # ---- the job stream: status, attempt, errors, result, times
-    if isinstance(event, c.JobRequested):
-        new.update(_spec_fields(event.spec))
-        new.update(
-            created_at=at,
-            attempt=0,
-            redrive_of=event.redrive_of,
-            route_id=event.route_id,
-            requested_by=event.actor,
-        )
-        _advance(new, JobStatus.RECEIVED)
-        new["customer_status"] = customer_status(new["customer_id"], new["status"])
-    elif isinstance(event, c.JobQueued):
-        new.update(_spec_fields(event.spec))
-        new["attempt"] = event.attempt
-        _advance(new, JobStatus.QUEUED)
-    elif isinstance(event, c.JobStarted):
-        new.update(attempt=event.attempt, executor_id=event.executor_id, next_attempt_at=None)
-        new.setdefault("started_at", at)
-        _advance(new, JobStatus.RUNNING)
-    elif isinstance(event, c.JobVerified):
-        new.update(_result(event))
-        _advance(new, JobStatus.VERIFYING)
-    elif isinstance(event, c.JobRetryScheduled):
-        new.update(
-            attempt=event.attempt,
-            next_attempt_at=timestamp(event.next_attempt_at),
-            error_code=event.error_code,
-            error_message=event.error_message,
-        )
-        _advance(new, JobStatus.RUNNING)
-    elif isinstance(event, c.JobSucceeded):
-        new.update(_result(event))
-        new.update(attempt=event.attempts, finished_at=at, next_attempt_at=None)
-        if event.cancel_outcome is not None:  # cancel requested after the file was delivered
-            new["cancel_outcome"] = event.cancel_outcome
-        _advance(new, JobStatus.SUCCEEDED)
-    elif isinstance(event, c.JobFailed):
-        new.update(
-            attempt=event.attempts,
-            error_code=event.error_code,
-            error_message=event.error_message,
-            finished_at=at,
-            next_attempt_at=None,
-        )
-        _advance(new, JobStatus.FAILED)
-    elif isinstance(event, c.JobCancelRequested):  # the status stays; the executor decides
-        new.update(cancel_requested=True, cancelled_by=event.actor, cancel_reason=event.reason)
-    elif isinstance(event, c.JobCancelled):
-        new["cancel_requested"] = True
-        new.update(finished_at=new.get("finished_at") or at, next_attempt_at=None)
-        new.update(cancelled_by=event.actor, cancel_reason=event.reason)
-        _advance(new, JobStatus.CANCELLED)
-    elif isinstance(event, c.JobRedriven):
-        new["redriven_to"] = event.new_job_id
-    # ---- the Transfer stream: progress only
-    elif isinstance(event, c.TransferStarted):
-        new.update(
-            leg=event.leg,
-            legs=event.legs,
-            bytes_total=event.size,
-            chunk_count=event.chunk_count,
-            chunk_size=event.chunk_size,
-        )
-        if new.get("transfer_leg") != event.leg:  # a new leg starts from zero
-            new.update(bytes_committed=0, chunks_committed=0, transfer_leg=event.leg)
-    elif isinstance(event, c.ChunkCommitted):
-        new.update(
-            leg=event.leg,
-            transfer_leg=event.leg,
-            bytes_committed=event.bytes_committed,
-            bytes_total=event.bytes_total,
-            chunks_committed=event.chunks_committed or event.index + 1,
-        )
-    elif isinstance(event, c.TransferAttemptFailed):
-        new["bytes_committed"] = event.bytes_committed
-    elif isinstance(event, c.TransferVerified):
-        new.update(bytes_committed=event.size, bytes_total=event.size)
-        if new.get("chunk_count") is not None:
-            new["chunks_committed"] = new["chunk_count"]
-    elif isinstance(event, c.LeaseAcquired):
-        new["lease_owner"] = event.owner_id
-    elif isinstance(event, c.LeaseReleased):
-        new["lease_owner"] = None
-    # LeaseRenewed, PostActionCompleted: version bookkeeping only
-    return new
+# ---- the job stream: status, attempt, errors, result, times
+
+
+@job_fold(c.JobRequested)
+def _requested(new: Item, event: c.JobRequested) -> None:
+    new.update(_spec_fields(event.spec))
+    new.update(
+        created_at=timestamp(event.occurred_at),
+        attempt=0,
+        redrive_of=event.redrive_of,
+        route_id=event.route_id,
+        requested_by=event.actor,
+    )
+    _advance(new, JobStatus.RECEIVED)
+    new["customer_status"] = customer_status(new["customer_id"], new["status"])
+
+
+@job_fold(c.JobQueued)
+def _queued(new: Item, event: c.JobQueued) -> None:
+    new.update(_spec_fields(event.spec))
+    new["attempt"] = event.attempt
+    _advance(new, JobStatus.QUEUED)
+
+
+@job_fold(c.JobStarted)
+def _started(new: Item, event: c.JobStarted) -> None:
+    new.update(attempt=event.attempt, executor_id=event.executor_id, next_attempt_at=None)
+    new.setdefault("started_at", timestamp(event.occurred_at))
+    _advance(new, JobStatus.RUNNING)
+
+
+@job_fold(c.JobVerified)
+def _verified(new: Item, event: c.JobVerified) -> None:
+    new.update(_result(event))
+    _advance(new, JobStatus.VERIFYING)
+
+
+@job_fold(c.JobRetryScheduled)
+def _retry_scheduled(new: Item, event: c.JobRetryScheduled) -> None:
+    new.update(
+        attempt=event.attempt,
+        next_attempt_at=timestamp(event.next_attempt_at),
+        error_code=event.error_code,
+        error_message=event.error_message,
+    )
+    _advance(new, JobStatus.RUNNING)
+
+
+@job_fold(c.JobSucceeded)
+def _succeeded(new: Item, event: c.JobSucceeded) -> None:
+    new.update(_result(event))
+    new.update(attempt=event.attempts, finished_at=timestamp(event.occurred_at))
+    new["next_attempt_at"] = None
+    if event.cancel_outcome is not None:  # cancel requested after the file was delivered
+        new["cancel_outcome"] = event.cancel_outcome
+    _advance(new, JobStatus.SUCCEEDED)
+
+
+@job_fold(c.JobFailed)
+def _failed(new: Item, event: c.JobFailed) -> None:
+    new.update(
+        attempt=event.attempts,
+        error_code=event.error_code,
+        error_message=event.error_message,
+        finished_at=timestamp(event.occurred_at),
+        next_attempt_at=None,
+    )
+    _advance(new, JobStatus.FAILED)
+
+
+@job_fold(c.JobCancelRequested)
+def _cancel_requested(new: Item, event: c.JobCancelRequested) -> None:
+    # the status stays; the executor decides
+    new.update(cancel_requested=True, cancelled_by=event.actor, cancel_reason=event.reason)
+
+
+@job_fold(c.JobCancelled)
+def _cancelled(new: Item, event: c.JobCancelled) -> None:
+    new["cancel_requested"] = True
+    new.update(
+        finished_at=new.get("finished_at") or timestamp(event.occurred_at), next_attempt_at=None
+    )
+    new.update(cancelled_by=event.actor, cancel_reason=event.reason)
+    _advance(new, JobStatus.CANCELLED)
+
+
+@job_fold(c.JobRedriven)
+def _redriven(new: Item, event: c.JobRedriven) -> None:
+    new["redriven_to"] = event.new_job_id
+
+
+@job_fold(c.JobSlow)
+def _slow(new: Item, event: c.JobSlow) -> None:
+    """A warning on the job's stream (issue 12): version bookkeeping only."""
+
+
+# ---- the Transfer stream: progress only
+
+
+@transfer_fold(c.TransferStarted)
+def _transfer_started(new: Item, event: c.TransferStarted) -> None:
+    new.update(
+        leg=event.leg,
+        legs=event.legs,
+        bytes_total=event.size,
+        chunk_count=event.chunk_count,
+        chunk_size=event.chunk_size,
+    )
+    if new.get("transfer_leg") != event.leg:  # a new leg starts from zero
+        new.update(bytes_committed=0, chunks_committed=0, transfer_leg=event.leg)
+
+
+@transfer_fold(c.ChunkCommitted)
+def _chunk_committed(new: Item, event: c.ChunkCommitted) -> None:
+    if event.leg < int(new.get("transfer_leg") or 0):
+        return  # SFTP→SFTP runs its legs at once: progress is the delivering leg's
+    new.update(
+        leg=event.leg,
+        transfer_leg=event.leg,
+        bytes_committed=event.bytes_committed,
+        bytes_total=event.bytes_total,
+        chunks_committed=event.chunks_committed or event.index + 1,
+    )
+
+
+@transfer_fold(c.TransferAttemptFailed)
+def _attempt_failed(new: Item, event: c.TransferAttemptFailed) -> None:
+    new["bytes_committed"] = event.bytes_committed
+
+
+@transfer_fold(c.TransferVerified)
+def _transfer_verified(new: Item, event: c.TransferVerified) -> None:
+    new.update(bytes_committed=event.size, bytes_total=event.size)
+    if new.get("chunk_count") is not None:
+        new["chunks_committed"] = new["chunk_count"]
+
+
+@transfer_fold(c.LeaseAcquired)
+def _lease_acquired(new: Item, event: c.LeaseAcquired) -> None:
+    new["lease_owner"] = event.owner_id
+
+
+@transfer_fold(c.LeaseReleased)
+def _lease_released(new: Item, event: c.LeaseReleased) -> None:
+    new["lease_owner"] = None
+
+
+@transfer_fold(c.LeaseRenewed)
+@transfer_fold(c.PostActionCompleted)
+def _bookkeeping(new: Item, event: FerryEvent) -> None:
+    """Version bookkeeping only."""
+
+
+def _events_of(version_attribute: str) -> tuple[type[FerryEvent], ...]:
+    return tuple(m for m, f in FOLDS.items() if f.version_attribute == version_attribute)
+
+
+ENDPOINT_EVENTS = _events_of("version")
+JOB_STREAM_EVENTS = _events_of("job_version")
+TRANSFER_STREAM_EVENTS = _events_of("transfer_version")
 
 
 def _result(event: c.JobVerified | c.JobSucceeded) -> Item:
