@@ -564,7 +564,7 @@ def test_alarms_go_to_the_sns_topic(synth: Synth) -> None:
     assert len(dlq_alarms) == 11  # + routes' three, notifications' two, the endpoint checks
     for a in dlq_alarms:
         assert a["Threshold"] == 0 and a["ComparisonOperator"] == "GreaterThanThreshold"
-    assert sum("oldest message" in a["AlarmDescription"] for a in with_topic) == 9
+    assert sum("oldest message" in a["AlarmDescription"] for a in with_topic) == 10
     assert "failed in 15 minutes" in descriptions
     assert "Executor Fargate tasks failed" in descriptions
     assert "publisher lags" in descriptions
