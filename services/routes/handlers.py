@@ -10,9 +10,11 @@ from __future__ import annotations
 
 from dataclasses import asdict
 from typing import Any
+from uuid import UUID
 
 from aws_lambda_powertools.event_handler import Response, content_types
 
+from events.as_of import aggregate_as_of, parse_as_of
 from events.translate import audit_record
 from ferry.api import (
     FerryResolver,
@@ -22,6 +24,7 @@ from ferry.api import (
     principal,
     request_body,
 )
+from ferry.errors import NotFound
 from services.routes.application import RetryFileRequest, RoutesError
 from services.routes.bootstrap import RoutesContext
 from services.routes.definition import RouteDefinition
@@ -66,6 +69,14 @@ def build_resolver(service: RoutesContext) -> FerryResolver:
     def get_route(route_id: IdPath) -> Response[dict[str, Any]]:
         who = principal(app)
         route = routes.get_route(who.customer_id, route_id)
+        as_of = parse_as_of(app.current_event.get_query_string_value("as_of"))
+        if as_of is not None:  # the aggregate rebuilt from its events up to then (issue 11)
+            then = aggregate_as_of(routes, UUID(route_id), as_of)
+            if then is None:
+                raise NotFound("route not found at as_of", field="route_id")
+            body = {**_view(then[0]), "as_of": as_of.isoformat(), "version": then[1]}
+            body["status"] = "ENABLED" if then[0].enabled else "DISABLED"
+            return _json(200, body)
         failing = [f for f in read_model.files(route_id, None, 10_000) if f["status"] == "failed"]
         body = _view(route)
         failing_now = failing or route.scan_error  # files failed, or the listing itself
