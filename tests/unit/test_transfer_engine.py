@@ -223,3 +223,14 @@ def test_the_pipeline_raises_the_first_failure_and_holds_at_most_k_chunks() -> N
         )
     assert peak[0] <= K
     assert max(handled) < 6 + 2 * K  # the reader stopped soon after the failure
+
+
+@pytest.mark.parametrize("block", [1, 7, 333, 1000, 4096])
+@pytest.mark.parametrize("chunk", [10, 256, 1000, 3000])
+def test_sftp_blocks_are_regrouped_into_exact_chunks(block: int, chunk: int) -> None:
+    from services.executor.transfer.sftp import regroup
+
+    data = os.urandom(2500)
+    pieces = list(regroup(iter([data[i : i + block] for i in range(0, len(data), block)]), chunk))
+    assert b"".join(pieces) == data
+    assert all(len(p) == chunk for p in pieces[:-1]) and 0 < len(pieces[-1]) <= chunk

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -17,12 +19,16 @@ from services.executor.ports import Endpoint
 from services.executor.transfer.context import Restart, RunContext, commit_point
 from services.executor.transfer.pipeline import move_chunks
 from services.executor.transfer.ports import Sink, Source, SourceInfo
-from services.executor.transfer.s3 import S3Sink, S3Source
+from services.executor.transfer.s3 import S3Sink, S3Source, StagedSource, StagingSink
 from services.executor.transfer.sftp import SftpSink, SftpSource
 
 __all__ = ["EndpointPort", "EngineSettings", "TransferRun"]
 
 log = logging.getLogger(__name__)
+
+
+class _LegStopped(Exception):
+    """Leg 1 of SFTP→SFTP stops because leg 2 failed (leg 2's error is the one raised)."""
 
 
 class EndpointPort(Protocol):
@@ -134,16 +140,13 @@ class TransferRun:
         self._sinks.append(sink)
         return sink
 
-    def _staging(self) -> S3Sink:
-        sink = S3Sink(
+    def _staging(self) -> StagingSink:
+        sink = StagingSink(
             self.endpoints.s3(None),
             self.settings.staging_bucket,
             self.staging_key,
-            overwrite=True,
-            single_put_threshold=self.settings.single_put_threshold,
-            ctx=self.ctx,
-            job_id=str(self.t.job_id),
-            is_target=False,
+            self.ctx,
+            str(self.t.job_id),
         )
         self._sinks.append(sink)
         return sink
@@ -176,7 +179,7 @@ class TransferRun:
                 )
             )
             if self.spec.flow == Flow.SFTP_TO_SFTP:
-                self._staging().delete()
+                self._delete_staging()
         if not self.t.post_action_done:
             moved_to = self._post_action()
             self.ctx.record(
@@ -243,15 +246,35 @@ class TransferRun:
         source: Source,
         sink: Sink,
         *,
-        expected: dict[int, str] | None = None,
         chunk_size: int | None = None,
     ) -> tuple[int, str, str | None]:
-        opts = self.spec.options
+        """One leg, from what is committed to published: the resume routine, then the
+        pipeline over the missing chunks, then the sink's publish and verification."""
+        info, leg = self._open_leg(leg_no, legs, source, sink, chunk_size)
+        return self._fill_leg(leg, source, sink, info)
+
+    def _open_leg(
+        self, leg_no: int, legs: int, source: Source, sink: Sink, chunk_size: int | None
+    ) -> tuple[SourceInfo, Leg]:
         info = source.info()
         chunk = chunk_size or plan_chunk_size(
             info.size, self.settings.chunk_size, s3_parts=sink.s3_parts or legs == 2
         )
-        leg = self._prepare(leg_no, legs, info, sink, chunk, sink.begin)
+        return info, self._prepare(leg_no, legs, info, sink, chunk, sink.begin)
+
+    def _fill_leg(
+        self,
+        leg: Leg,
+        source: Source,
+        sink: Sink,
+        info: SourceInfo,
+        *,
+        expected: Callable[[int], str | None] | None = None,
+        k: int | None = None,
+        check: Callable[[], None] | None = None,
+    ) -> tuple[int, str, str | None]:
+        opts = self.spec.options
+        leg_no = leg.leg
         todo = leg.missing()
         whole = hashlib.sha256() if len(todo) == leg.chunk_count else None
         if todo and not sink.published:
@@ -262,7 +285,8 @@ class TransferRun:
             def handle(index: int, offset: int, length: int, data: bytes | None) -> None:
                 assert data is not None
                 digest = hashlib.sha256(data).hexdigest()
-                if expected is not None and expected.get(index, digest) != digest:
+                want = expected(index) if expected is not None else None
+                if want is not None and want != digest:
                     raise errors.IntegrityMismatch(
                         f"leg {leg_no} chunk {index} differs from the source's digest"
                     )
@@ -274,36 +298,82 @@ class TransferRun:
                 todo=todo,
                 span=leg.span,
                 chunk_size=leg.chunk_size,
-                k=self.settings.chunks_in_flight,
+                k=k or self.settings.chunks_in_flight,
                 handle=handle,
                 read=source.open_range,
                 digest=whole.update if whole is not None else None,
-                check=self.ctx.check,
+                check=check or self.ctx.check,
             )
             if leg.missing():
                 raise errors.TargetChanged(f"leg {leg_no}: chunks {leg.missing()[:5]} not moved")
         self.ctx.fault.hit("before_publish")
         digest_hex, checksum = sink.finalize(
             leg,
-            opts.verify if legs == leg_no else VerifyMode.DIGEST,
+            opts.verify if leg.legs == leg_no else VerifyMode.DIGEST,
             whole.hexdigest() if whole is not None else None,
         )
         return info.size, digest_hex, checksum
 
     def _two_legs(self) -> tuple[int, str, str | None]:
+        """SFTP→SFTP through staging, both legs at once: leg 1 stages each chunk as its own
+        object, leg 2 delivers each staged chunk as soon as leg 1 committed it (checking it
+        against leg 1's digest of the partner's bytes). Each leg resumes from its own committed
+        set; leg 2 never reads the partner. K is split between the legs (memory stays K x
+        chunk)."""
         staging = self._staging()
-        if 2 not in self.t.legs:
-            self.move_leg(1, 2, self._source(self.src, self.src_path), staging)
-        leg1 = self.t.legs[1]
-        staged = S3Source(staging.client, staging.bucket, staging.key, type(self.ctx.stats)())
-        return self.move_leg(
-            2,
-            2,
-            staged,
-            self._target(self.dst, self.dst_path),
-            expected={i: c.sha256 for i, c in leg1.committed.items()},
-            chunk_size=leg1.chunk_size,
+        source = self._source(self.src, self.src_path)
+        info1, leg1 = self._open_leg(1, 2, source, staging, None)
+        k1 = max(1, self.settings.chunks_in_flight // 2)
+        k2 = max(1, self.settings.chunks_in_flight - k1)
+        stop = threading.Event()  # leg 2 failed: leg 1 stops too
+        leg1_done = threading.Event()
+        leg1_error: list[BaseException] = []
+
+        def check1() -> None:
+            if stop.is_set():
+                raise _LegStopped()
+            self.ctx.check()
+
+        def run_leg1() -> None:
+            try:
+                if not leg1.complete:
+                    self._fill_leg(leg1, source, staging, info1, k=k1, check=check1)
+            except BaseException as exc:
+                leg1_error.append(exc)
+            finally:
+                leg1_done.set()
+
+        committed = leg1.committed  # leg 1's live set (appended by record(), under its lock)
+        staged = StagedSource(
+            staging,
+            SourceInfo(info1.size, f"staged:{info1.version}"),
+            ready=lambda i: i in committed,
+            failed=leg1_done.is_set,
+            stats=type(self.ctx.stats)(),
         )
+        thread = threading.Thread(target=run_leg1, name="ferry-leg1", daemon=True)
+        thread.start()
+        try:
+            _, leg2 = self._open_leg(2, 2, staged, self._target(self.dst, self.dst_path), None)
+            return self._fill_leg(
+                leg2,
+                staged,
+                self._sinks[-1],
+                staged.info(),
+                expected=lambda i: c.sha256 if (c := committed.get(i)) is not None else None,
+                k=k2,
+            )
+        except BaseException:
+            stop.set()
+            thread.join()
+            if leg1_error and not isinstance(leg1_error[0], _LegStopped):
+                raise leg1_error[0] from None  # leg 2 stopped because leg 1 failed
+            raise
+        finally:
+            stop.set()
+            thread.join()
+            if leg1_error and not isinstance(leg1_error[0], _LegStopped):
+                raise leg1_error[0]
 
     def _copy_s3(self) -> tuple[int, str, str | None]:
         """Server-side copy: CopyObject, or UploadPartCopy parts (K at once) above the
@@ -425,14 +495,31 @@ class TransferRun:
             try:
                 staged = self.spec.flow == Flow.SFTP_TO_SFTP and leg_no == 1
                 if leg.upload_id is not None:
-                    sink = self._staging() if staged else self._target(self.dst, self.dst_path)
-                    sink.discard(leg)
+                    if staged:  # a stream from before staging by chunk objects: multipart
+                        S3Sink(
+                            self.endpoints.s3(None),
+                            self.settings.staging_bucket,
+                            self.staging_key,
+                            overwrite=True,
+                            single_put_threshold=0,
+                            ctx=self.ctx,
+                        ).discard(leg)
+                    else:
+                        self._target(self.dst, self.dst_path).discard(leg)
                 if leg.temp_path is not None:
                     self._sftp(self.dst).remove(leg.temp_path, missing_ok=True)
             except Exception as exc:
                 log.warning("job %s: cleanup of leg %s failed: %r", self.t.job_id, leg_no, exc)
         if self.spec.flow == Flow.SFTP_TO_SFTP:
             try:
-                self._staging().delete()
+                self._delete_staging()
             except Exception as exc:
                 log.warning("job %s: staging cleanup failed: %r", self.t.job_id, exc)
+
+    def _delete_staging(self) -> None:
+        """Remove leg 1's staged chunk objects (and a pre-chunk-object staging object)."""
+        leg1 = self.t.legs.get(1)
+        staging = self._staging()
+        if leg1 is not None:
+            staging.delete(leg1.chunk_count)
+        staging.client.delete_object(Bucket=staging.bucket, Key=self.staging_key)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import base64
 import logging
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -35,7 +36,7 @@ from services.executor.transfer.context import Restart, RunContext, Stats, commi
 from services.executor.transfer.digest import REREAD_BLOCK, ChunkChecker
 from services.executor.transfer.ports import SourceInfo, Written
 
-__all__ = ["S3Sink", "S3Source", "b64_sha256"]
+__all__ = ["S3Sink", "S3Source", "StagedSource", "StagingSink", "b64_sha256"]
 
 log = logging.getLogger(__name__)
 
@@ -392,3 +393,113 @@ class S3Sink:
 
     def close(self) -> None:
         pass
+
+
+# --- SFTP→SFTP staging: one object per chunk ---------------------------------------------------
+class StagingSink:
+    """Leg 1 of SFTP→SFTP: each chunk becomes its own object ``<prefix>/<index>`` in Ferry's
+    staging bucket (a single PUT with its ChecksumSHA256), readable by leg 2 as soon as it is
+    committed — no multipart completion, nothing to assemble. Never the delivery."""
+
+    s3_parts = True
+    is_target = False
+    published = False
+
+    def __init__(self, client: Any, bucket: str, prefix: str, ctx: RunContext, job_id: str) -> None:
+        self.client, self.bucket, self.prefix = client, bucket, prefix.rstrip("/")
+        self.ctx = ctx
+        self.job_id = job_id
+        self.where = f"s3://{bucket}/{self.prefix}/"
+
+    def key(self, index: int) -> str:
+        return f"{self.prefix}/{index:05d}"
+
+    def begin(self, size: int, chunk: int) -> dict[str, Any]:
+        return {}
+
+    def resume(self, leg: Leg) -> None:
+        for c in leg.chunks:  # every committed chunk is still staged
+            try:
+                head = self.client.head_object(Bucket=self.bucket, Key=self.key(c.index))
+            except ClientError as exc:
+                if exc.response["Error"]["Code"] in ("404", "NoSuchKey", "NotFound"):
+                    raise Restart(f"staged chunk {c.index} is gone") from None
+                raise s3_error(exc, f"head {self.where}{c.index}") from None
+            if int(head["ContentLength"]) != c.length:
+                raise Restart(f"staged chunk {c.index} differs")
+
+    def write_chunk(self, leg: Leg, index: int, offset: int, data: bytes, sha256: str) -> Written:
+        try:
+            resp = self.client.put_object(
+                Bucket=self.bucket,
+                Key=self.key(index),
+                Body=data,
+                ChecksumSHA256=b64_sha256(sha256),
+                Metadata={OBJECT_MARKER: self.job_id},
+            )
+        except Exception as exc:
+            raise s3_error(exc, f"stage chunk {index} at {self.where}") from None
+        return Written(None, str(resp["ETag"]))
+
+    def finalize(self, leg: Leg, verify: VerifyMode, digest: str | None) -> tuple[str, str | None]:
+        return digest or "", None  # nothing to publish: leg 2 delivers (and verifies)
+
+    def delete(self, chunk_count: int) -> None:
+        keys = [{"Key": self.key(i)} for i in range(chunk_count)]
+        try:
+            for at in range(0, len(keys), 1000):
+                self.client.delete_objects(
+                    Bucket=self.bucket, Delete={"Objects": keys[at : at + 1000], "Quiet": True}
+                )
+        except Exception as exc:
+            raise s3_error(exc, f"delete {self.where}") from None
+
+    def discard(self, leg: Leg | None) -> None:
+        if leg is not None:
+            self.delete(leg.chunk_count)
+
+    def close(self) -> None:
+        pass
+
+
+class StagedSource:
+    """Leg 2 of SFTP→SFTP: reads leg 1's chunk objects, each once ``ready(index)`` says leg 1
+    committed it (leg 2 runs while leg 1 still reads the partner's file). ``failed()`` ends
+    the wait when leg 1 stopped without that chunk."""
+
+    def __init__(
+        self,
+        staging: StagingSink,
+        info: SourceInfo,
+        ready: Any,
+        failed: Any,
+        stats: Stats,
+    ) -> None:
+        self.staging, self._info = staging, info
+        self.ready, self.failed = ready, failed
+        self.stats = stats
+
+    def info(self) -> SourceInfo:
+        return self._info
+
+    def open_range(self, offset: int, length: int, chunk: int) -> Iterator[bytes]:
+        index, end = offset // chunk, offset + length
+        while index * chunk < end:
+            while not self.ready(index):
+                if self.failed():
+                    raise errors.TransferError(
+                        "leg 1 stopped before staging this chunk", code="LEG_STOPPED"
+                    )
+                time.sleep(0.02)
+            key = self.staging.key(index)
+            try:
+                body = self.staging.client.get_object(Bucket=self.staging.bucket, Key=key)["Body"]
+                try:
+                    data = body.read()
+                finally:
+                    body.close()
+            except Exception as exc:
+                raise s3_error(exc, f"read staged chunk {index}") from None
+            self.stats.add("source_bytes", len(data))
+            yield data
+            index += 1
