@@ -14,9 +14,8 @@ import pytest
 from aws_cdk.assertions import Annotations, Match
 
 from ferry.names import ResourceNames
-from infra.constructs import notifications, routes
+from infra.constructs import notifications, routes, sla
 from infra.constructs import services as svc
-from infra.constructs import sla
 from infra.constructs.api import ROUTES
 from infra.constructs.code import LAYER_DIR, REPO_ROOT, RUNTIME_PACKAGES, layer_requirements
 from infra.nag import STACK_SUPPRESSIONS, iam_suppressions

@@ -18,7 +18,10 @@ from services.routes.scanner import Scanner, ScannerPolicy
 from services.routes.schedule import Cron
 from services.routes.sla import window_stream_id
 from tests.support.fakes.routes import FakeSource
-from tests.unit.test_routes import World, world  # noqa: F401 - the fixture
+from tests.unit import test_routes
+from tests.unit.test_routes import World
+
+world = test_routes.world  # the in-memory routes world fixture
 
 BERLIN_6 = {"every": "daily", "by": "06:00", "tz": "Europe/Berlin"}
 
@@ -74,7 +77,7 @@ def test_a_missed_window_is_late_once_then_arrived_late_by_n_minutes(world: Worl
     # the file comes two hours late: its job finishes at d1 + 2h05
     _deliver(world, "out/a.csv", d1 + timedelta(hours=2), d1 + timedelta(hours=2, minutes=5))
     assert world.scanner.tick((d1 + timedelta(hours=2, minutes=6)).timestamp()).settled == 1
-    late_again, arrived = _window_events(world, route_id, d1)
+    _, arrived = _window_events(world, route_id, d1)
     assert isinstance(arrived, c.RouteFileArrived)
     assert arrived.late_by_minutes == 125 and arrived.path == "out/a.csv"
     assert arrived.arrived_at == d1 + timedelta(hours=2, minutes=5)
@@ -200,3 +203,32 @@ def test_two_scanners_racing_on_one_route_list_it_once(world: World) -> None:
     assert slow.listings == 1 and slow.most == 1
     assert sorted(r.routes_scanned for r in reports) == [0, 1]
     assert sorted(r.leased_elsewhere for r in reports) == [0, 1]
+
+
+def test_the_sla_read_model_is_order_independent_and_idempotent(world: World) -> None:
+    from services.routes.readmodel import SLA_SK, late_since
+    from tests.support.fakes.routes import InMemoryRoutesReadModel
+
+    route_id, d1 = _sla_route(world)
+    world.scanner.tick((d1 + timedelta(minutes=5)).timestamp())  # RouteFileLate
+    _deliver(world, "out/a.csv", d1 + timedelta(minutes=10), d1 + timedelta(minutes=12))
+    world.scanner.tick((d1 + timedelta(minutes=15)).timestamp())  # RouteFileArrived
+    late, arrived = _window_events(world, route_id, d1)
+    for order in ([late, arrived], [arrived, late], [arrived, late, arrived, late]):
+        store = InMemoryRoutesReadModel()
+        projector = RoutesProjector(store, lambda s: [])
+        for event in order:
+            projector.handle(event)
+        item = store.get(route_id, SLA_SK)
+        assert late_since(item) is None  # arrived, whichever came first
+        assert item is not None and item["windows"][d1.isoformat()]["late_by_minutes"] == 12
+    only_late = InMemoryRoutesReadModel()
+    RoutesProjector(only_late, lambda s: []).handle(late)
+    assert late_since(only_late.get(route_id, SLA_SK)) == d1.isoformat()
+    world.read_model = only_late
+    for event in world.app.route_events("cust-a", route_id):
+        RoutesProjector(only_late, lambda s: []).handle(event)
+    status, listed = world.call("GET", "/routes")
+    assert status == 200
+    [row] = [r for r in listed["items"] if r["route_id"] == route_id]
+    assert row["status"] == "LATE" and row["sla"]["late_since"] == d1.isoformat()
