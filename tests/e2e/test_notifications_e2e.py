@@ -11,7 +11,7 @@ import re
 import threading
 import time
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -56,8 +56,12 @@ class Receiver:
     def url(self, path: str) -> str:
         return f"http://127.0.0.1:{self.server.server_address[1]}{path}"
 
-    def at(self, path: str) -> list[dict[str, Any]]:
-        return [r for r in self.requests if r["path"] == path]
+    def at(self, path: str, kind: str = "JobFailed") -> list[dict[str, Any]]:
+        return [
+            r
+            for r in self.requests
+            if r["path"] == path and r["headers"].get("Ferry-Event-Type") == kind
+        ]
 
 
 @pytest.fixture
@@ -139,6 +143,13 @@ def test_a_failed_job_is_told_by_webhook_retry_and_mail_and_not_twice(
     assert {s["name"] for s in listed} == {"ok", "flaky", "replays", "mail"}
     assert secret not in json.dumps(listed) and flaky["secret"] not in json.dumps(listed)
 
+    # `test` sends a SubscriptionTest to that subscription alone (and warms the notifier up: the
+    # 5 s below are measured on a running notifier, not across its first build)
+    assert http(stack, "POST", f"/subscriptions/{ok['subscription_id']}/test")[0] == 202
+    wait_until(lambda: receiver.at("/ok", "SubscriptionTest"), 30, what="the test event")
+    [probe] = receiver.at("/ok", "SubscriptionTest")
+    assert docs_verify()(secret, probe["headers"]["Ferry-Signature"], probe["body"])
+
     source, target = s3_endpoints(stack, "notify-src", "notify-dst")
     status, job = http(stack, "POST", "/transfers", {
         "source": {"endpoint_id": source, "path": "missing.bin"},
@@ -181,15 +192,27 @@ def test_a_failed_job_is_told_by_webhook_retry_and_mail_and_not_twice(
     mails = [m for m in stack.cli_json("mail") if "JobFailed" in m["subject"]]
     assert mails[0]["to"] == "ops@example.com" and job["job_id"] in mails[0]["subject"]
 
-    # Replayed (as EventBridge delivers a replay: the same event with replay-name) and
-    # duplicated: only the subscription that asks for replays gets the replay
+    # A replay of the archive (EventBridge StartReplay: every event again, with replay-name)
+    # and a duplicate delivery: only the subscription that asks for replays gets the replay
+    bus = stack.client("events")
+    archive = bus.describe_archive(ArchiveName="ferry-archive")
+    bus.start_replay(
+        ReplayName="e2e-replay",
+        EventSourceArn=archive["ArchiveArn"],
+        EventStartTime=datetime.fromtimestamp(failed_at - 3600, UTC),
+        EventEndTime=datetime.now(UTC),
+        Destination={"Arn": bus.describe_event_bus(Name="ferry-bus")["Arn"]},
+    )
     sqs = stack.client("sqs")
     queue = sqs.get_queue_url(QueueName="ferry-notifications")["QueueUrl"]
-    sqs.send_message(QueueUrl=queue, MessageBody=json.dumps({**event, "replay-name": "e2e"}))
     sqs.send_message(QueueUrl=queue, MessageBody=json.dumps(event))  # a duplicate delivery
     wait_until(lambda: len(receiver.at("/replays")) >= 2, 30, what="the replay to /replays")
     wait_until(lambda: drained(stack), 30, what="the notifier's queues to drain")
     assert len(receiver.at("/ok")) == 1
     assert len(receiver.at("/replays")) == 2
-    assert receiver.at("/gone") == []
+    replayed = [json.loads(r["body"]) for r in receiver.at("/replays")]
+    assert sorted(str(r.get("replay-name")) for r in replayed) == ["None", "e2e-replay"]
+    assert {r["detail"]["event_id"] for r in replayed} == {event["detail"]["event_id"]}
+    assert [r for r in receiver.requests if r["path"] == "/gone"] == []
+    assert len(receiver.requests) == 1 + 1 + 3 + 2  # test, ok, flaky x3, replays x2
     assert len(receiver.at("/flaky")) == 3
