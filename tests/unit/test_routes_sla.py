@@ -207,7 +207,6 @@ def test_two_scanners_racing_on_one_route_list_it_once(world: World) -> None:
 
 def test_the_sla_read_model_is_order_independent_and_idempotent(world: World) -> None:
     from services.routes.readmodel import SLA_SK, late_since
-    from tests.support.fakes.routes import InMemoryRoutesReadModel
 
     route_id, d1 = _sla_route(world)
     world.scanner.tick((d1 + timedelta(minutes=5)).timestamp())  # RouteFileLate
@@ -215,14 +214,14 @@ def test_the_sla_read_model_is_order_independent_and_idempotent(world: World) ->
     world.scanner.tick((d1 + timedelta(minutes=15)).timestamp())  # RouteFileArrived
     late, arrived = _window_events(world, route_id, d1)
     for order in ([late, arrived], [arrived, late], [arrived, late, arrived, late]):
-        store = InMemoryRoutesReadModel()
+        store = type(world.read_model)()  # the world's in-memory read model
         projector = RoutesProjector(store, lambda s: [])
         for event in order:
             projector.handle(event)
         item = store.get(route_id, SLA_SK)
         assert late_since(item) is None  # arrived, whichever came first
         assert item is not None and item["windows"][d1.isoformat()]["late_by_minutes"] == 12
-    only_late = InMemoryRoutesReadModel()
+    only_late = type(world.read_model)()
     RoutesProjector(only_late, lambda s: []).handle(late)
     assert late_since(only_late.get(route_id, SLA_SK)) == d1.isoformat()
     world.read_model = only_late
