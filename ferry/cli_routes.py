@@ -90,12 +90,22 @@ def definition_from(
         trigger = {"type": "schedule", "cron": args.cron}
     else:
         trigger = {"type": "schedule", "every": args.every or "5m"}
+    if args.tz:
+        trigger["tz"] = args.tz
     body: dict[str, Any] = {
         "name": args.name,
         "source": source,
         "targets": targets,
         "trigger": trigger,
     }
+    if args.expect_by or args.expect_every:
+        every = args.expect_every or "daily"
+        expect: dict[str, Any] = {"every": every, "tz": args.expect_tz or args.tz or "UTC"}
+        if args.expect_by:
+            expect["by"] = args.expect_by
+        if args.expect_min_files is not None:
+            expect["min_files"] = args.expect_min_files
+        body["expect"] = expect
     stable: dict[str, Any] = {}
     if args.stable_checks is not None:
         stable["checks"] = args.stable_checks
@@ -207,6 +217,13 @@ def register(subparsers: Any, client_factory: ClientFactory) -> None:
     when.add_argument("--event", action="store_true", help="S3 push: on Object Created")
     when.add_argument("--every", help="pull schedule, e.g. 5m (default)")
     when.add_argument("--cron", help="pull schedule, 5-field cron")
+    add.add_argument("--tz", help="IANA time zone of --cron (default UTC), e.g. Europe/Berlin")
+    add.add_argument(
+        "--expect-every", help="delivery SLA: daily (default), weekdays or a cron of deadlines"
+    )
+    add.add_argument("--expect-by", help="delivery SLA deadline HH:MM (daily / weekdays)")
+    add.add_argument("--expect-tz", help="time zone of the deadlines (default --tz, else UTC)")
+    add.add_argument("--expect-min-files", type=int, help="files needed per window (default 1)")
     add.add_argument(
         "--stable-checks", type=int, help="pull: listings a file must stay unchanged through"
     )

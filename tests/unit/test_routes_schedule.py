@@ -182,3 +182,20 @@ def test_stored_definitions_without_tz_or_expect_dump_as_before() -> None:
     assert zoned.trigger.tz == "Europe/Berlin"
     assert zoned.expect is not None and zoned.expect.cron == "0 6 * * 1-5"
     assert zoned.as_json()["expect"]["min_files"] == 1
+
+
+def test_cli_routes_add_takes_tz_and_expect_flags() -> None:
+    from tests.unit.test_routes_cli import _run
+
+    client = _run(
+        ["routes", "add", "--name", "bank", "--from", "sftp1:out", "--to", "s3a:in/",
+         "--cron", "0 6 * * 1-5", "--tz", "Europe/Berlin",
+         "--expect-every", "weekdays", "--expect-by", "06:30", "--expect-min-files", "2",
+         "--json"]
+    )  # fmt: skip
+    [(_, _, body, _)] = client.calls
+    assert body["trigger"] == {"type": "schedule", "cron": "0 6 * * 1-5", "tz": "Europe/Berlin"}
+    assert body["expect"] == {
+        "every": "weekdays", "by": "06:30", "tz": "Europe/Berlin", "min_files": 2,
+    }  # fmt: skip
+    parse_definition(body)  # what the CLI sends is a valid definition
