@@ -1,8 +1,8 @@
 """The operator console in a real browser: headless Chromium (Debian's ``chromium`` and
 ``chromium-driver``, installed by scripts/test.sh) driven by selenium against ``ferry up``.
 
-One stack for the module (executor chunks of 512 KiB so that a 24 MB S3 → SFTP transfer commits
-~46 chunks over a few seconds), the embedded SFTP server in this process. The tests log in,
+One stack for the module (executor chunks of 512 KiB so that a 32 MB S3 → SFTP transfer commits
+~62 chunks over a few seconds), the embedded SFTP server in this process. The tests log in,
 watch a running job's progress bar move, open its audit trail, search a route's ledger, check
 that a read-only key cannot press cancel/redrive, and that another customer's key sees none of it.
 
@@ -48,7 +48,7 @@ pytestmark = [
 ]
 
 CHUNK = 512 * 1024
-BIG = 24 * 1000 * 1000
+BIG = 32 * 1000 * 1000
 
 
 @pytest.fixture(scope="module")
@@ -225,7 +225,6 @@ def test_log_in_and_watch_a_running_jobs_progress_move(
     assert browser.execute_script("return sessionStorage.getItem('ferry.apiKey')") == stack.api_key
     assert browser.execute_script("return localStorage.length") == 0
     find(browser, ".card .value")
-    browser.save_screenshot(str(shots / "overview.png"))
 
     status, job = http(
         stack,
@@ -239,7 +238,8 @@ def test_log_in_and_watch_a_running_jobs_progress_move(
     )
     assert status in (201, 202), job
     job_id = job["job_id"]
-    go(browser, stack, "jobs", f'tr[data-job="{job_id}"]')
+    go(browser, stack, "jobs", "table.jobs")
+    find(browser, f'tr[data-job="{job_id}"]', timeout=60)  # the read model may lag the command
     seen: list[int] = []
     deadline = time.monotonic() + 90
     while time.monotonic() < deadline:
@@ -252,10 +252,33 @@ def test_log_in_and_watch_a_running_jobs_progress_move(
             break
         time.sleep(0.1)
     assert seen and seen[-1] == 100, seen
-    assert len([p for p in seen if 0 < p < 100]) >= 2, f"the bar did not move: {seen}"
+    # it moved: at least one reading part-way, and every reading at least the one before
+    assert [p for p in seen if 0 < p < 100], f"the bar did not move: {seen}"
+    assert seen == sorted(seen), seen
     wait_until(
         lambda: "SUCCEEDED" in text_of(browser, f'tr[data-job="{job_id}"]'), 60, what="SUCCEEDED"
     )
+    # one that fails (its source is not there): the overview puts failures first
+    status, failing = http(
+        stack,
+        "POST",
+        "/transfers",
+        {
+            "source": {"endpoint_id": world["source"], "path": "big/missing.bin"},
+            "target": {"endpoint_id": world["target"], "path": "in/missing.bin"},
+            "options": {"max_attempts": 1},
+        },
+    )
+    assert status in (201, 202), failing
+    wait_until(
+        lambda: http(stack, "GET", f"/jobs/{failing['job_id']}")[1].get("status") == "FAILED",
+        60,
+        what="the failing job FAILED",
+    )
+    go(browser, stack, "overview", f'table.jobs tr[data-job="{failing["job_id"]}"]')
+    assert text_of(browser, ".card.bad .value") == "1"
+    browser.save_screenshot(str(shots / "overview.png"))
+    go(browser, stack, "jobs", f'tr[data-job="{job_id}"]')
     world["job_id"] = job_id
 
 
@@ -269,7 +292,9 @@ def test_open_the_audit_trail(stack: Stack, world: dict[str, Any], browser: Any,
     assert "ChunkCommitted" not in trail  # folded into the strip
     assert len(browser.find_elements("css selector", "#audit .strip span.on")) >= 40
     assert not find(browser, "#cancel").is_enabled()  # final: nothing to cancel
+    browser.set_window_size(1440, 1500)  # the whole trail
     browser.save_screenshot(str(shots / "job.png"))
+    browser.set_window_size(1440, 900)
 
 
 def test_search_a_routes_ledger(stack: Stack, world: dict[str, Any], browser: Any, shots: Path):

@@ -173,7 +173,8 @@
   const CHART_STATUSES = ["FAILED", "CANCELLED", "SUCCEEDED", "RUNNING", "RETRY_SCHEDULED", "QUEUED"];
   function stackedChart(hours) {
     const W = 720, H = 220, L = 36, B = 24, T = 10;
-    const max = Math.max(1, ...hours.map((b) => Object.values(b.by_status).reduce((a, c) => a + c, 0)));
+    const top = Math.max(...hours.map((b) => Object.values(b.by_status).reduce((a, c) => a + c, 0)));
+    const max = Math.max(4, Math.ceil(top / 4) * 4); // four whole-number steps
     const step = (W - L - 6) / hours.length, bw = Math.max(2, step * 0.7);
     const svg = s("svg", { viewBox: `0 0 ${W} ${H}`, role: "img", "aria-label": "Jobs per hour by status" });
     for (let i = 0; i <= 4; i++) {
@@ -334,9 +335,8 @@
     }
     paint();
     main.replaceChildren(head("Jobs", count), form, tableHolder, moreHolder);
-    // live: refresh the first page while any shown job is not final
+    // live: refresh the first page every second (running jobs move, new jobs appear on top)
     poll(async () => {
-      if (!loaded.some((j) => !FINAL.has(j.status))) return;
       const first = await api("/jobs" + qs(serverQuery));
       if (token !== renderToken) return;
       const fresh = new Map(first.jobs.map((j) => [j.job_id, j]));
