@@ -41,6 +41,7 @@ ROUTES: tuple[tuple[str, str, str], ...] = tuple(
 )
 HANDLERS = tuple(f"{module}:handler" for module in API_HANDLERS.values())
 
+
 @dataclass(frozen=True)
 class Match:
     resource: str
