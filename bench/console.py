@@ -41,10 +41,11 @@ from ferry.local import bootstrap  # noqa: E402
 from ferry.local.stack import DEMO_CUSTOMER, LocalStack  # noqa: E402
 from ferry.names import ResourceNames  # noqa: E402
 from services.projections import readmodels  # noqa: E402
-from services.projections.adapters import InMemoryReadModelStore, serialize  # noqa: E402
+from services.projections.adapters import serialize  # noqa: E402
 from services.projections.application import Projector  # noqa: E402
 from services.projections.readmodels import JOBS  # noqa: E402
 from services.projections.samples import History  # noqa: E402
+from tests.support.fakes.projections import InMemoryReadModelStore  # noqa: E402
 
 GOAL_MS = 300.0
 

@@ -35,7 +35,6 @@ import boto3  # noqa: E402
 from events._moto import SerialMotoServer  # noqa: E402
 from events.contract import FerryEvent  # noqa: E402
 from events.dynamodb import DynamoDBAggregateRecorder, create_events_table  # noqa: E402
-from ferry.api import InMemoryKeyStore  # noqa: E402
 from ferry.names import ResourceNames  # noqa: E402
 from services.projections.adapters import DynamoReadModelStore  # noqa: E402
 from services.projections.application import Projector, Queries  # noqa: E402
@@ -44,6 +43,7 @@ from services.projections.consumer import make_handler  # noqa: E402
 from services.projections.readmodels import ENDPOINTS, JOBS, KEY_ATTRIBUTE  # noqa: E402
 from services.projections.samples import History, to_stored  # noqa: E402
 from services.projections.tables import create_read_model_tables  # noqa: E402
+from tests.support.fakes.keys import InMemoryKeyStore  # noqa: E402
 
 
 def interleaved(history: History, job_ids: list[str]) -> list[FerryEvent]:

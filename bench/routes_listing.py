@@ -23,7 +23,12 @@ from services.routes.adapters import SftpSource
 from services.routes.application import RoutesApplication
 from services.routes.ports import EndpointInfo, RouteDirectory, SourceOpener, SourceSession
 from services.routes.scanner import Scanner, ScannerPolicy
-from tests.support.fakes.routes import FakeJobs, InMemoryEndpointDirectory, InMemoryScanStateStore
+from tests.support.fakes.routes import (
+    FakeJobs,
+    InMemoryEndpointDirectory,
+    InMemoryRouteIndex,
+    InMemoryScanStateStore,
+)
 from tests.support.sshd import SshdServer
 
 # The test sshd is on loopback, which Ferry's SFTP egress policy refuses unless allow-listed.
@@ -116,7 +121,7 @@ def main() -> int:
         # phase 2: ticks of the real scanner, per-tick limit
         jobs = FakeJobs()
         endpoints = InMemoryEndpointDirectory([sftp, s3])
-        app = RoutesApplication(endpoints=endpoints, jobs=jobs)
+        app = RoutesApplication(endpoints=endpoints, jobs=jobs, index=InMemoryRouteIndex())
         route = app.create(
             "bench",
             "bench",

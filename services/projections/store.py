@@ -1,6 +1,7 @@
 """The projections' storage port: read-model items by kind, key and GSI partition
-(``ReadModelStore``; DynamoDB and in-memory implementations in adapters.py), shared by the
-projector (application.py) and the queries (queries.py)."""
+(``ReadModelStore``; the DynamoDB implementation is in adapters.py, the in-memory fake in
+``tests/support/fakes/projections.py``), shared by the projector (application.py) and the
+queries (queries.py)."""
 
 from __future__ import annotations
 

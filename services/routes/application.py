@@ -43,7 +43,6 @@ from services.routes.domain import Route, RouteConflict, RouteError, RouteFile, 
 from services.routes.ports import (
     EndpointDirectory,
     EndpointInfo,
-    InMemoryRouteIndex,
     JobSubmitter,
     RouteIndex,
 )
@@ -164,7 +163,7 @@ class RoutesApplication(FerryApplication):
         endpoints: EndpointDirectory,
         jobs: JobSubmitter,
         staging_bucket: str = "ferry-staging",
-        index: RouteIndex | None = None,
+        index: RouteIndex,
         env: Any = None,
         clock: Any = time.time,
         listed_names: Callable[[str], Iterable[tuple[str, str]]] | None = None,
@@ -175,7 +174,7 @@ class RoutesApplication(FerryApplication):
         self.endpoints = endpoints
         self.jobs = jobs
         self.staging_bucket = staging_bucket
-        self.index = index if index is not None else InMemoryRouteIndex()
+        self.index = index
         self.clock = clock
         self.listed_names = listed_names
 

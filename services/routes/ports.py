@@ -2,8 +2,7 @@
 
 AWS/SFTP adapters live in ``adapters.py`` and subclass these ports; the endpoint directory is the
 one shared port of ``ferry/endpoint_directory.py``. In-memory fakes for tests are in
-``tests/support/fakes/routes.py`` (``InMemoryRouteIndex`` is still here: it is the application's
-default index until every caller passes one).
+``tests/support/fakes/routes.py``.
 """
 
 from __future__ import annotations
@@ -321,41 +320,3 @@ class RouteIndex(ABC):
     def unrouted(self, bucket: str, prefix: str, limit: int) -> list[dict[str, Any]]: ...
 
 
-class InMemoryRouteIndex(RouteIndex):
-    def __init__(self) -> None:
-        self.names: dict[tuple[str, str], IndexedRoute] = {}
-        self.buckets: dict[str, dict[str, IndexedRoute]] = {}
-        self.skipped: dict[str, dict[str, dict[str, Any]]] = {}
-
-    def claim_name(
-        self, customer_id: str, name: str, route_id: str, when: float, *, replace: str | None = None
-    ) -> IndexedRoute | None:
-        held = self.names.get((customer_id, name))
-        if held is None or held.route_id == route_id or held.route_id == replace:
-            self.names[(customer_id, name)] = IndexedRoute(route_id, customer_id, when)
-            return None
-        return held
-
-    def release_name(self, customer_id: str, name: str, route_id: str) -> None:
-        held = self.names.get((customer_id, name))
-        if held is not None and held.route_id == route_id:
-            del self.names[(customer_id, name)]
-
-    def add_bucket(self, bucket: str, route_id: str, customer_id: str, when: float) -> None:
-        self.buckets.setdefault(bucket, {}).setdefault(
-            route_id, IndexedRoute(route_id, customer_id, when)
-        )
-
-    def routes_on(self, bucket: str) -> list[IndexedRoute]:
-        return list(self.buckets.get(bucket, {}).values())
-
-    def record_unrouted(self, bucket: str, entry: dict[str, Any]) -> None:
-        self.skipped.setdefault(bucket, {})[f"{entry['key']}\x00{entry['version']}"] = entry
-
-    def unrouted(self, bucket: str, prefix: str, limit: int) -> list[dict[str, Any]]:
-        found = [
-            e
-            for _, e in sorted(self.skipped.get(bucket, {}).items())
-            if e["key"].startswith(prefix)
-        ]
-        return found[:limit]

@@ -63,51 +63,6 @@ class RoutesReadModel(ABC):
     def files(self, route_id: str, name: str | None, limit: int) -> list[Item]: ...
 
 
-class InMemoryRoutesReadModel(RoutesReadModel):
-    def __init__(self) -> None:
-        self.items: dict[tuple[str, str], Item] = {}
-
-    def get(self, route_id: str, sk: str) -> Item | None:
-        found = self.items.get((route_id, sk))
-        return dict(found) if found else None
-
-    def put(self, item: Item, expected_version: int | None) -> None:
-        key = (item["route_id"], item["sk"])
-        current = self.items.get(key)
-        if (current is None) != (expected_version is None) or (
-            current is not None and current["version"] != expected_version
-        ):
-            raise VersionConflict(str(key))
-        self.items[key] = dict(item)
-
-    def routes_of(self, customer_id: str) -> list[Item]:
-        found = [
-            i
-            for i in self.items.values()
-            if i["sk"] == ROUTE_SK and i["customer_id"] == customer_id
-        ]
-        return sorted(found, key=lambda i: i["created_at"])
-
-    def enabled(self, trigger: str) -> list[Item]:
-        return [
-            i
-            for i in self.items.values()
-            if i["sk"] == ROUTE_SK and i["enabled"] and i["trigger_type"] == trigger
-        ]
-
-    def files(self, route_id: str, name: str | None, limit: int) -> list[Item]:
-        found = [
-            i
-            for (r, sk), i in sorted(self.items.items())
-            if r == route_id and sk.startswith(FILE_SK) and _named(i, name)
-        ]
-        return found[:limit]
-
-
-def _named(item: Item, name: str | None) -> bool:
-    return name is None or item["path"] == name or item["name"] == name or name in item["path"]
-
-
 # ---------------------------------------------------------------------------------------------
 # Folds
 # ---------------------------------------------------------------------------------------------

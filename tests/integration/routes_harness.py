@@ -15,7 +15,6 @@ import boto3
 
 from events.dynamodb import create_events_table
 from events.translate import stream_events
-from ferry.api import InMemoryKeyStore
 from ferry.endpoint_directory import DynamoEndpointDirectory
 from ferry.names import S3_OBJECT_CREATED_PATTERN, ResourceNames
 from services.jobs.adapters import create_idempotency_table
@@ -34,6 +33,7 @@ from services.routes.ports import JobStatusReader, JobSubmitter, SourceOpener
 from services.routes.readmodel import RoutesProjector
 from services.routes.scanner import Scanner
 from services.routes.settings import RoutesSettings
+from tests.support.fakes.keys import InMemoryKeyStore
 from tests.support.moto_server import unique_name
 from tests.support.sqs import sqs_record
 

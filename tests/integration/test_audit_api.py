@@ -14,13 +14,13 @@ import pytest
 from events.dynamodb import DynamoDBAggregateRecorder, create_events_table
 from ferry.api import DynamoKeyStore, issue_key
 from ferry.apigw import rest_event
-from services.projections.adapters import InMemoryReadModelStore
 from services.projections.application import Projector, Queries
 from services.projections.audit import Audit
 from services.projections.audit_adapters import DynamoCustomerIndex, S3CheckpointStore
 from services.projections.bootstrap import ProjectionsContext
 from services.projections.handlers import build_app
 from services.projections.samples import History, to_stored
+from tests.support.fakes.projections import InMemoryReadModelStore
 from tests.support.moto_server import unique_name
 
 pytestmark = pytest.mark.usefixtures("aws_env")

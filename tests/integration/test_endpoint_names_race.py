@@ -13,9 +13,9 @@ import pytest
 
 from events.contract import EndpointConfig, EndpointType
 from events.dynamodb import create_events_table
-from services.endpoints.adapters import InMemorySecretStore
 from services.endpoints.application import EndpointsApplication, Registration
 from services.endpoints.domain import EndpointNameTaken
+from tests.support.fakes.endpoints import InMemorySecretStore
 from tests.support.moto_server import unique_name
 
 pytestmark = pytest.mark.usefixtures("aws_env")

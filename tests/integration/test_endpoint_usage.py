@@ -11,12 +11,13 @@ import pytest
 
 from events.contract import EndpointConfig, EndpointType
 from ferry.names import ResourceNames
-from services.endpoints.adapters import InMemorySecretStore, ReadModelEndpointUsage
+from services.endpoints.adapters import ReadModelEndpointUsage
 from services.endpoints.application import EndpointsApplication, Registration
 from services.endpoints.domain import EndpointInUse
 from services.projections.tables import create_read_model_tables
 from services.routes.adapters import create_tables as create_routes_tables
 from services.routes.adapters import serialize
+from tests.support.fakes.endpoints import InMemorySecretStore
 from tests.support.moto_server import unique_name
 
 pytestmark = pytest.mark.usefixtures("aws_env")

@@ -16,13 +16,14 @@ from cryptography.hazmat.primitives.asymmetric import ed25519
 from eventsourcing.persistence import OperationalError
 
 from events.translate import stream_events
-from ferry.api import InMemoryKeyStore, issue_key
+from ferry.api import issue_key
 from ferry.apigw import rest_event
 from services.endpoints.adapters import SecretsManagerStore
 from services.endpoints.application import Credentials, EndpointsApplication
 from services.endpoints.bootstrap import bootstrap
 from services.endpoints.handlers import build_resolver as endpoints_resolver
 from services.endpoints.settings import EndpointsSettings
+from tests.support.fakes.keys import InMemoryKeyStore
 from tests.support.moto_server import aws_environment, unique_name
 
 PASSWORD = "int-Secret-Password-77"

@@ -26,7 +26,7 @@ from events.contract import (
     TransferVerified,
 )
 from events.translate import event_id_for, stream_events, to_put_events_entry
-from ferry.api import DynamoKeyStore, InMemoryKeyStore, issue_key, json_handler
+from ferry.api import DynamoKeyStore, issue_key, json_handler
 from ferry.apigw import rest_event
 from ferry.endpoint_directory import DynamoEndpointDirectory
 from ferry.names import ResourceNames
@@ -46,6 +46,7 @@ from services.jobs.ports import IdempotencyRecord
 from services.jobs.process_manager import make_handler
 from services.jobs.settings import JobsSettings
 from services.projections.tables import create_read_model_tables
+from tests.support.fakes.keys import InMemoryKeyStore
 from tests.support.moto_server import aws_environment, unique_name
 
 

@@ -12,7 +12,6 @@ import pytest
 
 from events.contract import FerryEvent, JobStatus, RouteCreated
 from events.dynamodb import DynamoDBAggregateRecorder, create_events_table
-from ferry.api import InMemoryKeyStore
 from ferry.names import ResourceNames
 from services.projections import consumer
 from services.projections.adapters import DynamoReadModelStore
@@ -23,6 +22,7 @@ from services.projections.rebuild import main as rebuild_main
 from services.projections.rebuild import rebuild, stream_ids
 from services.projections.samples import History, to_stored
 from services.projections.tables import create_read_model_tables, delete_read_model_tables
+from tests.support.fakes.keys import InMemoryKeyStore
 from tests.support.moto_server import unique_name
 from tests.support.sqs import sqs_batch
 

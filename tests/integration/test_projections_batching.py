@@ -12,7 +12,6 @@ import pytest
 
 from events.contract import FerryEvent
 from events.dynamodb import DynamoDBAggregateRecorder, create_events_table
-from ferry.api import InMemoryKeyStore
 from ferry.names import ResourceNames
 from services.projections import readmodels
 from services.projections.adapters import DynamoReadModelStore
@@ -22,6 +21,7 @@ from services.projections.consumer import make_handler
 from services.projections.readmodels import ENDPOINTS, JOBS, KEY_ATTRIBUTE, Item
 from services.projections.samples import History, to_stored
 from services.projections.tables import create_read_model_tables
+from tests.support.fakes.keys import InMemoryKeyStore
 from tests.support.moto_server import unique_name
 from tests.support.sqs import sqs_batch
 

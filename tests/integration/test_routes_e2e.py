@@ -17,7 +17,6 @@ import pytest
 
 from events.contract import JobQueued
 from events.translate import stream_events
-from ferry.api import InMemoryKeyStore
 from ferry.endpoint_directory import DynamoEndpointDirectory
 from services.jobs.adapters import create_idempotency_table
 from services.jobs.application import JobsApplication
@@ -35,6 +34,7 @@ from services.routes.application import RoutesApplication
 from services.routes.ports import JobState, JobStatusReader, RouteDirectory
 from services.routes.scanner import Scanner
 from tests.integration.executor_harness import Stack
+from tests.support.fakes.keys import InMemoryKeyStore
 from tests.support.sshd import SshdServer
 
 

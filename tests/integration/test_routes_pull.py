@@ -16,7 +16,7 @@ from services.routes.adapters import DynamoRoutesReadModel, DynamoScanStateStore
 from services.routes.application import RoutesApplication
 from services.routes.scanner import Scanner, ScannerPolicy, build_scanner
 from tests.integration.routes_harness import RoutesStack
-from tests.support.fakes.routes import FakeJobs, InMemoryEndpointDirectory
+from tests.support.fakes.routes import FakeJobs, InMemoryEndpointDirectory, InMemoryRouteIndex
 from tests.support.moto_server import unique_name
 from tests.support.sshd import SshdServer
 
@@ -126,7 +126,7 @@ def test_a_big_directory_is_listed_in_pages_and_dispatched_per_tick_limit(
         found = real.get(endpoint_id)
         assert found is not None
         endpoints.put(found)
-    app = RoutesApplication(endpoints=endpoints, jobs=jobs)
+    app = RoutesApplication(endpoints=endpoints, jobs=jobs, index=InMemoryRouteIndex())
     route = app.create(
         stack.customer,
         "key",

@@ -37,11 +37,11 @@ import requests
 
 from events.contract import EndpointConfig, EndpointType, Flow
 from events.translate import stream_events
-from services.endpoints.adapters import InMemorySecretStore
 from services.endpoints.application import EndpointsApplication, Registration
 from services.endpoints.settings import TenancySettings
 from services.executor.endpoint_access import AccessDenied, S3Access, SecretsReader
 from tests.integration.executor_harness import Stack
+from tests.support.fakes.endpoints import InMemorySecretStore
 from tests.support.moto_server import AWS_REGION, UNSET_VARIABLES, aws_environment, unique_name
 from tests.support.sshd import free_port
 from tests.support.validation import validation_loop

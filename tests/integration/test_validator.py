@@ -26,7 +26,7 @@ from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from events.contract import EndpointStatus
 from events.translate import stream_events, to_put_events_entry
-from ferry.api import InMemoryKeyStore, issue_key
+from ferry.api import issue_key
 from ferry.apigw import rest_event
 from ferry.names import RULES, ResourceNames
 from services.endpoints.application import EndpointsApplication
@@ -36,6 +36,7 @@ from services.endpoints.settings import EndpointsSettings, TenancySettings
 from services.executor.domain import endpoint_check_id
 from services.executor.endpoint_access import S3Access, SecretsReader
 from services.executor.validator import ValidatorWorker
+from tests.support.fakes.keys import InMemoryKeyStore
 from tests.support.moto_server import aws_environment, unique_name
 from tests.support.sshd import TEST_PASSWORD, SshdServer
 from tests.support.validation import ValidationLoop, validation_loop

@@ -20,9 +20,10 @@ from uuid import uuid4
 
 from eventsourcing.popo import POPOAggregateRecorder
 
-from ferry.api import FerryResolver, InMemoryKeyStore, issue_key
+from ferry.api import FerryResolver, issue_key
 from ferry.apigw import rest_event
 from ferry.names import API_HANDLERS, API_ROUTES
+from tests.support.fakes.keys import InMemoryKeyStore
 
 POPO = {"PERSISTENCE_MODULE": "eventsourcing.popo"}
 CUSTOMER = "cust-a"
@@ -30,14 +31,12 @@ OTHER = "cust-b"
 
 
 def _resolvers(keys: InMemoryKeyStore, history: Any = None) -> dict[str, FerryResolver]:
-    from services.endpoints.adapters import InMemorySecretStore
     from services.endpoints.bootstrap import bootstrap as endpoints_bootstrap
     from services.endpoints.handlers import build_resolver as endpoints_resolver
     from services.endpoints.settings import EndpointsSettings
     from services.jobs.bootstrap import bootstrap as jobs_bootstrap
     from services.jobs.handlers import build_resolver as jobs_resolver
     from services.jobs.settings import JobsSettings
-    from services.projections.adapters import InMemoryReadModelStore
     from services.projections.application import Projector, Queries
     from services.projections.bootstrap import ProjectionsContext
     from services.projections.handlers import build_app
@@ -45,10 +44,11 @@ def _resolvers(keys: InMemoryKeyStore, history: Any = None) -> dict[str, FerryRe
     from services.routes.application import RoutesApplication
     from services.routes.bootstrap import RoutesContext
     from services.routes.handlers import build_resolver as routes_resolver
-    from services.routes.readmodel import InMemoryRoutesReadModel
     from services.routes.settings import RoutesSettings
+    from tests.support.fakes.endpoints import InMemorySecretStore
     from tests.support.fakes.jobs import InMemoryEndpointDirectory, InMemoryIdempotencyStore
-    from tests.support.fakes.routes import FakeJobs
+    from tests.support.fakes.projections import InMemoryReadModelStore
+    from tests.support.fakes.routes import FakeJobs, InMemoryRouteIndex, InMemoryRoutesReadModel
     from tests.support.fakes.routes import InMemoryEndpointDirectory as RouteEndpoints
 
     context = endpoints_bootstrap(
@@ -70,7 +70,9 @@ def _resolvers(keys: InMemoryKeyStore, history: Any = None) -> dict[str, FerryRe
         for event in history.events:
             projector.handle(event)
     queries = build_app(ProjectionsContext(projector, Queries(store, recorder), keys))
-    routes_app = RoutesApplication(endpoints=RouteEndpoints(), jobs=FakeJobs(), staging_bucket="s")
+    routes_app = RoutesApplication(
+        endpoints=RouteEndpoints(), jobs=FakeJobs(), staging_bucket="s", index=InMemoryRouteIndex()
+    )
     routes = routes_resolver(
         RoutesContext(routes_app, InMemoryRoutesReadModel(), keys, RoutesSettings())
     )

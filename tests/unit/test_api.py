@@ -12,7 +12,6 @@ from ferry.api import (
     MAX_BODY_BYTES,
     Conflict,
     FerryResolver,
-    InMemoryKeyStore,
     NotFound,
     hash_key,
     issue_key,
@@ -20,6 +19,7 @@ from ferry.api import (
     principal,
 )
 from ferry.apigw import rest_event
+from tests.support.fakes.keys import InMemoryKeyStore
 
 
 class Thing(BaseModel):

@@ -11,18 +11,11 @@ from uuid import uuid4
 import pytest
 
 from events.translate import stream_events
-from ferry.api import (
-    ApiKey,
-    InMemoryKeyStore,
-    KeyAlreadyRevoked,
-    Principal,
-    hash_key,
-    issue_key,
-    parse_duration,
-)
+from ferry.api import ApiKey, KeyAlreadyRevoked, Principal, hash_key, issue_key, parse_duration
 from ferry.apigw import rest_event
 from ferry.local.keys import FileBackedKeyStore, load_keys_into, read_keys
 from tests.support.edge import CUSTOMER, Edge, build_edge, mutating_routes
+from tests.support.fakes.keys import InMemoryKeyStore
 
 
 @pytest.fixture
@@ -108,10 +101,10 @@ def test_a_read_scoped_key_reads(edge: Edge) -> None:
 
 
 def test_every_event_records_the_key_id_and_name_as_actor() -> None:
-    from services.endpoints.adapters import InMemorySecretStore
     from services.endpoints.bootstrap import bootstrap
     from services.endpoints.handlers import build_resolver as endpoints_resolver
     from services.endpoints.settings import EndpointsSettings
+    from tests.support.fakes.endpoints import InMemorySecretStore
 
     keys = InMemoryKeyStore()
     key, who = issue_key(keys, CUSTOMER, name="deploy-bot")

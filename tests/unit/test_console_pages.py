@@ -13,9 +13,9 @@ import pytest
 from ferry.apigw import rest_event
 from ferry.console import CONSOLE_CSP, STATIC
 from services.projections import readmodels
-from services.projections.adapters import InMemoryReadModelStore
 from services.projections.readmodels import JOBS
 from services.projections.stats import hourly_stats
+from tests.support.fakes.projections import InMemoryReadModelStore
 from tests.unit.test_projections_api import Api
 
 

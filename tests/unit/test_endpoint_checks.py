@@ -18,7 +18,6 @@ import pytest
 
 from events.contract import EndpointCheckCompleted, EndpointConfig, EndpointStatus, FerryEvent
 from events.translate import stream_events
-from services.endpoints.adapters import InMemorySecretStore
 from services.endpoints.application import EndpointsApplication, Registration
 from services.endpoints.consumer import make_handler
 from services.executor.endpoint_access import SecretsReader
@@ -28,6 +27,7 @@ from services.executor.validator import (
     NotProjectedYet,
     ValidatorWorker,
 )
+from tests.support.fakes.endpoints import InMemorySecretStore
 from tests.support.sqs import eventbridge_body, sqs_batch
 from tests.support.validation import POPO, ProjectedEndpoints
 

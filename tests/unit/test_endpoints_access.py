@@ -17,7 +17,6 @@ from events.contract import (
     EndpointType,
 )
 from events.translate import stream_events, to_put_events_entry
-from services.endpoints.adapters import InMemorySecretStore
 from services.endpoints.application import Credentials, EndpointsApplication, Registration
 from services.executor.endpoint_access import (
     CredentialsUnavailable,
@@ -26,6 +25,7 @@ from services.executor.endpoint_access import (
     SecretsReader,
     resolve_path,
 )
+from tests.support.fakes.endpoints import InMemorySecretStore
 from tests.support.validation import validation_loop
 
 POPO = {"PERSISTENCE_MODULE": "eventsourcing.popo"}

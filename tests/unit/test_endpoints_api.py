@@ -15,13 +15,14 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from eventsourcing.persistence import OperationalError
 
 from events.translate import stream_events
-from ferry.api import MAX_BODY_BYTES, InMemoryKeyStore, issue_key
+from ferry.api import MAX_BODY_BYTES, issue_key
 from ferry.apigw import rest_event
-from services.endpoints.adapters import InMemorySecretStore
 from services.endpoints.application import EndpointsApplication
 from services.endpoints.bootstrap import bootstrap
 from services.endpoints.handlers import build_resolver as endpoints_resolver
 from services.endpoints.settings import EndpointsSettings
+from tests.support.fakes.endpoints import InMemorySecretStore
+from tests.support.fakes.keys import InMemoryKeyStore
 
 POPO = {"PERSISTENCE_MODULE": "eventsourcing.popo"}
 PASSWORD = "pw-Very-Secret-0xC0FFEE"

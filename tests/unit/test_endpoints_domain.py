@@ -8,9 +8,9 @@ import pytest
 
 from events.contract import EndpointConfig, EndpointStatus
 from events.translate import stream_events, to_integration
-from services.endpoints.adapters import InMemorySecretStore
 from services.endpoints.application import Credentials, EndpointsApplication, Registration
 from services.endpoints.domain import Endpoint, EndpointNotFound, InvalidChange
+from tests.support.fakes.endpoints import InMemorySecretStore
 
 POPO = {"PERSISTENCE_MODULE": "eventsourcing.popo"}
 ACTIVE, PENDING = EndpointStatus.ACTIVE, EndpointStatus.PENDING_VALIDATION

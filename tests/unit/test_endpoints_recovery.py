@@ -13,12 +13,13 @@ from typing import Any
 import pytest
 
 from events.translate import stream_events
-from ferry.api import InMemoryKeyStore, issue_key
+from ferry.api import issue_key
 from ferry.apigw import rest_event
-from services.endpoints.adapters import InMemoryEndpointUsage, InMemorySecretStore
 from services.endpoints.bootstrap import bootstrap
 from services.endpoints.handlers import build_resolver as endpoints_resolver
 from services.endpoints.settings import EndpointsSettings
+from tests.support.fakes.endpoints import InMemoryEndpointUsage, InMemorySecretStore
+from tests.support.fakes.keys import InMemoryKeyStore
 from tests.unit.test_endpoints_api import HOST_KEY, PASSWORD
 
 POPO = {"PERSISTENCE_MODULE": "eventsourcing.popo"}

@@ -12,7 +12,7 @@ import pytest
 
 from events.contract import Direction, EndpointStatus, EndpointType, JobStatus
 from events.translate import stream_events
-from ferry.api import InMemoryKeyStore, issue_key
+from ferry.api import issue_key
 from ferry.apigw import rest_event
 from services.jobs.application import TransferRequest, check_path
 from services.jobs.bootstrap import JobsContext, bootstrap
@@ -24,6 +24,7 @@ from tests.support.fakes.jobs import (
     InMemoryIdempotencyStore,
     InMemorySourceIdentity,
 )
+from tests.support.fakes.keys import InMemoryKeyStore
 
 
 @dataclass

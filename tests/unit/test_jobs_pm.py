@@ -35,7 +35,6 @@ from events.contract import (
     VerifyMode,
 )
 from events.translate import event_id_for, stream_events, to_integration
-from ferry.api import InMemoryKeyStore
 from services.jobs.application import (
     JobsApplication,
     TransferRequest,
@@ -50,6 +49,7 @@ from tests.support.fakes.jobs import (
     InMemoryIdempotencyStore,
     InMemorySourceIdentity,
 )
+from tests.support.fakes.keys import InMemoryKeyStore
 
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
 BASE, CAP = 2.0, 30.0

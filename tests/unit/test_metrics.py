@@ -11,7 +11,7 @@ from uuid import uuid4
 import pytest
 
 from ferry import names
-from ferry.api import InMemoryKeyStore, issue_key
+from ferry.api import issue_key
 from ferry.apigw import rest_event
 from services.executor.domain import Transfer
 from services.executor.engine import Stats
@@ -19,6 +19,7 @@ from services.executor.worker import emit_attempt_metrics
 from services.jobs.handlers import build_resolver
 from services.jobs.handlers import make_handler as make_api_handler
 from services.jobs.settings import JobsSettings
+from tests.support.fakes.keys import InMemoryKeyStore
 from tests.unit.test_jobs_pm import Executor, World
 
 

@@ -12,7 +12,7 @@ from uuid import uuid4
 
 import pytest
 
-from ferry.api import InMemoryKeyStore, issue_key
+from ferry.api import issue_key
 from ferry.apigw import rest_event
 from services.executor.egress import EgressPolicy
 from services.notifications.application import NotificationsApplication
@@ -21,6 +21,7 @@ from services.notifications.domain import retry_schedule, sign, verify
 from services.notifications.handlers import build_resolver
 from services.notifications.notifier import JobNotProjectedYet, Notifier
 from services.notifications.settings import NotificationsSettings
+from tests.support.fakes.keys import InMemoryKeyStore
 from tests.support.fakes.notifications import (
     InMemoryJobs,
     InMemorySigningSecrets,

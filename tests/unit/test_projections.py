@@ -11,9 +11,7 @@ from eventsourcing.popo import POPOAggregateRecorder
 
 from events import contract as c
 from events.contract import FerryEvent
-from ferry.api import InMemoryKeyStore
 from services.projections import readmodels
-from services.projections.adapters import InMemoryReadModelStore
 from services.projections.application import (
     CatchUpIncomplete,
     ConcurrentUpdate,
@@ -24,6 +22,8 @@ from services.projections.bootstrap import ProjectionsContext
 from services.projections.consumer import make_handler
 from services.projections.readmodels import ENDPOINTS, JOBS
 from services.projections.samples import History, to_stored
+from tests.support.fakes.keys import InMemoryKeyStore
+from tests.support.fakes.projections import InMemoryReadModelStore
 from tests.support.sqs import eventbridge_body, sqs_batch
 
 

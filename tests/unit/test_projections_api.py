@@ -9,13 +9,14 @@ from typing import Any
 import pytest
 from eventsourcing.popo import POPOAggregateRecorder
 
-from ferry.api import InMemoryKeyStore, issue_key
+from ferry.api import issue_key
 from ferry.apigw import rest_event
-from services.projections.adapters import InMemoryReadModelStore
 from services.projections.application import Projector, Queries
 from services.projections.bootstrap import ProjectionsContext
 from services.projections.handlers import build_app
 from services.projections.samples import History, to_stored
+from tests.support.fakes.keys import InMemoryKeyStore
+from tests.support.fakes.projections import InMemoryReadModelStore
 
 
 class Api:

@@ -15,18 +15,18 @@ from events import contract as c
 from events.aggregate import transfer_stream_id
 from events.contract import Direction, EndpointConfig, EndpointStatus, EndpointType, FerryEvent
 from events.translate import event_id_for, stream_events
-from ferry.api import InMemoryKeyStore
-from services.endpoints.adapters import InMemorySecretStore
 from services.endpoints.application import Credentials, EndpointsApplication, Registration
 from services.jobs.application import TransferRequest
 from services.jobs.bootstrap import bootstrap
 from services.jobs.ports import EndpointInfo
 from services.jobs.process_manager import make_handler
-from services.projections.adapters import InMemoryReadModelStore
 from services.projections.application import Projector
 from services.projections.readmodels import ENDPOINTS, JOBS
 from services.projections.samples import to_stored
+from tests.support.fakes.endpoints import InMemorySecretStore
 from tests.support.fakes.jobs import InMemoryEndpointDirectory, InMemoryIdempotencyStore
+from tests.support.fakes.keys import InMemoryKeyStore
+from tests.support.fakes.projections import InMemoryReadModelStore
 
 SECRET = "hunter2-very-secret"
 

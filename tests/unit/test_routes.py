@@ -13,7 +13,7 @@ import pytest
 
 from events import contract as c
 from events.translate import to_integration
-from ferry.api import InMemoryKeyStore, issue_key
+from ferry.api import issue_key
 from ferry.apigw import rest_event
 from services.routes.application import RoutesApplication, idempotency_key
 from services.routes.bootstrap import RoutesContext
@@ -28,14 +28,17 @@ from services.routes.domain import file_stream_id
 from services.routes.handlers import build_resolver
 from services.routes.ports import EndpointInfo, ObjectInfo, RouteDirectory
 from services.routes.push import PushConsumer
-from services.routes.readmodel import InMemoryRoutesReadModel, RoutesProjector
+from services.routes.readmodel import RoutesProjector
 from services.routes.scanner import Scanner, ScannerPolicy
 from services.routes.settings import RoutesSettings
+from tests.support.fakes.keys import InMemoryKeyStore
 from tests.support.fakes.routes import (
     FakeJobs,
     FakeObjects,
     FakeSource,
     InMemoryEndpointDirectory,
+    InMemoryRouteIndex,
+    InMemoryRoutesReadModel,
     InMemoryScanStateStore,
 )
 
@@ -140,7 +143,9 @@ class World:
 def world() -> World:
     endpoints = InMemoryEndpointDirectory()
     jobs = FakeJobs()
-    app = RoutesApplication(endpoints=endpoints, jobs=jobs, staging_bucket=STAGING)
+    app = RoutesApplication(
+        endpoints=endpoints, jobs=jobs, staging_bucket=STAGING, index=InMemoryRouteIndex()
+    )
     source = FakeSource()
     state = InMemoryScanStateStore()
     routes = AppRouteDirectory(app)

@@ -23,18 +23,8 @@ from ferry.endpoint_directory import DynamoEndpointDirectory, EndpointDirectory,
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 SERVICES = ("endpoints", "executor", "jobs", "notifications", "projections", "routes")
 ENTRY_POINTS = ("handlers", "push", "scanner", "consumer", "ticker", "process_manager", "__main__")
-#: fakes still in production modules, and why
-FAKES_ALLOWED = {
-    # the routes application's default index (every caller passing one is the next step)
-    ("services/routes/ports.py", "InMemoryRouteIndex"),
-    # the read-model stores' and the endpoints service's in-memory implementations, and the API
-    # key store's (used across many tests and the benches; not yet moved)
-    ("services/projections/adapters.py", "InMemoryReadModelStore"),
-    ("services/routes/readmodel.py", "InMemoryRoutesReadModel"),
-    ("services/endpoints/adapters.py", "InMemorySecretStore"),
-    ("services/endpoints/adapters.py", "InMemoryEndpointUsage"),
-    ("ferry/api_keys.py", "InMemoryKeyStore"),
-}
+FAKES_ALLOWED: set[tuple[str, str]] = set()
+"""(module, class) of in-memory fakes still in production modules: none (issue 13)."""
 
 
 @pytest.fixture(scope="module")

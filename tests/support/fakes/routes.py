@@ -1,4 +1,5 @@
-"""In-memory fakes of the routes service's ports (moved out of ``services/routes/ports.py``)."""
+"""In-memory fakes of the routes service's ports (moved out of ``services/routes/ports.py`` and
+``services/routes/readmodel.py``)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from typing import Any
 
 from ferry.endpoint_directory import EndpointInfo
 from services.routes.ports import (
+    IndexedRoute,
     JobState,
     JobStatusReader,
     JobSubmitter,
@@ -15,12 +17,14 @@ from services.routes.ports import (
     ObjectInfo,
     ObjectInspector,
     PendingDelivery,
+    RouteIndex,
     ScanState,
     ScanStateStore,
     SourceOpener,
     SourceSession,
     watch_cursor,
 )
+from services.routes.readmodel import FILE_SK, ROUTE_SK, Item, RoutesReadModel, VersionConflict
 from tests.support.fakes.endpoints import InMemoryEndpointDirectory
 
 __all__ = [
@@ -191,3 +195,88 @@ class FakeSource(SourceSession, SourceOpener):
 
     def glob(self, pattern: str) -> list[str]:
         return sorted(p for p in self.files if fnmatch.fnmatch(p, pattern))
+
+
+class InMemoryRouteIndex(RouteIndex):
+    def __init__(self) -> None:
+        self.names: dict[tuple[str, str], IndexedRoute] = {}
+        self.buckets: dict[str, dict[str, IndexedRoute]] = {}
+        self.skipped: dict[str, dict[str, dict[str, Any]]] = {}
+
+    def claim_name(
+        self, customer_id: str, name: str, route_id: str, when: float, *, replace: str | None = None
+    ) -> IndexedRoute | None:
+        held = self.names.get((customer_id, name))
+        if held is None or held.route_id == route_id or held.route_id == replace:
+            self.names[(customer_id, name)] = IndexedRoute(route_id, customer_id, when)
+            return None
+        return held
+
+    def release_name(self, customer_id: str, name: str, route_id: str) -> None:
+        held = self.names.get((customer_id, name))
+        if held is not None and held.route_id == route_id:
+            del self.names[(customer_id, name)]
+
+    def add_bucket(self, bucket: str, route_id: str, customer_id: str, when: float) -> None:
+        self.buckets.setdefault(bucket, {}).setdefault(
+            route_id, IndexedRoute(route_id, customer_id, when)
+        )
+
+    def routes_on(self, bucket: str) -> list[IndexedRoute]:
+        return list(self.buckets.get(bucket, {}).values())
+
+    def record_unrouted(self, bucket: str, entry: dict[str, Any]) -> None:
+        self.skipped.setdefault(bucket, {})[f"{entry['key']}\x00{entry['version']}"] = entry
+
+    def unrouted(self, bucket: str, prefix: str, limit: int) -> list[dict[str, Any]]:
+        found = [
+            e
+            for _, e in sorted(self.skipped.get(bucket, {}).items())
+            if e["key"].startswith(prefix)
+        ]
+        return found[:limit]
+
+
+class InMemoryRoutesReadModel(RoutesReadModel):
+    def __init__(self) -> None:
+        self.items: dict[tuple[str, str], Item] = {}
+
+    def get(self, route_id: str, sk: str) -> Item | None:
+        found = self.items.get((route_id, sk))
+        return dict(found) if found else None
+
+    def put(self, item: Item, expected_version: int | None) -> None:
+        key = (item["route_id"], item["sk"])
+        current = self.items.get(key)
+        if (current is None) != (expected_version is None) or (
+            current is not None and current["version"] != expected_version
+        ):
+            raise VersionConflict(str(key))
+        self.items[key] = dict(item)
+
+    def routes_of(self, customer_id: str) -> list[Item]:
+        found = [
+            i
+            for i in self.items.values()
+            if i["sk"] == ROUTE_SK and i["customer_id"] == customer_id
+        ]
+        return sorted(found, key=lambda i: i["created_at"])
+
+    def enabled(self, trigger: str) -> list[Item]:
+        return [
+            i
+            for i in self.items.values()
+            if i["sk"] == ROUTE_SK and i["enabled"] and i["trigger_type"] == trigger
+        ]
+
+    def files(self, route_id: str, name: str | None, limit: int) -> list[Item]:
+        found = [
+            i
+            for (r, sk), i in sorted(self.items.items())
+            if r == route_id and sk.startswith(FILE_SK) and _named(i, name)
+        ]
+        return found[:limit]
+
+
+def _named(item: Item, name: str | None) -> bool:
+    return name is None or item["path"] == name or item["name"] == name or name in item["path"]
