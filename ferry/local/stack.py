@@ -272,7 +272,7 @@ class LocalStack:
             for name, module in (
                 ("routes-ticker", "services.routes.ticker"),
                 ("routes-scanner", "services.routes.scanner"),  # + SLA deadline checks
-                ("jobs-slow-check", "services.jobs.sla"),  # JobSlow (EventBridge Scheduler)
+                ("jobs-slow-check", "services.jobs.slow_check"),  # JobSlow (EventBridge Scheduler)
                 ("audit-checkpoint", "services.projections.audit_checkpoints"),  # hourly
             ):
                 supervisor.add(

@@ -3,7 +3,7 @@
 - Route deadlines (``expect``) and late schedule ticks: checked by the routes scanner on every
   tick (services/routes/scanner.py), so they need nothing here beyond the scanner's own grants
   (it already appends to the event store and reads the routes read model).
-- JobSlow: the ``SlowCheck`` Lambda (services/jobs/sla.py:handler), invoked by an EventBridge
+- JobSlow: the ``SlowCheck`` Lambda (services/jobs/slow_check.py:handler), invoked by an EventBridge
   Scheduler schedule every minute. It reads job streams and appends JobSlow (event store), and
   reads / clears the slow watch on the idempotency table, where the jobs process manager puts
   started jobs with a max_duration. Nothing else: no read-model writes, no endpoint secrets;
@@ -20,7 +20,7 @@ from constructs import Construct
 from infra.constructs.services import _Common, deny_secret_reads, deny_writes, secrets_arn
 from infra.constructs.tables import Tables
 
-SLOW_CHECK_HANDLER = "services/jobs/sla.py:handler"
+SLOW_CHECK_HANDLER = "services/jobs/slow_check.py:handler"
 SLOW_CHECK_RATE = "rate(1 minute)"
 
 

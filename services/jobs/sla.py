@@ -6,16 +6,14 @@ How it is found without scanning every job: when a job with a max_duration start
 time plus max_duration — goes on the slow watch (:class:`SlowWatch`: per-minute buckets on the
 idempotency table, ``services.jobs.adapters.DynamoSlowWatch``). Ferry's scheduler runs
 :meth:`SlowJobChecker.check` every minute (AWS: an EventBridge Scheduler schedule invokes
-:func:`handler`; locally ``python -m services.jobs.sla`` is the stand-in loop): it takes every
+:func:`services.jobs.slow_check.handler`; locally ``python -m services.jobs.slow_check`` is
+the stand-in loop): it takes every
 bucket up to now — also the ones a late or missed run left — and decides from the job's own
 events (its first JobStarted's time), not from when the check runs.
 """
 
 from __future__ import annotations
 
-import argparse
-import threading
-import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -60,25 +58,6 @@ class SlowWatch(ABC):
 
 def minute_of(when: datetime) -> int:
     return int(when.timestamp() // 60)
-
-
-class InMemorySlowWatch(SlowWatch):
-    def __init__(self) -> None:
-        self.buckets: dict[int, set[str]] = {}
-        self._lock = threading.Lock()
-
-    def watch(self, job_id: str, due_at: datetime) -> None:
-        with self._lock:
-            self.buckets.setdefault(minute_of(due_at), set()).add(job_id)
-
-    def due(self, now: datetime) -> list[tuple[int, list[str]]]:
-        with self._lock:
-            current = minute_of(now)
-            return [(b, sorted(j)) for b, j in sorted(self.buckets.items()) if b < current]
-
-    def done(self, bucket: int) -> None:
-        with self._lock:
-            self.buckets.pop(bucket, None)
 
 
 class SlowJobChecker:
@@ -154,51 +133,3 @@ class SlowJobChecker:
             if isinstance(event, JobStarted):
                 return event.occurred_at
         return None
-
-
-# ---------------------------------------------------------------------------------------------
-# Entry points: Lambda (EventBridge Scheduler) and the local stand-in loop
-# ---------------------------------------------------------------------------------------------
-
-
-def build_checker() -> SlowJobChecker:
-    from services.jobs.adapters import DynamoSlowWatch
-    from services.jobs.bootstrap import bootstrap
-
-    context = bootstrap()
-    return SlowJobChecker(context.app, DynamoSlowWatch(context.settings.idempotency_table))
-
-
-_CHECKER: SlowJobChecker | None = None
-
-
-def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    """EventBridge Scheduler target (rate(1 minute))."""
-    global _CHECKER
-    if _CHECKER is None:
-        _CHECKER = build_checker()
-    slow = _CHECKER.check()
-    return {"slow": len(slow)}
-
-
-def main(argv: list[str] | None = None) -> int:
-    """LOCAL STAND-IN for the EventBridge Scheduler schedule: check every ``--every`` s."""
-    parser = argparse.ArgumentParser(prog="python -m services.jobs.sla")
-    parser.add_argument("--every", type=float, default=10.0)
-    parser.add_argument("--once", action="store_true")
-    args = parser.parse_args(argv)
-    checker = build_checker()
-    while True:
-        try:
-            slow = checker.check()
-            if slow:
-                logger.info("slow jobs", count=len(slow))
-        except Exception:
-            logger.exception("slow check failed")
-        if args.once:
-            return 0
-        time.sleep(args.every)
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

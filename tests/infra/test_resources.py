@@ -274,7 +274,7 @@ HANDLERS = {
     "services/routes/handlers.py:handler": "routes",
     "services/routes/push.py:handler": "routes",
     "services/routes/consumer.py:handler": "routes",
-    "services/jobs/sla.py:handler": "jobs",
+    "services/jobs/slow_check.py:handler": "jobs",
     "services/notifications/handlers.py:handler": "notifications",
     "services/notifications/consumer.py:handler": "notifications",
     "services/notifications/deliver.py:handler": "notifications",

@@ -14,7 +14,7 @@ from tests.infra.test_iam import READ, WRITE, table_id
 from tests.infra.test_resources import resources
 from tests.infra.test_routes import NAMES
 
-HANDLER = "services.jobs.sla.handler"
+HANDLER = "services.jobs.slow_check.handler"
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,8 @@ from events.translate import stream_events
 from services.jobs.application import TransferRequest
 from services.jobs.process_manager import make_handler
 from services.jobs.requests import request_hash
-from services.jobs.sla import InMemorySlowWatch, SlowJobChecker
+from services.jobs.sla import SlowJobChecker
+from tests.support.fakes.jobs import InMemorySlowWatch
 from tests.unit.test_jobs_pm import Executor, World
 
 

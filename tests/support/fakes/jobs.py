@@ -5,12 +5,19 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
+from datetime import datetime
 
 from ferry.endpoint_directory import EndpointInfo
 from services.jobs.ports import IdempotencyRecord, IdempotencyStore, SourceIdentity
+from services.jobs.sla import SlowWatch, minute_of
 from tests.support.fakes.endpoints import InMemoryEndpointDirectory
 
-__all__ = ["InMemoryEndpointDirectory", "InMemoryIdempotencyStore", "InMemorySourceIdentity"]
+__all__ = [
+    "InMemoryEndpointDirectory",
+    "InMemoryIdempotencyStore",
+    "InMemorySlowWatch",
+    "InMemorySourceIdentity",
+]
 
 
 class InMemoryIdempotencyStore(IdempotencyStore):
@@ -47,3 +54,22 @@ class InMemorySourceIdentity(SourceIdentity):
     def identify(self, endpoint: EndpointInfo, path: str) -> str | None:
         self.lookups += 1
         return self._identities.get((endpoint.endpoint_id, path))
+
+
+class InMemorySlowWatch(SlowWatch):
+    def __init__(self) -> None:
+        self.buckets: dict[int, set[str]] = {}
+        self._lock = threading.Lock()
+
+    def watch(self, job_id: str, due_at: datetime) -> None:
+        with self._lock:
+            self.buckets.setdefault(minute_of(due_at), set()).add(job_id)
+
+    def due(self, now: datetime) -> list[tuple[int, list[str]]]:
+        with self._lock:
+            current = minute_of(now)
+            return [(b, sorted(j)) for b, j in sorted(self.buckets.items()) if b < current]
+
+    def done(self, bucket: int) -> None:
+        with self._lock:
+            self.buckets.pop(bucket, None)
