@@ -15,7 +15,9 @@ import posixpath
 import re
 import string
 from datetime import datetime
+from functools import lru_cache
 from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import re2
 from pydantic import (
@@ -319,9 +321,22 @@ class TargetDef(_Strict):
         return check_template(value)
 
 
-def check_tz(value: str) -> str:
-    from services.routes.schedule import zone
+@lru_cache(maxsize=256)
+def zone(name: str | None) -> ZoneInfo:
+    """The IANA zone (ValueError naming the problem for an unknown name); None is UTC."""
+    if name is None or name == "UTC":
+        return ZoneInfo("UTC")
+    if not isinstance(name, str) or not name or len(name) > 64 or name.startswith("/"):
+        raise ValueError("must be an IANA time zone name such as Europe/Berlin")
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError, OSError):
+        raise ValueError(
+            f"unknown time zone {name!r} (an IANA name such as Europe/Berlin)"
+        ) from None
 
+
+def check_tz(value: str) -> str:
     zone(value)
     return value
 

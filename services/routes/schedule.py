@@ -22,28 +22,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from functools import lru_cache
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
-from services.routes.definition import parse_cron
+from services.routes.definition import parse_cron, zone
 
 CATCH_UP_DAYS = 31
 MAX_MISSED = 1000
-
-
-@lru_cache(maxsize=256)
-def zone(name: str | None) -> ZoneInfo:
-    """The IANA zone (ValueError naming the problem for an unknown name); None is UTC."""
-    if name is None or name == "UTC":
-        return ZoneInfo("UTC")
-    if not isinstance(name, str) or not name or len(name) > 64 or name.startswith("/"):
-        raise ValueError("must be an IANA time zone name such as Europe/Berlin")
-    try:
-        return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError, OSError):
-        raise ValueError(
-            f"unknown time zone {name!r} (an IANA name such as Europe/Berlin)"
-        ) from None
 
 
 def _instants(naive: datetime, tz: ZoneInfo, both_folds: bool) -> list[datetime]:
