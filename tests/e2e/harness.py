@@ -9,6 +9,7 @@ import re
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import urllib.error
@@ -26,6 +27,8 @@ _UNSET = ("AWS_CA_BUNDLE", "AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_SESSION_TO
 
 def clean_env(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in _UNSET and not k.startswith("FERRY_")}
+    # `ferry up` also writes the user config dir: never the developer's own in tests
+    env["XDG_CONFIG_HOME"] = str(Path(tempfile.gettempdir()) / "ferry-e2e-xdg")
     env.update(extra)
     return env
 
