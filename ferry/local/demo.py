@@ -92,7 +92,8 @@ def run_demo(args: argparse.Namespace, data_dir: Path) -> int:
 
 
 def _run(args: argparse.Namespace, data_dir: Path, stop: Any) -> int:
-    from ferry.cli import (
+    from ferry.cli_common import ApiClient, CliError, events_table, job_table, say
+    from ferry.cli_stack import (
         DEFAULT_API_PORT,
         DEFAULT_MOTO_PORT,
         DEFAULT_SFTP_PORT,
@@ -101,7 +102,6 @@ def _run(args: argparse.Namespace, data_dir: Path, stop: Any) -> int:
         publish_user_config,
         unpublish_user_config,
     )
-    from ferry.cli_common import ApiClient, CliError, events_table, job_table, say
 
     args.port = choose_port(args.port, DEFAULT_API_PORT, "--port")
     args.moto_port = choose_port(args.moto_port, DEFAULT_MOTO_PORT, "--moto-port")
@@ -289,8 +289,8 @@ def _register(client: Any, body: dict[str, Any], timeout: float) -> dict[str, An
 def _follow(
     client: Any, jobs: dict[str, dict[str, Any]], timeout: float
 ) -> dict[str, dict[str, Any]]:
-    from ferry.cli import RateMeter
     from ferry.cli_common import human_bytes, say
+    from ferry.cli_stack import RateMeter
 
     deadline = time.monotonic() + timeout
     meters = {label: RateMeter() for label in jobs}
