@@ -133,5 +133,3 @@ class SecretsManagerStore(SecretStore):
             if "AWSCURRENT" in labels:
                 return str(version_id)
         return None
-
-
