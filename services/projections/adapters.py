@@ -140,5 +140,3 @@ class DynamoReadModelStore(ReadModelStore):
             if not page.get("LastEvaluatedKey"):
                 return items
             request["ExclusiveStartKey"] = page["LastEvaluatedKey"]
-
-

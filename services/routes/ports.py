@@ -318,5 +318,3 @@ class RouteIndex(ABC):
 
     @abstractmethod
     def unrouted(self, bucket: str, prefix: str, limit: int) -> list[dict[str, Any]]: ...
-
-
