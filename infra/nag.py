@@ -62,13 +62,25 @@ def iam_suppressions(names: ResourceNames) -> dict[str, list[tuple[str, str]]]:
                 "CDK's read/write/delete grant on the staging bucket only (resource-scoped).",
             ),
             (
-                r"^Resource::<Tables(Endpoints|Jobs|Routes)[0-9A-F]+\.Arn>/index/\*$",
+                r"^Resource::<Tables(Endpoints|Jobs|Routes|Events)[0-9A-F]+\.Arn>/index/\*$",
                 "Queries on the read models' GSIs (customer-index, customer-created-index, "
-                "customer-status-index) of the named table.",
+                "customer-status-index) and the event store's by-customer-time (issue 11) of "
+                "the named table.",
             ),
             (
                 r"^Resource::<StorageStaging[0-9A-F]+\.Arn>/\*$",
                 "Objects of the staging bucket (the SFTP->SFTP legs' intermediate files).",
+            ),
+            (
+                r"^Resource::<AuditCheckpoints[0-9A-F]+\.Arn>/\*$",
+                "Checkpoint objects of the audit bucket (Object Lock compliance; delete and "
+                "retention changes explicitly denied to Ferry's roles).",
+            ),
+            (
+                rf"^Resource::arn:{partition}:dynamodb:[a-z0-9-]+:<AWS::AccountId>:"
+                rf"table/{names.events_table}/index/\*$",
+                "The event store's by-customer-time GSI (issue 11) on the imported global-table "
+                "replica (its ARN is known by name only).",
             ),
             (
                 rf"^Resource::arn:{partition}:secretsmanager:[a-z0-9-]+:<AWS::AccountId>:"

@@ -11,6 +11,7 @@ from constructs import Construct
 import ferry.names as n
 from infra.config import FerryConfig
 from infra.constructs.api import Api
+from infra.constructs.audit import AuditTrail
 from infra.constructs.code import dependencies_layer
 from infra.constructs.executor import Executor, Network, executor_settings_environment
 from infra.constructs.messaging import Messaging
@@ -21,7 +22,6 @@ from infra.constructs.monitoring import (
 )
 from infra.constructs.notifications import NotificationsService
 from infra.constructs.routes import RoutesService
-from infra.constructs.sla import SlaChecks
 from infra.constructs.services import (
     CONSUMER_TIMEOUT,
     DDB_WRITE_ACTIONS,
@@ -33,6 +33,7 @@ from infra.constructs.services import (
     _Common,
     secrets_arn,
 )
+from infra.constructs.sla import SlaChecks
 from infra.constructs.storage import Storage
 from infra.constructs.tables import Tables, data_key_alias
 from infra.nag import suppress
@@ -213,6 +214,17 @@ class FerryStack(Stack):
             reserved_concurrency=reserved,
             active=active,
         )
+        # issue 11: the checkpoint bucket (Object Lock) and the hourly AuditCheckpoint
+        self.audit = AuditTrail(
+            self,
+            "Audit",
+            common=common,
+            tables=self.tables,
+            key=self.key,
+            access_logs=self.storage.access_logs,
+            query_api=self.projections.api_function,
+            active=active,
+        )
         # DELETE /endpoints/{id} refuses while jobs that are not final / enabled routes use it
         self.tables.jobs.grant_read_data(self.endpoints.api_function)
         self.tables.routes.grant_read_data(self.endpoints.api_function)
@@ -305,6 +317,7 @@ class FerryStack(Stack):
             "NotificationsApi": self.notifications.api_function,
             "NotificationsFanout": self.notifications.fanout,
             "NotificationsDeliver": self.notifications.deliver,
+            "AuditCheckpoint": self.audit.function,
         }
 
     def _grant_executor(self, names: n.ResourceNames) -> None:

@@ -17,6 +17,7 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import custom_resources as cr
 from constructs import Construct
 
+from events.dynamodb import CUSTOMER_TIME_INDEX
 from ferry.names import ResourceNames
 
 S = ddb.AttributeType.STRING
@@ -67,6 +68,14 @@ class Tables(Construct):
             "partition_key": _attr("stream_id"),
             "sort_key": _attr("version", N),
             "dynamo_stream": ddb.StreamViewType.NEW_IMAGE,
+            # issue 11: every chained event of a customer by time (events/dynamodb.py)
+            "global_secondary_indexes": [
+                ddb.GlobalSecondaryIndexPropsV2(
+                    index_name=CUSTOMER_TIME_INDEX,
+                    partition_key=_attr("customer_id"),
+                    sort_key=_attr("at_key"),
+                )
+            ],
         }
         api_keys_kwargs: dict[str, Any] = {
             "table_name": names.api_keys_table,
@@ -104,6 +113,7 @@ class Tables(Construct):
                 table_name=names.events_table,
                 table_stream_arn=self.events_stream_arn,
                 encryption_key=key,
+                global_indexes=[CUSTOMER_TIME_INDEX],
             )
         else:
             replicas = [ddb.ReplicaTableProps(region=r) for r in replica_regions or []]
