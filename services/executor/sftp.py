@@ -128,6 +128,9 @@ DIR_BATCH = 512
 
 DEFAULT_OP_TIMEOUT = 120.0
 KEEPALIVE_INTERVAL = 15.0
+CHANNEL_WINDOW = 16 * 1024 * 1024
+"""The SSH channel window Ferry offers the server: asyncssh's default 2 MiB caps a far read at
+window/RTT (measured at 25 ms one way: 18 MB/s with 2 MiB, 92 with 16 MiB; bench/sftp_transport.py)."""
 KEEPALIVE_COUNT_MAX = 4
 
 
@@ -413,6 +416,7 @@ async def _open(
             login_timeout=remaining,
             keepalive_interval=KEEPALIVE_INTERVAL,
             keepalive_count_max=KEEPALIVE_COUNT_MAX,
+            window=CHANNEL_WINDOW,
         )
     except BaseException as exc:
         sock.close()  # a no-op once asyncssh's transport has closed it
