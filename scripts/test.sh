@@ -28,7 +28,9 @@ echo "== import boundaries"; .venv/bin/lint-imports --no-cache
 echo "== contract schemas"; .venv/bin/python -m events.schema_gen --check
 echo "== pytest"
 set +e
-.venv/bin/python -m pytest -q -p no:cacheprovider "$@"
+# Two workers, one per core (moto server and sshd are per worker); --dist loadfile keeps a module
+# on one worker, so an e2e module starts its local stack once. `-n 0` after it runs serially.
+.venv/bin/python -m pytest -q -p no:cacheprovider -n 2 --dist loadfile "$@"
 rc=$?
 set -e
 if [ "$rc" = 5 ]; then echo "pytest collected no tests"; exit 1; fi
