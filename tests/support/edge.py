@@ -69,7 +69,12 @@ def _resolvers(keys: InMemoryKeyStore, history: Any = None) -> dict[str, FerryRe
         recorder.insert_events([to_stored(e) for e in history.events])
         for event in history.events:
             projector.handle(event)
-    queries = build_app(ProjectionsContext(projector, Queries(store, recorder), keys))
+    from tests.support.fakes.audit import in_memory_audit
+
+    audit = in_memory_audit(recorder)
+    queries = build_app(
+        ProjectionsContext(projector, Queries(store, recorder), keys), audit_factory=lambda: audit
+    )
     routes_app = RoutesApplication(
         endpoints=RouteEndpoints(), jobs=FakeJobs(), staging_bucket="s", index=InMemoryRouteIndex()
     )
