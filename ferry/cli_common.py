@@ -243,7 +243,7 @@ def short_id(value: Any) -> str:
 
 
 def resolve_id(client: ApiClient, kind: str, value: str, *, field: str | None = None) -> str:
-    """The full id of a ``kind`` ("job", "endpoint", "route") for a unique prefix of at least 6
+    """The full id of a ``kind`` ("job", "endpoint", "route", "subscription") for a unique prefix of at least 6
     hex characters; an unknown or ambiguous prefix is a CliError (listing the candidates).
     Anything else (a full id, a shorter or non-hex value) is passed on as it is: the API
     answers 404 naming the field."""
@@ -269,9 +269,10 @@ def resolve_id(client: ApiClient, kind: str, value: str, *, field: str | None = 
 
 def _ids_of(client: ApiClient, kind: str) -> tuple[list[str], bool]:
     """Every id of ``kind`` the caller can see (up to MAX_LISTED) and whether that is all."""
-    if kind == "route":
-        payload = client.request("GET", "/routes")
-        return [str(r["route_id"]) for r in _items(payload) if r.get("route_id")], True
+    if kind in ("route", "subscription"):  # listed whole, one page
+        payload = client.request("GET", f"/{kind}s")
+        id_key = f"{kind}_id"
+        return [str(r[id_key]) for r in _items(payload) if r.get(id_key)], True
     path, key, id_key = {
         "job": ("/jobs", "jobs", "job_id"),
         "endpoint": ("/endpoints", "endpoints", "endpoint_id"),

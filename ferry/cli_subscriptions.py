@@ -11,30 +11,32 @@ wired into ferry/cli.py with ``register(subparsers, ApiClient.from_args)``.
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import sys
 from collections.abc import Callable
 from typing import Any
 
-from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
-out = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False)
+from ferry.cli_common import (
+    CliError,
+    cell,
+    emit_json,
+    err,
+    kv_table,
+    out,
+    resolve_id,
+    short_id,
+    status_cell,
+    table,
+)
 
 ClientFactory = Callable[[argparse.Namespace], Any]
+_emit_json = emit_json
 
 
 def _error(message: str, field: str | None = None) -> Exception:
-    from ferry.cli_common import CliError
-
     return CliError(message, field=field)
-
-
-def _emit_json(value: Any) -> None:
-    sys.stdout.write(json.dumps(value, indent=2, default=str) + "\n")
-    sys.stdout.flush()
 
 
 def body_from(args: argparse.Namespace) -> dict[str, Any]:
@@ -69,40 +71,37 @@ def _target(item: dict[str, Any]) -> str:
 
 
 def _subs_table(payload: dict[str, Any]) -> Table:
-    table = Table("id", "name", "status", "events", "target", "filter")
+    made = table("id", "name", "status", "events", "target", "filter")
     for item in payload.get("items", []):
-        table.add_row(
-            str(item.get("subscription_id")),
-            str(item.get("name")),
-            str(item.get("status")),
-            ", ".join(item.get("events") or []),
-            _target(item),
-            json.dumps(item.get("filter") or {}),
+        made.add_row(
+            cell(short_id(item.get("subscription_id"))),
+            cell(item.get("name")),
+            status_cell(item.get("status")),
+            cell(", ".join(item.get("events") or [])),
+            cell(_target(item)),
+            cell(item.get("filter") or None),
         )
-    return table
+    return made
 
 
 def _show(item: dict[str, Any]) -> Table:
-    table = Table("field", "value", show_header=False)
-    for key in ("subscription_id", "name", "status", "events", "filter", "target",
-                "include_replays", "created_at", "updated_at"):  # fmt: skip
-        value = item.get(key)
-        table.add_row(key, json.dumps(value) if isinstance(value, dict | list) else str(value))
-    return table
+    keys = ("subscription_id", "name", "status", "events", "filter", "target",
+            "include_replays", "created_at", "updated_at")  # fmt: skip
+    return kv_table({key: item.get(key) for key in keys})
 
 
 def _created(item: dict[str, Any]) -> Any:
     secret = item.get("secret")
     if secret:
         err.print(
-            "[bold]signing secret (shown once, store it now):[/] " + str(secret),
+            Text("signing secret (shown once, store it now): ", style="bold") + Text(str(secret)),
             soft_wrap=True,
         )
     return _show(item)
 
 
 def _deliveries_table(payload: dict[str, Any]) -> Table:
-    table = Table("event", "type", "status", "attempts", "last", "next attempt")
+    made = table("event", "type", "status", "attempts", "last", "next attempt")
     for item in payload.get("items", []):
         attempts = item.get("attempts") or []
         last = attempts[-1] if attempts else {}
@@ -110,22 +109,22 @@ def _deliveries_table(payload: dict[str, Any]) -> Table:
             f"{last.get('status_code') or '-'} {last.get('error') or ''} {last.get('latency_ms')} ms"
             if last else "-"
         )  # fmt: skip
-        table.add_row(
-            str(item.get("event_id")),
-            str(item.get("detail_type")),
-            str(item.get("status")),
-            str(len(attempts)),
-            last_text.strip(),
-            str(item.get("next_attempt_at") or "-"),
+        made.add_row(
+            cell(short_id(item.get("event_id"))),
+            cell(item.get("detail_type")),
+            status_cell(item.get("status")),
+            cell(str(len(attempts))),
+            cell(last_text.strip()),
+            cell(item.get("next_attempt_at")),
         )
-    return table
+    return made
 
 
 def _mail_table(found: list[dict[str, Any]]) -> Table:
-    table = Table("received", "to", "subject")
+    made = table("received", "to", "subject")
     for item in found:
-        table.add_row(item["received_at"], item["to"], item["subject"])
-    return table
+        made.add_row(cell(item["received_at"]), cell(item["to"]), cell(item["subject"]))
+    return made
 
 
 def register(subparsers: Any, client_factory: ClientFactory) -> None:
@@ -151,15 +150,17 @@ def register(subparsers: Any, client_factory: ClientFactory) -> None:
         return command
 
     add = sub.add_parser("add", parents=[common], help="subscribe to events")
-    add.add_argument("--name", required=True)
+    add.add_argument("--name", required=True, help="a name for it (unique per customer)")
     add.add_argument("--event", action="append", required=True, help="e.g. JobFailed (repeat)")
     add.add_argument("--webhook", metavar="URL", help="POST each event here, signed")
     add.add_argument("--secret-env", metavar="VAR", help="the signing secret from $VAR")
-    add.add_argument("--email", metavar="ADDRESS")
-    add.add_argument("--route", metavar="ROUTE_ID")
-    add.add_argument("--endpoint", metavar="ENDPOINT_ID")
-    add.add_argument("--job", metavar="JOB_ID")
-    add.add_argument("--include-replays", action="store_true")
+    add.add_argument("--email", metavar="ADDRESS", help="send each event to this address")
+    add.add_argument("--route", metavar="ROUTE_ID", help="only this route's events")
+    add.add_argument("--endpoint", metavar="ENDPOINT_ID", help="only this endpoint's events")
+    add.add_argument("--job", metavar="JOB_ID", help="only this job's events")
+    add.add_argument(
+        "--include-replays", action="store_true", help="also send replayed events again"
+    )
     add.set_defaults(
         func=run(lambda c, a: c.request("POST", "/subscriptions", body_from(a)), _created)
     )
@@ -169,7 +170,8 @@ def register(subparsers: Any, client_factory: ClientFactory) -> None:
 
     def by_id(method: str, suffix: str = "") -> Callable[[Any, argparse.Namespace], Any]:
         def call(client: Any, args: argparse.Namespace) -> Any:
-            return client.request(method, f"/subscriptions/{args.subscription_id}{suffix}")
+            found = resolve_id(client, "subscription", args.subscription_id)
+            return client.request(method, f"/subscriptions/{found}{suffix}")
 
         return call
 
@@ -182,7 +184,7 @@ def register(subparsers: Any, client_factory: ClientFactory) -> None:
         ("deliveries", "GET", "/deliveries", "every attempt: status, latency", _deliveries_table),
     ):
         p = sub.add_parser(name, parents=[common], help=text)
-        p.add_argument("subscription_id")
+        p.add_argument("subscription_id", help="its id (or a unique prefix of 6+ characters)")
         p.set_defaults(func=run(by_id(method, suffix), render))
 
     mail = subparsers.add_parser(
@@ -204,7 +206,10 @@ def _mail(args: argparse.Namespace) -> int:
         if args.json:
             _emit_json(chosen)
         else:
-            out.print(f"From: {chosen['from']}\nTo: {chosen['to']}\nSubject: {chosen['subject']}\n")
+            out.print(
+                f"From: {chosen['from']}\nTo: {chosen['to']}\nSubject: {chosen['subject']}\n",
+                markup=False,
+            )
             out.print(chosen["body"], markup=False)
         return 0
     if args.json:
