@@ -218,9 +218,9 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     events = audit_sub.add_parser(
         "events", parents=[common], help="a customer's events across streams, in time order"
     )
-    events.add_argument("--customer", required=True)
-    events.add_argument("--since")
-    events.add_argument("--until")
+    events.add_argument("--customer", required=True, help="the customer whose events to list")
+    events.add_argument("--since", help="from this instant (ISO 8601 with zone)")
+    events.add_argument("--until", help="up to this instant (ISO 8601 with zone)")
     events.add_argument("--type", help="a detail-type, e.g. JobSucceeded")
-    events.add_argument("--limit", type=int, default=1000)
+    events.add_argument("--limit", type=int, default=1000, help="at most this many (default 1000)")
     events.set_defaults(func=cmd_audit_events)

@@ -275,15 +275,9 @@ def _parsers(parser: argparse.ArgumentParser, path: str = "ferry") -> Iterator[t
                 yield from _parsers(child, f"{path} {name}")
 
 
-# the audit commands (issue 11) are checked by their own tests
-NOT_OURS = ("ferry audit",)
-
-
 def test_every_option_and_command_has_help() -> None:
     missing = []
     for path, parser in _parsers(cli.build_parser()):
-        if path.startswith(NOT_OURS):
-            continue
         for action in parser._actions:
             if isinstance(action, argparse._SubParsersAction):
                 for choice in action._choices_actions:
