@@ -169,6 +169,20 @@ def check_webhook_url(url: str, *, allow_http: bool, allowed: Any) -> None:
 # ------------------------------------------------------------------------------- matching
 
 
+ROUTE_FAILING = ("RouteScanFailed", "FileDeliveryFailed")
+"""What ``RouteFailing`` subscribes to: a route goes FAILING when its source cannot be listed or a
+file's delivery failed, and each of those is its own event (the delivery carries that event's
+detail-type). There is no separate RouteFailing event on the bus."""
+
+
+def subscribed_types(events: list[str]) -> set[str]:
+    """The detail-types a subscription's ``events`` stand for (``RouteFailing`` expanded)."""
+    wanted = set(events)
+    if "RouteFailing" in wanted:
+        wanted.update(ROUTE_FAILING)
+    return wanted
+
+
 def matches(
     subscription: dict[str, Any],
     detail_type: str,
@@ -179,7 +193,7 @@ def matches(
     filter needs it) match an ACTIVE subscription of the event's customer?"""
     if subscription.get("status") != "ACTIVE":
         return False
-    if detail_type not in subscription.get("events", []):
+    if detail_type not in subscribed_types(subscription.get("events", [])):
         return False
     wanted = subscription.get("filter") or {}
     if wanted.get("job_id") and detail.get("job_id") != wanted["job_id"]:

@@ -247,6 +247,24 @@ def test_other_customers_and_other_event_types_do_not_match() -> None:
         world.app.get("cust-b", world.store.of_customer(CUSTOMER)[0]["subscription_id"])
 
 
+def test_route_failing_stands_for_a_failed_scan_or_a_failed_file_delivery() -> None:
+    world = World()
+    world.subscribe(events=["RouteFailing"])
+    route = str(uuid4())
+
+    def route_event(detail_type: str) -> dict[str, Any]:
+        event = job_failed()
+        event["source"], event["detail-type"] = "ferry.routes", detail_type
+        event["detail"]["route_id"] = route
+        event["detail"]["event_id"] = str(uuid4())
+        return event
+
+    assert world.notifier.fan_out(route_event("RouteScanFailed")) == 1
+    assert world.notifier.fan_out(route_event("FileDeliveryFailed")) == 1
+    assert world.notifier.fan_out(route_event("RouteScanRecovered")) == 0
+    assert world.notifier.fan_out(job_failed()) == 0
+
+
 def test_email_subscriptions_get_a_readable_mail() -> None:
     world = World()
     world.subscribe(target={"type": "email", "address": "ops@example.com"})
