@@ -83,7 +83,9 @@ def test_the_document_is_json_with_the_api_key_scheme(document: dict) -> None:
 # --- the document is the truth (issue 8) ---------------------------------------------------------
 
 BODY_OPTIONAL = {("POST", "/endpoints/{endpoint_id}/disable")}
-NO_BODY = re.compile(r"/(enable|cancel|redrive|validate|pause|resume|test|checkpoint)$|^/routes/\{route_id\}/disable$")
+NO_BODY = re.compile(
+    r"/(enable|cancel|redrive|validate|pause|resume|test|checkpoint)$|^/routes/\{route_id\}/disable$"
+)
 
 
 def test_every_post_and_patch_that_takes_a_body_declares_it(document: dict) -> None:

@@ -10,8 +10,8 @@ import pytest
 from botocore.exceptions import ClientError
 
 from events.contract import Direction, EndpointConfig, EndpointStatus, EndpointType
-from services.endpoints.settings import TenancySettings
 from ferry.tenancy import same_account_access, tag_customers
+from services.endpoints.settings import TenancySettings
 from services.executor.endpoint_access import AccessDenied, EndpointView, S3Access
 
 
