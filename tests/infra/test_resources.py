@@ -278,6 +278,7 @@ HANDLERS = {
     "services/notifications/handlers.py:handler": "notifications",
     "services/notifications/consumer.py:handler": "notifications",
     "services/notifications/deliver.py:handler": "notifications",
+    "services/projections/audit_checkpoints.py:handler": "audit",
 }
 
 
@@ -535,7 +536,7 @@ def test_staging_bucket(synth: Synth) -> None:
         if s["Effect"] == "Deny"
         and s.get("Condition") == {"Bool": {"aws:SecureTransport": "false"}}
     ]
-    assert len(tls) == 2  # staging + access-log buckets
+    assert len(tls) == 3  # staging, access-log and audit-checkpoint buckets
 
 
 # --- CloudWatch ----------------------------------------------------------------------------

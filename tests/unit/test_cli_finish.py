@@ -23,7 +23,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from ferry import cli
+from ferry import cli, cli_common
 from ferry.cli_common import CliError, resolve_id
 
 REPO = Path(__file__).resolve().parents[2]
@@ -105,6 +105,10 @@ def api(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeApi]:
     monkeypatch.delenv("FERRY_API_URL", raising=False)
     monkeypatch.delenv("FERRY_API_KEY", raising=False)
     monkeypatch.setenv("COLUMNS", "200")
+    # rich fixes a console's width from COLUMNS when it is created (at import), and pytest-xdist
+    # workers run with COLUMNS=80: set the width the tables are checked at on the consoles too
+    for console in (cli_common.out, cli_common.err):
+        monkeypatch.setattr(console, "width", 200)
     yield fake
     fake.close()
 
