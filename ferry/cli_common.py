@@ -2,7 +2,12 @@
 configuration, the HTTP client, the signal stop event and the job/event tables.
 
 ``ferry/cli.py``, ``ferry/cli_*.py`` and ``ferry/local/demo.py`` import this module; it imports
-none of them (no import cycle between the command modules)."""
+none of them (no import cycle between the command modules).
+
+Over 400 lines because it is the one place every command module shares: the config lookup, the HTTP
+client, the one table/cell/JSON style and id prefixes; splitting it would give the command
+modules two helpers to agree on again.
+"""
 
 from __future__ import annotations
 

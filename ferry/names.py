@@ -3,6 +3,9 @@
 One place, so that what `ferry up` creates on moto server and what the CDK app deploys to AWS
 cannot drift. Every name is derived from a *prefix* (the stack/deployment name, default "ferry")
 so that several deployments (or test runs) can share one account or one moto server.
+
+Over 400 lines because it is the one registry of names: every resource name, env var, rule
+pattern and API route lives here once, for infra, the services and the local stack alike.
 """
 
 from __future__ import annotations

@@ -23,6 +23,9 @@ granted to the customer: else ``ACCESS_DENIED`` before any bucket call), then he
 the prefix (one key).
 Messages in verdicts never contain a secret (the SFTP adapter's messages carry none, S3 errors
 are reduced to their codes).
+
+Over 400 lines because the checks, the verdict's stream and the SQS worker of one data-plane
+component belong together (the checks are small functions; the worker is thin).
 """
 
 from __future__ import annotations

@@ -10,6 +10,9 @@ Ports (adapters in ``services.projections.audit_adapters``):
 
 Every query is scoped by the caller's customer: a stream, event or checkpoint of another customer
 is reported as not found, never as existing.
+
+Over 400 lines because verification, the customer-time index queries and the checkpoints are
+one auditor's API over the same chain; the adapters are in ``audit_adapters.py``.
 """
 
 from __future__ import annotations

@@ -1,5 +1,10 @@
 """One attempt of one job: :class:`TransferRun` orchestrates Transfer-aggregate commands over
-the Source/Sink ports; the adapters (``s3.py``, ``sftp.py``) make every boto3/SSH call."""
+the Source/Sink ports; the adapters (``s3.py``, ``sftp.py``) make every boto3/SSH call.
+
+Over 400 lines because it is the one resume routine for every leg of all four flows: leasing,
+resume from the committed set, the pipeline, verification, cancel points and the publish step
+read best in one place.
+"""
 
 from __future__ import annotations
 

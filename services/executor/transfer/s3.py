@@ -9,6 +9,9 @@
   body for SigV4 — even over plain HTTP, where it signs by default; the per-part checksum is
   the integrity check. Server-side copies: one CopyObject, or UploadPartCopy parts in parallel
   above the copy threshold.
+
+Over 400 lines because it holds the four S3 sides of the ports (source, sink, staging sink,
+staged source), each a small class over the same boto3 calls and checksum rules.
 """
 
 from __future__ import annotations
