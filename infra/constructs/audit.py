@@ -20,10 +20,10 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_s3 as s3
-from aws_cdk import aws_scheduler as scheduler
 from constructs import Construct
 
 from ferry import names as n
+from infra.constructs.schedules import Retry, lambda_schedule
 from infra.constructs.services import _Common, deny_secret_reads, secrets_arn
 from infra.constructs.tables import Tables
 
@@ -101,36 +101,15 @@ class AuditTrail(Construct):
                 )
             )
 
-        self.scheduler_role = iam.Role(
-            self,
-            "SchedulerRole",
-            assumed_by=iam.ServicePrincipal(
-                "scheduler.amazonaws.com",
-                conditions={"StringEquals": {"aws:SourceAccount": stack.account}},
-            ),
-            description="EventBridge Scheduler: invoke the hourly AuditCheckpoint",
-        )
-        self.scheduler_role.add_to_policy(
-            iam.PolicyStatement(
-                sid="InvokeAuditCheckpoint",
-                actions=["lambda:InvokeFunction"],
-                resources=[self.function.function_arn],
-            )
-        )
-        self.schedule = scheduler.CfnSchedule(
+        self.scheduler_role, self.schedule = lambda_schedule(
             self,
             "CheckpointSchedule",
+            function=self.function,
             name=names.audit_checkpoint_schedule,
+            expression=CHECKPOINT_RATE,
             description="AuditCheckpoint: the head hash of every changed stream, per customer",
-            schedule_expression=CHECKPOINT_RATE,
-            flexible_time_window=scheduler.CfnSchedule.FlexibleTimeWindowProperty(mode="OFF"),
-            state="ENABLED" if active else "DISABLED",
-            target=scheduler.CfnSchedule.TargetProperty(
-                arn=self.function.function_arn,
-                role_arn=self.scheduler_role.role_arn,
-                input='{"source": "scheduler"}',
-                retry_policy=scheduler.CfnSchedule.RetryPolicyProperty(
-                    maximum_event_age_in_seconds=3600, maximum_retry_attempts=2
-                ),
-            ),
+            role_description="EventBridge Scheduler: invoke the hourly AuditCheckpoint",
+            sid="InvokeAuditCheckpoint",
+            active=active,
+            retry=Retry(max_age_seconds=3600, attempts=2),
         )

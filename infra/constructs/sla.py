@@ -12,11 +12,10 @@
 
 from __future__ import annotations
 
-from aws_cdk import Duration, Stack
-from aws_cdk import aws_iam as iam
-from aws_cdk import aws_scheduler as scheduler
+from aws_cdk import Duration
 from constructs import Construct
 
+from infra.constructs.schedules import Retry, lambda_schedule
 from infra.constructs.services import _Common, deny_secret_reads, deny_writes, secrets_arn
 from infra.constructs.tables import Tables
 
@@ -43,38 +42,16 @@ class SlaChecks(Construct):
         deny_secret_reads(self.slow_check.role, secrets_arn(self, common.names))
         deny_writes(self.slow_check.role, t.read_models, "NeverWriteReadModels")
 
-        self.scheduler_role = iam.Role(
-            self,
-            "SchedulerRole",
-            assumed_by=iam.ServicePrincipal(
-                "scheduler.amazonaws.com",
-                conditions={"StringEquals": {"aws:SourceAccount": Stack.of(self).account}},
-            ),
-            description="EventBridge Scheduler: invoke the JobSlow check",
-        )
-        # this function only (its unqualified ARN: no versions or aliases, no wildcard)
-        self.scheduler_role.add_to_policy(
-            iam.PolicyStatement(
-                sid="InvokeSlowCheck",
-                actions=["lambda:InvokeFunction"],
-                resources=[self.slow_check.function_arn],
-            )
-        )
-        self.schedule = scheduler.CfnSchedule(
+        self.scheduler_role, self.schedule = lambda_schedule(
             self,
             "SlowCheckSchedule",
+            function=self.slow_check,
             name=common.names.jobs_slow_check_schedule,
+            expression=SLOW_CHECK_RATE,
             description="JobSlow: jobs running past their max_duration (services/jobs/sla.py)",
-            schedule_expression=SLOW_CHECK_RATE,
-            flexible_time_window=scheduler.CfnSchedule.FlexibleTimeWindowProperty(mode="OFF"),
-            state="ENABLED" if active else "DISABLED",
-            target=scheduler.CfnSchedule.TargetProperty(
-                arn=self.slow_check.function_arn,
-                role_arn=self.scheduler_role.role_arn,
-                input='{"source": "scheduler"}',
-                # a missed run is caught up by the next (the watch keeps a cursor)
-                retry_policy=scheduler.CfnSchedule.RetryPolicyProperty(
-                    maximum_event_age_in_seconds=60, maximum_retry_attempts=0
-                ),
-            ),
+            role_description="EventBridge Scheduler: invoke the JobSlow check",
+            sid="InvokeSlowCheck",
+            active=active,
+            # a missed run is caught up by the next (the watch keeps a cursor)
+            retry=Retry(max_age_seconds=60, attempts=0),
         )
