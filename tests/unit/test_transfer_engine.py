@@ -190,6 +190,20 @@ def test_an_empty_file_is_one_empty_chunk() -> None:
     assert world.committed() == [0]
 
 
+@pytest.mark.parametrize("data", [b"", b"x" * 1000], ids=["empty", "small"])
+def test_a_cancel_right_after_a_single_put_published_the_file_is_too_late(data: bytes) -> None:
+    """The single PUT is the publish: a cancel seen at the chunk's commit point after it must
+    not turn the job CANCELLED while the file is at the target (a CI run caught an empty
+    SFTP→S3 file CANCELLED but delivered)."""
+    world = World()
+    run = world.run()
+    source = MemorySource(data)
+    sink = MemorySink(run.ctx, source=source, single_put=True, on_publish=world.cancel.set)
+    size, digest, _ = run.move_leg(1, 1, source, sink)
+    assert (size, sink.file) == (len(data), data) and digest == hashlib.sha256(data).hexdigest()
+    assert run.ctx.publishing and run.may_have_delivered and world.committed() == [0]
+
+
 def test_the_pipeline_raises_the_first_failure_and_holds_at_most_k_chunks() -> None:
     held = [0]
     peak = [0]

@@ -99,9 +99,11 @@ class RunContext:
 def commit_point(ctx: RunContext, *, publish: bool = False) -> None:
     """Before a chunk commit or the publish: stop if the lease is lost / the process stops,
     and honour a requested cancel. ``publish``: the next call may publish the file, so a cancel
-    requested after this point is too late (the rename decides, not the request)."""
+    requested after this point is too late (the rename decides, not the request). Once a
+    publishing write has started (a single PUT is a chunk's write), later commit points only
+    check the lease: the file may be at the target, so the job cannot become CANCELLED."""
     ctx.check()
-    if ctx.cancelled():
+    if not ctx.publishing and ctx.cancelled():
         raise Cancelled()
     if publish:
         ctx.publishing = True

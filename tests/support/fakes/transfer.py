@@ -58,7 +58,9 @@ class MemorySource:
 class MemorySink:
     """A target in memory: chunks land in a dict (durable when ``write_chunk`` returns), the
     file exists only after ``finalize`` (the publish). ``delay(index)`` slows chosen chunks so
-    they finish after later ones; ``fail(index)`` may raise to simulate a failed write."""
+    they finish after later ones; ``fail(index)`` may raise to simulate a failed write.
+    ``single_put``: like S3's single PUT, the one chunk's write is the publish (``on_publish``
+    runs right after it, e.g. to request a cancel that is then too late)."""
 
     s3_parts = False
     is_target = True
@@ -70,8 +72,12 @@ class MemorySink:
         source: MemorySource | None = None,
         delay: Callable[[int], float] = lambda i: 0.0,
         fail: Callable[[int], None] = lambda i: None,
+        single_put: bool = False,
+        on_publish: Callable[[], None] = lambda: None,
     ) -> None:
         self.ctx = ctx
+        self.single_put = single_put
+        self.on_publish = on_publish
         self.source = source
         self.delay = delay
         self.fail = fail
@@ -105,6 +111,10 @@ class MemorySink:
         try:
             time.sleep(self.delay(index))
             self.fail(index)
+            if self.single_put:
+                commit_point(self.ctx, publish=True)
+                self.file, self.published = bytes(data), True
+                self.on_publish()
             self.parts[index] = bytes(data)
             with self._lock:
                 self.finished_order.append(index)
@@ -122,7 +132,8 @@ class MemorySink:
         whole = hashlib.sha256(body).hexdigest()
         if digest is not None and digest != whole:
             raise errors.IntegrityMismatch("sha256 differs")
-        commit_point(self.ctx, publish=True)
+        if not self.published:
+            commit_point(self.ctx, publish=True)
         self.file = body
         self.published = True
         return digest or whole, None
