@@ -164,10 +164,25 @@ class FerryEvent(_Frozen):
         description="The job id for job and executor events; the endpoint/route id otherwise."
     )
     schema_version: int = 1
+    replayed: bool = Field(
+        default=False,
+        description=(
+            "true only on a copy re-published from the event store by `ferry replay` (absent "
+            "on live events): the same event_id as the original, so consumers dedupe as usual."
+        ),
+    )
 
     @classmethod
     def detail_type(cls) -> str:
         return cls.__name__
+
+    @model_serializer(mode="wrap")
+    def _without_unset_replayed(self, handler: Any) -> dict[str, Any]:
+        """A live event dumps without ``replayed`` (its detail is as before the field existed)."""
+        out: dict[str, Any] = handler(self)
+        if out.get("replayed") is False:
+            out.pop("replayed", None)
+        return out
 
 
 # ---------------------------------------------------------------------------------------------

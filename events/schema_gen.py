@@ -78,7 +78,10 @@ def event_schema(model: type[FerryEvent]) -> dict[str, Any]:
             "version": {"type": "string"},
             "replay-name": {
                 "type": "string",
-                "description": "Present only on events replayed from the archive.",
+                "description": (
+                    "Present only on events replayed from the archive (events re-published "
+                    "from the event store by `ferry replay` carry detail.replayed = true)."
+                ),
             },
         },
         "required": ["source", "detail-type", "detail"],
@@ -475,8 +478,12 @@ _DELIVERY = """\
   job's Transfer stream (`stream_id` = uuid5 of the job id, `job_id` and `correlation_id` = the
   job). `correlation_id` groups everything that belongs to one job (or endpoint, or route).
 - **Replays.** Ferry archives every event; an event replayed from the archive is delivered with a
-  top-level `replay-name` field (the replay's name) and the original `detail`. A consumer that
-  dedupes on `event_id` needs no special case.
+  top-level `replay-name` field (the replay's name) and the original `detail`. History older
+  than the archive is re-published from the event store by `ferry replay` (to a new consumer's
+  queue or bus): the same event, `detail` as published plus `"replayed": true` (a live event
+  has no `replayed` field), in order within each stream. A consumer that dedupes on `event_id`
+  needs no special case for either; one that must not act twice on history (send a mail, start
+  work) skips events with a `replay-name` or `detail.replayed` (Ferry's notifications do).
 - **History.** `GET /jobs/{job_id}/events` and `GET /endpoints/{endpoint_id}/events` return a
   stream's past events in the same shape (`{"events": [{"event_id", "detail-type", "source",
   "stream_id", "version", "occurred_at", "detail"}]}`; a job's history merges its job and

@@ -18,9 +18,10 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
+from datetime import UTC
 from functools import cache
 from typing import Any
-from uuid import NAMESPACE_URL, UUID, uuid5
+from uuid import NAMESPACE_URL, UUID, uuid4, uuid5
 
 from eventsourcing.persistence import (
     AggregateRecorder,
@@ -141,6 +142,25 @@ def to_put_events_entry(event: FerryEvent, bus_name: str) -> dict[str, Any]:
         "EventBusName": bus_name,
         "Time": event.occurred_at,
         "Resources": [],
+    }
+
+
+def to_eventbridge_event(
+    event: FerryEvent, *, account: str, region: str, eventbridge_id: str | None = None
+) -> dict[str, Any]:
+    """The event as EventBridge delivers it to a rule target (an SQS message body, the shape of
+    docs/events.md "The event"), built from the PutEvents entry the publisher sends."""
+    entry = to_put_events_entry(event, "")
+    return {
+        "version": "0",
+        "id": eventbridge_id or str(uuid4()),
+        "detail-type": entry["DetailType"],
+        "source": entry["Source"],
+        "account": account,
+        "time": entry["Time"].astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "region": region,
+        "resources": entry["Resources"],
+        "detail": json.loads(entry["Detail"]),
     }
 
 
