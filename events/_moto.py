@@ -120,6 +120,56 @@ def _sort_keys_once() -> None:
     Table.all_items = all_items  # type: ignore[method-assign]
 
 
+def _attribute_value(serializer: Any, value: dict[str, Any]) -> dict[str, Any]:
+    """One AttributeValue as moto's JSON serializer writes it (B and BS base64, S/N/SS/NS as
+    strings, M and L recursively, NULL and BOOL as they are; None members dropped)."""
+    out: dict[str, Any] = {}
+    for kind, member in value.items():
+        if member is None:
+            continue
+        if kind in ("S", "N"):
+            out[kind] = str(member)
+        elif kind == "B":
+            out[kind] = serializer._base64(member)
+        elif kind in ("SS", "NS"):
+            out[kind] = [str(v) for v in member]
+        elif kind == "BS":
+            out[kind] = [serializer._base64(v) for v in member]
+        elif kind == "M":
+            out[kind] = {k: _attribute_value(serializer, v) for k, v in member.items()}
+        elif kind == "L":
+            out[kind] = [_attribute_value(serializer, v) for v in member]
+        elif kind in ("NULL", "BOOL"):
+            out[kind] = member
+    return out
+
+
+def _serialize_items_once() -> None:
+    """moto 5.2's response serializer walks every attribute of every returned item through the
+    botocore shape (alias lookups per member, per nesting level): 50 job items of ~40
+    attributes cost ~2.5 M calls, about two thirds of a ``Limit 50`` Query. Maps of
+    AttributeValue (Item, Items, Key, LastEvaluatedKey, Attributes, Responses) are written here
+    in one pass with the same output (``tests/integration/test_moto_serializer.py`` compares
+    both for every AttributeValue type)."""
+    from moto.core.serialize import BaseJSONSerializer
+
+    if getattr(BaseJSONSerializer._serialize_type_map, "_ferry_fast", False):
+        return
+    plain_map = BaseJSONSerializer._serialize_type_map
+
+    def serialize_map(self: Any, serialized: Any, value: Any, shape: Any, key: str) -> None:
+        if getattr(shape.value, "name", None) != "AttributeValue":
+            plain_map(self, serialized, value, shape, key)
+            return
+        serialized[self.get_serialized_name(shape, key)] = {
+            k: _attribute_value(self, v) for k, v in value.items()
+        }
+
+    serialize_map._ferry_fast = True  # type: ignore[attr-defined]
+    serialize_map._ferry_plain = plain_map  # type: ignore[attr-defined]
+    BaseJSONSerializer._serialize_type_map = serialize_map  # type: ignore[method-assign]
+
+
 class _QuietRequestHandler(MotoRequestHandler):
     """Moto's handler without one log line per request (errors are still logged)."""
 
@@ -181,6 +231,7 @@ class SerialMotoServer:
         if self._server is not None:
             return self.url
         _sort_keys_once()
+        _serialize_items_once()
         app = _serialise_dynamodb(DomainDispatcherApplication(create_backend_app))
         if self.calls is not None:
             app = self.calls.wrap(app)
