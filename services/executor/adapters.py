@@ -11,7 +11,7 @@ import hashlib
 import json
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -163,10 +163,19 @@ class DynamoSemaphore:
         self.client = client or boto3.client("dynamodb", config=_BOTO_CONFIG)
 
     def try_acquire(
-        self, endpoint_id: str, limit: int, holder: str, lease_seconds: float
+        self,
+        endpoint_id: str,
+        limit: int,
+        holder: str,
+        lease_seconds: float,
+        skip: Collection[int] = (),
     ) -> int | None:
+        """A free (or expired, or already ours) slot below ``limit``; ``skip``: slots this
+        holder has already (to take another one)."""
         now = time.time()
         for slot in range(max(1, limit)):
+            if slot in skip:
+                continue
             try:
                 self.client.put_item(
                     TableName=self.table,

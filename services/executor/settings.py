@@ -103,6 +103,10 @@ class ExecutorSettings(BaseSettings):
     lease_seconds: float = Field(default=60.0, gt=0)
     heartbeat_seconds: float = Field(default=15.0, gt=0)
     slot_wait_visibility_seconds: int = Field(default=5, ge=0)
+    #: SSH connections per SFTP target of a file of several chunks, each one slot of the
+    #: endpoint's max_concurrency (taken only when free): one channel's writes are bound by the
+    #: server's 2 MiB receive window per round trip (bench/sftp_transport.py)
+    sftp_connections: int = Field(default=2, ge=1, le=8)
     poll_wait_seconds: int = Field(default=10, ge=0, le=20)
     sftp_timeout: float = Field(default=20.0, gt=0)
     run_validator: bool = False

@@ -23,6 +23,7 @@ import json
 import logging
 import math
 import threading
+from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -252,6 +253,16 @@ class Executor:
                     self.queue.extend(message, self.settings.slot_wait_visibility_seconds)
                     return "no-slot"
                 slots.append((ep.endpoint_id, slot))
+                if ep.type == "sftp":  # more connections for a target, only from free slots
+                    for _ in range(self.settings.sftp_connections - 1):
+                        held = {s for e, s in slots if e == ep.endpoint_id}
+                        more = self.semaphore.try_acquire(
+                            ep.endpoint_id, ep.max_concurrency, holder,
+                            self.settings.lease_seconds, skip=held,
+                        )  # fmt: skip
+                        if more is None:
+                            break
+                        slots.append((ep.endpoint_id, more))
         try:
             return self._attempt(message, job, transfer, cancelled, slots, holder)
         finally:
@@ -356,6 +367,7 @@ class Executor:
                 endpoints=self.endpoints,
                 settings=self.engine_settings,
                 ctx=ctx,
+                connections=dict(Counter(e for e, _ in slots)),
             )
             check()
             if not t.legs and t.verified is None and cancel_requested():

@@ -70,8 +70,12 @@ class TransferRun:
         endpoints: EndpointPort,
         settings: EngineSettings,
         ctx: RunContext,
+        connections: dict[str, int] | None = None,
     ) -> None:
         self.t = transfer
+        #: SSH connections an SFTP target of this attempt may use, by endpoint id (the worker
+        #: holds that many of the endpoint's max_concurrency slots); absent: one
+        self.connections = dict(connections or {})
         self.spec = spec
         self.endpoints = endpoints
         self.settings = settings
@@ -79,6 +83,7 @@ class TransferRun:
         self.src = endpoints.get(spec.source.endpoint_id)
         self.dst = endpoints.get(spec.target.endpoint_id)
         self._sessions: dict[str, Any] = {}
+        self._more_sessions: list[Any] = []
         self._sinks: list[Sink] = []
 
     # --- helpers ---------------------------------------------------------------------------
@@ -87,10 +92,20 @@ class TransferRun:
             self._sessions[ep.endpoint_id] = self.endpoints.sftp(ep)
         return self._sessions[ep.endpoint_id]
 
+    def _connect(self, ep: Endpoint) -> Callable[[], Any]:
+        """Opens one more SSH connection to ``ep`` (closed with the run's others)."""
+
+        def connect() -> Any:
+            session = self.endpoints.sftp(ep)
+            self._more_sessions.append(session)
+            return session
+
+        return connect
+
     def close(self) -> None:
         for sink in self._sinks:
             sink.close()
-        for s in self._sessions.values():
+        for s in [*self._sessions.values(), *self._more_sessions]:
             try:
                 s.close()
             except Exception:
@@ -140,7 +155,13 @@ class TransferRun:
             )
         else:
             sink = SftpSink(
-                self._sftp(ep), path, overwrite=opts.overwrite, ctx=self.ctx, verify=opts.verify
+                self._sftp(ep),
+                path,
+                overwrite=opts.overwrite,
+                ctx=self.ctx,
+                verify=opts.verify,
+                connections=self.connections.get(ep.endpoint_id, 1),
+                connect=self._connect(ep),
             )
         self._sinks.append(sink)
         return sink
