@@ -123,13 +123,21 @@ class TransferOptions(_Frozen):
         default=None,
         description="e.g. 30m, 2h: a job running longer (from its first start) emits JobSlow once.",
     )
+    bandwidth_limit: int | None = Field(
+        default=None,
+        ge=1,
+        description="Bytes/s this job moves at most (its endpoints' bandwidth_limit shares apply "
+        "too: the lowest wins).",
+    )
 
     @model_serializer(mode="wrap")
     def _without_unset_max_duration(self, handler: Any) -> dict[str, Any]:
-        """A spec without max_duration dumps as before issue 12 (request hashes, stored specs)."""
+        """A spec without max_duration / bandwidth_limit dumps as before they existed (request
+        hashes, stored specs)."""
         out: dict[str, Any] = handler(self)
-        if out.get("max_duration") is None:
-            out.pop("max_duration", None)
+        for optional in ("max_duration", "bandwidth_limit"):
+            if out.get(optional) is None:
+                out.pop(optional, None)
         return out
 
 
@@ -227,6 +235,11 @@ class EndpointRegistered(EndpointEvent):
     name: str
     direction: Direction
     max_concurrency: int
+    bandwidth_limit: int | None = Field(
+        default=None,
+        description="Bytes/s all of Ferry's transfers to or from this endpoint share (none: "
+        "no cap).",
+    )
     config: EndpointConfig
     secret_arn: str | None = Field(default=None, description="Credentials (never the values).")
     actor: str

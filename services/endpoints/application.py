@@ -157,6 +157,7 @@ class Registration:
     max_concurrency: int
     config: EndpointConfig
     credentials: Credentials | None = None
+    bandwidth_limit: int | None = None
 
 
 class EndpointsApplication(FerryApplication):
@@ -231,6 +232,7 @@ class EndpointsApplication(FerryApplication):
             name=registration.name,
             direction=registration.direction,
             max_concurrency=registration.max_concurrency,
+            bandwidth_limit=registration.bandwidth_limit,
             config=config,
             secret_arn=secret_arn,
             actor=actor,

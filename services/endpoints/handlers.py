@@ -62,7 +62,7 @@ def add_routes(resolver: FerryResolver, app: EndpointsApplication) -> FerryResol
             )
         config = EndpointConfig.model_validate(
             request.model_dump(
-                exclude={"name", "direction", "max_concurrency", *SECRET_FIELDS},
+                exclude={"name", "direction", "max_concurrency", "bandwidth_limit", *SECRET_FIELDS},
                 exclude_none=True,
             )
         )
@@ -74,6 +74,7 @@ def add_routes(resolver: FerryResolver, app: EndpointsApplication) -> FerryResol
                 name=request.name,
                 direction=request.direction.value,
                 max_concurrency=request.max_concurrency,
+                bandwidth_limit=request.bandwidth_limit,
                 config=config,
                 credentials=credentials,
             ),
@@ -146,6 +147,7 @@ def endpoint_body(endpoint: Endpoint) -> dict[str, Any]:
         "type": endpoint.type.value,
         "direction": endpoint.direction,
         "max_concurrency": endpoint.max_concurrency,
+        "bandwidth_limit": getattr(endpoint, "bandwidth_limit", None),
         **config,
         "auth_method": endpoint.config.get("auth_method"),
         "has_credentials": endpoint.secret_arn is not None,

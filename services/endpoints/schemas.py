@@ -170,6 +170,17 @@ HostKey = Annotated[str, Field(min_length=1, max_length=MAX_KEY_TEXT), AfterVali
 KeyText = Annotated[str, Field(min_length=1, max_length=MAX_KEY_TEXT)]
 SecretText = Annotated[str, Field(min_length=1, max_length=1024)]
 Concurrency = Annotated[StrictInt, Field(ge=1, le=64)]
+#: bytes/s: 64 KiB/s (a 16 MiB chunk in 256 s) to 10 GB/s
+MIN_BANDWIDTH, MAX_BANDWIDTH = 64 * 1024, 10**10
+BandwidthLimit = Annotated[
+    StrictInt,
+    Field(
+        ge=MIN_BANDWIDTH,
+        le=MAX_BANDWIDTH,
+        description="Bytes/s shared by all of Ferry's transfers to or from this endpoint "
+        "(each active transfer gets an equal share); null or absent: no cap.",
+    ),
+]
 
 
 # --- models ---------------------------------------------------------------------------------
@@ -181,6 +192,7 @@ class _Registration(_Request):
     name: Name
     direction: Direction
     max_concurrency: Concurrency = 4
+    bandwidth_limit: BandwidthLimit | None = None
 
 
 class S3Registration(_Registration):
@@ -214,6 +226,7 @@ class PatchRequest(_Request):
     type: EndpointType | None = None
     direction: Direction | None = None
     max_concurrency: Concurrency | None = None
+    bandwidth_limit: BandwidthLimit | None = None
     bucket: Bucket | None = None
     prefix: Prefix | None = None
     region: Region | None = None
@@ -239,7 +252,7 @@ class DisableRequest(_Request):
 
 
 #: PATCH fields that may be set to null (optional settings); the others must have a value.
-NULLABLE = frozenset({"region", "kms_key_id", "role_arn"})
+NULLABLE = frozenset({"region", "kms_key_id", "role_arn", "bandwidth_limit"})
 
 
 # --- parsing --------------------------------------------------------------------------------

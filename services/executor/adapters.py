@@ -228,6 +228,26 @@ class DynamoSemaphore:
             if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
                 raise
 
+    def holders(self, endpoint_id: str) -> int:
+        """How many transfers hold live slots of the endpoint (a holder may hold several):
+        what an endpoint's bandwidth cap is divided by (transfer/throttle.py)."""
+        now = f"{time.time():.3f}"
+        found: set[str] = set()
+        kwargs: dict[str, Any] = {
+            "TableName": self.table,
+            "KeyConditionExpression": "endpoint_id = :e",
+            "FilterExpression": "expires_at > :now",
+            "ProjectionExpression": "holder",
+            "ExpressionAttributeValues": {":e": {"S": endpoint_id}, ":now": {"N": now}},
+            "ConsistentRead": True,
+        }
+        while True:
+            page = self.client.query(**kwargs)
+            found.update(item["holder"]["S"] for item in page.get("Items", []) if "holder" in item)
+            if "LastEvaluatedKey" not in page:
+                return len(found)
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
 
 # --- job read model ----------------------------------------------------------------------------
 class DynamoJobStatus:
@@ -290,7 +310,6 @@ class SqsQueue:
             QueueUrl=self.url, MessageBody=body if isinstance(body, str) else json.dumps(body)
         )
 
-
 # --- endpoints ---------------------------------------------------------------------------------
 class EndpointAccess:
     """The engine's endpoint port over ``endpoint_access`` (read model + Secrets Manager)."""
@@ -326,6 +345,7 @@ class EndpointAccess:
             prefix=cfg.prefix,
             base_path=cfg.base_path,
             kms_key_id=cfg.kms_key_id,
+            bandwidth_limit=getattr(view, "bandwidth_limit", None),
             raw=view,
         )
 

@@ -84,6 +84,8 @@ class EndpointView:
     config: EndpointConfig
     secret_arn: str | None
     version: int = 0
+    #: bytes/s shared by every transfer using the endpoint (None: no cap)
+    bandwidth_limit: int | None = None
 
     @classmethod
     def from_item(cls, item: Mapping[str, Any]) -> EndpointView:
@@ -102,6 +104,7 @@ class EndpointView:
             config=EndpointConfig.model_validate({k: v for k, v in config.items() if k in fields}),
             secret_arn=item.get("secret_arn"),
             version=int(item.get("version") or 0),
+            bandwidth_limit=int(item["bandwidth_limit"]) if item.get("bandwidth_limit") else None,
         )
 
 

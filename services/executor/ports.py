@@ -21,4 +21,6 @@ class Endpoint:
     prefix: str | None = None
     base_path: str | None = None
     kms_key_id: str | None = None
+    #: bytes/s shared by every transfer using the endpoint (None: no cap)
+    bandwidth_limit: int | None = None
     raw: Any = None

@@ -52,6 +52,7 @@ from services.executor.transfer import (
     Stats,
     TransferRun,
 )
+from services.executor.transfer.throttle import Throttle, endpoint_shares
 
 log = logging.getLogger(__name__)
 
@@ -347,13 +348,20 @@ class Executor:
             return flags.cancelled
 
         stats = Stats()
+        throttle = Throttle(job.spec.options.bandwidth_limit)
+        self._share_bandwidth(throttle, slots)
         ctx = RunContext(
-            record=record, check=check, cancelled=cancel_requested, fault=self.fault, stats=stats
+            record=record,
+            check=check,
+            cancelled=cancel_requested,
+            fault=self.fault,
+            stats=stats,
+            throttle=throttle,
         )
         done = threading.Event()
         beat = threading.Thread(
             target=self._heartbeat,
-            args=(done, message, job, record, flags, slots, holder),
+            args=(done, message, job, record, flags, slots, holder, throttle),
             name=f"heartbeat-{job.job_id[:8]}",
             daemon=True,
         )
@@ -450,6 +458,7 @@ class Executor:
         flags: _Flags,
         slots: list[tuple[str, int]],
         holder: str,
+        throttle: Throttle | None = None,
     ) -> None:
         visibility = math.ceil(self.settings.lease_seconds) + 1
         while not done.wait(self.settings.heartbeat_seconds):
@@ -468,6 +477,23 @@ class Executor:
                     flags.cancelled = True
             except Exception as exc:
                 log.warning("job %s: heartbeat side task failed: %r", job.job_id, exc)
+            if throttle is not None:
+                self._share_bandwidth(throttle, slots)
+
+    def _share_bandwidth(self, throttle: Throttle, slots: list[tuple[str, int]]) -> None:
+        """This attempt's share of each endpoint's bandwidth cap, from the endpoint's current
+        limit and the transfers holding its slots (transfer/throttle.py); at the attempt's
+        start and every heartbeat. On a failed read the last shares stay."""
+        try:
+            throttle.set_shares(
+                endpoint_shares(
+                    (endpoint_id for endpoint_id, _ in slots),
+                    limit_of=lambda endpoint_id: self.endpoints.get(endpoint_id).bandwidth_limit,
+                    holders=self.semaphore.holders,
+                )
+            )
+        except Exception as exc:
+            log.warning("bandwidth shares not updated: %r", exc)
 
     def _write_stats(self, job: JobMessage, outcome: str | None, stats: Stats) -> None:
         if not self.settings.stats_file:  # TEST ONLY counters

@@ -126,6 +126,13 @@ class OptionsRequest(_Strict):
         description="e.g. 30m, 2h: running longer than this (from its first start) emits "
         "JobSlow once; the job goes on.",
     )
+    bandwidth_limit: StrictInt | None = Field(
+        default=None,
+        ge=64 * 1024,
+        le=10**10,
+        description="Bytes/s this job moves at most (64 KiB/s to 10 GB/s); the endpoints' "
+        "bandwidth_limit shares apply too: the lowest wins.",
+    )
 
     @field_validator("move_to")
     @classmethod
@@ -141,10 +148,12 @@ class OptionsRequest(_Strict):
 
     @model_serializer(mode="wrap")
     def _dump(self, handler: Any) -> dict[str, Any]:
-        """Without max_duration a request dumps (and hashes) as before it existed."""
+        """Without max_duration / bandwidth_limit a request dumps (and hashes) as before they
+        existed."""
         out: dict[str, Any] = handler(self)
-        if out.get("max_duration") is None:
-            out.pop("max_duration", None)
+        for optional in ("max_duration", "bandwidth_limit"):
+            if out.get(optional) is None:
+                out.pop(optional, None)
         return out
 
 

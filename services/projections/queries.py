@@ -41,6 +41,7 @@ class EndpointView(BaseModel):
     type: str | None = None
     direction: str | None = None
     max_concurrency: int | None = None
+    bandwidth_limit: int | None = None
     status: str | None = None
     status_reason: str | None = None
     config: dict[str, Any] = {}

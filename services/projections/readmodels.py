@@ -83,7 +83,7 @@ transfer_fold = _registers(JOBS, "transfer_version")
 
 _SECRET_KEYS = frozenset({"password", "private_key", "passphrase", "secret", "credentials"})
 _CONFIG_KEYS = frozenset(c.EndpointConfig.model_fields) - {"type"}
-_ENDPOINT_TOP_KEYS = frozenset({"name", "direction", "max_concurrency"})
+_ENDPOINT_TOP_KEYS = frozenset({"name", "direction", "max_concurrency", "bandwidth_limit"})
 
 
 def timestamp(value: datetime) -> str:
@@ -181,6 +181,7 @@ def _registered(new: Item, event: c.EndpointRegistered) -> None:
         type=config.pop("type"),
         direction=event.direction.value,
         max_concurrency=event.max_concurrency,
+        bandwidth_limit=event.bandwidth_limit,
         config=config,
         secret_arn=event.secret_arn,
         status=EndpointStatus.PENDING_VALIDATION.value,

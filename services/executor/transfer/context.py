@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from services.executor.domain import Transfer
+from services.executor.transfer.throttle import Throttle
 
 __all__ = [
     "Abandoned",
@@ -91,6 +92,8 @@ class RunContext:
     cancelled: Callable[[], bool] = lambda: False
     fault: Fault = field(default_factory=lambda: Fault(None))
     stats: Stats = field(default_factory=Stats)
+    #: the bandwidth budget (transfer/throttle.py): re-rated by the worker's heartbeat
+    throttle: Throttle = field(default_factory=Throttle)
     #: set just before the first write that can publish the file at the target (rename,
     #: multipart completion, single PUT, CopyObject): from then on a cancel is too late
     publishing: bool = False

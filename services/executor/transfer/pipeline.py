@@ -31,6 +31,8 @@ __all__ = ["move_chunks", "runs"]
 Handle = Callable[[int, int, int, bytes | None], None]
 #: read(offset, length, chunk): one streaming read yielding chunk-sized pieces
 Read = Callable[[int, int, int], Iterator[bytes]]
+#: pace(length, stopped): wait until the chunk's bytes fit the bandwidth cap; False: stopped
+Pace = Callable[[int, Callable[[], bool]], bool]
 
 
 def runs(indices: list[int]) -> list[tuple[int, int]]:
@@ -67,11 +69,13 @@ def move_chunks(
     read: Read | None,
     digest: Callable[[bytes], None] | None = None,
     check: Callable[[], None] = lambda: None,
+    pace: Pace | None = None,
 ) -> None:
     """Move the chunks ``todo`` (ascending indices); ``span(i)`` is (offset, length) of chunk i.
     ``read`` None: nothing passes through the executor (server-side copies): the workers get
     ``data=None``. ``digest``: fed every chunk's bytes in index order (only given when ``todo``
-    is the whole leg)."""
+    is the whole leg). ``pace(length, stopped)``: the bandwidth cap (transfer/throttle.py),
+    asked before each chunk is read, holding its slot but no bytes; False: stopped."""
     k = max(1, k)
     slots = threading.Semaphore(k)
     failure = _Failure()
@@ -138,6 +142,9 @@ def move_chunks(
                             break
                         check()
                         at, want = span(index)
+                        if pace is not None and not pace(want, failure.event.is_set):
+                            slots.release()
+                            break
                         data: bytes | None = None
                         if read is not None:
                             data = b""

@@ -320,6 +320,9 @@ class TransferRun:
                 commit_point(self.ctx)  # before the chunk's commit
                 self._commit(leg, index, offset, length, digest, written)
 
+            # the bandwidth cap: SFTP→SFTP leg 1 touches the source, leg 2 the target
+            ends = (self.src, self.dst) if leg.legs == 1 else ((self.src,), (self.dst,))[leg_no - 1]
+            pacer = self.ctx.throttle.pacer(e.endpoint_id for e in ends)
             move_chunks(
                 todo=todo,
                 span=leg.span,
@@ -329,6 +332,7 @@ class TransferRun:
                 read=source.open_range,
                 digest=whole.update if whole is not None else None,
                 check=check or self.ctx.check,
+                pace=lambda n, stopped: pacer.take(n, stopped, check or self.ctx.check),
             )
             if leg.missing():
                 raise errors.TargetChanged(f"leg {leg_no}: chunks {leg.missing()[:5]} not moved")
