@@ -310,6 +310,7 @@ class SqsQueue:
             QueueUrl=self.url, MessageBody=body if isinstance(body, str) else json.dumps(body)
         )
 
+
 # --- endpoints ---------------------------------------------------------------------------------
 class EndpointAccess:
     """The engine's endpoint port over ``endpoint_access`` (read model + Secrets Manager)."""
