@@ -27,10 +27,9 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-import time
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any
 
 from aws_lambda_powertools import Logger, Tracer
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
@@ -74,9 +73,6 @@ from ferry.errors import (
     UnsupportedMediaType,
 )
 from ferry.validation import UUID_PATTERN
-
-if TYPE_CHECKING:
-    from ferry.access_log import AccessLog
 
 __all__ = [
     "API_KEY_HEADER",
@@ -263,11 +259,7 @@ def _field_of(loc: tuple[Any, ...] | list[Any]) -> str | None:
 class FerryResolver(APIGatewayRestResolver):
     """APIGatewayRestResolver that admits a request before routing (and so before request
     validation: an unauthenticated caller learns nothing about the schema): size, key, scope,
-    media type and the one parse of the body. After the route answered, an audited call (every
-    GET, an export) is recorded in ``access_log`` (``ferry.access_log``; set by ``json_handler``
-    at cold start, or by a test), whatever its status; recording never changes the answer."""
-
-    access_log: AccessLog | None = None
+    media type and the one parse of the body."""
 
     def __init__(
         self, keys: ApiKeyStore, *, clock: Callable[[], datetime] | None = None, **kwargs: Any
@@ -285,14 +277,10 @@ class FerryResolver(APIGatewayRestResolver):
             early = _raw_error(status_of(error), error.code, error.message, error.field)
         if early is not None:
             return early
-        who, started = self.context.get(_PRINCIPAL), time.perf_counter()
         try:
-            response = super().resolve(event, context)
+            return super().resolve(event, context)
         finally:
             self._parsed = None
-        if self.access_log is not None and isinstance(who, Principal):
-            self.access_log.after(event, who, response, started)
-        return response
 
     def _deserialize(self, text: str) -> Any:
         if self._parsed is not None and self._parsed[0] == text:
@@ -436,15 +424,7 @@ def json_handler(resolver_factory: Callable[[], FerryResolver]) -> Any:
     each event."""
     from ferry.coldstart import once
 
-    def build() -> FerryResolver:
-        built = resolver_factory()
-        if built.access_log is None:  # reads are audited in every API function (issue 11)
-            from ferry.access_log import build_access_log
-
-            built.access_log = build_access_log()
-        return built
-
-    resolver = once(build)
+    resolver = once(resolver_factory)
     tracer = Tracer()  # X-Ray in Lambda (service from POWERTOOLS_SERVICE_NAME); off elsewhere
 
     @tracer.capture_lambda_handler

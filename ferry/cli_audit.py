@@ -115,9 +115,6 @@ def cmd_audit_verify(args: argparse.Namespace) -> int:
             for name in names:
                 reports[name] = audit.verify_customer(name, since=since).as_dict()
                 progress.advance(task)
-    from ferry.cli_audit_access import verify_access
-
-    verify_access(args, reports, since, stream=args.stream)  # the access log's chains too
     ok = all(r["ok"] for r in reports.values())
     if args.json:
         sys.stdout.write(json.dumps({"ok": ok, "customers": reports}, indent=2) + "\n")
@@ -149,11 +146,7 @@ def cmd_audit_checkpoint(args: argparse.Namespace) -> int:
     from services.projections.audit_checkpoints import checkpoint_all
 
     audit, keys = _context(args)
-    customers = _customers(audit, keys, _customer(args.customer))
-    written = checkpoint_all(audit, customers)
-    from ferry.cli_audit_access import checkpoint_access
-
-    checkpoint_access(args, customers)  # the access log's heads, under access-checkpoints/
+    written = checkpoint_all(audit, _customers(audit, keys, _customer(args.customer)))
     if args.customer:
         written = {args.customer: written.get(args.customer)}
     if args.json:
@@ -231,6 +224,3 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     events.add_argument("--type", help="a detail-type, e.g. JobSucceeded")
     events.add_argument("--limit", type=int, default=1000, help="at most this many (default 1000)")
     events.set_defaults(func=cmd_audit_events)
-    from ferry.cli_audit_access import register as register_access
-
-    register_access(audit_sub, common)  # ferry audit access

@@ -38,8 +38,6 @@ ENV_BUCKET_GRANTS = "FERRY_BUCKET_GRANTS"  # JSON {"customer_id": ["bucket", ...
 ENV_OPERATOR_CUSTOMER = "FERRY_OPERATOR_CUSTOMER"  # may use untagged same-account buckets
 ENV_RESERVED_BUCKETS = "FERRY_RESERVED_BUCKETS"  # comma-separated, besides owned_buckets
 ENV_AUDIT_BUCKET = "FERRY_AUDIT_BUCKET"  # audit checkpoints (issue 11; Object Lock in AWS)
-ENV_ACCESS_LOG_TABLE = "FERRY_ACCESS_LOG_TABLE"  # the chained log of API reads (issue 11)
-ENV_ACCESS_LOG_ENABLED = "FERRY_ACCESS_LOG"  # "false": record no reads (tests only)
 
 
 @dataclass(frozen=True)
@@ -80,12 +78,6 @@ class ResourceNames:
     @property
     def api_keys_table(self) -> str:
         return f"{self.prefix}-api-keys"
-
-    @property
-    def access_log_table(self) -> str:
-        """The access log (who read what, when): the event store's item format and hash chain
-        (pk stream_id, sk version, GSI by-customer-time), no stream (ferry/access_log.py)."""
-        return f"{self.prefix}-access-log"
 
     # EventBridge
     @property
@@ -409,7 +401,6 @@ API_ROUTES: tuple[tuple[str, str, str], ...] = (
     ("GET", "/endpoints/{endpoint_id}/unrouted", "routes"),
     ("GET", "/audit/verify", "queries"),
     ("GET", "/audit/events", "queries"),
-    ("GET", "/audit/access", "queries"),
     ("POST", "/audit/checkpoint", "queries"),
     ("POST", "/subscriptions", "notifications"),
     ("GET", "/subscriptions", "notifications"),

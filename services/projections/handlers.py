@@ -20,7 +20,6 @@ from ferry.api import (
     make_resolver,
     principal,
 )
-from services.projections.access_log import add_access_routes, build_access_audit
 from services.projections.application import EndpointList, EndpointView, JobList, JobView
 from services.projections.audit import Audit, EndpointAsOf, JobAsOf, endpoint_as_of, job_as_of
 from services.projections.audit_bootstrap import build_audit
@@ -43,9 +42,7 @@ IsoTime = Annotated[datetime, BeforeValidator(_iso_only)]
 
 
 def build_app(
-    projections: ProjectionsContext,
-    audit_factory: Callable[[], Audit] | None = None,
-    access_audit_factory: Callable[[], Audit] | None = None,
+    projections: ProjectionsContext, audit_factory: Callable[[], Audit] | None = None
 ) -> FerryResolver:
     app = make_resolver(projections.keys)
     queries = projections.queries
@@ -127,7 +124,6 @@ def build_app(
         return {"events": queries.job_events(principal(app).customer_id, job_id)}
 
     add_audit_routes(app, audit_factory or build_audit)
-    add_access_routes(app, access_audit_factory or build_access_audit)  # GET /audit/access
     return app
 
 
