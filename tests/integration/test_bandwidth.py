@@ -17,7 +17,10 @@ from tests.integration.executor_harness import MiB, Stack
 from tests.integration.test_executor_flows import put_source
 from tests.support.sshd import SshdServer
 
-pytestmark = pytest.mark.usefixtures("aws_env")
+# Rate assertions need the CPU to reach the cap: on a loaded 2-core CI run (two pytest workers
+# beside the browser tests) the aggregate fell below it, so these run on demand (-m slow); the
+# pacer and the share rules are in the default suite (tests/unit/test_throttle.py).
+pytestmark = [pytest.mark.usefixtures("aws_env"), pytest.mark.slow]
 
 MB = 1_000_000
 HEARTBEAT = 0.5
