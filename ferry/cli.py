@@ -49,6 +49,7 @@ from ferry.cli_common import (
     kv_table,
     load_config,
     out,
+    parse_rate,
     resolve_id,
     say,
     short_id,
@@ -184,12 +185,19 @@ Ferry's own buckets (its staging bucket) are refused.
 """
 
 
+BANDWIDTH_HELP = (
+    "a byte rate all transfers to or from it share, e.g. 20MB/s, 512KiB/s (default: no cap)"
+)
+
+
 def endpoint_body(args: argparse.Namespace) -> dict[str, Any]:
     """The flat POST /endpoints body; key files are read from disk, never echoed."""
     body: dict[str, Any] = {"name": args.name, "type": args.type}
     for attr in ("direction", "max_concurrency"):
         if getattr(args, attr) is not None:
             body[attr] = getattr(args, attr)
+    if args.bandwidth_limit is not None:
+        body["bandwidth_limit"] = parse_rate(args.bandwidth_limit, "--bandwidth-limit")
     if args.type == "s3":
         for attr in ("bucket", "prefix", "region", "kms_key_id", "role_arn"):
             if getattr(args, attr) is not None:
@@ -261,6 +269,42 @@ def cmd_endpoints_add(args: argparse.Namespace) -> int:
             f"endpoint {created['endpoint_id']} is {created.get('status')}: "
             f"{created.get('status_reason') or 'not ACTIVE'}"
         )
+    return 0
+
+
+def endpoint_patch_body(args: argparse.Namespace) -> dict[str, Any]:
+    """The PATCH /endpoints/{id} body: only what was given (``--bandwidth-limit none`` sends
+    null, lifting the cap); new credentials are read from files or variables, never echoed."""
+    body: dict[str, Any] = {}
+    for attr in ("name", "direction", "max_concurrency", "host_key"):
+        if getattr(args, attr) is not None:
+            body[attr] = getattr(args, attr)
+    if args.bandwidth_limit is not None:
+        body["bandwidth_limit"] = parse_rate(
+            args.bandwidth_limit, "--bandwidth-limit", allow_none=True
+        )
+    if args.host_key_file:
+        body["host_key"] = _read_file(args.host_key_file, "--host-key-file").strip()
+    if args.private_key_file:
+        body["private_key"] = _read_file(args.private_key_file, "--private-key-file")
+    if args.password_env:
+        body["password"] = _env_value(args.password_env, "--password-env")
+    if args.passphrase_env:
+        body["passphrase"] = _env_value(args.passphrase_env, "--passphrase-env")
+    if not body:
+        raise CliError("nothing to change: give at least one option (see --help)")
+    return body
+
+
+def cmd_endpoints_update(args: argparse.Namespace) -> int:
+    client = ApiClient.from_args(args)
+    body = endpoint_patch_body(args)
+    endpoint_id = resolve_id(client, "endpoint", args.endpoint_id)
+    updated = client.request("PATCH", f"/endpoints/{endpoint_id}", body)
+    if args.json:
+        _emit_json(updated)
+    else:
+        out.print(kv_table(updated))
     return 0
 
 
@@ -342,6 +386,8 @@ def transfer_body(args: argparse.Namespace, client: ApiClient | None = None) -> 
         options["verify"] = args.verify
     if args.max_attempts is not None:
         options["max_attempts"] = args.max_attempts
+    if args.bandwidth_limit is not None:
+        options["bandwidth_limit"] = parse_rate(args.bandwidth_limit, "--bandwidth-limit")
     body: dict[str, Any] = {
         "source": parse_location(args.source, "--from"),
         "target": parse_location(args.target, "--to"),
@@ -665,7 +711,8 @@ def build_parser() -> argparse.ArgumentParser:
         "register and manage endpoints (SFTP servers, S3 buckets)",
         "  ferry endpoints add --name in --type s3 --bucket landing --direction INBOUND --wait\n"
         "  ferry endpoints list\n  ferry endpoints show 1a2b3c4d\n"
-        "  ferry endpoints validate 1a2b3c4d --wait\n",
+        "  ferry endpoints validate 1a2b3c4d --wait\n"
+        "  ferry endpoints update 1a2b3c4d --bandwidth-limit 20MB/s\n",
     )
     ep_sub = ep.add_subparsers(dest="endpoints_command", required=True, metavar="ACTION")
     add = ep_sub.add_parser(
@@ -683,6 +730,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="INBOUND: a source; OUTBOUND: a target; BOTH",
     )
     add.add_argument("--max-concurrency", type=int, help="transfers at once using it (default 4)")
+    add.add_argument("--bandwidth-limit", metavar="RATE", help=BANDWIDTH_HELP)
     add.add_argument("--bucket", help="s3: the bucket")
     add.add_argument("--prefix", help="s3: key prefix every path is under (e.g. in/)")
     add.add_argument("--region", help="s3: the bucket's region (default: the deployment's)")
@@ -711,6 +759,28 @@ def build_parser() -> argparse.ArgumentParser:
         help="wait (seconds, default 60) until validated; non-zero exit unless ACTIVE",
     )
     add.set_defaults(func=cmd_endpoints_add)
+    upd = ep_sub.add_parser(
+        "update",
+        parents=[common],
+        help="change an endpoint's settings or credentials (only the options given)",
+        epilog="  ferry endpoints update 1a2b3c4d --bandwidth-limit 50MB/s\n"
+        "  ferry endpoints update 1a2b3c4d --bandwidth-limit none   # lift the cap\n"
+        "  ferry endpoints update 1a2b3c4d --password-env PARTNER_PW --max-concurrency 2\n",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    upd.add_argument("endpoint_id", help=ID_HELP)
+    upd.add_argument("--name", help="a new name, unique per customer (ignoring case)")
+    upd.add_argument("--direction", choices=["INBOUND", "OUTBOUND", "BOTH"], help="a new direction")
+    upd.add_argument("--max-concurrency", type=int, help="transfers at once using it")
+    upd.add_argument(
+        "--bandwidth-limit", metavar="RATE", help=BANDWIDTH_HELP + "; none lifts the cap"
+    )
+    upd.add_argument("--host-key", help="sftp: a new pinned host key line or SHA256: fingerprint")
+    upd.add_argument("--host-key-file", help="sftp: file holding the new host key line")
+    upd.add_argument("--private-key-file", help="sftp: a new private key to log in with")
+    upd.add_argument("--passphrase-env", help="read the new key's passphrase from this variable")
+    upd.add_argument("--password-env", help="read the new SFTP password from this variable")
+    upd.set_defaults(func=cmd_endpoints_update)
     ls = ep_sub.add_parser("list", parents=[common], help="this customer's endpoints")
     ls.add_argument("--limit", type=int, help="at most this many (1-100)")
     ls.set_defaults(func=cmd_endpoints_list)
@@ -764,6 +834,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="how delivery is checked (default digest)",
     )
     tr.add_argument("--max-attempts", type=int, help="attempts before FAILED (default 5)")
+    tr.add_argument(
+        "--bandwidth-limit",
+        metavar="RATE",
+        help="at most this byte rate for this job (e.g. 10MB/s; the endpoints' caps apply too)",
+    )
     tr.add_argument(
         "--idempotency-key", help="the same key (24 h) returns the same job, never a second one"
     )

@@ -241,6 +241,30 @@ _PREFIX = re.compile(r"^[0-9a-f-]+$")
 MAX_LISTED = 10_000  # ids read to resolve a prefix (newest first)
 
 
+_RATE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]i?b|b)?\s*(?:/s)?\s*$", re.IGNORECASE)
+_RATE_UNITS = {
+    "b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12,
+    "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40,
+}  # fmt: skip
+
+
+def parse_rate(value: str, option: str, *, allow_none: bool = False) -> int | None:
+    """A byte rate as given on the command line: ``20MB/s``, ``512KiB``, ``1.5GB/s`` or plain
+    bytes/s (``20000000``); decimal (kB, MB, GB) and binary (KiB, MiB, GiB) units, bytes never
+    bits. ``none`` or ``off`` (only where ``allow_none``) lifts a cap. The range is the API's
+    to check (a 422 naming ``bandwidth_limit``)."""
+    if allow_none and value.strip().lower() in ("none", "off"):
+        return None
+    match = _RATE.match(value)
+    if not match:
+        hint = " (or none to lift the cap)" if allow_none else ""
+        raise CliError(
+            f"{option}: a byte rate such as 20MB/s, 512KiB/s or 1000000, got {value!r}{hint}",
+            field=option,
+        )
+    return int(float(match.group(1)) * _RATE_UNITS[(match.group(2) or "b").lower()])
+
+
 def short_id(value: Any) -> str:
     """What tables show of an id: its first 8 characters (any unique prefix of 6 or more
     characters is accepted back wherever an id is)."""

@@ -108,3 +108,72 @@ def test_add_help_documents_the_trust_policy(capsys: pytest.CaptureFixture[str])
         cli.main(["endpoints", "add", "--help"])
     text = capsys.readouterr().out
     assert '"sts:ExternalId"' in text and "sts:AssumeRole" in text and "ferry:customer" in text
+
+
+@pytest.mark.parametrize(
+    ("given", "rate"),
+    [
+        ("20MB/s", 20_000_000),
+        ("512KiB/s", 512 * 1024),
+        ("1.5GB", 1_500_000_000),
+        ("2 MiB/s", 2 * 2**20),
+        ("1000000", 1_000_000),
+        ("64kb/s", 64_000),
+    ],
+)
+def test_bandwidth_limit_is_sent_in_bytes_per_second(fake: Any, given: str, rate: int) -> None:
+    client = fake({("POST", "/endpoints"): [ep("PENDING_VALIDATION")]})
+    argv = ["endpoints", "add", "--name", "out", "--type", "s3", "--bucket", "b"]
+    assert cli.main([*argv, "--bandwidth-limit", given]) == 0
+    assert client.calls[0][2]["bandwidth_limit"] == rate
+
+
+@pytest.mark.parametrize("given", ["fast", "20Mbit/s", "-5MB/s", "none", "10 MB per s"])
+def test_a_bad_bandwidth_limit_names_the_option_and_sends_nothing(
+    fake: Any, capsys: pytest.CaptureFixture[str], given: str
+) -> None:
+    client = fake({("POST", "/endpoints"): [ep("PENDING_VALIDATION")]})
+    argv = ["endpoints", "add", "--name", "out", "--type", "s3", "--bucket", "b"]
+    assert cli.main([*argv, f"--bandwidth-limit={given}"]) != 0
+    assert "--bandwidth-limit" in capsys.readouterr().err
+    assert client.calls == []
+
+
+def test_update_patches_only_what_is_given_and_none_lifts_the_cap(fake: Any) -> None:
+    client = fake(
+        {
+            ("GET", "/endpoints"): [{"endpoints": [ep("ACTIVE")], "next_token": None}],
+            ("PATCH", "/endpoints/e1"): [ep("ACTIVE", 4)],
+        }
+    )
+    assert cli.main(["endpoints", "update", "e1", "--bandwidth-limit", "50MB/s"]) == 0
+    assert client.calls[-1] == ("PATCH", "/endpoints/e1", {"bandwidth_limit": 50_000_000})
+    assert cli.main(["endpoints", "update", "e1", "--bandwidth-limit", "none"]) == 0
+    assert client.calls[-1] == ("PATCH", "/endpoints/e1", {"bandwidth_limit": None})
+    assert cli.main(["endpoints", "update", "e1", "--max-concurrency", "2"]) == 0
+    assert client.calls[-1] == ("PATCH", "/endpoints/e1", {"max_concurrency": 2})
+
+
+def test_update_reads_a_new_password_from_the_environment_and_never_prints_it(
+    fake: Any, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    client = fake(
+        {
+            ("GET", "/endpoints"): [{"endpoints": [ep("ACTIVE")], "next_token": None}],
+            ("PATCH", "/endpoints/e1"): [ep("ACTIVE", 4)],
+        }
+    )
+    monkeypatch.setenv("PARTNER_PW", "s3cret-rotated")
+    assert cli.main(["endpoints", "update", "e1", "--password-env", "PARTNER_PW"]) == 0
+    assert client.calls[-1] == ("PATCH", "/endpoints/e1", {"password": "s3cret-rotated"})
+    captured = capsys.readouterr()
+    assert "s3cret-rotated" not in captured.out + captured.err
+
+
+def test_update_with_nothing_to_change_is_an_error(
+    fake: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    client = fake({("PATCH", "/endpoints/e1"): [ep("ACTIVE")]})
+    assert cli.main(["endpoints", "update", "e1"]) != 0
+    assert "nothing to change" in capsys.readouterr().err
+    assert client.calls == []

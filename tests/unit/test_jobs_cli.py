@@ -52,6 +52,16 @@ def test_no_dedupe_sends_dedupe_false(
     assert capsys.readouterr().out.strip() == f"job {NEW}: QUEUED"
 
 
+def test_bandwidth_limit_goes_into_the_job_options_in_bytes_per_second(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    answer = {"job_id": NEW, "status": "QUEUED", "deduplicated": False, "dedupe": "content"}
+    api = FakeApi({("POST", "/transfers"): [answer]})
+    argv = ("transfer", "--from", "a:in/x", "--to", "b:out/x", "--bandwidth-limit", "10MiB/s")
+    assert run(monkeypatch, api, *argv) == 0
+    assert api.calls[0][2]["options"] == {"bandwidth_limit": 10 * 2**20}
+
+
 def test_redrive_prints_the_new_job_and_its_status(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
