@@ -705,6 +705,9 @@ def build_parser() -> argparse.ArgumentParser:
     from ferry.cli_audit import register as register_audit
 
     register_audit(sub, common)  # audit verify|checkpoint|events
+    from ferry.cli_replay import register as register_replay
+
+    register_replay(sub, common)  # replay --since --until --to-queue|--to-bus
 
     ep = command(
         "endpoints",

@@ -169,6 +169,7 @@ class ReplayPlan:
     customers: tuple[str, ...]
     detail_types: tuple[str, ...]
     target: Target
+    scope: str | None = None  # "every customer": the customers are fixed by the first run
 
     @property
     def key(self) -> str:
@@ -177,7 +178,7 @@ class ReplayPlan:
             {
                 "since": self.since,
                 "until": self.until,
-                "customers": list(self.customers),
+                "customers": self.scope or list(self.customers),
                 "detail_types": list(self.detail_types),
                 "target": [self.target.kind, self.target.value],
             },
@@ -193,8 +194,12 @@ def plan(
     detail_types: Sequence[str],
     target: Target,
     deployments: Iterable[ResourceNames],
+    *,
+    scope: str | None = None,
 ) -> ReplayPlan:
-    """Validate a replay's arguments (:class:`Invalid` naming the field) into a plan."""
+    """Validate a replay's arguments (:class:`Invalid` naming the field) into a plan.
+    ``scope`` names the replay instead of ``customers`` (e.g. "*" for every customer, whose
+    list a resumed run takes from the state)."""
     low, high = export_window(since, until)
     unknown = sorted(set(detail_types) - set(EVENT_TYPES))
     if unknown:
@@ -204,7 +209,7 @@ def plan(
         )
     check_target(target, deployments)
     return ReplayPlan(
-        low, high, tuple(sorted(set(customers))), tuple(sorted(set(detail_types))), target
+        low, high, tuple(sorted(set(customers))), tuple(sorted(set(detail_types))), target, scope
     )
 
 
