@@ -491,6 +491,54 @@ _DELIVERY = """\
 - **Versioning.** Changes are additive (new optional fields, new event types): ignore fields you
   do not know. A breaking change to an event gets a new `schema_version` (in `detail`).
 
+## Replay
+
+The EventBridge archive keeps 365 days; the event store keeps everything. `ferry replay`
+re-publishes a period of it to a **new consumer**, a downstream team's own SQS queue or event
+bus (an operator's command, with the stack's credentials, like `ferry audit`):
+
+```sh
+ferry replay --since 2025-01-01T00:00:00Z --until 2026-03-31T23:59:59Z --customer acme \\
+  --detail-type JobSucceeded \\
+  --to-queue https://sqs.eu-west-1.amazonaws.com/111122223333/acme-backfill
+ferry replay --since ... --until ... --customer acme --to-bus acme-audit --rate 50
+```
+
+- **What arrives.** Each event as it was published, `detail` plus `"replayed": true` (same
+  `event_id`, `source`, `detail-type`, `time`). On a queue the message body is the EventBridge
+  event a rule targeting the queue delivers (`version`, `id` = `detail.event_id`,
+  `detail-type`, `source`, `account`, `time`, `region`, `resources`, `detail`), so one parser
+  (`events.translate.from_eventbridge`) reads live and replayed events; on a bus it is a
+  PutEvents entry, matched by your rules as a live one (add `"detail": {"replayed": [true]}`
+  to route history apart).
+- **Which events.** The customer's published events with `occurred_at` in [`--since`,
+  `--until`] (both required, with a zone), read from the event store's customer-and-time index
+  (the one `GET /audit/events` reads; events stored before the hash chain existed are not in
+  it, so not replayed); `--detail-type` (repeatable, or comma-separated) keeps
+  only those types. Without `--customer`, every customer with an API key or an audit
+  checkpoint, one after another in name order (the list is fixed by the first run).
+- **Order.** (`occurred_at`, `stream_id`, `version`) within a customer, so version order within
+  each stream. Batches of at most 10 go one after another; a standard queue or a bus may still
+  reorder, so order by `detail.version` as for live events. A FIFO queue (`.fifo`) keeps order
+  per stream (message group = `stream_id`, deduplication id = `event_id`).
+- **Exactly once per replay.** After every publish call a state file records the cursor (the
+  index position up to which everything is sent) and the ids sent beyond it. Entries a call
+  reports as failed are retried (5 attempts, backing off) and never counted as sent; if they
+  still fail, the command stops with exit 1 and a rerun resumes. Rerunning a finished replay
+  sends nothing; `--restart` starts a new replay (everything again, same `event_id`s). One
+  window remains: a process killed between a publish call's answer and the state write (a few
+  milliseconds) resends that batch (at most 10 events) on resume: dedupe on `event_id`.
+- **Resume.** Interrupted (Ctrl-C, kill -9, a crash, a failing target)? Run the same command
+  again: it continues from its state, `<data-dir>/replays/<key>.json` (the key is a digest of
+  the period, customers, types and target; `--state FILE` chooses another file). A state file
+  of a different replay is refused (exit 2, `--state`).
+- **Rate.** `--rate N` events per second (default 100, at most 10000): batches of min(10, N),
+  paced so that the average never exceeds N. A progress bar shows sent / total and the time
+  left; `--json` prints a summary (`sent`, `total`, `skipped`, `events_per_second`).
+- **Refused targets.** Ferry's own bus (`<prefix>-bus`), every Ferry queue and dead-letter
+  queue, and the account's default bus: exit 2 naming `--to-bus` / `--to-queue`, before any
+  AWS call. History never flows back into Ferry's own consumers.
+
 ## Subscribing
 
 Ask the Ferry operator for a consumer of your customer's events:
