@@ -19,8 +19,11 @@ import argparse
 import json
 import os
 import sys
+import time
 from pathlib import Path
 from typing import Any
+
+from rich.markup import escape
 
 from ferry.cli_audit import _context, _customer, _customers, _error, _time, err, out
 
@@ -82,8 +85,15 @@ def cmd_replay(args: argparse.Namespace) -> int:
         plan(since, until, [customer or "-"], detail_types, target, _deployments())
     except FerryError as error:
         raise _error(error.message, option(error.field)) from None
-    audit, keys = _context(args)
-    customers = _customers(audit, keys, customer)
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    from ferry.cli_common import CliError
+
+    try:
+        audit, keys = _context(args)
+        customers = _customers(audit, keys, customer)
+    except (BotoCoreError, ClientError) as error:
+        raise CliError(f"cannot list the customers: {error}", status=1) from None
     scope = None if customer else "*"
     replay_plan = plan(since, until, customers, detail_types, target, _deployments(), scope=scope)
     path = Path(args.state) if args.state else data_dir_of(args) / "replays" / (
@@ -113,7 +123,16 @@ def cmd_replay(args: argparse.Namespace) -> int:
         TimeRemainingColumn,
     )
 
-    todo = remaining(audit.index, replay_plan, state)
+    try:
+        todo = remaining(audit.index, replay_plan, state)
+    except (BotoCoreError, ClientError) as error:
+        raise CliError(f"cannot read the event store's index: {error}", status=1) from None
+    started = time.monotonic()
+
+    def shown(p: Any) -> None:
+        measured = p.sent / max(time.monotonic() - started, 1e-6)
+        bar.update(task, completed=p.sent, rate=f"{measured:.0f}")
+
     columns = (
         TextColumn("replaying"),
         BarColumn(),
@@ -131,12 +150,15 @@ def cmd_replay(args: argparse.Namespace) -> int:
                 replay_plan,
                 state,
                 rate=rate,
-                progress=lambda p: bar.update(task, completed=p.sent, rate=f"{rate:g}"),
+                progress=shown,
             )
     except FerryError as error:
         raise _error(error.message, option(error.field)) from None
     except Exception as error:  # a publish that failed: the state keeps what was confirmed
-        err.print(f"[red]error:[/] replay stopped: {error}; rerun the same command to resume")
+        err.print(
+            f"[red]error:[/] replay stopped after {state.total_sent} events: {escape(str(error))}; "
+            "rerun the same command to resume"
+        )
         if args.json:
             sys.stderr.write(json.dumps({"error": {"message": str(error)}}) + "\n")
         return 1

@@ -284,3 +284,13 @@ def test_ferry_own_bus_and_queues_are_refused(
     message = capsys.readouterr().err
     assert option in message and "Ferry" in message
     assert not (cli_env / "data" / "replays").exists()  # refused before any state or AWS call
+
+
+def test_an_unreadable_event_store_is_a_cli_error_not_a_traceback(
+    store: Store, cli_env: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url, _ = store.queue()
+    monkeypatch.setenv("FERRY_EVENTS_TABLE", unique_name("missing"))
+    assert _replay("--customer", "acme", "--to-queue", url) == 1
+    assert "cannot read the event store" in capsys.readouterr().err
+    assert store.drain(url) == []
