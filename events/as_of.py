@@ -15,7 +15,15 @@ from eventsourcing.application import AggregateNotFoundError, Application
 
 from ferry.errors import BadRequest
 
-__all__ = ["aggregate_as_of", "parse_as_of"]
+__all__ = ["AS_OF_DESCRIPTION", "aggregate_as_of", "check_as_of", "parse_as_of"]
+
+#: The ``as_of`` query parameter of GET /endpoints/{id}, /routes/{id} and /jobs/{id} (OpenAPI).
+AS_OF_DESCRIPTION = (
+    "Answer as the resource was at this instant: rebuilt from its events up to it (ISO 8601 "
+    "date-time with a time zone, e.g. 2026-03-03T00:00:00Z). The answer carries as_of and the "
+    "version it was rebuilt at (a job: job_version and transfer_version, its two streams). Not in the future (400) and not before the resource existed "
+    "(404); error.field is as_of."
+)
 
 
 def parse_as_of(text: str | None) -> datetime | None:
@@ -28,12 +36,20 @@ def parse_as_of(text: str | None) -> datetime | None:
         raise BadRequest(
             "as_of: an ISO 8601 time such as 2026-03-03T00:00:00Z", field="as_of"
         ) from None
+    return check_as_of(value)
+
+
+def check_as_of(value: datetime, *, now: datetime | None = None) -> datetime:
+    """``value`` if it has a time zone, is in range and not in the future; BadRequest naming
+    ``as_of`` otherwise (the state now is the GET without ``as_of``)."""
     if value.tzinfo is None:
         raise BadRequest("as_of: a time zone is required (e.g. Z)", field="as_of")
     try:
-        value.astimezone(UTC)
+        at = value.astimezone(UTC)
     except (OverflowError, ValueError):
         raise BadRequest("as_of: out of range", field="as_of") from None
+    if at > (now or datetime.now(UTC)):
+        raise BadRequest("as_of: in the future (leave as_of out for now)", field="as_of")
     return value
 
 

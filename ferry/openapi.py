@@ -92,7 +92,7 @@ def complete(document: dict[str, Any], bodies: dict[tuple[str, str], Any]) -> di
       declared with their pydantic model (required, except where the body is optional);
     - every operation documents the error statuses the edge and the route can return, each with
       the error envelope (Powertools' own 422 schema is not what Ferry answers);
-    - dates (``*_at``) are ``format: date-time``.
+    - dates (``*_at``, ``as_of``) are ``format: date-time``.
     """
     components = document.setdefault("components", {}).setdefault("schemas", {})
     for (method, path), model in bodies.items():
@@ -130,7 +130,7 @@ def complete(document: dict[str, Any], bodies: dict[tuple[str, str], Any]) -> di
 
 def _date_formats(schema: dict[str, Any]) -> None:
     for name, prop in (schema.get("properties") or {}).items():
-        if not name.endswith(_DATE_FIELDS) or not isinstance(prop, dict):
+        if not (name.endswith(_DATE_FIELDS) or name == "as_of") or not isinstance(prop, dict):
             continue
         for branch in [prop, *prop.get("anyOf", [])]:
             if branch.get("type") == "string" and "format" not in branch:

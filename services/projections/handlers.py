@@ -12,6 +12,7 @@ from aws_lambda_powertools.event_handler import Response, content_types
 from aws_lambda_powertools.event_handler.openapi.params import Query
 from pydantic import BeforeValidator
 
+from events.as_of import AS_OF_DESCRIPTION, check_as_of
 from events.contract import JobStatus
 from ferry.api import (
     FerryResolver,
@@ -20,6 +21,7 @@ from ferry.api import (
     make_resolver,
     principal,
 )
+from ferry.errors import NotFound
 from services.projections.application import EndpointList, EndpointView, JobList, JobView
 from services.projections.audit import Audit, EndpointAsOf, JobAsOf, endpoint_as_of, job_as_of
 from services.projections.audit_bootstrap import build_audit
@@ -39,6 +41,7 @@ def _iso_only(value: Any) -> Any:
 
 
 IsoTime = Annotated[datetime, BeforeValidator(_iso_only)]
+AsOf = Annotated[IsoTime | None, Query(description=AS_OF_DESCRIPTION)]
 
 
 def build_app(
@@ -69,12 +72,15 @@ def build_app(
         return queries.list_endpoints(principal(app).customer_id, limit, next_token)
 
     @app.get("/endpoints/<endpoint_id>", summary="One endpoint (read model; as_of: as it was then)")
-    def get_endpoint(
-        endpoint_id: IdPath, as_of: Annotated[IsoTime | None, Query()] = None
-    ) -> EndpointView | EndpointAsOf:
+    def get_endpoint(endpoint_id: IdPath, as_of: AsOf = None) -> EndpointView | EndpointAsOf:
+        customer = principal(app).customer_id
         if as_of is not None:
-            return endpoint_as_of(queries.recorder, principal(app).customer_id, endpoint_id, as_of)
-        return queries.get_endpoint(principal(app).customer_id, endpoint_id)
+            try:
+                return endpoint_as_of(queries.recorder, customer, endpoint_id, check_as_of(as_of))
+            except NotFound:
+                queries.endpoint_events(customer, endpoint_id)  # not theirs: that 404
+                raise NotFound("as_of: before the endpoint existed", field="as_of") from None
+        return queries.get_endpoint(customer, endpoint_id)
 
     @app.get("/endpoints/<endpoint_id>/events", summary="The endpoint's event history")
     def endpoint_events(endpoint_id: IdPath) -> dict[str, Any]:
@@ -112,12 +118,15 @@ def build_app(
         )
 
     @app.get("/jobs/<job_id>", summary="A job's status and progress (read model; as_of: then)")
-    def get_job(
-        job_id: IdPath, as_of: Annotated[IsoTime | None, Query()] = None
-    ) -> JobView | JobAsOf:
+    def get_job(job_id: IdPath, as_of: AsOf = None) -> JobView | JobAsOf:
+        customer = principal(app).customer_id
         if as_of is not None:
-            return job_as_of(queries.recorder, principal(app).customer_id, job_id, as_of)
-        return queries.get_job(principal(app).customer_id, job_id)
+            try:
+                return job_as_of(queries.recorder, customer, job_id, check_as_of(as_of))
+            except NotFound:
+                queries.job_events(customer, job_id)  # not theirs: that 404
+                raise NotFound("as_of: before the job existed", field="as_of") from None
+        return queries.get_job(customer, job_id)
 
     @app.get("/jobs/<job_id>/events", summary="The job's full event history (audit trail)")
     def job_events(job_id: IdPath) -> dict[str, Any]:

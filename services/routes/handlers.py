@@ -9,12 +9,14 @@ ledger answer (``?name=``) come from the routes read model.
 from __future__ import annotations
 
 from dataclasses import asdict
-from typing import Any
+from typing import Annotated, Any
 from uuid import UUID
 
 from aws_lambda_powertools.event_handler import Response, content_types
+from aws_lambda_powertools.event_handler.openapi.params import Query
+from pydantic import WithJsonSchema
 
-from events.as_of import aggregate_as_of, parse_as_of
+from events.as_of import AS_OF_DESCRIPTION, aggregate_as_of, parse_as_of
 from events.translate import audit_record
 from ferry.api import (
     FerryResolver,
@@ -36,6 +38,41 @@ REQUEST_BODIES: dict[tuple[str, str], Any] = {
     ("POST", "/routes"): RouteDefinition,
     ("PATCH", "/routes/{route_id}"): dict[str, Any],
     ("POST", "/routes/{route_id}/files/retry"): RetryFileRequest,
+}
+
+#: ``?as_of=``: text, parsed by ``parse_as_of`` (400 naming as_of), documented as a date-time.
+AsOf = Annotated[
+    str | None,
+    Query(description=AS_OF_DESCRIPTION),
+    WithJsonSchema({"anyOf": [{"type": "string", "format": "date-time"}, {"type": "null"}]}),
+]
+#: GET /routes/{id} answers a route's definition and status; with as_of, also these two.
+ROUTE_RESPONSES: dict[int, Any] = {
+    200: {
+        "description": "The route (with as_of: as it was then, and the version rebuilt at)",
+        "content": {
+            "application/json": {
+                "schema": {
+                    "type": "object",
+                    "additionalProperties": True,
+                    "properties": {
+                        "route_id": {"type": "string"},
+                        "status": {"type": "string"},
+                        "as_of": {
+                            "type": "string",
+                            "format": "date-time",
+                            "description": "Only with ?as_of=: the instant asked for",
+                        },
+                        "version": {
+                            "type": "integer",
+                            "description": "Only with ?as_of=: the route's version then",
+                        },
+                    },
+                    "required": ["route_id", "status"],
+                }
+            }
+        },
+    }
 }
 
 
@@ -65,16 +102,16 @@ def build_resolver(service: RoutesContext) -> FerryResolver:
         items = [_with_sla(route_body(i)) for i in read_model.routes_of(who.customer_id)]
         return _json(200, {"items": items, "count": len(items)})
 
-    @app.get("/routes/<route_id>")
-    def get_route(route_id: IdPath) -> Response[dict[str, Any]]:
+    @app.get("/routes/<route_id>", responses=ROUTE_RESPONSES)
+    def get_route(route_id: IdPath, as_of: AsOf = None) -> Response[dict[str, Any]]:
         who = principal(app)
         route = routes.get_route(who.customer_id, route_id)
-        as_of = parse_as_of(app.current_event.get_query_string_value("as_of"))
-        if as_of is not None:  # the aggregate rebuilt from its events up to then (issue 11)
-            then = aggregate_as_of(routes, UUID(route_id), as_of)
+        at = parse_as_of(as_of)
+        if at is not None:  # the aggregate rebuilt from its events up to then (issue 11)
+            then = aggregate_as_of(routes, UUID(route_id), at)
             if then is None:
-                raise NotFound("route not found at as_of", field="route_id")
-            body = {**_view(then[0]), "as_of": as_of.isoformat(), "version": then[1]}
+                raise NotFound("as_of: before the route existed", field="as_of")
+            body = {**_view(then[0]), "as_of": at.isoformat(), "version": then[1]}
             body["status"] = "ENABLED" if then[0].enabled else "DISABLED"
             return _json(200, body)
         failing = [f for f in read_model.files(route_id, None, 10_000) if f["status"] == "failed"]
