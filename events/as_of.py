@@ -7,7 +7,7 @@ what the hash chain binds: ``events.chain``).
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
@@ -17,11 +17,15 @@ from ferry.errors import BadRequest
 
 __all__ = ["AS_OF_DESCRIPTION", "aggregate_as_of", "check_as_of", "parse_as_of"]
 
+#: How far ahead of the server's clock an ``as_of`` may be (a client's clock running fast): up
+#: to this it answers the state now, beyond it a 400.
+CLOCK_SKEW = timedelta(minutes=5)
+
 #: The ``as_of`` query parameter of GET /endpoints/{id}, /routes/{id} and /jobs/{id} (OpenAPI).
 AS_OF_DESCRIPTION = (
     "Answer as the resource was at this instant: rebuilt from its events up to it (ISO 8601 "
     "date-time with a time zone, e.g. 2026-03-03T00:00:00Z). The answer carries as_of and the "
-    "version it was rebuilt at (a job: job_version and transfer_version, its two streams). Not in the future (400) and not before the resource existed "
+    "version it was rebuilt at (a job: job_version and transfer_version, its two streams). Not more than 5 minutes in the future (400) and not before the resource existed "
     "(404); error.field is as_of."
 )
 
@@ -48,7 +52,7 @@ def check_as_of(value: datetime, *, now: datetime | None = None) -> datetime:
         at = value.astimezone(UTC)
     except (OverflowError, ValueError):
         raise BadRequest("as_of: out of range", field="as_of") from None
-    if at > (now or datetime.now(UTC)):
+    if at > (now or datetime.now(UTC)) + CLOCK_SKEW:
         raise BadRequest("as_of: in the future (leave as_of out for now)", field="as_of")
     return value
 
