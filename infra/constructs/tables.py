@@ -166,6 +166,16 @@ class Tables(Construct):
                     partition_key=_attr("customer_status"),
                     sort_key=_attr("created_at"),
                 ),
+                ddb.GlobalSecondaryIndexPropsV2(
+                    index_name="customer-route-index",
+                    partition_key=_attr("customer_route"),
+                    sort_key=_attr("created_at"),
+                ),
+                ddb.GlobalSecondaryIndexPropsV2(
+                    index_name="customer-route-status-index",
+                    partition_key=_attr("customer_route_status"),
+                    sort_key=_attr("created_at"),
+                ),
             ],
         )
         self.idempotency = regional(

@@ -103,6 +103,9 @@ def build_app(
     @app.get("/jobs", summary="This customer's jobs, newest first")
     def list_jobs(
         status: Annotated[JobStatus | None, Query()] = None,
+        route_id: Annotated[
+            str | None, Query(max_length=64, description="Only this route's jobs")
+        ] = None,
         since: Annotated[IsoTime | None, Query()] = None,
         until: Annotated[IsoTime | None, Query()] = None,
         limit: Annotated[int, Query(ge=1, le=100)] = 50,
@@ -111,6 +114,7 @@ def build_app(
         return queries.list_jobs(
             principal(app).customer_id,
             status=status,
+            route_id=route_id,
             since=since,
             until=until,
             limit=limit,

@@ -24,6 +24,8 @@ from services.projections.store import IndexQuery, Page, ReadModelStore
 from services.projections.tables import (
     ENDPOINTS_CUSTOMER_INDEX,
     JOBS_CUSTOMER_CREATED_INDEX,
+    JOBS_CUSTOMER_ROUTE_INDEX,
+    JOBS_CUSTOMER_ROUTE_STATUS_INDEX,
     JOBS_CUSTOMER_STATUS_INDEX,
 )
 
@@ -214,6 +216,7 @@ class Queries:
         customer_id: str,
         *,
         status: JobStatus | None = None,
+        route_id: str | None = None,
         since: datetime | None = None,
         until: datetime | None = None,
         limit: int = 50,
@@ -222,7 +225,19 @@ class Queries:
         since, until = _utc(since, "since"), _utc(until, "until")
         if since is not None and until is not None and since > until:
             raise BadRequest("since must not be after until", field="since")
-        if status is None:
+        if route_id is not None and not _canonical(route_id):
+            raise Invalid(
+                "route_id: not a route id (a lower-case UUID)",
+                field="route_id",
+                code="validation_error",
+            )
+        if route_id is not None and status is None:
+            index, attribute = JOBS_CUSTOMER_ROUTE_INDEX, "customer_route"
+            value = readmodels.customer_route(customer_id, route_id)
+        elif route_id is not None and status is not None:
+            index, attribute = JOBS_CUSTOMER_ROUTE_STATUS_INDEX, "customer_route_status"
+            value = readmodels.customer_route(customer_id, route_id, status.value)
+        elif status is None:
             index, attribute, value = JOBS_CUSTOMER_CREATED_INDEX, "customer_id", customer_id
         else:
             index, attribute = JOBS_CUSTOMER_STATUS_INDEX, "customer_status"

@@ -95,6 +95,24 @@ def customer_status(customer_id: str, status: str) -> str:
     return f"{customer_id}#{status}"
 
 
+def customer_route(customer_id: str, route_id: str, status: str | None = None) -> str:
+    """The route indexes' partitions: customer#route, and customer#route#status (sparse: only
+    jobs a route started carry them; the customer id keeps every partition one customer's)."""
+    return f"{customer_id}#{route_id}" if status is None else f"{customer_id}#{route_id}#{status}"
+
+
+def _index_keys(new: Item) -> None:
+    """The status and route partitions, once the job's customer, creation and status are known."""
+    if not (new.get("created_at") and new.get("status")):
+        return
+    new["customer_status"] = customer_status(new["customer_id"], new["status"])
+    if new.get("route_id"):
+        new["customer_route"] = customer_route(new["customer_id"], new["route_id"])
+        new["customer_route_status"] = customer_route(
+            new["customer_id"], new["route_id"], new["status"]
+        )
+
+
 # --------------------------------------------------------------------------- routing
 
 
@@ -304,8 +322,7 @@ def _advance(new: Item, status: JobStatus) -> None:
     if current is not None and JobStatus(current).rank >= status.rank:
         return
     new["status"] = status.value
-    if new.get("created_at"):
-        new["customer_status"] = customer_status(new["customer_id"], status.value)
+    _index_keys(new)
 
 
 def _spec_fields(spec: c.JobSpec) -> Item:
@@ -332,7 +349,7 @@ def _requested(new: Item, event: c.JobRequested) -> None:
         requested_by=event.actor,
     )
     _advance(new, JobStatus.RECEIVED)
-    new["customer_status"] = customer_status(new["customer_id"], new["status"])
+    _index_keys(new)
 
 
 @job_fold(c.JobQueued)

@@ -10,6 +10,8 @@ from ferry.names import ResourceNames
 ENDPOINTS_CUSTOMER_INDEX = "customer-index"
 JOBS_CUSTOMER_CREATED_INDEX = "customer-created-index"
 JOBS_CUSTOMER_STATUS_INDEX = "customer-status-index"
+JOBS_CUSTOMER_ROUTE_INDEX = "customer-route-index"  # sparse: jobs a route started
+JOBS_CUSTOMER_ROUTE_STATUS_INDEX = "customer-route-status-index"
 
 
 def _gsi(name: str, partition: str, sort: str) -> dict[str, Any]:
@@ -46,11 +48,15 @@ def table_definitions(names: ResourceNames) -> list[dict[str, Any]]:
                 {"AttributeName": "job_id", "AttributeType": "S"},
                 {"AttributeName": "customer_id", "AttributeType": "S"},
                 {"AttributeName": "customer_status", "AttributeType": "S"},
+                {"AttributeName": "customer_route", "AttributeType": "S"},
+                {"AttributeName": "customer_route_status", "AttributeType": "S"},
                 {"AttributeName": "created_at", "AttributeType": "S"},
             ],
             "GlobalSecondaryIndexes": [
                 _gsi(JOBS_CUSTOMER_CREATED_INDEX, "customer_id", "created_at"),
                 _gsi(JOBS_CUSTOMER_STATUS_INDEX, "customer_status", "created_at"),
+                _gsi(JOBS_CUSTOMER_ROUTE_INDEX, "customer_route", "created_at"),
+                _gsi(JOBS_CUSTOMER_ROUTE_STATUS_INDEX, "customer_route_status", "created_at"),
             ],
             "BillingMode": "PAY_PER_REQUEST",
         },

@@ -102,6 +102,8 @@ def test_read_model_tables_and_gsis(synth: Synth) -> None:
     assert gsis == {
         "customer-created-index": ["customer_id", "created_at"],
         "customer-status-index": ["customer_status", "created_at"],
+        "customer-route-index": ["customer_route", "created_at"],
+        "customer-route-status-index": ["customer_route_status", "created_at"],
     }
 
 

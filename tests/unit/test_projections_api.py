@@ -122,6 +122,8 @@ def test_list_jobs_by_status_and_time(api: Api) -> None:
         ({"limit": "0"}, "limit", 422),
         ({"limit": "101"}, "limit", 422),
         ({"limit": "ten"}, "limit", 422),
+        ({"route_id": "r1"}, "route_id", 422),
+        ({"route_id": "x" * 65}, "route_id", 422),
         ({"next_token": "%%%not-base64"}, "next_token", 400),
         ({"next_token": "eyJhIjoxfQ"}, "next_token", 400),
     ],
