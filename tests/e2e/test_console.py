@@ -12,6 +12,7 @@ made); otherwise they go to the test's tmp dir.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -194,8 +195,16 @@ def find(driver: Any, css: str, timeout: float = 20) -> Any:
 
 
 def text_of(driver: Any, css: str) -> str:
+    """The text of every element ``css`` finds; the live pages repaint every second, so an
+    element found may be replaced before it is read: then read the new ones."""
+    from selenium.common.exceptions import StaleElementReferenceException
     from selenium.webdriver.common.by import By
 
+    for _ in range(5):
+        try:
+            return " ".join(e.text for e in driver.find_elements(By.CSS_SELECTOR, css))
+        except StaleElementReferenceException:
+            continue
     return " ".join(e.text for e in driver.find_elements(By.CSS_SELECTOR, css))
 
 
@@ -322,6 +331,16 @@ def test_search_a_routes_ledger(stack: Stack, world: dict[str, Any], browser: An
     go(browser, stack, "routes", "table tbody tr a")
     assert "invoices-to-partner" in text_of(browser, "table")
     browser.save_screenshot(str(shots / "routes.png"))
+    files = f"/routes/{world['route_id']}/files?name=invoice-0042&limit=50"
+
+    def searchable() -> bool:  # the page's own query answers before the page is asked it
+        status, found = http(stack, "GET", files)
+        return status == 200 and any(
+            f.get("status") == "delivered" and "invoice-0042" in json.dumps(f)
+            for f in found["items"]
+        )
+
+    wait_until(searchable, 60, what="the ledger search for invoice-0042 finding it delivered")
     go(browser, stack, f"route/{world['route_id']}", "#ledger-q")
     search_ledger(browser, "invoice-0042")
     find(browser, ".ledger-answer")
