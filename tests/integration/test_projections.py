@@ -83,6 +83,8 @@ def test_tables_and_gsis_are_created_and_deleted(client: Any, names: ResourceNam
     assert indexes == {
         "customer-created-index": ["customer_id", "created_at"],
         "customer-status-index": ["customer_status", "created_at"],
+        "customer-route-index": ["customer_route", "created_at"],
+        "customer-route-status-index": ["customer_route_status", "created_at"],
     }
     endpoints = client.describe_table(TableName=names.endpoints_table)["Table"]
     assert [k["AttributeName"] for k in endpoints["GlobalSecondaryIndexes"][0]["KeySchema"]] == [
