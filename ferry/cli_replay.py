@@ -189,7 +189,7 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     parser = sub.add_parser(
         "replay",
         parents=[common],
-        help="re-publish historic events from the event store to a new consumer",
+        help="re-publish stored events to a new queue or bus",
         description=(
             "Re-publish a period's events from the event store (not the EventBridge archive) "
             "to a new consumer's SQS queue or event bus, each once, marked detail.replayed."
