@@ -22,6 +22,7 @@ from ferry.api import (
     principal,
 )
 from ferry.errors import NotFound
+from ferry.validation import UUID_PATTERN
 from services.projections.application import EndpointList, EndpointView, JobList, JobView
 from services.projections.audit import Audit, EndpointAsOf, JobAsOf, endpoint_as_of, job_as_of
 from services.projections.audit_bootstrap import build_audit
@@ -104,7 +105,8 @@ def build_app(
     def list_jobs(
         status: Annotated[JobStatus | None, Query()] = None,
         route_id: Annotated[
-            str | None, Query(max_length=64, description="Only this route's jobs")
+            str | None,
+            Query(pattern=UUID_PATTERN, max_length=36, description="Only this route's jobs"),
         ] = None,
         since: Annotated[IsoTime | None, Query()] = None,
         until: Annotated[IsoTime | None, Query()] = None,
