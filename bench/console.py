@@ -6,7 +6,9 @@ own item shape, folded from a sample history by ``services.projections``, ids an
 into the jobs read-model table on moto server, then times, over one keep-alive connection, what
 the Jobs page asks for when it opens (``/console`` itself, then ``GET /jobs?limit=50`` — the
 first page, newest first, one index query — plus ``/routes`` and ``/endpoints``), the next page,
-a status filter, one job, and the Overview's ``/stats/hourly`` (every job of the last 24 h).
+a status filter, the route filter (half the jobs carry one of ten route ids; alone and with a
+status), one job, and the Overview's ``/stats/hourly`` (every job of the last 24 h). The load
+averages are printed before and after the timing (the machine may be shared).
 
     .venv/bin/python bench/console.py [--jobs 10000] [--requests 30]
 
@@ -20,6 +22,7 @@ from __future__ import annotations
 import argparse
 import http.client
 import json
+import os
 import random
 import statistics
 import sys
@@ -81,6 +84,9 @@ def templates() -> list[dict[str, Any]]:
     return [i for i in items if i is not None]
 
 
+ROUTES = [str(uuid.UUID(int=n + 1, version=4)) for n in range(10)]
+
+
 def seed(stack: LocalStack, count: int) -> float:
     """Write ``count`` job items (newest in the last 36 h) with BatchWriteItem; seconds taken."""
     client = bootstrap.aws_client("dynamodb", stack.aws_endpoint, "us-east-1")
@@ -96,6 +102,13 @@ def seed(stack: LocalStack, count: int) -> float:
         item["job_id"] = str(uuid.UUID(int=rng.getrandbits(128), version=4))
         item["created_at"] = readmodels.timestamp(created)
         item["customer_status"] = readmodels.customer_status(DEMO_CUSTOMER, item["status"])
+        if n % 2 == 0:  # half the jobs come from one of ten routes (the route indexes' keys)
+            route = ROUTES[n % 20 // 2]
+            item["route_id"] = route
+            item["customer_route"] = readmodels.customer_route(DEMO_CUSTOMER, route)
+            item["customer_route_status"] = readmodels.customer_route(
+                DEMO_CUSTOMER, route, item["status"]
+            )
         batch.append({"PutRequest": {"Item": serialize(item)}})
         if len(batch) == 25 or n == count - 1:
             pending: dict[str, Any] = {table: batch}
@@ -122,6 +135,11 @@ def timed(client: Client, path: str, requests: int) -> dict[str, float]:
     }
 
 
+def _load() -> str:
+    """The 1/5/15-minute load averages (2 shared cores: the figures are only as quiet as this)."""
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--jobs", type=int, default=10_000, help="job items in the read model")
@@ -131,7 +149,7 @@ def main(argv: list[str] | None = None) -> int:
         stack = LocalStack(Path(tmp) / "data", api_port=0, moto_port=0)
         try:
             info = stack.start()
-            print(f"stack up: {info.api_url}", flush=True)
+            print(f"stack up: {info.api_url}; load average {_load()}", flush=True)
             seconds = seed(stack, args.jobs)
             print(f"{args.jobs} job items written in {seconds:.1f} s", flush=True)
             client = Client(info.api_url, info.api_key)
@@ -146,17 +164,21 @@ def main(argv: list[str] | None = None) -> int:
                 "GET /endpoints?limit=100": "/endpoints?limit=100",
                 "GET /jobs?limit=50&next_token (page 2)": f"/jobs?limit=50&next_token={token}",
                 "GET /jobs?status=FAILED&limit=50": "/jobs?status=FAILED&limit=50",
+                "GET /jobs?route_id&limit=50 (route filter)": f"/jobs?route_id={ROUTES[0]}&limit=50",
+                "GET /jobs?route_id&status=FAILED": f"/jobs?route_id={ROUTES[0]}&status=FAILED&limit=50",
                 "GET /jobs/{id}": f"/jobs/{job_id}",
                 "GET /stats/hourly (overview, 24 h)": "/stats/hourly?hours=24",
             }
             results: dict[str, dict[str, float]] = {}
+            print(f"timing; load average {_load()}", flush=True)
             for label, path in paths.items():
                 n = 3 if "stats" in label else args.requests
                 results[label] = timed(client, path, n)
-            print(f"\n{'request':<44} {'median':>9} {'p95':>9} {'bytes':>9}")
+            print(f"timed; load average {_load()}", flush=True)
+            print(f"\n{'request':<46} {'median':>9} {'p95':>9} {'bytes':>9}")
             for label, r in results.items():
                 print(
-                    f"{label:<44} {r['median_ms']:>7.1f}ms {r['p95_ms']:>7.1f}ms "
+                    f"{label:<46} {r['median_ms']:>7.1f}ms {r['p95_ms']:>7.1f}ms "
                     f"{int(r['bytes']):>9}"
                 )
             page = sum(
