@@ -4,6 +4,8 @@ with ``register(subparsers, common)``).
     ferry audit verify [--customer acme] [--since 2026-03-01T00:00:00Z] [--stream ID] [--json]
     ferry audit checkpoint [--customer acme]        # an AuditCheckpoint now (default: all)
     ferry audit events --customer acme [--since] [--until] [--type JobSucceeded] [--json]
+    ferry audit export --since … --until … [--customer acme] --to DIR|s3://bucket/prefix
+    ferry audit verify --export DIR|s3://bucket/prefix   # offline: reads nothing but the export
 
 Like ``ferry keys``, it runs against the stack's AWS resources directly (the local stack's moto
 server from ``./.ferry/config.json``, or AWS with ``AWS_ENDPOINT_URL`` unset and
@@ -93,6 +95,14 @@ def _customers(audit: Any, keys: Any, only: str | None) -> list[str]:
 
 
 def cmd_audit_verify(args: argparse.Namespace) -> int:
+    if args.export is not None:
+        if args.customer or args.since or args.stream:
+            raise _error(
+                "--export verifies an export alone (no --customer/--since/--stream)", "--export"
+            )
+        from ferry.cli_audit_export import cmd_verify_export
+
+        return cmd_verify_export(args)
     customer = _customer(args.customer)
     since = _time(args.since, "--since")
     audit, keys = _context(args)
@@ -209,6 +219,11 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     verify.add_argument("--customer", help="one customer (default: every customer)")
     verify.add_argument("--since", help="only streams changed since (ISO 8601 with zone)")
     verify.add_argument("--stream", help="one stream id (with --customer)")
+    verify.add_argument(
+        "--export",
+        metavar="DIR|s3://bucket/prefix",
+        help="verify an export offline instead (files, counts, order, hashes, links)",
+    )
     verify.set_defaults(func=cmd_audit_verify)
     checkpoint = audit_sub.add_parser(
         "checkpoint", parents=[common], help="write an AuditCheckpoint now"
@@ -224,3 +239,6 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     events.add_argument("--type", help="a detail-type, e.g. JobSucceeded")
     events.add_argument("--limit", type=int, default=1000, help="at most this many (default 1000)")
     events.set_defaults(func=cmd_audit_events)
+    from ferry import cli_audit_export  # it uses this module's helpers: imported once they exist
+
+    cli_audit_export.register(audit_sub, common)
