@@ -222,3 +222,27 @@ def test_a_bad_period_names_its_field(
         export_period(scripted.index, DirectorySink(tmp_path), "acme", since, until)
     assert error.value.field == field
     assert not list(tmp_path.iterdir())
+
+
+def test_the_documented_shell_check_passes_and_catches_an_edit(
+    exported: tuple[Path, dict[str, Any]],
+) -> None:
+    """docs/audit.md, "Export for an auditor": the sha256sum and jq procedure, as written."""
+    import re
+    import shutil
+    import subprocess
+
+    if not (shutil.which("jq") and shutil.which("sha256sum")):
+        pytest.skip("jq or sha256sum is not installed")
+    doc = (Path(__file__).parents[2] / "docs" / "audit.md").read_text()
+    section = doc.split("## Export for an auditor", 1)[1]
+    script = re.search(r"```bash\n(.*?)```", section, re.S)
+    assert script is not None
+    root, manifest = exported
+    run = subprocess.run(["bash", "-c", script.group(1)], cwd=root, capture_output=True, text=True)
+    assert run.returncode == 0 and "matches the manifest" in run.stdout, run.stdout + run.stderr
+    assert manifest["manifest_sha256"] in run.stdout
+    first = root / manifest["files"][0]["name"]
+    first.write_bytes(first.read_bytes().replace(b'"acme"', b'"acmf"', 1))
+    run = subprocess.run(["bash", "-c", script.group(1)], cwd=root, capture_output=True, text=True)
+    assert run.returncode != 0 and "FAILED" in run.stdout, run.stdout
