@@ -176,6 +176,26 @@ class Tables(Construct):
                     partition_key=_attr("customer_route_status"),
                     sort_key=_attr("created_at"),
                 ),
+                ddb.GlobalSecondaryIndexPropsV2(
+                    index_name="customer-source-index",
+                    partition_key=_attr("customer_source"),
+                    sort_key=_attr("created_at"),
+                ),
+                ddb.GlobalSecondaryIndexPropsV2(
+                    index_name="customer-source-status-index",
+                    partition_key=_attr("customer_source_status"),
+                    sort_key=_attr("created_at"),
+                ),
+                ddb.GlobalSecondaryIndexPropsV2(
+                    index_name="customer-target-index",
+                    partition_key=_attr("customer_target"),
+                    sort_key=_attr("created_at"),
+                ),
+                ddb.GlobalSecondaryIndexPropsV2(
+                    index_name="customer-target-status-index",
+                    partition_key=_attr("customer_target_status"),
+                    sort_key=_attr("created_at"),
+                ),
             ],
         )
         self.idempotency = regional(

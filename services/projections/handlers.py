@@ -23,6 +23,7 @@ from ferry.api import (
 )
 from ferry.errors import NotFound
 from ferry.validation import UUID_PATTERN
+from services.projections.access_log import add_access_routes, build_access_audit
 from services.projections.application import EndpointList, EndpointView, JobList, JobView
 from services.projections.audit import Audit, EndpointAsOf, JobAsOf, endpoint_as_of, job_as_of
 from services.projections.audit_bootstrap import build_audit
@@ -46,7 +47,9 @@ AsOf = Annotated[IsoTime | None, Query(description=AS_OF_DESCRIPTION)]
 
 
 def build_app(
-    projections: ProjectionsContext, audit_factory: Callable[[], Audit] | None = None
+    projections: ProjectionsContext,
+    audit_factory: Callable[[], Audit] | None = None,
+    access_audit_factory: Callable[[], Audit | None] | None = None,
 ) -> FerryResolver:
     app = make_resolver(projections.keys)
     queries = projections.queries
@@ -108,6 +111,15 @@ def build_app(
             str | None,
             Query(pattern=UUID_PATTERN, max_length=36, description="Only this route's jobs"),
         ] = None,
+        endpoint_id: Annotated[
+            str | None,
+            Query(
+                pattern=UUID_PATTERN,
+                max_length=36,
+                description="Only jobs whose source or target is this endpoint"
+                " (not combinable with route_id)",
+            ),
+        ] = None,
         since: Annotated[IsoTime | None, Query()] = None,
         until: Annotated[IsoTime | None, Query()] = None,
         limit: Annotated[int, Query(ge=1, le=100)] = 50,
@@ -117,6 +129,7 @@ def build_app(
             principal(app).customer_id,
             status=status,
             route_id=route_id,
+            endpoint_id=endpoint_id,
             since=since,
             until=until,
             limit=limit,
@@ -139,6 +152,7 @@ def build_app(
         return {"events": queries.job_events(principal(app).customer_id, job_id)}
 
     add_audit_routes(app, audit_factory or build_audit)
+    add_access_routes(app, access_audit_factory or build_access_audit)  # GET /audit/access
     return app
 
 

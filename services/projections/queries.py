@@ -26,7 +26,11 @@ from services.projections.tables import (
     JOBS_CUSTOMER_CREATED_INDEX,
     JOBS_CUSTOMER_ROUTE_INDEX,
     JOBS_CUSTOMER_ROUTE_STATUS_INDEX,
+    JOBS_CUSTOMER_SOURCE_INDEX,
+    JOBS_CUSTOMER_SOURCE_STATUS_INDEX,
     JOBS_CUSTOMER_STATUS_INDEX,
+    JOBS_CUSTOMER_TARGET_INDEX,
+    JOBS_CUSTOMER_TARGET_STATUS_INDEX,
 )
 
 # --------------------------------------------------------------------------- queries (DTOs)
@@ -127,15 +131,18 @@ def encode_token(last_key: dict[str, str] | None) -> str | None:
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
-def decode_token(token: str, expected: IndexQuery, key_attribute: str) -> dict[str, str]:
-    """The LastEvaluatedKey in ``token``, if it is one of this query's partition (so that a
-    customer cannot page into another customer's partition); else 400 on next_token."""
-    invalid = BadRequest("next_token is invalid or belongs to another query", field="next_token")
+_INVALID_TOKEN = "next_token is invalid or belongs to another query"
+
+
+def _token_json(token: str) -> Any:
     try:
         padded = token + "=" * (-len(token) % 4)
-        key = json.loads(base64.urlsafe_b64decode(padded.encode()).decode())
+        return json.loads(base64.urlsafe_b64decode(padded.encode()).decode())
     except (binascii.Error, UnicodeDecodeError, ValueError):
-        raise invalid from None
+        raise BadRequest(_INVALID_TOKEN, field="next_token") from None
+
+
+def _start_key(key: Any, expected: IndexQuery, key_attribute: str) -> dict[str, str]:
     attributes = {key_attribute, expected.partition_attribute, "created_at"}
     if (
         not isinstance(key, dict)
@@ -143,8 +150,51 @@ def decode_token(token: str, expected: IndexQuery, key_attribute: str) -> dict[s
         or not all(isinstance(v, str) and v for v in key.values())
         or key[expected.partition_attribute] != expected.partition_value
     ):
-        raise invalid
+        raise BadRequest(_INVALID_TOKEN, field="next_token")
     return key
+
+
+def decode_token(token: str, expected: IndexQuery, key_attribute: str) -> dict[str, str]:
+    """The LastEvaluatedKey in ``token``, if it is one of this query's partition (so that a
+    customer cannot page into another customer's partition); else 400 on next_token."""
+    return _start_key(_token_json(token), expected, key_attribute)
+
+
+# The endpoint filter reads two indexes; its next_token holds where each one stands: a start key
+# (resume after it), "start" (nothing read from it yet) or "end" (read to the end).
+_SIDES = ("source", "target")
+_START, _END = "start", "end"
+Side = dict[str, str] | str
+
+
+def encode_sides(sides: dict[str, Side]) -> str | None:
+    if all(v == _END for v in sides.values()):
+        return None
+    raw = json.dumps(sides, sort_keys=True, separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_sides(token: str, expected: dict[str, IndexQuery]) -> dict[str, Side]:
+    """Each side's position in ``token``; a start key must be in that side's partition."""
+    sides = _token_json(token)
+    if not isinstance(sides, dict) or set(sides) != set(_SIDES):
+        raise BadRequest(_INVALID_TOKEN, field="next_token")
+    return {
+        side: value if value in (_START, _END) else _start_key(value, expected[side], "job_id")
+        for side, value in sides.items()
+    }
+
+
+def _newest(item: Item) -> tuple[str, str]:
+    return (item["created_at"], item["job_id"])
+
+
+def _key_of(item: Item, query: IndexQuery) -> dict[str, str]:
+    return {
+        "job_id": item["job_id"],
+        query.partition_attribute: item[query.partition_attribute],
+        "created_at": item["created_at"],
+    }
 
 
 # --------------------------------------------------------------------------- queries
@@ -217,6 +267,7 @@ class Queries:
         *,
         status: JobStatus | None = None,
         route_id: str | None = None,
+        endpoint_id: str | None = None,
         since: datetime | None = None,
         until: datetime | None = None,
         limit: int = 50,
@@ -230,6 +281,20 @@ class Queries:
                 "route_id: not a route id (a lower-case UUID)",
                 field="route_id",
                 code="validation_error",
+            )
+        if endpoint_id is not None and not _canonical(endpoint_id):
+            raise Invalid(
+                "endpoint_id: not an endpoint id (a lower-case UUID)",
+                field="endpoint_id",
+                code="validation_error",
+            )
+        if endpoint_id is not None and route_id is not None:
+            raise BadRequest("endpoint_id cannot be combined with route_id", field="endpoint_id")
+        low = readmodels.timestamp(since) if since else None
+        high = readmodels.timestamp(until) if until else None
+        if endpoint_id is not None:
+            return self._endpoint_jobs(
+                customer_id, endpoint_id, status, (low, high), limit, next_token
             )
         if route_id is not None and status is None:
             index, attribute = JOBS_CUSTOMER_ROUTE_INDEX, "customer_route"
@@ -248,13 +313,81 @@ class Queries:
             partition_attribute=attribute,
             partition_value=value,
             limit=limit,
-            since=readmodels.timestamp(since) if since else None,
-            until=readmodels.timestamp(until) if until else None,
+            since=low,
+            until=high,
         )
         page = self._page(query, "job_id", next_token)
         return JobList(
             jobs=[job_view(i) for i in page.items], next_token=encode_token(page.last_key)
         )
+
+    def _endpoint_jobs(
+        self,
+        customer_id: str,
+        endpoint_id: str,
+        status: JobStatus | None,
+        window: tuple[str | None, str | None],
+        limit: int,
+        next_token: str | None,
+    ) -> JobList:
+        """Jobs reading from or writing to the endpoint, newest first: the source and the
+        target index read from where the token says, merged by (created_at, job_id). A job
+        whose source and target are both this endpoint is taken from the source side only."""
+        indexes = (
+            {"source": JOBS_CUSTOMER_SOURCE_INDEX, "target": JOBS_CUSTOMER_TARGET_INDEX}
+            if status is None
+            else {
+                "source": JOBS_CUSTOMER_SOURCE_STATUS_INDEX,
+                "target": JOBS_CUSTOMER_TARGET_STATUS_INDEX,
+            }
+        )
+        value = readmodels.customer_endpoint(
+            customer_id, endpoint_id, status.value if status else None
+        )
+        queries = {
+            side: IndexQuery(
+                kind=JOBS,
+                index=indexes[side],
+                partition_attribute=f"customer_{side}" + ("_status" if status else ""),
+                partition_value=value,
+                limit=limit,
+                since=window[0],
+                until=window[1],
+            )
+            for side in _SIDES
+        }
+        at: dict[str, Side] = (
+            decode_sides(next_token, queries) if next_token else dict.fromkeys(_SIDES, _START)
+        )
+        batches: dict[str, list[Item]] = {}
+        more: dict[str, dict[str, str] | None] = {}
+        for side in _SIDES:
+            position = at[side]
+            if position == _END:
+                batches[side], more[side] = [], None
+                continue
+            start = position if isinstance(position, dict) else None
+            page = self.store.query(IndexQuery(**{**queries[side].__dict__, "start_key": start}))
+            batches[side], more[side] = page.items, page.last_key
+        taken: list[Item] = []
+        read = dict.fromkeys(_SIDES, 0)
+        while len(taken) < limit:
+            if any(read[s] == len(batches[s]) and more[s] for s in _SIDES):
+                break  # that side's next items are unread and may be newer
+            heads = [s for s in _SIDES if read[s] < len(batches[s])]
+            if not heads:
+                break
+            side = max(heads, key=lambda s: _newest(batches[s][read[s]]))
+            item = batches[side][read[side]]
+            read[side] += 1
+            at[side] = _key_of(item, queries[side])
+            if side == "target" and (item.get("source") or {}).get("endpoint_id") == endpoint_id:
+                continue  # the source side has it
+            taken.append(item)
+        for side in _SIDES:
+            if read[side] == len(batches[side]) and at[side] != _END:
+                at[side] = more[side] or _END
+        return JobList(jobs=[job_view(i) for i in taken], next_token=encode_sides(at))
 
     def _page(self, query: IndexQuery, key_attribute: str, next_token: str | None) -> Page:
         if next_token:

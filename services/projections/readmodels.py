@@ -101,16 +101,27 @@ def customer_route(customer_id: str, route_id: str, status: str | None = None) -
     return f"{customer_id}#{route_id}" if status is None else f"{customer_id}#{route_id}#{status}"
 
 
+def customer_endpoint(customer_id: str, endpoint_id: str, status: str | None = None) -> str:
+    """The source and target indexes' partitions: customer#endpoint, and
+    customer#endpoint#status (the customer id keeps every partition one customer's)."""
+    return customer_route(customer_id, endpoint_id, status)
+
+
 def _index_keys(new: Item) -> None:
-    """The status and route partitions, once the job's customer, creation and status are known."""
+    """The status, route and endpoint partitions, once the job's customer, creation and status
+    are known."""
     if not (new.get("created_at") and new.get("status")):
         return
-    new["customer_status"] = customer_status(new["customer_id"], new["status"])
+    customer, status = new["customer_id"], new["status"]
+    new["customer_status"] = customer_status(customer, status)
     if new.get("route_id"):
-        new["customer_route"] = customer_route(new["customer_id"], new["route_id"])
-        new["customer_route_status"] = customer_route(
-            new["customer_id"], new["route_id"], new["status"]
-        )
+        new["customer_route"] = customer_route(customer, new["route_id"])
+        new["customer_route_status"] = customer_route(customer, new["route_id"], status)
+    for side in ("source", "target"):
+        endpoint = (new.get(side) or {}).get("endpoint_id")
+        if endpoint:
+            new[f"customer_{side}"] = customer_endpoint(customer, endpoint)
+            new[f"customer_{side}_status"] = customer_endpoint(customer, endpoint, status)
 
 
 # --------------------------------------------------------------------------- routing

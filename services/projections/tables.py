@@ -12,6 +12,11 @@ JOBS_CUSTOMER_CREATED_INDEX = "customer-created-index"
 JOBS_CUSTOMER_STATUS_INDEX = "customer-status-index"
 JOBS_CUSTOMER_ROUTE_INDEX = "customer-route-index"  # sparse: jobs a route started
 JOBS_CUSTOMER_ROUTE_STATUS_INDEX = "customer-route-status-index"
+# a job touches two endpoints: one sparse pair per side, merged by the endpoint filter
+JOBS_CUSTOMER_SOURCE_INDEX = "customer-source-index"
+JOBS_CUSTOMER_SOURCE_STATUS_INDEX = "customer-source-status-index"
+JOBS_CUSTOMER_TARGET_INDEX = "customer-target-index"
+JOBS_CUSTOMER_TARGET_STATUS_INDEX = "customer-target-status-index"
 
 
 def _gsi(name: str, partition: str, sort: str) -> dict[str, Any]:
@@ -50,6 +55,10 @@ def table_definitions(names: ResourceNames) -> list[dict[str, Any]]:
                 {"AttributeName": "customer_status", "AttributeType": "S"},
                 {"AttributeName": "customer_route", "AttributeType": "S"},
                 {"AttributeName": "customer_route_status", "AttributeType": "S"},
+                {"AttributeName": "customer_source", "AttributeType": "S"},
+                {"AttributeName": "customer_source_status", "AttributeType": "S"},
+                {"AttributeName": "customer_target", "AttributeType": "S"},
+                {"AttributeName": "customer_target_status", "AttributeType": "S"},
                 {"AttributeName": "created_at", "AttributeType": "S"},
             ],
             "GlobalSecondaryIndexes": [
@@ -57,6 +66,10 @@ def table_definitions(names: ResourceNames) -> list[dict[str, Any]]:
                 _gsi(JOBS_CUSTOMER_STATUS_INDEX, "customer_status", "created_at"),
                 _gsi(JOBS_CUSTOMER_ROUTE_INDEX, "customer_route", "created_at"),
                 _gsi(JOBS_CUSTOMER_ROUTE_STATUS_INDEX, "customer_route_status", "created_at"),
+                _gsi(JOBS_CUSTOMER_SOURCE_INDEX, "customer_source", "created_at"),
+                _gsi(JOBS_CUSTOMER_SOURCE_STATUS_INDEX, "customer_source_status", "created_at"),
+                _gsi(JOBS_CUSTOMER_TARGET_INDEX, "customer_target", "created_at"),
+                _gsi(JOBS_CUSTOMER_TARGET_STATUS_INDEX, "customer_target_status", "created_at"),
             ],
             "BillingMode": "PAY_PER_REQUEST",
         },

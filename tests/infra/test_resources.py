@@ -104,6 +104,10 @@ def test_read_model_tables_and_gsis(synth: Synth) -> None:
         "customer-status-index": ["customer_status", "created_at"],
         "customer-route-index": ["customer_route", "created_at"],
         "customer-route-status-index": ["customer_route_status", "created_at"],
+        "customer-source-index": ["customer_source", "created_at"],
+        "customer-source-status-index": ["customer_source_status", "created_at"],
+        "customer-target-index": ["customer_target", "created_at"],
+        "customer-target-status-index": ["customer_target_status", "created_at"],
     }
 
 

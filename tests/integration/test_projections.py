@@ -85,6 +85,10 @@ def test_tables_and_gsis_are_created_and_deleted(client: Any, names: ResourceNam
         "customer-status-index": ["customer_status", "created_at"],
         "customer-route-index": ["customer_route", "created_at"],
         "customer-route-status-index": ["customer_route_status", "created_at"],
+        "customer-source-index": ["customer_source", "created_at"],
+        "customer-source-status-index": ["customer_source_status", "created_at"],
+        "customer-target-index": ["customer_target", "created_at"],
+        "customer-target-status-index": ["customer_target_status", "created_at"],
     }
     endpoints = client.describe_table(TableName=names.endpoints_table)["Table"]
     assert [k["AttributeName"] for k in endpoints["GlobalSecondaryIndexes"][0]["KeySchema"]] == [
@@ -166,6 +170,14 @@ def test_consumer_then_rebuild_gives_identical_read_models(
         "acme", since=datetime.fromisoformat(every.jobs[2].created_at or ""), limit=100
     )
     assert [j.job_id for j in window.jobs] == [j.job_id for j in every.jobs[:3]]
+    # The endpoint indexes too: rebuild refolds every job, so older jobs get their keys.
+    for side in ("source", "target"):
+        [endpoint_id] = {loc.endpoint_id for j in every.jobs if (loc := getattr(j, side))}
+        by_endpoint = queries.list_jobs("acme", endpoint_id=endpoint_id, limit=100)
+        assert [j.job_id for j in by_endpoint.jobs] == [j.job_id for j in every.jobs]
+        failed_there = queries.list_jobs("acme", endpoint_id=endpoint_id, status=JobStatus.FAILED)
+        assert [j.job_id for j in failed_there.jobs] == [j.job_id for j in failed.jobs]
+        assert queries.list_jobs("globex", endpoint_id=endpoint_id).jobs == []
     assert [e.status for e in queries.list_endpoints("acme", 10, None).endpoints] == [
         "ACTIVE",
         "ACTIVE",

@@ -126,6 +126,18 @@ def test_list_jobs_by_status_and_time(api: Api) -> None:
         ({"route_id": "x" * 65}, "route_id", 422),
         ({"route_id": "0" * 64}, "route_id", 422),  # schemathesis: not a UUID, by the schema
         ({"route_id": "00000000-0000-4000-8000-0000000000AA"}, "route_id", 422),
+        ({"endpoint_id": "e1"}, "endpoint_id", 422),
+        ({"endpoint_id": "x" * 65}, "endpoint_id", 422),
+        ({"endpoint_id": "0" * 64}, "endpoint_id", 422),
+        ({"endpoint_id": "00000000-0000-4000-8000-0000000000AA"}, "endpoint_id", 422),
+        (
+            {
+                "endpoint_id": "00000000-0000-4000-8000-0000000000aa",
+                "route_id": "00000000-0000-4000-8000-0000000000bb",
+            },
+            "endpoint_id",
+            400,
+        ),
         ({"next_token": "%%%not-base64"}, "next_token", 400),
         ({"next_token": "eyJhIjoxfQ"}, "next_token", 400),
     ],
@@ -136,6 +148,38 @@ def test_list_jobs_rejects_bad_parameters(
     status, body = api.get("/jobs", query)
     assert status == code, body
     assert body["error"]["field"] == field
+
+
+def test_list_jobs_by_endpoint_pages_this_customers_jobs_on_either_side(api: Api) -> None:
+    for endpoint in (api.src, api.dst):
+        seen: list[str] = []
+        token = None
+        while True:
+            query = {
+                "endpoint_id": endpoint,
+                "limit": "2",
+                **({"next_token": token} if token else {}),
+            }
+            status, body = api.get("/jobs", query)
+            assert status == 200, body
+            seen += [j["job_id"] for j in body["jobs"]]
+            token = body.get("next_token")
+            if not token:
+                break
+        assert seen == list(reversed(api.jobs))
+    status, body = api.get("/jobs", {"endpoint_id": api.src, "status": "FAILED"})
+    assert [j["job_id"] for j in body["jobs"]] == [api.jobs[4], api.jobs[1]]
+    status, body = api.get("/jobs", {"endpoint_id": api.other_endpoint})
+    assert status == 200 and body == {"jobs": [], "next_token": None}
+    status, body = api.get("/jobs", {"endpoint_id": api.other_endpoint}, key=api.other_key)
+    assert [j["job_id"] for j in body["jobs"]] == [api.other_job]  # source and target: once
+
+
+def test_the_endpoint_filter_is_in_the_openapi_document(api: Api) -> None:
+    status, doc = api.get("/openapi.json")
+    assert status == 200
+    [param] = [p for p in doc["paths"]["/jobs"]["get"]["parameters"] if p["name"] == "endpoint_id"]
+    assert param["in"] == "query" and param["schema"]["anyOf"][0]["pattern"]
 
 
 def _token(key: dict[str, str]) -> str:

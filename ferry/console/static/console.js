@@ -286,18 +286,22 @@
       until: query.get("until") || "",
     };
     const [routeList, endpointList] = await Promise.all([api("/routes").catch(() => ({ items: [] })), loadNames()]);
+    // route and endpoint are each served by the API's indexes (route_id, endpoint_id); the API
+    // does not combine the two, so with both the endpoint applies to the route's pages read
+    const localEndpoint = filters.route && filters.endpoint ? filters.endpoint : "";
     const serverQuery = {
       status: filters.status,
-      route_id: filters.route, // served by the API's route index
+      route_id: filters.route,
+      endpoint_id: localEndpoint ? "" : filters.endpoint,
       since: filters.since ? filters.since + "T00:00:00Z" : "",
       until: filters.until ? filters.until + "T23:59:59Z" : "",
       limit: 50,
     };
     const matches = (j) =>
-      (!filters.endpoint || (j.source && j.source.endpoint_id === filters.endpoint) || (j.target && j.target.endpoint_id === filters.endpoint));
+      (!localEndpoint || (j.source && j.source.endpoint_id === localEndpoint) || (j.target && j.target.endpoint_id === localEndpoint));
     let loaded = [], next = null, pages = 0;
     async function loadMore() {
-      // the endpoint filter (no index yet) applies to the pages read (50 jobs each), up to 10 a click
+      // with route and endpoint: up to 10 of the route's pages (50 jobs each) a click
       let found = 0;
       do {
         const page = await api("/jobs" + qs({ ...serverQuery, next_token: next || "" }));
@@ -306,7 +310,7 @@
         const hit = page.jobs.filter(matches);
         loaded = loaded.concat(hit);
         found += hit.length;
-      } while (next && found < 50 && filters.endpoint && pages % 10 !== 0);
+      } while (next && found < 50 && localEndpoint && pages % 10 !== 0);
     }
     await loadMore();
     if (token !== renderToken) return;
