@@ -305,6 +305,44 @@ class SqsQueue:
             VisibilityTimeout=max(0, min(int(seconds), 43200)),
         )
 
+    def requeue(self, messages: list[Message], delays: list[int] | None = None) -> list[Message]:
+        """Each message back at the end of the queue as a fresh copy (same body, a receive
+        count of its own; visible after its delay, 0-900 s), then the original deleted: a job
+        that waits its customer's turn never climbs toward the DLQ's maxReceiveCount. Batches
+        of 10. Returns the messages whose copy was not sent (their originals are still held).
+        A failed delete leaves a duplicate, which the executor drops or leases as any
+        redelivery."""
+        unsent: list[Message] = []
+        waits = delays or [0] * len(messages)
+        for start in range(0, len(messages), 10):
+            batch = messages[start : start + 10]
+            sent = self.client.send_message_batch(
+                QueueUrl=self.url,
+                Entries=[
+                    {
+                        "Id": str(i),
+                        "MessageBody": m.body,
+                        "DelaySeconds": max(0, min(900, int(waits[start + i]))),
+                    }
+                    for i, m in enumerate(batch)
+                ],
+            )
+            ok = {int(e["Id"]) for e in sent.get("Successful", [])}
+            unsent += [m for i, m in enumerate(batch) if i not in ok]
+            if ok:
+                deleted = self.client.delete_message_batch(
+                    QueueUrl=self.url,
+                    Entries=[
+                        {"Id": str(i), "ReceiptHandle": m.receipt_handle}
+                        for i, m in enumerate(batch)
+                        if i in ok
+                    ],
+                )
+                for failure in deleted.get("Failed", []):
+                    log.warning("requeued message %s left a duplicate: %s", failure.get("Id"),
+                                failure.get("Code"))  # fmt: skip
+        return unsent
+
     def send(self, body: dict[str, Any] | str) -> None:
         self.client.send_message(
             QueueUrl=self.url, MessageBody=body if isinstance(body, str) else json.dumps(body)

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import ipaddress
+import json
 import os
 import socket
 import uuid
 from collections.abc import Iterable
+from typing import Annotated, Any
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -108,6 +110,20 @@ class ExecutorSettings(BaseSettings):
     #: server's 2 MiB receive window per round trip (bench/sftp_transport.py)
     sftp_connections: int = Field(default=2, ge=1, le=8)
     poll_wait_seconds: int = Field(default=10, ge=0, le=20)
+    #: Fair sharing (services/executor/fairness.py, docs/data-plane.md "Fair sharing"): a
+    #: customer's jobs running at once across every executor, and per-customer exceptions
+    #: (``FERRY_EXECUTOR_CUSTOMER_CONCURRENCY_OVERRIDES='{"<customer_id>": 50}'``)
+    customer_concurrency: int = Field(default=10, ge=1, le=10_000)
+    customer_concurrency_overrides: dict[str, Annotated[int, Field(ge=1, le=10_000)]] = Field(
+        default_factory=dict
+    )
+    customer_recheck_seconds: float = Field(
+        default=2.0,
+        gt=0,
+        le=60,
+        description="A customer found at its limit is not asked again for this long (unless "
+        "one of its jobs ends here); an executor whose whole queue is waiting pauses as long.",
+    )
     sftp_timeout: float = Field(default=20.0, gt=0)
     run_validator: bool = False
     #: Checked at start-up so a bad FERRY_EGRESS_ALLOW stops the process at once (connects read
@@ -116,6 +132,21 @@ class ExecutorSettings(BaseSettings):
     exit_when_idle: bool = Field(default=False, description="Test/bench: exit on an empty poll.")
     fault: str | None = Field(default=None, description="TEST ONLY: 'point[:n]' → SIGKILL self.")
     stats_file: str | None = Field(default=None, description="TEST ONLY: write read counters.")
+
+    @field_validator("customer_concurrency_overrides", mode="before")
+    @classmethod
+    def _json_map(cls, value: Any) -> Any:
+        if isinstance(value, str):  # the environment's JSON (also when passed as a value)
+            try:
+                return json.loads(value) if value.strip() else {}
+            except ValueError:
+                raise ValueError(
+                    "FERRY_EXECUTOR_CUSTOMER_CONCURRENCY_OVERRIDES: not a JSON object"
+                ) from None
+        return value
+
+    def customer_limit(self, customer_id: str) -> int:
+        return self.customer_concurrency_overrides.get(customer_id, self.customer_concurrency)
 
     @field_validator("egress_allow")
     @classmethod

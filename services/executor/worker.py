@@ -1,11 +1,13 @@
 """The executor worker: SQS messages (JobQueued, JobRetryScheduled) → leased, heartbeated,
 chunked transfer attempts.
 
-Per message: skip what is not due yet (visibility → remaining delay) or already finished
-(delete); take the endpoints' semaphore slots (none free → visibility a few seconds, no attempt
-consumed); append LeaseAcquired at the expected version of the Transfer stream (a conflict means
-another executor won); run the attempt with a heartbeat thread (LeaseRenewed, SQS visibility,
-slot renewal); record the outcome (LeaseReleased) and delete the message.
+Per message: skip what is not due yet (visibility → remaining delay); take the customer's slot
+(fairness.py: at its limit → the message goes back to the end of the queue, behind the other
+customers'); skip what is already finished (delete); take the endpoints' semaphore slots (none
+free → visibility a few seconds, no attempt consumed); append LeaseAcquired at the expected
+version of the Transfer stream (a conflict means another executor won); run the attempt with
+a heartbeat thread (LeaseRenewed, SQS visibility, customer and endpoint slot renewal); record
+the outcome (LeaseReleased) and delete the message.
 
 Cancellation: the engine asks at every commit point (before each chunk commit and before the
 publishing write) whether the job's stream holds JobCancelRequested / JobCancelled — one
@@ -23,6 +25,7 @@ import json
 import logging
 import math
 import threading
+import time
 from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -40,6 +43,7 @@ from services.executor import errors
 from services.executor.adapters import DynamoSemaphore, Message, SqsQueue
 from services.executor.application import TransferApplication
 from services.executor.domain import LeaseHeld, Transfer, TransferFinished, utcnow
+from services.executor.fairness import Admission
 from services.executor.settings import ExecutorSettings
 from services.executor.transfer import (
     Abandoned,
@@ -141,6 +145,13 @@ class Executor:
         self.fault = Fault(settings.fault)
         self._running: set[str] = set()
         self._running_lock = threading.Lock()
+        self.admission = Admission(
+            semaphore,
+            settings.customer_limit,
+            lease_seconds=settings.lease_seconds,
+            recheck_seconds=settings.customer_recheck_seconds,
+        )
+        self._scanning = False  # the last batch put back a customer at its limit
         self.engine_settings = EngineSettings(
             chunk_size=settings.chunk_size,
             single_put_threshold=settings.single_put_threshold,
@@ -161,27 +172,89 @@ class Executor:
                 inflight[0] -= 1
             free.release()
 
+        def start(message: Message, job: JobMessage, customer: tuple[str, int]) -> None:
+            with lock:
+                inflight[0] += 1
+            pool.submit(self._run_safely, message, job, customer).add_done_callback(done)
+
         with ThreadPoolExecutor(self.settings.concurrency, thread_name_prefix="job") as pool:
             while not self.stop_event.is_set():
                 if not free.acquire(timeout=0.5):
                     continue
+                workers = 1  # every free worker: one receive can fill them all
+                while workers < self.settings.concurrency and free.acquire(blocking=False):
+                    workers += 1
                 try:
-                    messages = self.queue.receive(1, self.settings.poll_wait_seconds)
+                    # while a customer at its limit heads the queue: 10 a poll, to step past it
+                    messages = self.queue.receive(
+                        10 if self._scanning else workers, self.settings.poll_wait_seconds
+                    )
                 except Exception as exc:
                     log.warning("receive failed: %r", exc)
-                    free.release()
+                    for _ in range(workers):
+                        free.release()
                     self.stop_event.wait(1.0)
                     continue
                 if not messages:
-                    free.release()
+                    for _ in range(workers):
+                        free.release()
                     with lock:
                         idle = inflight[0] == 0
                     if self.settings.exit_when_idle and idle:
                         break
                     continue
-                with lock:
-                    inflight[0] += 1
-                pool.submit(self.handle_safely, messages[0]).add_done_callback(done)
+                started = self._dispatch(messages, workers, start)
+                for _ in range(workers - started):
+                    free.release()
+
+    def _dispatch(
+        self,
+        messages: list[Message],
+        workers: int,
+        start: Callable[[Message, JobMessage, tuple[str, int]], None],
+    ) -> int:
+        """Admit the batch's messages in order while workers are free; put the rest back at
+        the end of the queue (a waiting customer's after a delay). Returns the jobs started."""
+        started = 0
+        waiting = False
+        back: list[Message] = []
+        delays: list[int] = []
+        for message in messages:
+            if started >= workers:
+                back.append(message)
+                delays.append(0)
+                continue
+            admitted = self._admit(message)
+            if isinstance(admitted, str):
+                if admitted == "customer-wait":
+                    waiting = True
+                    back.append(message)
+                    delays.append(self.admission.put_back(self._customer_of(message)))
+                continue
+            start(message, *admitted)
+            started += 1
+        self._scanning = waiting
+        self._put_back(back, delays)
+        log.debug("batch of %d: %d started, %d put back", len(messages), started, len(back))
+        return started
+
+    @staticmethod
+    def _customer_of(message: Message) -> str:
+        return parse_job_message(message.body).customer_id
+
+    def _put_back(self, messages: list[Message], delays: list[int] | None = None) -> None:
+        if not messages:
+            return
+        try:
+            unsent = self.queue.requeue(messages, delays)
+        except Exception as exc:
+            log.warning("requeue failed: %r", exc)
+            unsent = messages
+        for message in unsent:  # the original comes back after a short wait instead
+            try:
+                self.queue.extend(message, self.settings.slot_wait_visibility_seconds)
+            except Exception as exc:
+                log.warning("message %s: visibility not changed: %r", message.message_id, exc)
 
     def handle_safely(self, message: Message) -> str:
         try:
@@ -192,8 +265,31 @@ class Executor:
             )
             return "error"
 
+    def _run_safely(self, message: Message, job: JobMessage, customer: tuple[str, int]) -> str:
+        try:
+            return self._run_admitted(message, job, customer)
+        except Exception:
+            log.exception(
+                "message %s: unexpected error; it will be redelivered", message.message_id
+            )
+            return "error"
+
     # --- one message -------------------------------------------------------------------------
     def handle(self, message: Message) -> str:
+        """One message, start to end, on the caller's thread (the loop splits it: ``_admit``
+        on its own thread, ``_run_admitted`` on a worker)."""
+        admitted = self._admit(message)
+        if isinstance(admitted, str):
+            if admitted == "customer-wait":
+                delay = self.admission.put_back(self._customer_of(message))
+                self._put_back([message], [delay])
+            return admitted
+        return self._run_admitted(message, *admitted)
+
+    def _admit(self, message: Message) -> tuple[JobMessage, tuple[str, int]] | str:
+        """Parse, skip what is not due or already running here, take the customer's slot
+        (fairness.py). Returns the job and its customer slot, or what was done instead
+        (``customer-wait``: at its limit, for the caller to put back)."""
         try:
             job = parse_job_message(message.body)
         except Exception as exc:
@@ -211,14 +307,37 @@ class Executor:
                 return "running-here"
             self._running.add(job.job_id)
         try:
+            customer = self.admission.admit(job.customer_id, self._holder(job))
+        except BaseException:
+            self._not_running(job)
+            raise
+        if customer is None:
+            self._not_running(job)
+            return "customer-wait"
+        return job, customer
+
+    def _holder(self, job: JobMessage) -> str:
+        return f"{self.owner_id}/{job.job_id}"
+
+    def _not_running(self, job: JobMessage) -> None:
+        with self._running_lock:
+            self._running.discard(job.job_id)
+
+    def _run_admitted(self, message: Message, job: JobMessage, customer: tuple[str, int]) -> str:
+        began = time.monotonic()
+        outcome = "error"
+        try:
             # hold the message for the whole lease from the start (the heartbeat extends it)
             self.queue.extend(message, math.ceil(self.settings.lease_seconds) + 1)
-            return self._handle(message, job)
+            outcome = self._handle(message, job, customer)
+            return outcome
         finally:
-            with self._running_lock:
-                self._running.discard(job.job_id)
+            self._release_slots([customer], self._holder(job))
+            ran = outcome in ("succeeded", "failed", "retry", "cancelled", "abandoned")
+            self.admission.ended(job.customer_id, time.monotonic() - began if ran else None)
+            self._not_running(job)
 
-    def _handle(self, message: Message, job: JobMessage) -> str:
+    def _handle(self, message: Message, job: JobMessage, customer: tuple[str, int]) -> str:
         transfer = self.app.transfer(job.job_id)
         if transfer is not None and transfer.finished:
             self.queue.delete(message)
@@ -233,7 +352,7 @@ class Executor:
             return "cancelled"
 
         slots: list[tuple[str, int]] = []
-        holder = f"{self.owner_id}/{job.job_id}"
+        holder = self._holder(job)
         if not cancelled:
             try:
                 endpoints = {
@@ -265,7 +384,7 @@ class Executor:
                             break
                         slots.append((ep.endpoint_id, more))
         try:
-            return self._attempt(message, job, transfer, cancelled, slots, holder)
+            return self._attempt(message, job, transfer, cancelled, slots, holder, customer)
         finally:
             self._release_slots(slots, holder)
 
@@ -304,6 +423,7 @@ class Executor:
         cancelled: bool,
         slots: list[tuple[str, int]],
         holder: str,
+        customer: tuple[str, int] | None = None,
     ) -> str:
         try:
             t = self._acquire_lease(job, transfer)
@@ -361,7 +481,7 @@ class Executor:
         done = threading.Event()
         beat = threading.Thread(
             target=self._heartbeat,
-            args=(done, message, job, record, flags, slots, holder, throttle),
+            args=(done, message, job, record, flags, slots, holder, throttle, customer),
             name=f"heartbeat-{job.job_id[:8]}",
             daemon=True,
         )
@@ -459,6 +579,7 @@ class Executor:
         slots: list[tuple[str, int]],
         holder: str,
         throttle: Throttle | None = None,
+        customer: tuple[str, int] | None = None,
     ) -> None:
         visibility = math.ceil(self.settings.lease_seconds) + 1
         while not done.wait(self.settings.heartbeat_seconds):
@@ -470,8 +591,8 @@ class Executor:
                 log.warning("job %s: lease renewal failed: %r", job.job_id, exc)
             try:
                 self.queue.extend(message, visibility)
-                for endpoint_id, slot in slots:
-                    self.semaphore.renew(endpoint_id, slot, holder, self.settings.lease_seconds)
+                for key, slot in [*slots, *([customer] if customer else [])]:
+                    self.semaphore.renew(key, slot, holder, self.settings.lease_seconds)
                 # a hint only (the read model lags): the commit points read the job stream
                 if self.job_status.status(job.job_id) == "CANCELLED":
                     flags.cancelled = True
