@@ -27,9 +27,10 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import time
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 from aws_lambda_powertools import Logger, Tracer
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
@@ -69,10 +70,14 @@ from ferry.errors import (
     Invalid,
     NotFound,
     PayloadTooLarge,
+    TooManyRequests,
     Unauthorized,
     UnsupportedMediaType,
 )
 from ferry.validation import UUID_PATTERN
+
+if TYPE_CHECKING:
+    from ferry.access_log import AccessLog
 
 __all__ = [
     "API_KEY_HEADER",
@@ -140,6 +145,7 @@ HTTP_STATUS: dict[type[FerryError], int] = {
     PayloadTooLarge: 413,
     UnsupportedMediaType: 415,
     Invalid: 422,
+    TooManyRequests: 429,
     FerryError: 400,
 }
 """Error kind → HTTP status: the only mapping in Ferry. A subclass takes its nearest kind."""
@@ -176,6 +182,7 @@ _DESCRIPTIONS = {
     413: "The request body is over 256 KB",
     415: "The request body is not application/json",
     422: "A field's value is not acceptable (the field is named)",
+    429: "A limit of the caller's is reached (named); retry after Retry-After seconds",
 }
 
 
@@ -259,7 +266,11 @@ def _field_of(loc: tuple[Any, ...] | list[Any]) -> str | None:
 class FerryResolver(APIGatewayRestResolver):
     """APIGatewayRestResolver that admits a request before routing (and so before request
     validation: an unauthenticated caller learns nothing about the schema): size, key, scope,
-    media type and the one parse of the body."""
+    media type and the one parse of the body. After the route answered, an audited call (every
+    GET, an export) is recorded in ``access_log`` (``ferry.access_log``; set by ``json_handler``
+    at cold start, or by a test), whatever its status; recording never changes the answer."""
+
+    access_log: AccessLog | None = None
 
     def __init__(
         self, keys: ApiKeyStore, *, clock: Callable[[], datetime] | None = None, **kwargs: Any
@@ -277,10 +288,14 @@ class FerryResolver(APIGatewayRestResolver):
             early = _raw_error(status_of(error), error.code, error.message, error.field)
         if early is not None:
             return early
+        who, started = self.context.get(_PRINCIPAL), time.perf_counter()
         try:
-            return super().resolve(event, context)
+            response = super().resolve(event, context)
         finally:
             self._parsed = None
+        if self.access_log is not None and isinstance(who, Principal):
+            self.access_log.after(event, who, response, started)
+        return response
 
     def _deserialize(self, text: str) -> Any:
         if self._parsed is not None and self._parsed[0] == text:
@@ -390,7 +405,10 @@ def make_resolver(
 
     @app.exception_handler(FerryError)
     def _ferry_error(ex: FerryError) -> Response:
-        return error_response(status_of(ex), ex.code, ex.message, ex.field)
+        response = error_response(status_of(ex), ex.code, ex.message, ex.field)
+        if isinstance(ex, TooManyRequests):
+            response.headers["Retry-After"] = str(ex.retry_after)
+        return response
 
     @app.exception_handler(RequestValidationError)
     def _validation_error(ex: RequestValidationError) -> Response:
@@ -424,7 +442,15 @@ def json_handler(resolver_factory: Callable[[], FerryResolver]) -> Any:
     each event."""
     from ferry.coldstart import once
 
-    resolver = once(resolver_factory)
+    def build() -> FerryResolver:
+        built = resolver_factory()
+        if built.access_log is None:  # reads are audited in every API function (issue 11)
+            from ferry.access_log import build_access_log
+
+            built.access_log = build_access_log()
+        return built
+
+    resolver = once(build)
     tracer = Tracer()  # X-Ray in Lambda (service from POWERTOOLS_SERVICE_NAME); off elsewhere
 
     @tracer.capture_lambda_handler

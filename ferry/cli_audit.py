@@ -125,6 +125,9 @@ def cmd_audit_verify(args: argparse.Namespace) -> int:
             for name in names:
                 reports[name] = audit.verify_customer(name, since=since).as_dict()
                 progress.advance(task)
+    from ferry.cli_audit_access import verify_access
+
+    verify_access(args, reports, since, stream=args.stream)  # the access log's chains too
     ok = all(r["ok"] for r in reports.values())
     if args.json:
         sys.stdout.write(json.dumps({"ok": ok, "customers": reports}, indent=2) + "\n")
@@ -156,7 +159,11 @@ def cmd_audit_checkpoint(args: argparse.Namespace) -> int:
     from services.projections.audit_checkpoints import checkpoint_all
 
     audit, keys = _context(args)
-    written = checkpoint_all(audit, _customers(audit, keys, _customer(args.customer)))
+    customers = _customers(audit, keys, _customer(args.customer))
+    written = checkpoint_all(audit, customers)
+    from ferry.cli_audit_access import checkpoint_access
+
+    checkpoint_access(args, customers)  # the access log's heads, under access-checkpoints/
     if args.customer:
         written = {args.customer: written.get(args.customer)}
     if args.json:
@@ -239,6 +246,7 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     events.add_argument("--type", help="a detail-type, e.g. JobSucceeded")
     events.add_argument("--limit", type=int, default=1000, help="at most this many (default 1000)")
     events.set_defaults(func=cmd_audit_events)
-    from ferry import cli_audit_export  # it uses this module's helpers: imported once they exist
+    from ferry import cli_audit_access, cli_audit_export  # they use this module's helpers
 
-    cli_audit_export.register(audit_sub, common)
+    cli_audit_export.register(audit_sub, common)  # ferry audit export
+    cli_audit_access.register(audit_sub, common)  # ferry audit access

@@ -38,6 +38,8 @@ ENV_BUCKET_GRANTS = "FERRY_BUCKET_GRANTS"  # JSON {"customer_id": ["bucket", ...
 ENV_OPERATOR_CUSTOMER = "FERRY_OPERATOR_CUSTOMER"  # may use untagged same-account buckets
 ENV_RESERVED_BUCKETS = "FERRY_RESERVED_BUCKETS"  # comma-separated, besides owned_buckets
 ENV_AUDIT_BUCKET = "FERRY_AUDIT_BUCKET"  # audit checkpoints (issue 11; Object Lock in AWS)
+ENV_ACCESS_LOG_TABLE = "FERRY_ACCESS_LOG_TABLE"  # the chained log of API reads (issue 11)
+ENV_ACCESS_LOG_ENABLED = "FERRY_ACCESS_LOG"  # "false": record no reads (tests only)
 
 
 @dataclass(frozen=True)
@@ -78,6 +80,12 @@ class ResourceNames:
     @property
     def api_keys_table(self) -> str:
         return f"{self.prefix}-api-keys"
+
+    @property
+    def access_log_table(self) -> str:
+        """The access log (who read what, when): the event store's item format and hash chain
+        (pk stream_id, sk version, GSI by-customer-time), no stream (ferry/access_log.py)."""
+        return f"{self.prefix}-access-log"
 
     # EventBridge
     @property
@@ -348,6 +356,7 @@ METRIC_BYTES_TRANSFERRED = "BytesTransferred"  # executor: bytes moved by an att
 METRIC_JOB_DURATION_SECONDS = "JobDurationSeconds"  # executor: start → verified (Seconds)
 METRICS_SERVICE_JOBS = "jobs"
 METRICS_SERVICE_EXECUTOR = "executor"
+METRIC_ACCESS_LOG_WRITE_FAILED = "AccessLogWriteFailed"  # ferry/access_log.py (service "api")
 APP_METRICS: dict[str, str] = {
     METRIC_JOB_QUEUED: METRICS_SERVICE_JOBS,
     METRIC_JOB_CANCELLED: METRICS_SERVICE_JOBS,
@@ -357,6 +366,7 @@ APP_METRICS: dict[str, str] = {
     METRIC_JOB_FAILED: METRICS_SERVICE_JOBS,
     METRIC_BYTES_TRANSFERRED: METRICS_SERVICE_EXECUTOR,
     METRIC_JOB_DURATION_SECONDS: METRICS_SERVICE_EXECUTOR,
+    METRIC_ACCESS_LOG_WRITE_FAILED: "api",
 }
 """metric name -> the ``service`` dimension (POWERTOOLS_SERVICE_NAME) of the service emitting it."""
 
@@ -401,6 +411,7 @@ API_ROUTES: tuple[tuple[str, str, str], ...] = (
     ("GET", "/endpoints/{endpoint_id}/unrouted", "routes"),
     ("GET", "/audit/verify", "queries"),
     ("GET", "/audit/events", "queries"),
+    ("GET", "/audit/access", "queries"),
     ("POST", "/audit/checkpoint", "queries"),
     ("POST", "/subscriptions", "notifications"),
     ("GET", "/subscriptions", "notifications"),

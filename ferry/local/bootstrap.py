@@ -109,6 +109,7 @@ def service_environment(
             n.ENV_IDEMPOTENCY_TABLE: names.idempotency_table,
             n.ENV_LEASES_TABLE: names.leases_table,
             n.ENV_API_KEYS_TABLE: names.api_keys_table,
+            n.ENV_ACCESS_LOG_TABLE: names.access_log_table,
             n.ENV_ROUTES_TABLE: names.routes_table,
             n.ENV_ROUTE_SCAN_TABLE: names.route_scan_table,
             n.ENV_SUBSCRIPTIONS_TABLE: names.subscriptions_table,
@@ -162,6 +163,7 @@ def _create_tables(ddb: Any, names: n.ResourceNames) -> None:
     from services.routes.adapters import create_tables as create_routes_tables
 
     create_events_table(ddb, names.events_table)
+    create_events_table(ddb, names.access_log_table, stream_view_type=None)  # reads (issue 11)
     DynamoKeyStore.create_table(ddb, names.api_keys_table)
     create_read_model_tables(ddb, names)
     create_idempotency_table(ddb, names.idempotency_table)

@@ -55,9 +55,10 @@ class S3CheckpointStore:
     """``checkpoints/<customer>/<seq, 12 digits>.json``, written with ``IfNoneMatch: *`` (a
     checkpoint is never replaced)."""
 
-    def __init__(self, client: Any, bucket: str) -> None:
+    def __init__(self, client: Any, bucket: str, prefix: str = CHECKPOINT_PREFIX) -> None:
         self.client = client
         self.bucket = bucket
+        self.prefix = prefix  # "access-checkpoints/" for the access log (ferry/access_log.py)
         self._cache: dict[tuple[str, str], dict[str, Any]] = {}  # (key, etag): immutable objects
 
     def _keys(self, prefix: str) -> list[tuple[str, str]]:
@@ -80,7 +81,7 @@ class S3CheckpointStore:
 
     def documents(self, customer_id: str) -> list[dict[str, Any]]:
         out = []
-        for key, etag in self._keys(f"{CHECKPOINT_PREFIX}{customer_id}/"):
+        for key, etag in self._keys(f"{self.prefix}{customer_id}/"):
             cached = self._cache.get((key, etag))
             if cached is None:
                 body = self.client.get_object(Bucket=self.bucket, Key=key)["Body"].read()
@@ -90,7 +91,7 @@ class S3CheckpointStore:
         return out
 
     def put(self, customer_id: str, document: Mapping[str, Any]) -> str:
-        key = f"{CHECKPOINT_PREFIX}{customer_id}/{int(document['seq']):012d}.json"
+        key = f"{self.prefix}{customer_id}/{int(document['seq']):012d}.json"
         self.client.put_object(
             Bucket=self.bucket,
             Key=key,
@@ -102,7 +103,7 @@ class S3CheckpointStore:
 
     def customers(self) -> list[str]:
         names = set()
-        for key, _ in self._keys(CHECKPOINT_PREFIX):
+        for key, _ in self._keys(self.prefix):
             parts = key.split("/")
             if len(parts) == 3:
                 names.add(parts[1])

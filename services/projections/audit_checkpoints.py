@@ -50,19 +50,30 @@ def _customers() -> list[str]:
 
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """Lambda entry point (EventBridge Scheduler, hourly)."""
+    from services.projections.access_log import build_access_audit, deployed
     from services.projections.audit_bootstrap import build_audit
 
-    return {"written": checkpoint_all(build_audit(), _customers())}
+    customers = _customers()
+    written = checkpoint_all(build_audit(), customers)
+    access = build_access_audit()  # the access log of reads (issue 11), where deployed
+    return {
+        "written": written,
+        "access_log": checkpoint_all(access, customers) if deployed(access) else None,
+    }
 
 
 def main() -> int:
+    from services.projections.access_log import build_access_audit, deployed
     from services.projections.audit_bootstrap import build_audit
 
-    audit = build_audit()
+    audit, access = build_audit(), build_access_audit()
     seconds = float(os.environ.get("FERRY_AUDIT_CHECKPOINT_SECONDS", "3600"))
     while True:
         try:
-            checkpoint_all(audit, _customers())
+            customers = _customers()
+            checkpoint_all(audit, customers)
+            if deployed(access):  # the access log's heads (access-checkpoints/)
+                checkpoint_all(access, customers)
         except Exception:  # the next run retries; the supervisor restarts a crashed loop
             logger.exception("audit checkpoint run failed")
         time.sleep(seconds)

@@ -205,3 +205,28 @@ def test_infra_alarms_use_the_names_the_services_emit() -> None:
 
     assert monitoring.APP_METRICS is names.APP_METRICS
     assert monitoring.METRICS_NAMESPACE == names.METRICS_NAMESPACE
+
+
+def test_a_failed_access_log_write_emits_access_log_write_failed(capsys: Any) -> None:
+    """ferry/access_log.py: the read is answered; the entry goes to the log and the metric."""
+    from datetime import UTC, datetime
+
+    from ferry.access_log import AccessLog, AccessRecorded
+
+    class Down:
+        def insert_events(self, stored_events: Any, **kwargs: Any) -> Any:
+            raise ConnectionError("the access-log table is unreachable")
+
+        def select_events(self, originator_id: Any, **kwargs: Any) -> Any:
+            return []
+
+    entry = AccessRecorded(
+        timestamp=datetime(2026, 3, 3, tzinfo=UTC).isoformat(),
+        customer_id="acme",
+        key_id="k1",
+        method="GET",
+        route="/jobs",
+        status=200,
+    )
+    assert AccessLog(Down()).record(entry) is False
+    assert emitted(capsys.readouterr().out) == {names.METRIC_ACCESS_LOG_WRITE_FAILED: [1.0]}
