@@ -68,6 +68,11 @@ def iam_suppressions(names: ResourceNames) -> dict[str, list[tuple[str, str]]]:
                 "the named table.",
             ),
             (
+                r"^Resource::<AuditAccessLog[0-9A-F]+\.Arn>/index/\*$",
+                "Queries on the access log's by-customer-time index (GET /audit/access, "
+                "verification and checkpoints of the access log: issue 11).",
+            ),
+            (
                 r"^Resource::<StorageStaging[0-9A-F]+\.Arn>/\*$",
                 "Objects of the staging bucket (the SFTP->SFTP legs' intermediate files).",
             ),

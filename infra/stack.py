@@ -223,6 +223,13 @@ class FerryStack(Stack):
             key=self.key,
             access_logs=self.storage.access_logs,
             query_api=self.projections.api_function,
+            api_functions=[
+                self.endpoints.api_function,
+                self.jobs.api_function,
+                self.projections.api_function,
+                self.routes.api_function,
+                self.notifications.api_function,
+            ],
             active=active,
         )
         # DELETE /endpoints/{id} refuses while jobs that are not final / enabled routes use it
@@ -270,6 +277,7 @@ class FerryStack(Stack):
             m.function(cid, fn)
         m.publisher_lag(self.publisher.function)
         m.job_failure_rate()
+        m.access_log_failures()
         m.fargate_task_failures(self.executor.cluster)
         m.widgets(
             queues={attr: fq.queue for attr, fq in all_queues.items()},

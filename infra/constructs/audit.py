@@ -11,17 +11,26 @@
   objects (no delete, no lock or retention changes), and is denied endpoint secrets.
 - The query API (GET /audit/verify, /audit/events, POST /audit/checkpoint) may read and put
   checkpoint objects; it still never writes the event store.
+- ``<prefix>-access-log`` (reads are audited, ``ferry/access_log.py``): the event store's key
+  schema and ``by-customer-time`` index, no stream, regional (a read is recorded where it is
+  answered), customer-managed key, point-in-time recovery, deletion protection. Every API
+  function may append to it (PutItem — the recorder's conditional put — and Query/GetItem for a
+  stream's head) and is denied DeleteItem/UpdateItem/BatchWriteItem on it: an entry, once
+  written, is never changed by Ferry. The query API lists it (GET /audit/access); the checkpoint
+  Lambda verifies and anchors it (``access-checkpoints/``).
 """
 
 from __future__ import annotations
 
 from aws_cdk import Duration, RemovalPolicy, Stack
+from aws_cdk import aws_dynamodb as ddb
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
+from events.dynamodb import CUSTOMER_TIME_INDEX
 from ferry import names as n
 from infra.constructs.schedules import Retry, lambda_schedule
 from infra.constructs.services import _Common, deny_secret_reads, secrets_arn
@@ -42,6 +51,7 @@ class AuditTrail(Construct):
         key: kms.IKey,
         access_logs: s3.IBucket,
         query_api: lambda_.IFunction,
+        api_functions: list[lambda_.IFunction],
         active: bool,
         retention_days: int = 2557,  # 7 years
     ) -> None:
@@ -100,6 +110,48 @@ class AuditTrail(Construct):
                     resources=[self.bucket.bucket_arn, self.bucket.arn_for_objects("*")],
                 )
             )
+
+        self.access_log = ddb.TableV2(
+            self,
+            "AccessLog",
+            table_name=names.access_log_table,
+            partition_key=ddb.Attribute(name="stream_id", type=ddb.AttributeType.STRING),
+            sort_key=ddb.Attribute(name="version", type=ddb.AttributeType.NUMBER),
+            global_secondary_indexes=[
+                ddb.GlobalSecondaryIndexPropsV2(
+                    index_name=CUSTOMER_TIME_INDEX,
+                    partition_key=ddb.Attribute(name="customer_id", type=ddb.AttributeType.STRING),
+                    sort_key=ddb.Attribute(name="at_key", type=ddb.AttributeType.STRING),
+                )
+            ],
+            billing=ddb.Billing.on_demand(),
+            encryption=ddb.TableEncryptionV2.customer_managed_key(key),
+            point_in_time_recovery_specification=ddb.PointInTimeRecoverySpecification(
+                point_in_time_recovery_enabled=True
+            ),
+            deletion_protection=True,
+            removal_policy=RemovalPolicy.RETAIN,
+        )
+        for fn in {id(f): f for f in (*api_functions, query_api)}.values():
+            fn.add_environment(n.ENV_ACCESS_LOG_TABLE, names.access_log_table)  # type: ignore[union-attr,attr-defined,unused-ignore]
+            self.access_log.grant_read_data(fn)  # a stream's head; the listing
+            self.access_log.grant(fn, "dynamodb:PutItem")  # the recorder's conditional append
+            key.grant_encrypt_decrypt(fn)
+            assert fn.role is not None
+            fn.role.add_to_principal_policy(
+                iam.PolicyStatement(
+                    sid="NeverChangeTheAccessLog",
+                    effect=iam.Effect.DENY,
+                    actions=[
+                        "dynamodb:DeleteItem",
+                        "dynamodb:UpdateItem",
+                        "dynamodb:BatchWriteItem",
+                    ],
+                    resources=[self.access_log.table_arn],
+                )
+            )
+        self.function.add_environment(n.ENV_ACCESS_LOG_TABLE, names.access_log_table)
+        self.access_log.grant_read_data(self.function)
 
         self.scheduler_role, self.schedule = lambda_schedule(
             self,

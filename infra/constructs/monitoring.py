@@ -151,6 +151,15 @@ class Monitoring(Construct):
             f"More than {FAILURE_RATE_THRESHOLD_PERCENT}% of finished jobs failed in 15 minutes",
         )
 
+    def access_log_failures(self) -> None:
+        self._alarm(
+            "AccessLogWriteFailed",
+            app_metric(n.METRIC_ACCESS_LOG_WRITE_FAILED, period=Duration.minutes(5)),
+            0,
+            "An API read was answered but not recorded in the access log (the entry is in the "
+            "function's log as 'access log write failed': reconcile it)",
+        )
+
     def fargate_task_failures(self, cluster: ecs.ICluster) -> None:
         rule = events.Rule(
             self,

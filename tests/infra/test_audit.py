@@ -73,3 +73,59 @@ def test_the_event_store_has_the_customer_and_time_index(t: dict[str, Any]) -> N
     [index] = table["Properties"]["GlobalSecondaryIndexes"]
     assert index["IndexName"] == CUSTOMER_TIME_INDEX
     assert [k["AttributeName"] for k in index["KeySchema"]] == ["customer_id", "at_key"]
+
+
+API_HANDLERS = (
+    "services.endpoints.handlers.handler",
+    "services.jobs.handlers.handler",
+    "services.projections.handlers.handler",
+    "services.routes.handlers.handler",
+    "services.notifications.handlers.handler",
+)
+
+
+def test_the_access_log_table_has_the_event_stores_keys_and_index_and_no_stream(
+    t: dict[str, Any],
+) -> None:
+    [table] = [
+        r
+        for r in resources(t, "AWS::DynamoDB::GlobalTable").values()
+        if r["Properties"].get("TableName") == NAMES.access_log_table
+    ]
+    p = table["Properties"]
+    assert [k["AttributeName"] for k in p["KeySchema"]] == ["stream_id", "version"]
+    [index] = p["GlobalSecondaryIndexes"]
+    assert index["IndexName"] == CUSTOMER_TIME_INDEX
+    assert [k["AttributeName"] for k in index["KeySchema"]] == ["customer_id", "at_key"]
+    assert "StreamSpecification" not in p
+    assert p["SSESpecification"]["SSEEnabled"] is True
+    assert table["DeletionPolicy"] == "Retain"
+
+
+@pytest.mark.parametrize("handler", API_HANDLERS)
+def test_every_api_function_appends_to_the_access_log_and_never_changes_it(
+    t: dict[str, Any], handler: str
+) -> None:
+    role = function_role(t, handler)
+    table = table_id(t, NAMES.access_log_table)
+    for action in ("dynamodb:PutItem", "dynamodb:Query", "dynamodb:GetItem"):
+        assert can(t, role, action, table), action
+    for action in ("dynamodb:DeleteItem", "dynamodb:UpdateItem", "dynamodb:BatchWriteItem"):
+        assert not can(t, role, action, table), action
+    [fn] = [
+        r
+        for r in resources(t, "AWS::Lambda::Function").values()
+        if r["Properties"].get("Handler") == handler
+    ]
+    env = fn["Properties"]["Environment"]["Variables"]
+    assert env["FERRY_ACCESS_LOG_TABLE"] == NAMES.access_log_table
+
+
+def test_the_checkpoint_function_reads_the_access_log_but_never_writes_it(
+    t: dict[str, Any],
+) -> None:
+    role = function_role(t, HANDLER)
+    table = table_id(t, NAMES.access_log_table)
+    assert can(t, role, "dynamodb:Query", table)
+    for action in ("dynamodb:PutItem", "dynamodb:DeleteItem", "dynamodb:UpdateItem"):
+        assert not can(t, role, action, table), action
