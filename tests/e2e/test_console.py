@@ -347,19 +347,26 @@ def test_search_a_routes_ledger(stack: Stack, world: dict[str, Any], browser: An
     assert "invoices/invoice-0042.csv" in text_of(browser, "table.files")
     assert "delivered" in text_of(browser, "table.files")
     browser.save_screenshot(str(shots / "route.png"))
-    search_ledger(browser, "never-uploaded.csv")
+    # The second question by address (the form was exercised above): the page is emptied first,
+    # so the answer read is the new render's. Asked through the form right after the first answer,
+    # about one CI run in three kept showing the first answer (a render race not yet found).
+    go(browser, stack, f"route/{world['route_id']}?q=never-uploaded.csv", ".ledger-answer")
 
     def not_in_ledger() -> bool:
         return "not in this route's ledger" in text_of(browser, ".ledger-answer")
 
     try:
-        wait_until(not_in_ledger, 10, what="the not-in-ledger answer")
-    except AssertionError:
-        # About one run in three here the page keeps the previous search's answer after the
-        # second search (a console render race not yet found; see the closing note of issue
-        # 14): the page loaded afresh at that address must give the answer.
-        browser.refresh()
-        wait_until(not_in_ledger, 30, what="the not-in-ledger answer after a reload")
+        wait_until(not_in_ledger, 20, what="the not-in-ledger answer")
+    except AssertionError as error:
+        page = text_of(browser, "#main")
+        direct = http(stack, "GET", f"/routes/{world['route_id']}/files?name=never-uploaded.csv")
+        fetched = browser.execute_script(
+            "return performance.getEntriesByType('resource').map(e => e.name).slice(-8)"
+        )
+        raise AssertionError(
+            f"{error}; at {browser.current_url} the page reads: {page}; the API answers {direct};"
+            f" the page fetched {fetched}"
+        ) from None
     go(browser, stack, "endpoints", "table tbody tr")
     assert "partner-sftp" in text_of(browser, "table")
     browser.save_screenshot(str(shots / "endpoints.png"))
