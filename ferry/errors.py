@@ -65,3 +65,21 @@ class Invalid(FerryError):
     """The request is readable but a field's value is not acceptable."""
 
     code = "validation_error"
+
+
+class TooManyRequests(FerryError):
+    """A limit of the caller's is reached; ``retry_after``: seconds to wait before trying again
+    (the Retry-After header)."""
+
+    code = "too_many_requests"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        retry_after: int,
+        field: str | None = None,
+        code: str | None = None,
+    ):
+        super().__init__(message, field=field, code=code)
+        self.retry_after = max(1, int(retry_after))

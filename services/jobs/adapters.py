@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 
 from events.contract import EndpointType
 from events.dynamodb_values import deserialize
@@ -16,9 +17,12 @@ from services.jobs.ports import (
     EndpointInfo,
     IdempotencyRecord,
     IdempotencyStore,
+    QueuedJobs,
     SourceIdentity,
 )
 from services.jobs.sla import SlowWatch, minute_of
+
+log = logging.getLogger(__name__)
 
 
 def _client(client: Any) -> Any:
@@ -222,3 +226,42 @@ class DynamoSlowWatch(SlowWatch):
             )
         except self._client.exceptions.ConditionalCheckFailedException:
             pass  # another checker got further already
+
+
+#: The jobs read model's status index (its definition: services/projections/tables.py, which
+#: this service may not import; tests/integration/test_queued_limit.py runs on that definition)
+JOBS_CUSTOMER_STATUS_INDEX = "customer-status-index"
+WAITING_STATUSES = ("RECEIVED", "QUEUED")
+
+
+class DynamoQueuedJobs(QueuedJobs):
+    """Counts on the read model's ``customer-status-index`` (partition ``<customer>#<status>``),
+    ``Select=COUNT`` with ``Limit``: one or two small queries per submission. A failed read
+    counts 0 (logged): the limit never refuses a transfer because the read model is down."""
+
+    def __init__(self, table_name: str, client: Any = None) -> None:
+        self.table = table_name
+        self.client = _client(client)
+
+    def count(self, customer_id: str, at_most: int) -> int:
+        total = 0
+        for status in WAITING_STATUSES:
+            kwargs: dict[str, Any] = {
+                "TableName": self.table,
+                "IndexName": JOBS_CUSTOMER_STATUS_INDEX,
+                "KeyConditionExpression": "customer_status = :p",
+                "ExpressionAttributeValues": {":p": {"S": f"{customer_id}#{status}"}},
+                "Select": "COUNT",
+            }
+            while total < at_most:
+                kwargs["Limit"] = at_most - total
+                try:
+                    page = self.client.query(**kwargs)
+                except (ClientError, BotoCoreError) as exc:  # never refuse on a failed read
+                    log.warning("queued jobs of %s not counted: %r", customer_id, exc)
+                    return 0
+                total += int(page.get("Count", 0))
+                if "LastEvaluatedKey" not in page:
+                    break
+                kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        return min(total, at_most)

@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple, TypeVar
 from uuid import UUID, uuid4
@@ -40,7 +40,7 @@ from events.contract import (
     TransferVerified,
 )
 from events.translate import detail_type_of_topic, stream_events
-from ferry.errors import Conflict, Invalid, NotFound
+from ferry.errors import Conflict, Invalid, NotFound, TooManyRequests
 from services.jobs.domain import (
     Job,
     JobAlreadyFinal,
@@ -53,6 +53,7 @@ from services.jobs.ports import (
     EndpointInfo,
     IdempotencyRecord,
     IdempotencyStore,
+    QueuedJobs,
     SourceIdentity,
 )
 from services.jobs.requests import (
@@ -109,6 +110,12 @@ class IdempotencyKeyReused(Conflict, JobsError):
     code = "idempotency_key_reused"
 
 
+class QueuedLimitReached(TooManyRequests, JobsError):
+    """The customer has its queued-jobs limit of jobs waiting to run: 429 with Retry-After."""
+
+    code = "queued_limit_reached"
+
+
 class ExecutorEventRejected(Conflict, JobsError):
     """An executor event that does not match its job (wrong customer): never applied."""
 
@@ -149,6 +156,14 @@ class JobsPolicy:
     retry_base_seconds: float = 2.0
     retry_cap_seconds: float = 300.0
     max_save_attempts: int = 10
+    #: jobs of a customer waiting to run (RECEIVED/QUEUED) beyond which POST /transfers is a
+    #: 429; per-customer exceptions; the Retry-After it answers
+    queued_limit: int = 1000
+    queued_limit_overrides: Mapping[str, int] = field(default_factory=dict)
+    queued_retry_after_seconds: int = 30
+
+    def queued_limit_of(self, customer_id: str) -> int:
+        return self.queued_limit_overrides.get(customer_id, self.queued_limit)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -167,11 +182,13 @@ class JobsApplication(FerryApplication):
         rand: Callable[[], float] = random.random,
         env: dict[str, str] | None = None,
         sources: SourceIdentity | None = None,
+        queued: QueuedJobs | None = None,
     ) -> None:
         super().__init__(env=env)
         self.endpoints = endpoints
         self.idempotency = idempotency
         self.sources = sources
+        self.queued = queued  # None: no queued-jobs limit
         self.policy = policy or JobsPolicy()
         self.clock = clock or (lambda: datetime.now(UTC))
         self.rand = rand
@@ -473,6 +490,8 @@ class JobsApplication(FerryApplication):
                 return Submitted(existing.job_id, existing.status, False)
             except JobNotFound:
                 pass
+        if route_id is None:  # a route's file is never refused: it waits its turn to run
+            self._check_queued(customer_id)
         job = Job.request(
             job_id=job_id,
             customer_id=customer_id,
@@ -487,7 +506,22 @@ class JobsApplication(FerryApplication):
         except IntegrityError:
             existing = self._load(held.job_id)
             return Submitted(existing.job_id, existing.status, False)
-        return Submitted(job.job_id, job.status, fresh)
+        return Submitted(job.job_id, job.status, True)  # this call created it
+
+    def _check_queued(self, customer_id: str) -> None:
+        """The queued-jobs limit (fair sharing): a new job is refused while the customer has
+        its limit of jobs waiting to run. A refused request that claimed a dedupe or
+        Idempotency-Key creates its job when repeated under the limit."""
+        if self.queued is None:
+            return
+        limit = self.policy.queued_limit_of(customer_id)
+        if self.queued.count(customer_id, limit) >= limit:
+            retry = self.policy.queued_retry_after_seconds
+            raise QueuedLimitReached(
+                f"queued-jobs limit reached: {limit} jobs of this customer are waiting to run "
+                f"(queued_limit {limit}); retry after {retry} s",
+                retry_after=retry,
+            )
 
     def _check_request(self, request: TransferRequest) -> None:
         if (request.source.endpoint_id, request.source.path) == (

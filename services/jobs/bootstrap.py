@@ -13,7 +13,7 @@ from datetime import datetime
 
 from ferry.api import ApiKeyStore, DynamoKeyStore
 from services.jobs.application import JobsApplication, JobsPolicy
-from services.jobs.ports import EndpointDirectory, IdempotencyStore, SourceIdentity
+from services.jobs.ports import EndpointDirectory, IdempotencyStore, QueuedJobs, SourceIdentity
 from services.jobs.settings import JobsSettings
 
 
@@ -33,6 +33,9 @@ def policy_from(settings: JobsSettings) -> JobsPolicy:
         retry_base_seconds=settings.jobs_retry_base_seconds,
         retry_cap_seconds=settings.jobs_retry_cap_seconds,
         max_save_attempts=settings.jobs_max_save_attempts,
+        queued_limit=settings.jobs_queued_limit,
+        queued_limit_overrides=dict(settings.jobs_queued_limit_overrides),
+        queued_retry_after_seconds=settings.jobs_queued_retry_after_seconds,
     )
 
 
@@ -46,12 +49,15 @@ def bootstrap(
     clock: Callable[[], datetime] | None = None,
     rand: Callable[[], float] = random.random,
     sources: SourceIdentity | None = None,
+    queued: QueuedJobs | None = None,
 ) -> JobsContext:
     """The jobs application and the API key store, with production adapters by default.
 
     ``env`` goes to eventsourcing (PERSISTENCE_MODULE etc.; the process environment otherwise).
     ``sources`` looks up the source's identity for the automatic dedupe key (default: S3
-    HeadObject / SFTP stat through the executor's endpoint access).
+    HeadObject / SFTP stat through the executor's endpoint access). ``queued`` counts a
+    customer's waiting jobs for the queued-jobs limit (default: the jobs read model, built
+    with the other production adapters; in-memory wiring has no limit unless it is given).
     """
     settings = settings or JobsSettings()
     if sources is None:
@@ -68,6 +74,10 @@ def bootstrap(
             idempotency = DynamoIdempotencyStore(settings.idempotency_table)
         if keys is None:
             keys = DynamoKeyStore(settings.api_keys_table)
+        if queued is None:
+            from services.jobs.adapters import DynamoQueuedJobs
+
+            queued = DynamoQueuedJobs(settings.jobs_table)
     app = JobsApplication(
         endpoints=endpoints,
         idempotency=idempotency,
@@ -76,5 +86,6 @@ def bootstrap(
         rand=rand,
         env=env,
         sources=sources,
+        queued=queued,
     )
     return JobsContext(app=app, keys=keys, settings=settings)

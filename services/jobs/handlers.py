@@ -91,7 +91,11 @@ def build_resolver(service: JobsContext) -> FerryResolver:
     app = make_resolver(service.keys, not_found_code="job_not_found")
     jobs = service.app
 
-    @app.post("/transfers", summary="Submit a transfer", responses=_responses(TransferAccepted))
+    @app.post(
+        "/transfers",
+        summary="Submit a transfer",
+        responses={**_responses(TransferAccepted), **error_responses(429)},
+    )
     def submit_transfer(body: TransferRequest) -> Response[TransferAccepted]:
         caller = principal(app)
         key = app.current_event.headers.get(IDEMPOTENCY_HEADER)

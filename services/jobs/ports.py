@@ -18,6 +18,7 @@ __all__ = [
     "EndpointInfo",
     "IdempotencyRecord",
     "IdempotencyStore",
+    "QueuedJobs",
     "SourceIdentity",
 ]
 
@@ -56,3 +57,15 @@ class SourceIdentity(ABC):
         """S3: ``etag=…`` (and ``version=…`` when the object has a VersionId); SFTP:
         ``size=…;mtime=…``. None when it cannot be looked up (missing, unreachable): the
         caller then dedupes by the request alone and says so."""
+
+
+class QueuedJobs(ABC):
+    """How many of a customer's jobs wait to run (RECEIVED or QUEUED — a job in a retry
+    backoff is QUEUED), as the jobs read model shows them: the queued-jobs limit of
+    POST /transfers. The read model lags the event store by the projection's delay, so the
+    limit is approximate by as many jobs as are submitted in that time."""
+
+    @abstractmethod
+    def count(self, customer_id: str, at_most: int) -> int:
+        """The number, counting no further than ``at_most`` (the limit: nothing beyond it
+        matters, and it bounds the read)."""

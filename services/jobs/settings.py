@@ -6,7 +6,10 @@ The event store itself is configured through eventsourcing's own environment mec
 
 from __future__ import annotations
 
-from pydantic import Field
+import json
+from typing import Annotated, Any
+
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from ferry.names import ENV_PREFIX, ResourceNames
@@ -21,6 +24,7 @@ class JobsSettings(BaseSettings):
     endpoints_table: str = _DEFAULTS.endpoints_table
     idempotency_table: str = _DEFAULTS.idempotency_table
     api_keys_table: str = _DEFAULTS.api_keys_table
+    jobs_table: str = _DEFAULTS.jobs_table  # the read model (FERRY_JOBS_TABLE)
 
     # Idempotency: a request without Idempotency-Key is deduplicated within this window.
     jobs_dedupe_window_seconds: float = Field(default=600.0, gt=0)
@@ -33,3 +37,22 @@ class JobsSettings(BaseSettings):
 
     # Optimistic concurrency: reload-and-retry bound for appends that lose a race.
     jobs_max_save_attempts: int = Field(default=10, ge=1)
+
+    # Fair sharing (docs/data-plane.md): a customer's jobs waiting to run (RECEIVED/QUEUED in
+    # the read model) beyond which POST /transfers answers 429 with Retry-After; per-customer
+    # exceptions as JSON (FERRY_JOBS_QUEUED_LIMIT_OVERRIDES='{"<customer_id>": 5000}').
+    jobs_queued_limit: int = Field(default=1000, ge=1, le=1_000_000)
+    jobs_queued_limit_overrides: dict[str, Annotated[int, Field(ge=1, le=1_000_000)]] = Field(
+        default_factory=dict
+    )
+    jobs_queued_retry_after_seconds: int = Field(default=30, ge=1, le=3600)
+
+    @field_validator("jobs_queued_limit_overrides", mode="before")
+    @classmethod
+    def _json_map(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            try:
+                return json.loads(value) if value.strip() else {}
+            except ValueError:
+                raise ValueError("FERRY_JOBS_QUEUED_LIMIT_OVERRIDES: not a JSON object") from None
+        return value
