@@ -115,12 +115,15 @@ def seed(stack: LocalStack, count: int) -> float:
             )
         # every job reads one of ten endpoints and writes one of the same ten (the endpoint
         # indexes' keys): each is the source of 10 % of the jobs and the target of 10 % (1 % both)
-        for side, endpoint in (("source", ENDPOINTS[n % 10]), ("target", ENDPOINTS[n // 10 % 10])):
+        source, target = ENDPOINTS[n % 10], ENDPOINTS[n // 10 % 10]
+        for side, endpoint in (("source", source), ("target", target)):
             item[side] = {**item[side], "endpoint_id": endpoint}
             item[f"customer_{side}"] = readmodels.customer_endpoint(DEMO_CUSTOMER, endpoint)
             item[f"customer_{side}_status"] = readmodels.customer_endpoint(
                 DEMO_CUSTOMER, endpoint, item["status"]
             )
+        if source == target:  # as the projector keeps them: in the source indexes only
+            del item["customer_target"], item["customer_target_status"]
         batch.append({"PutRequest": {"Item": serialize(item)}})
         if len(batch) == 25 or n == count - 1:
             pending: dict[str, Any] = {table: batch}

@@ -180,21 +180,25 @@ class Tables(Construct):
                     index_name="customer-source-index",
                     partition_key=_attr("customer_source"),
                     sort_key=_attr("created_at"),
+                    projection_type=ddb.ProjectionType.KEYS_ONLY,
                 ),
                 ddb.GlobalSecondaryIndexPropsV2(
                     index_name="customer-source-status-index",
                     partition_key=_attr("customer_source_status"),
                     sort_key=_attr("created_at"),
+                    projection_type=ddb.ProjectionType.KEYS_ONLY,
                 ),
                 ddb.GlobalSecondaryIndexPropsV2(
                     index_name="customer-target-index",
                     partition_key=_attr("customer_target"),
                     sort_key=_attr("created_at"),
+                    projection_type=ddb.ProjectionType.KEYS_ONLY,
                 ),
                 ddb.GlobalSecondaryIndexPropsV2(
                     index_name="customer-target-status-index",
                     partition_key=_attr("customer_target_status"),
                     sort_key=_attr("created_at"),
+                    projection_type=ddb.ProjectionType.KEYS_ONLY,
                 ),
             ],
         )

@@ -330,9 +330,10 @@ class Queries:
         limit: int,
         next_token: str | None,
     ) -> JobList:
-        """Jobs reading from or writing to the endpoint, newest first: the source and the
-        target index read from where the token says, merged by (created_at, job_id). A job
-        whose source and target are both this endpoint is taken from the source side only."""
+        """Jobs reading from or writing to the endpoint, newest first: the keys of the source
+        and the target index (a job from the endpoint to itself is in the source one only) read
+        from where the token says, merged by (created_at, job_id), then the items by key. An
+        item whose key has moved on since the index was read (its status) is left out."""
         indexes = (
             {"source": JOBS_CUSTOMER_SOURCE_INDEX, "target": JOBS_CUSTOMER_TARGET_INDEX}
             if status is None
@@ -369,7 +370,7 @@ class Queries:
             start = position if isinstance(position, dict) else None
             page = self.store.query(IndexQuery(**{**queries[side].__dict__, "start_key": start}))
             batches[side], more[side] = page.items, page.last_key
-        taken: list[Item] = []
+        taken: list[tuple[str, str]] = []  # (side, job id)
         read = dict.fromkeys(_SIDES, 0)
         while len(taken) < limit:
             if any(read[s] == len(batches[s]) and more[s] for s in _SIDES):
@@ -378,16 +379,22 @@ class Queries:
             if not heads:
                 break
             side = max(heads, key=lambda s: _newest(batches[s][read[s]]))
-            item = batches[side][read[side]]
+            key = batches[side][read[side]]
             read[side] += 1
-            at[side] = _key_of(item, queries[side])
-            if side == "target" and (item.get("source") or {}).get("endpoint_id") == endpoint_id:
-                continue  # the source side has it
-            taken.append(item)
+            at[side] = _key_of(key, queries[side])
+            if all(key["job_id"] != job_id for _, job_id in taken[-1:]):
+                taken.append((side, key["job_id"]))  # (once, were it on both sides)
         for side in _SIDES:
             if read[side] == len(batches[side]) and at[side] != _END:
                 at[side] = more[side] or _END
-        return JobList(jobs=[job_view(i) for i in taken], next_token=encode_sides(at))
+        items = self.store.get_many(JOBS, [job_id for _, job_id in taken])
+        jobs = [
+            job_view(item)
+            for side, job_id in taken
+            if (item := items.get(job_id)) is not None
+            and item.get(queries[side].partition_attribute) == value
+        ]
+        return JobList(jobs=jobs, next_token=encode_sides(at))
 
     def _page(self, query: IndexQuery, key_attribute: str, next_token: str | None) -> Page:
         if next_token:

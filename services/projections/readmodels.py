@@ -117,9 +117,10 @@ def _index_keys(new: Item) -> None:
     if new.get("route_id"):
         new["customer_route"] = customer_route(customer, new["route_id"])
         new["customer_route_status"] = customer_route(customer, new["route_id"], status)
-    for side in ("source", "target"):
-        endpoint = (new.get(side) or {}).get("endpoint_id")
-        if endpoint:
+    source = (new.get("source") or {}).get("endpoint_id")
+    target = (new.get("target") or {}).get("endpoint_id")
+    for side, endpoint in (("source", source), ("target", target if target != source else None)):
+        if endpoint:  # a job from an endpoint to itself is in the source indexes only
             new[f"customer_{side}"] = customer_endpoint(customer, endpoint)
             new[f"customer_{side}_status"] = customer_endpoint(customer, endpoint, status)
 

@@ -12,21 +12,23 @@ JOBS_CUSTOMER_CREATED_INDEX = "customer-created-index"
 JOBS_CUSTOMER_STATUS_INDEX = "customer-status-index"
 JOBS_CUSTOMER_ROUTE_INDEX = "customer-route-index"  # sparse: jobs a route started
 JOBS_CUSTOMER_ROUTE_STATUS_INDEX = "customer-route-status-index"
-# a job touches two endpoints: one sparse pair per side, merged by the endpoint filter
+# A job touches two endpoints: one pair per side, merged by the endpoint filter. Keys only (the
+# filter reads the items by key), so a progress write does not rewrite them; the target pair holds
+# only jobs whose target is not their source (the source pair has those).
 JOBS_CUSTOMER_SOURCE_INDEX = "customer-source-index"
 JOBS_CUSTOMER_SOURCE_STATUS_INDEX = "customer-source-status-index"
 JOBS_CUSTOMER_TARGET_INDEX = "customer-target-index"
 JOBS_CUSTOMER_TARGET_STATUS_INDEX = "customer-target-status-index"
 
 
-def _gsi(name: str, partition: str, sort: str) -> dict[str, Any]:
+def _gsi(name: str, partition: str, sort: str, projection: str = "ALL") -> dict[str, Any]:
     return {
         "IndexName": name,
         "KeySchema": [
             {"AttributeName": partition, "KeyType": "HASH"},
             {"AttributeName": sort, "KeyType": "RANGE"},
         ],
-        "Projection": {"ProjectionType": "ALL"},
+        "Projection": {"ProjectionType": projection},
     }
 
 
@@ -66,10 +68,20 @@ def table_definitions(names: ResourceNames) -> list[dict[str, Any]]:
                 _gsi(JOBS_CUSTOMER_STATUS_INDEX, "customer_status", "created_at"),
                 _gsi(JOBS_CUSTOMER_ROUTE_INDEX, "customer_route", "created_at"),
                 _gsi(JOBS_CUSTOMER_ROUTE_STATUS_INDEX, "customer_route_status", "created_at"),
-                _gsi(JOBS_CUSTOMER_SOURCE_INDEX, "customer_source", "created_at"),
-                _gsi(JOBS_CUSTOMER_SOURCE_STATUS_INDEX, "customer_source_status", "created_at"),
-                _gsi(JOBS_CUSTOMER_TARGET_INDEX, "customer_target", "created_at"),
-                _gsi(JOBS_CUSTOMER_TARGET_STATUS_INDEX, "customer_target_status", "created_at"),
+                _gsi(JOBS_CUSTOMER_SOURCE_INDEX, "customer_source", "created_at", "KEYS_ONLY"),
+                _gsi(
+                    JOBS_CUSTOMER_SOURCE_STATUS_INDEX,
+                    "customer_source_status",
+                    "created_at",
+                    "KEYS_ONLY",
+                ),
+                _gsi(JOBS_CUSTOMER_TARGET_INDEX, "customer_target", "created_at", "KEYS_ONLY"),
+                _gsi(
+                    JOBS_CUSTOMER_TARGET_STATUS_INDEX,
+                    "customer_target_status",
+                    "created_at",
+                    "KEYS_ONLY",
+                ),
             ],
             "BillingMode": "PAY_PER_REQUEST",
         },

@@ -109,6 +109,15 @@ def test_read_model_tables_and_gsis(synth: Synth) -> None:
         "customer-target-index": ["customer_target", "created_at"],
         "customer-target-status-index": ["customer_target_status", "created_at"],
     }
+    projections = {
+        g["IndexName"]: g["Projection"]["ProjectionType"] for g in jobs["GlobalSecondaryIndexes"]
+    }
+    assert {n for n, p in projections.items() if p == "KEYS_ONLY"} == {
+        "customer-source-index",
+        "customer-source-status-index",
+        "customer-target-index",
+        "customer-target-status-index",
+    }
 
 
 @pytest.mark.parametrize(

@@ -119,6 +119,12 @@ def test_a_status_change_moves_both_endpoint_status_keys() -> None:
     assert item["customer_target"] == f"acme#{EP_B}"
     assert item["customer_source_status"] == f"acme#{EP_A}#FAILED"
     assert item["customer_target_status"] == f"acme#{EP_B}#FAILED"
+    loop: dict[str, Any] = {**item, "target": {"endpoint_id": EP_A, "path": "b"}}
+    for key in ("status", "customer_target", "customer_target_status"):
+        del loop[key]
+    readmodels._advance(loop, JobStatus.QUEUED)
+    assert loop["customer_source_status"] == f"acme#{EP_A}#QUEUED"
+    assert "customer_target" not in loop  # from an endpoint to itself: the source side only
 
 
 def test_bad_endpoint_id_route_and_foreign_tokens(queries: Queries) -> None:
