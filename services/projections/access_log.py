@@ -22,14 +22,13 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from ferry import names as n
 from ferry.api import FerryResolver, principal
-from ferry.errors import BadRequest, NotFound
+from ferry.errors import NotFound
 from services.projections.audit import (
     Audit,
     CheckpointStore,
     CustomerIndex,
-    _iso,
-    decode_event_token,
     encode_event_token,
+    index_window,
 )
 from services.projections.audit_routes import IsoTime
 
@@ -162,12 +161,7 @@ def access_page(
 ) -> AccessPage:
     """The customer's recorded calls in [since, until], oldest first, ``limit`` per page;
     ``key`` keeps one API key's (by id or name). Always the one customer's index partition."""
-    low = _iso(since, "since") or ""
-    high = _iso(until, "until")
-    if low and high and low > high:
-        raise BadRequest("since must not be after until", field="since")
-    high_key = (high + "#~") if high else "~"
-    start = decode_event_token(next_token) if next_token else None
+    low, high_key, start = index_window(since, until, next_token)
     entries: list[AccessEntry] = []
     reads = 0
     last: str | None = None

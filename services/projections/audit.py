@@ -119,6 +119,19 @@ def _owner(items: Sequence[Mapping[str, Any]]) -> str:
     return ""
 
 
+def index_window(
+    since: datetime | None, until: datetime | None, next_token: str | None
+) -> tuple[str, str, str | None]:
+    """A customer-and-time index range for [since, until] (checked: zones, order) and where a
+    page token resumes it: (low key, high key, start position or None)."""
+    low = _iso(since, "since") or ""
+    high = _iso(until, "until")
+    if low and high and low > high:
+        raise BadRequest("since must not be after until", field="since")
+    high_key = (high + "#~") if high else "~"
+    return low, high_key, decode_event_token(next_token) if next_token else None
+
+
 def _iso(value: datetime | None, name: str) -> str | None:
     if value is None:
         return None
@@ -302,12 +315,7 @@ class Audit:
     ) -> dict[str, Any]:
         """The customer's published events in [since, until], ordered by (time, stream,
         version), ``limit`` per page; ``reads`` is the index Query requests this page took."""
-        low = _iso(since, "since") or ""
-        high = _iso(until, "until")
-        if low and high and low > high:
-            raise BadRequest("since must not be after until", field="since")
-        high_key = (high + "#~") if high else "~"
-        start = decode_event_token(next_token) if next_token else None
+        low, high_key, start = index_window(since, until, next_token)
         matched: list[dict[str, Any]] = []
         reads = 0
         last: str | None = None
