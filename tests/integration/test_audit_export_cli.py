@@ -11,10 +11,9 @@ from typing import Any
 import boto3
 import pytest
 
-from events.dynamodb import DynamoDBAggregateRecorder, create_events_table
-from ferry.api import DynamoKeyStore, issue_key
 from ferry.cli import main
 from services.projections.samples import History, to_stored
+from tests.support.history_store import build_on_moto, seed_event_store, use_cli_env
 from tests.support.moto_server import unique_name
 
 pytestmark = pytest.mark.usefixtures("aws_env")
@@ -26,25 +25,14 @@ class Store:
     """acme: two endpoints, three jobs; globex: one job — in the event store, sealed on append."""
 
     def __init__(self, env: dict[str, str]) -> None:
-        self.ddb, self.s3 = boto3.client("dynamodb"), boto3.client("s3")
-        self.table, self.keys_table = unique_name("events"), unique_name("keys")
-        create_events_table(self.ddb, self.table)
-        DynamoKeyStore.create_table(self.ddb, self.keys_table)
-        keys = DynamoKeyStore(self.keys_table, client=self.ddb)
-        issue_key(keys, "acme")
-        issue_key(keys, "globex")
+        self.s3 = boto3.client("s3")
         h = History()
         src, dst = h.endpoint("acme", endpoint_type="s3"), h.endpoint("acme")
         for outcome in ("succeeded", "failed", "succeeded"):
             h.job("acme", src, dst, outcome=outcome)
         h.job("globex", h.endpoint("globex"), h.endpoint("globex"))
         self.history = h
-        recorder = DynamoDBAggregateRecorder(self.ddb, self.table)
-        by_stream: dict[str, list[Any]] = {}
-        for event in h.events:
-            by_stream.setdefault(event.stream_id, []).append(to_stored(event))
-        for stored in by_stream.values():
-            recorder.insert_events(stored)
+        self.table, self.keys_table = seed_event_store(h, ["acme", "globex"])
         self.bucket = unique_name("auditexport")
         self.s3.create_bucket(Bucket=self.bucket)
         self.env = {
@@ -67,21 +55,12 @@ class Store:
 
 @pytest.fixture(scope="module")
 def store(moto_server: str) -> Store:
-    with pytest.MonkeyPatch.context() as patch:
-        from tests.support.moto_server import aws_environment
-
-        env = aws_environment(moto_server)
-        for name, value in env.items():
-            patch.setenv(name, value)
-        return Store(env)
+    return build_on_moto(moto_server, Store)
 
 
 @pytest.fixture
 def cli_env(store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    for name, value in store.env.items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.setenv("FERRY_DATA_DIR", str(tmp_path / "data"))
-    return tmp_path
+    return use_cli_env(store.env, tmp_path, monkeypatch)
 
 
 def _export(capsys: Any, *args: str) -> dict[str, Any]:

@@ -22,15 +22,14 @@ import boto3
 import pytest
 
 from events.contract import FerryEvent
-from events.dynamodb import DynamoDBAggregateRecorder, create_events_table
 from events.translate import from_eventbridge
-from ferry.api import DynamoKeyStore, issue_key
 from ferry.cli import main
 from ferry.names import ALL_SOURCES, ResourceNames
 from services.projections.audit_adapters import DynamoCustomerIndex
 from services.projections.replay import PublishResult, Target, plan, replay, start_state
 from services.projections.replay_adapters import JsonFileStateStore, SqsPublisher
-from services.projections.samples import History, to_stored
+from services.projections.samples import History
+from tests.support.history_store import build_on_moto, seed_event_store, use_cli_env
 from tests.support.moto_server import unique_name
 
 pytestmark = pytest.mark.usefixtures("aws_env")
@@ -44,24 +43,13 @@ class Store:
     def __init__(self, env: dict[str, str]) -> None:
         self.ddb, self.sqs = boto3.client("dynamodb"), boto3.client("sqs")
         self.events = boto3.client("events")
-        self.table, self.keys_table = unique_name("events"), unique_name("keys")
-        create_events_table(self.ddb, self.table)
-        DynamoKeyStore.create_table(self.ddb, self.keys_table)
-        keys = DynamoKeyStore(self.keys_table, client=self.ddb)
-        issue_key(keys, "acme")
-        issue_key(keys, "globex")
         h = History()
         src, dst = h.endpoint("acme", endpoint_type="s3"), h.endpoint("acme")
         for outcome in ("succeeded", "failed", "succeeded", "succeeded"):
             h.job("acme", src, dst, outcome=outcome)
         h.job("globex", h.endpoint("globex"), h.endpoint("globex"))
         self.history = h
-        recorder = DynamoDBAggregateRecorder(self.ddb, self.table)
-        by_stream: dict[str, list[Any]] = {}
-        for event in h.events:
-            by_stream.setdefault(event.stream_id, []).append(to_stored(event))
-        for stored in by_stream.values():
-            recorder.insert_events(stored)
+        self.table, self.keys_table = seed_event_store(h, ["acme", "globex"])
         self.index = DynamoCustomerIndex(self.ddb, self.table)
         self.env = {
             **env,
@@ -99,21 +87,12 @@ class Store:
 
 @pytest.fixture(scope="module")
 def store(moto_server: str) -> Store:
-    with pytest.MonkeyPatch.context() as patch:
-        from tests.support.moto_server import aws_environment
-
-        env = aws_environment(moto_server)
-        for name, value in env.items():
-            patch.setenv(name, value)
-        return Store(env)
+    return build_on_moto(moto_server, Store)
 
 
 @pytest.fixture
 def cli_env(store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    for name, value in store.env.items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.setenv("FERRY_DATA_DIR", str(tmp_path / "data"))
-    return tmp_path
+    return use_cli_env(store.env, tmp_path, monkeypatch)
 
 
 def _replay(*args: str) -> int:
