@@ -347,6 +347,8 @@ class FerryStack(Stack):
         self.storage.staging.grant_delete(role)
         for attr in ("executor_queue", "validator_queue"):
             self.messaging.queues[attr].queue.grant_consume_messages(role)
+        # fair sharing puts a waiting customer's job back as a fresh copy (executor/fairness.py)
+        self.messaging.queues["executor_queue"].queue.grant_send_messages(role)
         self._grant_partner_access(names, role)
 
     def _grant_assume_customer_roles(self, role: iam.IRole) -> None:

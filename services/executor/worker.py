@@ -229,7 +229,7 @@ class Executor:
                 if admitted == "customer-wait":
                     waiting = True
                     back.append(message)
-                    delays.append(self.admission.put_back(self._customer_of(message)))
+                    delays.append(self.admission.put_back(*self._customer_and_job(message)))
                 continue
             start(message, *admitted)
             started += 1
@@ -239,8 +239,9 @@ class Executor:
         return started
 
     @staticmethod
-    def _customer_of(message: Message) -> str:
-        return parse_job_message(message.body).customer_id
+    def _customer_and_job(message: Message) -> tuple[str, str]:
+        job = parse_job_message(message.body)
+        return job.customer_id, job.job_id
 
     def _put_back(self, messages: list[Message], delays: list[int] | None = None) -> None:
         if not messages:
@@ -281,7 +282,7 @@ class Executor:
         admitted = self._admit(message)
         if isinstance(admitted, str):
             if admitted == "customer-wait":
-                delay = self.admission.put_back(self._customer_of(message))
+                delay = self.admission.put_back(*self._customer_and_job(message))
                 self._put_back([message], [delay])
             return admitted
         return self._run_admitted(message, *admitted)
@@ -307,7 +308,7 @@ class Executor:
                 return "running-here"
             self._running.add(job.job_id)
         try:
-            customer = self.admission.admit(job.customer_id, self._holder(job))
+            customer = self.admission.admit(job.customer_id, self._holder(job), job.job_id)
         except BaseException:
             self._not_running(job)
             raise

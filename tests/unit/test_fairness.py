@@ -4,6 +4,7 @@ the holder's), on an injected clock."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Collection
 
 from services.executor.fairness import FIRST_GUESS, Admission, customer_key
@@ -73,20 +74,36 @@ def test_a_blocked_customer_is_not_asked_again_until_recheck_or_one_of_its_jobs_
 
 def test_put_back_jobs_are_spaced_by_the_customers_job_time_over_its_limit() -> None:
     fair, _, clock = admission({"A": 2})
-    # before any job ended here: FIRST_GUESS per job, two at a time
-    first = [fair.put_back("A") for _ in range(6)]
-    assert first == [int(i * FIRST_GUESS / 2) for i in range(6)]
+    # before any job ended here: FIRST_GUESS per job, two at a time (whole seconds, rounded up)
+    first = [fair.put_back("A", f"j{i}") for i in range(6)]
+    assert first == [math.ceil(i * FIRST_GUESS / 2) for i in range(6)]
     fair.ended("A", 4.0)  # A's jobs take 4 s: two every 4 s
     clock[0] += 100  # the line has drained
-    assert [fair.put_back("A") for _ in range(6)] == [0, 2, 4, 6, 8, 10]
+    assert [fair.put_back("A", f"k{i}") for i in range(6)] == [0, 2, 4, 6, 8, 10]
     # another customer's line is its own
-    assert fair.put_back("B") == 0
+    assert fair.put_back("B", "b0") == 0
+
+
+def test_a_job_back_at_its_place_keeps_it_and_an_admitted_one_is_forgotten() -> None:
+    fair, semaphore, clock = admission({"A": 1})
+    fair.ended("A", 10.0)
+    assert fair.admit("A", "e/run", "run") is not None
+    assert [fair.put_back("A", j) for j in ("j0", "j1", "j2")] == [0, 10, 20]
+    # j0 comes back at once, A is still at its limit: 1 s later, the line does not grow
+    assert fair.put_back("A", "j0") == 1
+    assert fair.put_back("A", "j3") == 30
+    # j0 is admitted later; put back again afterwards it is a new job at the end of the line
+    semaphore.release(customer_key("A"), 0, "e/run")
+    fair.ended("A", 10.0)
+    clock[0] += 1
+    assert fair.admit("A", "e/j0", "j0") is not None
+    assert fair.put_back("A", "j0") == 39
 
 
 def test_the_longest_delay_is_sqs_maximum() -> None:
     fair, _, _ = admission({"A": 1})
     fair.ended("A", 600.0)
-    assert [fair.put_back("A") for _ in range(3)] == [0, 600, 900]
+    assert [fair.put_back("A", f"j{i}") for i in range(3)] == [0, 600, 900]
 
 
 def test_limits_come_from_the_setting_and_its_per_customer_overrides() -> None:
