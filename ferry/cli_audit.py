@@ -18,108 +18,48 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
-from datetime import datetime
 from typing import Any
 
-from rich.console import Console
 from rich.table import Table
 
-out = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False, soft_wrap=True)
-
-
-def _error(message: str, field: str | None = None) -> Exception:
-    from ferry.cli_common import CliError
-
-    return CliError(message, field=field)
-
-
-def _time(value: str | None, option: str) -> datetime | None:
-    if value is None:
-        return None
-    try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        raise _error(f"{option}: an ISO 8601 time such as 2026-03-01T00:00:00Z", option) from None
-    if parsed.tzinfo is None:
-        raise _error(f"{option}: a time zone is required (e.g. Z)", option)
-    return parsed
-
-
-def _customer(value: str | None) -> str | None:
-    if value is None:
-        return None
-    from ferry.validation import check_name
-
-    try:
-        return check_name(value)
-    except ValueError as error:
-        raise _error(f"--customer: {error}", "--customer") from None
-
-
-def _context(args: argparse.Namespace) -> tuple[Any, Any]:
-    """(Audit, keys store) on the stack's resources."""
-    import boto3
-
-    from ferry import names as n
-    from ferry.api import DynamoKeyStore
-    from ferry.cli_common import load_config
-    from services.projections.audit_bootstrap import AuditSettings, build_audit
-
-    config = load_config(args)
-    endpoint = os.environ.get("AWS_ENDPOINT_URL") or config.get("aws_endpoint")
-    region = str(config.get("region") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1")
-    names = n.ResourceNames()
-    kwargs: dict[str, Any] = {"region_name": region}
-    if endpoint:
-        from ferry.local import bootstrap
-
-        ddb = bootstrap.aws_client("dynamodb", str(endpoint), region)
-        s3 = bootstrap.aws_client("s3", str(endpoint), region)
-    else:
-        ddb, s3 = boto3.client("dynamodb", **kwargs), boto3.client("s3", **kwargs)
-    settings = AuditSettings()
-    audit = build_audit(settings=settings, dynamodb_client=ddb, s3_client=s3)
-    keys = DynamoKeyStore(os.environ.get(n.ENV_API_KEYS_TABLE) or names.api_keys_table, client=ddb)
-    return audit, keys
-
-
-def _customers(audit: Any, keys: Any, only: str | None) -> list[str]:
-    if only:
-        return [only]
-    return sorted(
-        {k.principal.customer_id for k in keys.list_keys()} | set(audit.checkpoints.customers())
-    )
+from ferry.cli_audit_common import (
+    audit_context,
+    cli_error,
+    customers_of,
+    err,
+    out,
+    parse_customer,
+    parse_time,
+)
 
 
 def cmd_audit_verify(args: argparse.Namespace) -> int:
     if args.export is not None:
         if args.customer or args.since or args.stream:
-            raise _error(
+            raise cli_error(
                 "--export verifies an export alone (no --customer/--since/--stream)", "--export"
             )
         from ferry.cli_audit_export import cmd_verify_export
 
         return cmd_verify_export(args)
-    customer = _customer(args.customer)
-    since = _time(args.since, "--since")
-    audit, keys = _context(args)
+    customer = parse_customer(args.customer)
+    since = parse_time(args.since, "--since")
+    audit, keys = audit_context(args)
     reports: dict[str, Any] = {}
     if args.stream:
         if not customer:
-            raise _error("--stream needs --customer (the stream's owner)", "--stream")
+            raise cli_error("--stream needs --customer (the stream's owner)", "--stream")
         from ferry.errors import NotFound
 
         try:
             reports[customer] = audit.verify_stream(customer, args.stream)
         except NotFound as error:
-            raise _error(error.message, "--stream") from None
+            raise cli_error(error.message, "--stream") from None
     else:
         from rich.progress import Progress
 
-        names = _customers(audit, keys, customer)
+        names = customers_of(audit, keys, customer)
         with Progress(console=err, transient=True) as progress:
             task = progress.add_task("verifying", total=len(names))
             for name in names:
@@ -158,8 +98,8 @@ def cmd_audit_verify(args: argparse.Namespace) -> int:
 def cmd_audit_checkpoint(args: argparse.Namespace) -> int:
     from services.projections.audit_checkpoints import checkpoint_all
 
-    audit, keys = _context(args)
-    customers = _customers(audit, keys, _customer(args.customer))
+    audit, keys = audit_context(args)
+    customers = customers_of(audit, keys, parse_customer(args.customer))
     written = checkpoint_all(audit, customers)
     from ferry.cli_audit_access import checkpoint_access
 
@@ -175,9 +115,9 @@ def cmd_audit_checkpoint(args: argparse.Namespace) -> int:
 
 
 def cmd_audit_events(args: argparse.Namespace) -> int:
-    customer = _customer(args.customer)
+    customer = parse_customer(args.customer)
     assert customer is not None
-    audit, _ = _context(args)
+    audit, _ = audit_context(args)
     from ferry.errors import FerryError
 
     token = None
@@ -186,8 +126,8 @@ def cmd_audit_events(args: argparse.Namespace) -> int:
         while True:
             page = audit.events(
                 customer,
-                since=_time(args.since, "--since"),
-                until=_time(args.until, "--until"),
+                since=parse_time(args.since, "--since"),
+                until=parse_time(args.until, "--until"),
                 detail_type=args.type,
                 limit=500,
                 next_token=token,
@@ -197,7 +137,7 @@ def cmd_audit_events(args: argparse.Namespace) -> int:
             if token is None or len(rows) >= args.limit:
                 break
     except FerryError as error:
-        raise _error(error.message, error.field) from None
+        raise cli_error(error.message, error.field) from None
     rows = rows[: args.limit]
     if args.json:
         sys.stdout.write(json.dumps({"events": rows, "count": len(rows)}, indent=2) + "\n")

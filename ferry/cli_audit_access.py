@@ -11,7 +11,6 @@ tool); a customer reads its own with GET /audit/access.
 from __future__ import annotations
 
 import argparse
-import os
 from typing import Any
 
 from rich.console import Console
@@ -21,27 +20,11 @@ out = Console(highlight=False, soft_wrap=True)
 
 def access_audit(args: argparse.Namespace) -> Any:
     """:class:`Audit` over the access-log table and its checkpoints, on the stack's resources."""
-    from ferry.cli_common import load_config
-    from services.projections.access_log import build_access_audit
-
-    config = load_config(args)
-    endpoint = os.environ.get("AWS_ENDPOINT_URL") or config.get("aws_endpoint")
-    region = str(config.get("region") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1")
-    if endpoint:
-        from ferry.local import bootstrap
-
-        ddb = bootstrap.aws_client("dynamodb", str(endpoint), region)
-        s3 = bootstrap.aws_client("s3", str(endpoint), region)
-    else:
-        import boto3
-
-        ddb, s3 = (
-            boto3.client("dynamodb", region_name=region),
-            boto3.client("s3", region_name=region),
-        )
+    from ferry.cli_audit_common import stack_client
     from ferry.names import ResourceNames
-    from services.projections.access_log import AccessAuditSettings
+    from services.projections.access_log import AccessAuditSettings, build_access_audit
 
+    ddb, s3 = stack_client(args, "dynamodb"), stack_client(args, "s3")
     settings = AccessAuditSettings()  # the operator's CLI: the stack's own table by default
     if not settings.access_log_table:
         settings = settings.model_copy(
@@ -84,13 +67,13 @@ def checkpoint_access(args: argparse.Namespace, customers: list[str]) -> dict[st
 
 
 def cmd_audit_access(args: argparse.Namespace) -> int:
-    from ferry.cli_audit import _customer, _customers, _time
+    from ferry.cli_audit_common import customers_of, parse_customer, parse_time
     from ferry.cli_common import CliError, cell, emit_json, table
     from ferry.errors import FerryError
     from services.projections.access_log import access_page
 
-    only = _customer(args.customer)
-    since, until = _time(args.since, "--since"), _time(args.until, "--until")
+    only = parse_customer(args.customer)
+    since, until = parse_time(args.since, "--since"), parse_time(args.until, "--until")
     if args.limit < 1:
         raise CliError("--limit: at least 1", field="--limit")
     audit = access_audit(args)
@@ -101,10 +84,10 @@ def cmd_audit_access(args: argparse.Namespace) -> int:
     if only:
         customers = [only]
     else:
-        from ferry.cli_audit import _context
+        from ferry.cli_audit_common import audit_context
 
-        _, keys = _context(args)
-        customers = _customers(audit, keys, None)
+        _, keys = audit_context(args)
+        customers = customers_of(audit, keys, None)
     rows: list[dict[str, Any]] = []
     try:
         for customer in customers:

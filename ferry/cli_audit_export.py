@@ -20,7 +20,16 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ferry.cli_audit import _context, _customer, _customers, _error, _time, err, out
+from ferry.cli_audit_common import (
+    audit_context,
+    cli_error,
+    customers_of,
+    err,
+    out,
+    parse_customer,
+    parse_time,
+    stack_client,
+)
 
 
 def _target(value: str, option: str) -> tuple[str, str] | Path:
@@ -32,9 +41,9 @@ def _target(value: str, option: str) -> tuple[str, str] | Path:
         try:
             return parse_s3_url(value, option)
         except Invalid as error:
-            raise _error(error.message, option) from None
+            raise cli_error(error.message, option) from None
     if "://" in value:
-        raise _error(f"{option}: a directory or an s3://bucket/prefix URL", option)
+        raise cli_error(f"{option}: a directory or an s3://bucket/prefix URL", option)
     return Path(value)
 
 
@@ -47,40 +56,22 @@ def _sink(target: tuple[str, str] | Path, s3: Any) -> Any:
     return S3ExportSink(s3, *target)
 
 
-def _s3_client(args: argparse.Namespace) -> Any:
-    """S3 on the stack's endpoint (as ``_context`` reaches it), with no event-store access."""
-    import os
-
-    from ferry.cli_common import load_config
-
-    config = load_config(args)
-    endpoint = os.environ.get("AWS_ENDPOINT_URL") or config.get("aws_endpoint")
-    region = str(config.get("region") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1")
-    if endpoint:
-        from ferry.local import bootstrap
-
-        return bootstrap.aws_client("s3", str(endpoint), region)
-    import boto3
-
-    return boto3.client("s3", region_name=region)
-
-
 def cmd_audit_export(args: argparse.Namespace) -> int:
     from rich.progress import Progress, TaskID
 
     from ferry.errors import FerryError
     from services.projections.audit_export import export_period, export_window
 
-    customer = _customer(args.customer)
-    since, until = _time(args.since, "--since"), _time(args.until, "--until")
+    customer = parse_customer(args.customer)
+    since, until = parse_time(args.since, "--since"), parse_time(args.until, "--until")
     try:
         export_window(since, until)
     except FerryError as error:
-        raise _error(error.message, f"--{error.field}") from None
+        raise cli_error(error.message, f"--{error.field}") from None
     target = _target(args.to, "--to")  # checked before any AWS call
-    audit, keys = _context(args)
-    s3 = _s3_client(args) if not isinstance(target, Path) else None
-    names = _customers(audit, keys, customer)
+    audit, keys = audit_context(args)
+    s3 = stack_client(args, "s3") if not isinstance(target, Path) else None
+    names = customers_of(audit, keys, customer)
     results: dict[str, Any] = {}
     with Progress(console=err, transient=True) as progress:
         for name in names:
@@ -100,7 +91,7 @@ def cmd_audit_export(args: argparse.Namespace) -> int:
             try:
                 manifest = export_period(audit.index, sink, name, since, until, progress=advance)
             except FerryError as error:
-                raise _error(f"{name}: {error.message}", f"--{error.field}") from None
+                raise cli_error(f"{name}: {error.message}", f"--{error.field}") from None
             results[name] = {
                 "location": manifest["location"],
                 "manifest_sha256": manifest["manifest_sha256"],
@@ -123,8 +114,8 @@ def cmd_verify_export(args: argparse.Namespace) -> int:
 
     target = _target(args.export, "--export")
     if isinstance(target, Path) and not target.is_dir():
-        raise _error(f"--export: {args.export} is not a directory", "--export")
-    source = _sink(target, None if isinstance(target, Path) else _s3_client(args))
+        raise cli_error(f"--export: {args.export} is not a directory", "--export")
+    source = _sink(target, None if isinstance(target, Path) else stack_client(args, "s3"))
     problems = verify_export(source)
     if args.json:
         document = {

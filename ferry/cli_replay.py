@@ -25,7 +25,15 @@ from typing import Any
 
 from rich.markup import escape
 
-from ferry.cli_audit import _context, _customer, _customers, _error, _time, err, out
+from ferry.cli_audit_common import (
+    audit_context,
+    cli_error,
+    customers_of,
+    err,
+    out,
+    parse_customer,
+    parse_time,
+)
 
 
 def _client(args: argparse.Namespace, service: str) -> Any:
@@ -59,7 +67,9 @@ def _rate(value: str) -> float:
     except ValueError:
         rate = 0.0
     if not 0 < rate <= MAX_RATE:
-        raise _error(f"--rate: events per second, more than 0 and at most {MAX_RATE:g}", "--rate")
+        raise cli_error(
+            f"--rate: events per second, more than 0 and at most {MAX_RATE:g}", "--rate"
+        )
     return rate
 
 
@@ -76,22 +86,22 @@ def cmd_replay(args: argparse.Namespace) -> int:
     def option(field: str | None) -> str | None:
         return field if not field or field.startswith("--") else f"--{field}"
 
-    customer = _customer(args.customer)
-    since, until = _time(args.since, "--since"), _time(args.until, "--until")
+    customer = parse_customer(args.customer)
+    since, until = parse_time(args.since, "--since"), parse_time(args.until, "--until")
     rate = _rate(args.rate)
     target = Target("queue", args.to_queue) if args.to_queue else Target("bus", args.to_bus)
     detail_types = [t for value in args.detail_type or [] for t in value.split(",") if t]
     try:  # every argument is checked before any AWS call
         plan(since, until, [customer or "-"], detail_types, target, _deployments())
     except FerryError as error:
-        raise _error(error.message, option(error.field)) from None
+        raise cli_error(error.message, option(error.field)) from None
     from botocore.exceptions import BotoCoreError, ClientError
 
     from ferry.cli_common import CliError
 
     try:
-        audit, keys = _context(args)
-        customers = _customers(audit, keys, customer)
+        audit, keys = audit_context(args)
+        customers = customers_of(audit, keys, customer)
     except (BotoCoreError, ClientError) as error:
         raise CliError(f"cannot list the customers: {error}", status=1) from None
     scope = None if customer else "*"
@@ -103,7 +113,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
     try:
         state = start_state(replay_plan, store, restart=args.restart)
     except FerryError as error:
-        raise _error(error.message, option(error.field)) from None
+        raise cli_error(error.message, option(error.field)) from None
     if state.done:
         message = f"already complete: {state.total_sent} events sent (--restart to send again)"
         _report(args, {"done": True, "sent": 0, "total": state.total_sent, "state": str(path)})
@@ -153,7 +163,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
                 progress=shown,
             )
     except FerryError as error:
-        raise _error(error.message, option(error.field)) from None
+        raise cli_error(error.message, option(error.field)) from None
     except Exception as error:  # a publish that failed: the state keeps what was confirmed
         err.print(
             f"[red]error:[/] replay stopped after {state.total_sent} events: {escape(str(error))}; "
