@@ -108,11 +108,13 @@ def test_the_extra_connection_holds_a_slot_of_its_own_while_the_job_runs(stack: 
     real_attempt = executor._attempt
     semaphore = DynamoSemaphore(stack.names.leases_table)
 
-    def attempt(message: Any, job: Any, transfer: Any, cancelled: bool, slots: Any, h: str) -> str:
+    def attempt(
+        message: Any, job: Any, transfer: Any, cancelled: bool, slots: Any, h: str, customer: str
+    ) -> str:
         endpoint_id = job.spec.target.endpoint_id
         held.append(sum(1 for e, _ in slots if e == endpoint_id))
         assert semaphore.try_acquire(endpoint_id, 2, "someone-else", 5) is None  # both taken
-        return real_attempt(message, job, transfer, cancelled, slots, h)
+        return real_attempt(message, job, transfer, cancelled, slots, h, customer)
 
     executor._attempt = attempt  # type: ignore[method-assign]
     assert stack.drain(executor) == ["succeeded"]
