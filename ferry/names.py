@@ -40,6 +40,8 @@ ENV_RESERVED_BUCKETS = "FERRY_RESERVED_BUCKETS"  # comma-separated, besides owne
 ENV_AUDIT_BUCKET = "FERRY_AUDIT_BUCKET"  # audit checkpoints (issue 11; Object Lock in AWS)
 ENV_ACCESS_LOG_TABLE = "FERRY_ACCESS_LOG_TABLE"  # the chained log of API reads (issue 11)
 ENV_ACCESS_LOG_ENABLED = "FERRY_ACCESS_LOG"  # "false": record no reads (tests only)
+ENV_AUDIT_EXPORTS_TABLE = "FERRY_AUDIT_EXPORTS_TABLE"  # audit exports as jobs (issue 11)
+ENV_AUDIT_EXPORTS_QUEUE_URL = "FERRY_AUDIT_EXPORTS_QUEUE_URL"  # → the audit exporter
 
 
 @dataclass(frozen=True)
@@ -86,6 +88,17 @@ class ResourceNames:
         """The access log (who read what, when): the event store's item format and hash chain
         (pk stream_id, sk version, GSI by-customer-time), no stream (ferry/access_log.py)."""
         return f"{self.prefix}-access-log"
+
+    @property
+    def audit_exports_table(self) -> str:
+        """Audit exports started through the API (pk customer_id, sk ``export#<id>`` /
+        ``key#<idempotency key hash>``; services/projections/audit_exports_adapters.py)."""
+        return f"{self.prefix}-audit-exports"
+
+    @property
+    def audit_exports_queue(self) -> str:
+        """POST /audit/exports → the audit exporter (one message per export)."""
+        return f"{self.prefix}-audit-exports"
 
     # EventBridge
     @property
@@ -413,6 +426,9 @@ API_ROUTES: tuple[tuple[str, str, str], ...] = (
     ("GET", "/audit/events", "queries"),
     ("GET", "/audit/access", "queries"),
     ("POST", "/audit/checkpoint", "queries"),
+    ("POST", "/audit/exports", "queries"),
+    ("GET", "/audit/exports", "queries"),
+    ("GET", "/audit/exports/{export_id}", "queries"),
     ("POST", "/subscriptions", "notifications"),
     ("GET", "/subscriptions", "notifications"),
     ("GET", "/subscriptions/{subscription_id}", "notifications"),
