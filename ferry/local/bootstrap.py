@@ -47,6 +47,7 @@ QUEUE_NAMES = (
     "routes_tick_queue",
     "notifications_queue",
     "notifications_deliver_queue",
+    "audit_exports_queue",
 )
 
 
@@ -110,6 +111,7 @@ def service_environment(
             n.ENV_LEASES_TABLE: names.leases_table,
             n.ENV_API_KEYS_TABLE: names.api_keys_table,
             n.ENV_ACCESS_LOG_TABLE: names.access_log_table,
+            n.ENV_AUDIT_EXPORTS_TABLE: names.audit_exports_table,
             n.ENV_ROUTES_TABLE: names.routes_table,
             n.ENV_ROUTE_SCAN_TABLE: names.route_scan_table,
             n.ENV_SUBSCRIPTIONS_TABLE: names.subscriptions_table,
@@ -132,6 +134,7 @@ def service_environment(
         "routes_tick_queue": n.ENV_ROUTES_TICK_QUEUE_URL,
         "notifications_queue": n.ENV_NOTIFICATIONS_QUEUE_URL,
         "notifications_deliver_queue": n.ENV_NOTIFICATIONS_DELIVER_QUEUE_URL,
+        "audit_exports_queue": n.ENV_AUDIT_EXPORTS_QUEUE_URL,
     }
     for attr, url in queue_urls.items():
         if attr in env_of_queue:
@@ -172,6 +175,9 @@ def _create_tables(ddb: Any, names: n.ResourceNames) -> None:
     from services.notifications.adapters import create_subscriptions_table
 
     create_subscriptions_table(ddb, names.subscriptions_table)
+    from services.projections.audit_exports_adapters import create_audit_exports_table
+
+    create_audit_exports_table(ddb, names.audit_exports_table)  # exports as jobs (issue 11)
 
 
 # ------------------------------------------------------------------------- EventBridge/SQS

@@ -106,6 +106,7 @@ SQS_SERVICES: tuple[tuple[str, str, str], ...] = (
     ("routes-projections", "services.routes.consumer:handler", "routes_projections_queue"),
     ("notifications", "services.notifications.consumer:handler", "notifications_queue"),
     ("notifier", "services.notifications.deliver:handler", "notifications_deliver_queue"),
+    ("audit-exporter", "services.projections.audit_exporter:handler", "audit_exports_queue"),
 )
 
 

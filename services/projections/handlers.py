@@ -27,6 +27,9 @@ from services.projections.access_log import add_access_routes, build_access_audi
 from services.projections.application import EndpointList, EndpointView, JobList, JobView
 from services.projections.audit import Audit, EndpointAsOf, JobAsOf, endpoint_as_of, job_as_of
 from services.projections.audit_bootstrap import build_audit
+from services.projections.audit_exports import AuditExports
+from services.projections.audit_exports_bootstrap import build_audit_exports
+from services.projections.audit_exports_routes import add_export_routes
 from services.projections.audit_routes import add_audit_routes
 from services.projections.bootstrap import ProjectionsContext, bootstrap
 from services.projections.stats import HourlyStats, hourly_stats
@@ -50,6 +53,7 @@ def build_app(
     projections: ProjectionsContext,
     audit_factory: Callable[[], Audit] | None = None,
     access_audit_factory: Callable[[], Audit | None] | None = None,
+    exports_factory: Callable[[], AuditExports] | None = None,
 ) -> FerryResolver:
     app = make_resolver(projections.keys)
     queries = projections.queries
@@ -153,6 +157,7 @@ def build_app(
 
     add_audit_routes(app, audit_factory or build_audit)
     add_access_routes(app, access_audit_factory or build_access_audit)  # GET /audit/access
+    add_export_routes(app, exports_factory or build_audit_exports)  # /audit/exports (jobs)
     return app
 
 
