@@ -82,6 +82,12 @@ def iam_suppressions(names: ResourceNames) -> dict[str, list[tuple[str, str]]]:
                 "retention changes explicitly denied to Ferry's roles).",
             ),
             (
+                r"^Resource::<AuditCheckpoints[0-9A-F]+\.Arn>/exports/\*$",
+                "Audit exports (POST /audit/exports): the exporter may only put objects under "
+                "exports/ of the audit bucket (one folder per customer and export, named at run "
+                "time); delete and retention changes explicitly denied.",
+            ),
+            (
                 rf"^Resource::arn:{partition}:dynamodb:[a-z0-9-]+:<AWS::AccountId>:"
                 rf"table/{names.events_table}/index/\*$",
                 "The event store's by-customer-time GSI (issue 11) on the imported global-table "

@@ -12,6 +12,7 @@ import ferry.names as n
 from infra.config import FerryConfig
 from infra.constructs.api import Api
 from infra.constructs.audit import AuditTrail
+from infra.constructs.audit_exports import AuditExports
 from infra.constructs.code import dependencies_layer
 from infra.constructs.executor import Executor, Network, executor_settings_environment
 from infra.constructs.messaging import Messaging
@@ -232,6 +233,16 @@ class FerryStack(Stack):
             ],
             active=active,
         )
+        # POST /audit/exports: the exports table, the exporter's queue and function
+        self.audit_exports = AuditExports(
+            self,
+            "AuditExports",
+            common=common,
+            tables=self.tables,
+            key=self.key,
+            bucket=self.audit.bucket,
+            query_api=self.projections.api_function,
+        )
         # DELETE /endpoints/{id} refuses while jobs that are not final / enabled routes use it
         self.tables.jobs.grant_read_data(self.endpoints.api_function)
         self.tables.routes.grant_read_data(self.endpoints.api_function)
@@ -326,6 +337,7 @@ class FerryStack(Stack):
             "NotificationsFanout": self.notifications.fanout,
             "NotificationsDeliver": self.notifications.deliver,
             "AuditCheckpoint": self.audit.function,
+            "AuditExporter": self.audit_exports.function,
         }
 
     def _grant_executor(self, names: n.ResourceNames) -> None:

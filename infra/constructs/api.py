@@ -44,6 +44,7 @@ BODY_ROUTES = frozenset(
         ("POST", "/routes"),
         ("PATCH", "/routes/{route_id}"),
         ("POST", "/subscriptions"),
+        ("POST", "/audit/exports"),
     }
 )
 

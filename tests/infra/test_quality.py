@@ -14,7 +14,7 @@ import pytest
 from aws_cdk.assertions import Annotations, Match
 
 from ferry.names import ResourceNames
-from infra.constructs import audit, notifications, routes, sla
+from infra.constructs import audit, audit_exports, notifications, routes, sla
 from infra.constructs import services as svc
 from infra.constructs.api import ROUTES
 from infra.constructs.code import LAYER_DIR, REPO_ROOT, RUNTIME_PACKAGES, layer_requirements
@@ -92,6 +92,7 @@ HANDLER_ENTRIES = sorted(
     | {sla.SLOW_CHECK_HANDLER}
     | {notifications.FANOUT_HANDLER, notifications.DELIVER_HANDLER}
     | {audit.CHECKPOINT_HANDLER}
+    | {audit_exports.EXPORTER_HANDLER}
 )
 
 

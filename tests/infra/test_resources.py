@@ -145,6 +145,7 @@ def test_every_table_is_retained_and_encrypted(synth: Synth) -> None:
             NAMES.events_table, NAMES.endpoints_table, NAMES.jobs_table, NAMES.routes_table,
             NAMES.idempotency_table, NAMES.leases_table, NAMES.api_keys_table,
             NAMES.access_log_table, NAMES.route_scan_table, NAMES.subscriptions_table,
+            NAMES.audit_exports_table,
         ]
     )  # fmt: skip
     for res in tables.values():
@@ -300,6 +301,7 @@ HANDLERS = {
     "services/notifications/consumer.py:handler": "notifications",
     "services/notifications/deliver.py:handler": "notifications",
     "services/projections/audit_checkpoints.py:handler": "audit",
+    "services/projections/audit_exporter.py:handler": "audit",
 }
 
 
@@ -344,7 +346,8 @@ def test_sqs_event_sources_report_batch_item_failures(synth: Synth) -> None:
     t.resource_properties_count_is(
         "AWS::Lambda::EventSourceMapping",
         {"FunctionResponseTypes": ["ReportBatchItemFailures"]},
-        8,  # + routes push and read model, notifications fan-out and delivery, endpoint checks
+        9,  # + routes push and read model, notifications fan-out and delivery, endpoint checks,
+        # the audit exporter
     )
 
 
