@@ -3,8 +3,9 @@
 An HTTP server that turns each request into the API Gateway proxy event (``ferry.apigw.rest_event``)
 — with ``resource`` set to the matched route template and ``pathParameters`` filled, as API
 Gateway does — and invokes the SAME handler function API Gateway would (the routes table below
-mirrors docs/architecture.md and infra/). Each handler is one "Lambda function": like one Lambda
-instance, it handles one request at a time. Bodies above 256 KB get 413 before being read.
+mirrors docs/architecture.md and infra/). Each handler is one "Lambda function" and the server
+handles one request at a time across all of them (see ``_Functions``: Powertools' current event
+is process-wide). Bodies above 256 KB get 413 before being read.
 ``GET /openapi.json`` serves the merged OpenAPI document of the handlers (``ferry.openapi``);
 ``/console`` (the operator console), ``/docs`` and ``/swagger`` (Swagger UI, vendored) are the
 static pages of ``ferry.console``, served by the queries function as in AWS.
@@ -78,12 +79,19 @@ def _error_body(code: str, message: str, field: str | None = None) -> bytes:
 
 
 class _Functions:
-    """The handler functions, loaded once, each serialised like a single Lambda instance."""
+    """The handler functions, loaded once, invoked one request at a time — all of them, not one
+    lock per function: Powertools keeps the request being resolved on the ``BaseRouter`` *class*
+    (``BaseRouter.current_event``), so in one process two resolvers handling requests at the
+    same time read each other's query strings, headers and principal. In AWS each function is
+    its own process and one instance handles one request at a time, so this is the local
+    equivalent. (With a lock per function, the console's parallel ``/endpoints`` call made the
+    ledger search read no ``name`` and list every file; tests/unit/test_local_apiserver_race.py.)
+    """
 
     def __init__(self, specs: tuple[str, ...]) -> None:
         self._specs = specs
         self._handlers: dict[str, Handler] = {}
-        self._locks = {spec: threading.Lock() for spec in specs}
+        self._invoke_lock = threading.Lock()  # one request at a time in this process
         self._load_lock = threading.Lock()
 
     def invoke(self, spec: str, event: dict[str, Any]) -> dict[str, Any]:
@@ -92,7 +100,7 @@ class _Functions:
                 self._handlers[spec] = load_handler(spec)
         handler = self._handlers[spec]
         name = "ferry-" + spec.split(".")[1] + "-api"
-        with self._locks[spec]:
+        with self._invoke_lock:
             result = handler(event, LocalLambdaContext(function_name=name))
         if not isinstance(result, dict):
             raise TypeError(f"{spec} returned {type(result).__name__}, not a proxy response")
