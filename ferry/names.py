@@ -21,6 +21,7 @@ ENV_PERSISTENCE_MODULE = "PERSISTENCE_MODULE"  # eventsourcing's own mechanism
 ENV_EVENTS_TABLE = "FERRY_EVENTS_TABLE"
 ENV_ENDPOINTS_TABLE = "FERRY_ENDPOINTS_TABLE"
 ENV_JOBS_TABLE = "FERRY_JOBS_TABLE"
+ENV_JOB_STATS_TABLE = "FERRY_JOB_STATS_TABLE"  # jobs per hour (the projector's aggregate)
 ENV_IDEMPOTENCY_TABLE = "FERRY_IDEMPOTENCY_TABLE"
 ENV_LEASES_TABLE = "FERRY_LEASES_TABLE"
 ENV_API_KEYS_TABLE = "FERRY_API_KEYS_TABLE"
@@ -65,6 +66,12 @@ class ResourceNames:
     def jobs_table(self) -> str:
         """Read model: job status (pk job_id; GSI by customer_id + created_at; failures)."""
         return f"{self.prefix}-jobs"
+
+    @property
+    def job_stats_table(self) -> str:
+        """Read model: jobs per hour by status and bytes moved (pk customer_id, sk hour_shard
+        "YYYY-MM-DDTHH#shard"; services/projections/stats.py)."""
+        return f"{self.prefix}-job-stats"
 
     @property
     def routes_table(self) -> str:

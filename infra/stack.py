@@ -113,6 +113,7 @@ class FerryStack(Stack):
             n.ENV_EVENTS_TABLE: names.events_table,
             n.ENV_ENDPOINTS_TABLE: names.endpoints_table,
             n.ENV_JOBS_TABLE: names.jobs_table,
+            n.ENV_JOB_STATS_TABLE: names.job_stats_table,
             n.ENV_ROUTES_TABLE: names.routes_table,
             n.ENV_IDEMPOTENCY_TABLE: names.idempotency_table,
             n.ENV_LEASES_TABLE: names.leases_table,

@@ -107,6 +107,7 @@ def service_environment(
             n.ENV_EVENTS_TABLE: names.events_table,
             n.ENV_ENDPOINTS_TABLE: names.endpoints_table,
             n.ENV_JOBS_TABLE: names.jobs_table,
+            n.ENV_JOB_STATS_TABLE: names.job_stats_table,
             n.ENV_IDEMPOTENCY_TABLE: names.idempotency_table,
             n.ENV_LEASES_TABLE: names.leases_table,
             n.ENV_API_KEYS_TABLE: names.api_keys_table,

@@ -202,6 +202,13 @@ class Tables(Construct):
                 ),
             ],
         )
+        # jobs per hour (services/projections/stats.py): exactly its _stats_definition
+        self.job_stats = regional(
+            "JobStats",
+            table_name=names.job_stats_table,
+            partition_key=_attr("customer_id"),
+            sort_key=_attr("hour_shard"),
+        )
         self.idempotency = regional(
             "Idempotency",
             table_name=names.idempotency_table,
@@ -241,7 +248,7 @@ class Tables(Construct):
 
     @property
     def read_models(self) -> list[ddb.ITableV2]:
-        return [self.endpoints, self.jobs]
+        return [self.endpoints, self.jobs, self.job_stats]
 
 
 def _alias(names: ResourceNames) -> str:

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from events import dynamodb_values
@@ -17,6 +17,7 @@ from services.projections.application import (
     strip_none,
 )
 from services.projections.readmodels import ENDPOINTS, JOBS, KEY_ATTRIBUTE, Item
+from services.projections.store import StatsDelta, row_key
 
 _BATCH_GET_ATTEMPTS = 5
 
@@ -34,6 +35,7 @@ class DynamoReadModelStore(ReadModelStore):
             ENDPOINTS: tables.get("endpoints_table") or names.endpoints_table,
             JOBS: tables.get("jobs_table") or names.jobs_table,
         }
+        self.stats_table = tables.get("job_stats_table") or names.job_stats_table
 
     def get(self, kind: str, key: str) -> Item | None:
         found = self.client.get_item(
@@ -67,7 +69,17 @@ class DynamoReadModelStore(ReadModelStore):
                 raise RuntimeError(f"{kind}: keys still unprocessed after BatchGetItem retries")
         return found
 
-    def put(self, kind: str, item: Item, expected: dict[str, int] | None) -> None:
+    def put(
+        self,
+        kind: str,
+        item: Item,
+        expected: dict[str, int] | None,
+        stats: Sequence[StatsDelta] = (),
+    ) -> None:
+        """One conditional PutItem; with counter changes, one TransactWriteItems of the put and
+        an ADD per counters row (all or nothing). A failed condition, or a conflict with another
+        transaction on one of the rows, is a ``ConcurrentUpdate``: nothing was written, and the
+        projector re-reads and re-applies."""
         names: dict[str, str] = {}
         values: dict[str, Any] = {}
         if expected is None:
@@ -88,10 +100,53 @@ class DynamoReadModelStore(ReadModelStore):
         }
         if values:
             request["ExpressionAttributeValues"] = values
+        if not stats:
+            try:
+                self.client.put_item(**request)
+            except self.client.exceptions.ConditionalCheckFailedException:
+                raise ConcurrentUpdate(f"{kind}/{item[KEY_ATTRIBUTE[kind]]} changed") from None
+            return
+        transaction = [{"Put": request}, *({"Update": self._counting(d)} for d in stats)]
         try:
-            self.client.put_item(**request)
-        except self.client.exceptions.ConditionalCheckFailedException:
-            raise ConcurrentUpdate(f"{kind}/{item[KEY_ATTRIBUTE[kind]]} changed") from None
+            self.client.transact_write_items(TransactItems=transaction)
+        except self.client.exceptions.TransactionCanceledException as error:
+            codes = [r.get("Code") for r in error.response.get("CancellationReasons", [])]
+            if "ConditionalCheckFailed" in codes or "TransactionConflict" in codes:
+                raise ConcurrentUpdate(
+                    f"{kind}/{item[KEY_ATTRIBUTE[kind]]} changed ({', '.join(map(str, codes))})"
+                ) from None
+            raise
+
+    def _counting(self, delta: StatsDelta) -> dict[str, Any]:
+        names = {f"#c{i}": counter for i, counter in enumerate(delta.counts)}
+        values = {f":c{i}": {"N": str(amount)} for i, amount in enumerate(delta.counts.values())}
+        return {
+            "TableName": self.stats_table,
+            "Key": {"customer_id": {"S": delta.customer_id}, "hour_shard": {"S": delta.sort_key}},
+            "UpdateExpression": "ADD " + ", ".join(f"#c{i} :c{i}" for i in range(len(names))),
+            "ExpressionAttributeNames": names,
+            "ExpressionAttributeValues": values,
+        }
+
+    def stats_rows(self, customer_id: str, first_hour: str, last_hour: str) -> list[Item]:
+        """One Query of the customer's partition, the hours' key range (paginated)."""
+        request: dict[str, Any] = {
+            "TableName": self.stats_table,
+            "KeyConditionExpression": "customer_id = :c AND hour_shard BETWEEN :low AND :high",
+            "ExpressionAttributeValues": {
+                ":c": {"S": customer_id},
+                ":low": {"S": row_key(first_hour, 0)},
+                ":high": {"S": f"{last_hour}#~"},  # '~' sorts after every shard number
+            },
+            "ConsistentRead": True,
+        }
+        rows: list[Item] = []
+        while True:
+            page = self.client.query(**request)
+            rows.extend(deserialize(i) for i in page.get("Items", []))
+            if not page.get("LastEvaluatedKey"):
+                return rows
+            request["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
     def query(self, query: IndexQuery) -> Page:
         names = {"#p": query.partition_attribute}

@@ -31,6 +31,7 @@ from services.projections.queries import (  # re-exported: the read side
     job_view,
 )
 from services.projections.readmodels import Item
+from services.projections.stats import stats_deltas
 from services.projections.store import (  # re-exported: the port
     ConcurrentUpdate,
     IndexQuery,
@@ -268,7 +269,8 @@ class Projector:
             if item is None
             else {a: int(item.get(a, 0)) for a in readmodels.VERSION_ATTRIBUTES[kind]}
         )
-        self.store.put(kind, new, expected)
+        deltas = stats_deltas(item, new) if kind == readmodels.JOBS else []
+        self.store.put(kind, new, expected, deltas)
 
     def _missing(self, event: FerryEvent, last: int) -> list[FerryEvent]:
         """Events last+1..event.version of the event's stream, read from the event store."""

@@ -52,6 +52,7 @@ def bootstrap(
                 client,
                 endpoints_table=settings.endpoints_table,
                 jobs_table=settings.jobs_table,
+                job_stats_table=settings.job_stats_table,
             )
         if keys is None:
             keys = DynamoKeyStore(settings.api_keys_table, client=client)

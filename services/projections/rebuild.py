@@ -96,7 +96,8 @@ def main(argv: list[str] | None = None) -> int:
         names, client, event_store_recorder(settings), events_table=settings.events_table
     )
     print(
-        f"rebuilt {names.endpoints_table} and {names.jobs_table}: {report.streams} streams, "
+        f"rebuilt {names.endpoints_table}, {names.jobs_table} and {names.job_stats_table}: "
+        f"{report.streams} streams, "
         f"{report.events} events in {report.seconds:.1f} s"
     )
     return 0

@@ -17,6 +17,7 @@ class ProjectionsSettings(BaseSettings):
         default=_DEFAULTS.endpoints_table, validation_alias=n.ENV_ENDPOINTS_TABLE
     )
     jobs_table: str = Field(default=_DEFAULTS.jobs_table, validation_alias=n.ENV_JOBS_TABLE)
+    job_stats_table_name: str | None = Field(default=None, validation_alias=n.ENV_JOB_STATS_TABLE)
     events_table: str = Field(default=_DEFAULTS.events_table, validation_alias=n.ENV_EVENTS_TABLE)
     api_keys_table: str = Field(
         default=_DEFAULTS.api_keys_table, validation_alias=n.ENV_API_KEYS_TABLE
@@ -27,6 +28,14 @@ class ProjectionsSettings(BaseSettings):
     region: str | None = Field(
         default=None, validation_alias=AliasChoices(n.ENV_REGION, "AWS_REGION")
     )
+
+    @property
+    def job_stats_table(self) -> str:
+        """FERRY_JOB_STATS_TABLE, else the one beside the configured endpoints table."""
+        if self.job_stats_table_name:
+            return self.job_stats_table_name
+        prefix = self.endpoints_table.removesuffix("-endpoints")
+        return n.ResourceNames(prefix=prefix).job_stats_table
 
     def names(self) -> n.ResourceNames:
         """ResourceNames whose read-model tables are the configured ones (the prefix is derived

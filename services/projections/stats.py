@@ -1,26 +1,89 @@
 """Hourly job statistics for the console's Overview (``GET /stats/hourly``): jobs created per hour
-by status, and bytes moved, over the last N hours of one customer.
+by their current status, and bytes moved, over the last N hours of one customer.
 
-Read from the jobs read model through the customer + created_at index, the window only (a
-``since`` key condition, newest first, pages of 500): never a scan, never another customer's
-partition; only the attributes it counts are read. It reads at most the newest ``MAX_JOBS`` jobs
-of the window; past that the answer says ``truncated: true`` and counts what it read (an hourly
-aggregate kept by the projector would lift the cap: not built yet).
+An aggregate kept by the projector, exact and cheap to read at any number of jobs:
+
+- A job item *contributes* to one hour of its customer (the hour it was created): one job under
+  its current status, and its bytes moved (``bytes_committed``, or ``size`` once SUCCEEDED).
+- Every read-model write of a job item carries the difference between the old item's
+  contribution and the new one's (:func:`stats_deltas`: a status change is -1 under the old
+  status, +1 under the new; a chunk commit adds its bytes). The store applies it in the same
+  transaction as the item's conditional put (``ReadModelStore.put``), so a delta is counted
+  exactly when the item changes: a duplicate, a lost race or a redelivery changes neither.
+- The counters of one customer and hour are split over :data:`SHARDS` items (the job id picks
+  one), so concurrent writers of one busy customer rarely touch the same item (a DynamoDB
+  transaction conflicts with another on the same item; the loser is retried like a lost
+  conditional write).
+- A rebuild replays every stream into empty tables, so it recomputes the aggregate from the
+  events, and ends with the same counters as the live projection.
+
+Reading the last 24 hours is one Query of at most ``24 * SHARDS`` small items of the customer's
+own partition (``ReadModelStore.stats_rows``): never a scan, never another customer's rows.
 """
 
 from __future__ import annotations
 
+import zlib
 from datetime import UTC, datetime, timedelta
 
 from pydantic import BaseModel, Field
 
-from services.projections import readmodels
-from services.projections.readmodels import JOBS
-from services.projections.store import IndexQuery, ReadModelStore
-from services.projections.tables import JOBS_CUSTOMER_CREATED_INDEX
+from services.projections.readmodels import Item
+from services.projections.store import ReadModelStore, StatsDelta, row_key
 
-MAX_JOBS = 2_000
-PAGE = 500
+__all__ = ["HourBucket", "HourlyStats", "StatsDelta", "hourly_stats", "row_key", "stats_deltas"]
+
+SHARDS = 8
+JOBS_PREFIX = "jobs_"  # a counter per status: jobs_SUCCEEDED, jobs_FAILED, ...
+BYTES = "bytes_moved"
+HOUR_FORMAT = "%Y-%m-%dT%H"
+
+
+def hour_of(at: datetime) -> str:
+    return at.astimezone(UTC).strftime(HOUR_FORMAT)
+
+
+def shard_of(job_id: str) -> int:
+    return zlib.crc32(job_id.encode()) % SHARDS
+
+
+def bytes_moved(item: Item) -> int:
+    moved = int(item.get("bytes_committed") or 0)
+    if item.get("status") == "SUCCEEDED":
+        moved = max(moved, int(item.get("size") or 0))
+    return moved
+
+
+def _contribution(item: Item | None) -> tuple[str, str, dict[str, int]] | None:
+    """(customer, hour, counters) of one job item; None until it has a customer, a creation
+    time and a status (its Transfer stream's events can arrive first)."""
+    if not item or not item.get("customer_id") or not item.get("created_at"):
+        return None
+    status = item.get("status")
+    if not status:
+        return None
+    hour = hour_of(datetime.fromisoformat(str(item["created_at"])))
+    return str(item["customer_id"]), hour, {JOBS_PREFIX + str(status): 1, BYTES: bytes_moved(item)}
+
+
+def stats_deltas(old: Item | None, new: Item) -> list[StatsDelta]:
+    """What writing ``new`` over ``old`` (one job item; None: absent) changes in the counters."""
+    before, after = _contribution(old), _contribution(new)
+    changes: dict[tuple[str, str], dict[str, int]] = {}
+    for sign, part in ((-1, before), (1, after)):
+        if part is None:
+            continue
+        customer, hour, counts = part
+        bucket = changes.setdefault((customer, hour), {})
+        for counter, amount in counts.items():
+            bucket[counter] = bucket.get(counter, 0) + sign * amount
+    shard = shard_of(str(new["job_id"]))
+    deltas = []
+    for (customer, hour), counts in changes.items():
+        nonzero = {c: a for c, a in counts.items() if a}
+        if nonzero:
+            deltas.append(StatsDelta(customer, hour, shard, nonzero))
+    return deltas
 
 
 class HourBucket(BaseModel):
@@ -34,7 +97,6 @@ class HourlyStats(BaseModel):
     total_jobs: int
     failed_jobs: int
     bytes_moved: int
-    truncated: bool = Field(description="More jobs in the window than are read: not all counted")
 
 
 def hourly_stats(
@@ -43,43 +105,24 @@ def hourly_stats(
     now = (now or datetime.now(UTC)).astimezone(UTC)
     end = now.replace(minute=0, second=0, microsecond=0)
     starts = [end - timedelta(hours=h) for h in range(hours - 1, -1, -1)]
-    buckets = {s: HourBucket(hour=s.isoformat(), by_status={}, bytes_moved=0) for s in starts}
-    query = IndexQuery(
-        kind=JOBS,
-        index=JOBS_CUSTOMER_CREATED_INDEX,
-        partition_attribute="customer_id",
-        partition_value=customer_id,
-        limit=PAGE,
-        since=readmodels.timestamp(starts[0]),
-        attributes=("status", "bytes_committed", "size"),
-    )
-    read = 0
-    truncated = False
-    while True:
-        page = store.query(query)
-        for item in page.items:
-            created = datetime.fromisoformat(str(item["created_at"]))
-            bucket = buckets.get(created.astimezone(UTC).replace(minute=0, second=0, microsecond=0))
-            if bucket is None:
-                continue
-            status = str(item.get("status") or "UNKNOWN")
-            bucket.by_status[status] = bucket.by_status.get(status, 0) + 1
-            moved = int(item.get("bytes_committed") or 0)
-            if status == "SUCCEEDED":
-                moved = max(moved, int(item.get("size") or 0))
-            bucket.bytes_moved += moved
-        read += len(page.items)
-        if not page.last_key:
-            break
-        if read >= MAX_JOBS:
-            truncated = True
-            break
-        query = IndexQuery(**{**query.__dict__, "start_key": page.last_key})
+    buckets = {
+        hour_of(s): HourBucket(hour=s.isoformat(), by_status={}, bytes_moved=0) for s in starts
+    }
+    for row in store.stats_rows(customer_id, hour_of(starts[0]), hour_of(starts[-1])):
+        bucket = buckets.get(str(row["hour_shard"]).partition("#")[0])
+        if bucket is None:
+            continue
+        for counter, value in row.items():
+            if counter.startswith(JOBS_PREFIX):
+                status = counter[len(JOBS_PREFIX) :]
+                bucket.by_status[status] = bucket.by_status.get(status, 0) + int(value)
+        bucket.bytes_moved += int(row.get(BYTES) or 0)
     listed = list(buckets.values())
+    for bucket in listed:
+        bucket.by_status = {s: n for s, n in bucket.by_status.items() if n}
     return HourlyStats(
         hours=listed,
         total_jobs=sum(sum(b.by_status.values()) for b in listed),
         failed_jobs=sum(b.by_status.get("FAILED", 0) for b in listed),
         bytes_moved=sum(b.bytes_moved for b in listed),
-        truncated=truncated,
     )

@@ -6,7 +6,7 @@ queries (queries.py)."""
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from services.projections.readmodels import Item
@@ -33,6 +33,26 @@ class IndexQuery:
 
 
 @dataclass(frozen=True)
+class StatsDelta:
+    """A change to one counters item: the customer's, the hour's, one shard's."""
+
+    customer_id: str
+    hour: str  # UTC, "YYYY-MM-DDTHH" (stats.HOUR_FORMAT)
+    shard: int
+    counts: dict[str, int]  # counter -> amount to add (negative to take away)
+
+    @property
+    def sort_key(self) -> str:
+        return row_key(self.hour, self.shard)
+
+
+def row_key(hour: str, shard: int) -> str:
+    """The sort key of one counters row (``hour_shard``): the hour first, so a range of hours
+    is one key condition."""
+    return f"{hour}#{shard}"
+
+
+@dataclass(frozen=True)
 class Page:
     items: list[Item]
     last_key: dict[str, str] | None
@@ -45,10 +65,22 @@ class ReadModelStore(ABC):
     def get(self, kind: str, key: str) -> Item | None: ...
 
     @abstractmethod
-    def put(self, kind: str, item: Item, expected: dict[str, int] | None) -> None:
+    def put(
+        self,
+        kind: str,
+        item: Item,
+        expected: dict[str, int] | None,
+        stats: Sequence[StatsDelta] = (),
+    ) -> None:
         """Write ``item`` (top-level None values are dropped). ``expected`` None: the item must
         not exist; else each version attribute must still have the given value. Raises
-        ``ConcurrentUpdate`` otherwise."""
+        ``ConcurrentUpdate`` otherwise. ``stats``: counter changes (services/projections/stats.py)
+        applied atomically with the write — both or neither."""
+
+    @abstractmethod
+    def stats_rows(self, customer_id: str, first_hour: str, last_hour: str) -> list[Item]:
+        """The job-statistics counters rows of one customer, hours ``first_hour`` to
+        ``last_hour`` (both included, every shard): keys ``customer_id``, ``hour_shard``."""
 
     def get_many(self, kind: str, keys: Iterable[str]) -> dict[str, Item]:
         """The existing items among ``keys`` (strongly consistent, like ``get``), by key. One

@@ -33,7 +33,7 @@ def _gsi(name: str, partition: str, sort: str, projection: str = "ALL") -> dict[
 
 
 def table_definitions(names: ResourceNames) -> list[dict[str, Any]]:
-    """CreateTable requests for both read-model tables (on-demand billing)."""
+    """CreateTable requests for the read-model tables (endpoints, jobs, job stats; on-demand)."""
     return [
         {
             "TableName": names.endpoints_table,
@@ -85,11 +85,29 @@ def table_definitions(names: ResourceNames) -> list[dict[str, Any]]:
             ],
             "BillingMode": "PAY_PER_REQUEST",
         },
+        _stats_definition(names),
     ]
 
 
+def _stats_definition(names: ResourceNames) -> dict[str, Any]:
+    """The jobs-per-hour counters (services/projections/stats.py): the customer's partition,
+    one row per hour and shard."""
+    return {
+        "TableName": names.job_stats_table,
+        "KeySchema": [
+            {"AttributeName": "customer_id", "KeyType": "HASH"},
+            {"AttributeName": "hour_shard", "KeyType": "RANGE"},
+        ],
+        "AttributeDefinitions": [
+            {"AttributeName": "customer_id", "AttributeType": "S"},
+            {"AttributeName": "hour_shard", "AttributeType": "S"},
+        ],
+        "BillingMode": "PAY_PER_REQUEST",
+    }
+
+
 def create_read_model_tables(dynamodb_client: Any, names: ResourceNames) -> list[str]:
-    """Create the endpoints and jobs read-model tables if missing; returns the names created."""
+    """Create the read-model tables if missing; returns the names created."""
     created = []
     for definition in table_definitions(names):
         try:
@@ -105,9 +123,9 @@ def create_read_model_tables(dynamodb_client: Any, names: ResourceNames) -> list
 
 
 def delete_read_model_tables(dynamodb_client: Any, names: ResourceNames) -> list[str]:
-    """Delete both read-model tables if present; returns the names deleted."""
+    """Delete the read-model tables if present; returns the names deleted."""
     deleted = []
-    for name in (names.endpoints_table, names.jobs_table):
+    for name in (names.endpoints_table, names.jobs_table, names.job_stats_table):
         try:
             dynamodb_client.delete_table(TableName=name)
         except dynamodb_client.exceptions.ResourceNotFoundException:

@@ -12,6 +12,7 @@ import pytest
 
 from events.contract import FerryEvent, JobStatus, RouteCreated
 from events.dynamodb import DynamoDBAggregateRecorder, create_events_table
+from events.dynamodb_values import deserialize
 from ferry.names import ResourceNames
 from services.projections import consumer
 from services.projections.adapters import DynamoReadModelStore
@@ -64,15 +65,24 @@ def sample_history() -> History:
 
 
 def snapshot(store: DynamoReadModelStore) -> dict[str, dict[str, Any]]:
-    return {
+    """Every read-model item, and the hourly counters (those not at 0: a live projection keeps
+    a counter a job has left, at 0; a rebuild never wrote it)."""
+    items = {
         kind: {item[KEY_ATTRIBUTE[kind]]: item for item in store.scan(kind)}
         for kind in (ENDPOINTS, JOBS)
     }
+    rows = store.client.scan(TableName=store.stats_table, ConsistentRead=True)["Items"]
+    counters = {}
+    for row in map(deserialize, rows):
+        key = (row.pop("customer_id"), row.pop("hour_shard"))
+        counters[key] = {c: v for c, v in row.items() if v}
+    assert counters, "no hourly counters were written"
+    return {**items, "stats": counters}
 
 
 def test_tables_and_gsis_are_created_and_deleted(client: Any, names: ResourceNames) -> None:
     assert sorted(create_read_model_tables(client, names)) == sorted(
-        [names.endpoints_table, names.jobs_table]
+        [names.endpoints_table, names.jobs_table, names.job_stats_table]
     )
     assert create_read_model_tables(client, names) == []  # idempotent
     jobs = client.describe_table(TableName=names.jobs_table)["Table"]
@@ -96,7 +106,7 @@ def test_tables_and_gsis_are_created_and_deleted(client: Any, names: ResourceNam
         "created_at",
     ]
     assert sorted(delete_read_model_tables(client, names)) == sorted(
-        [names.endpoints_table, names.jobs_table]
+        [names.endpoints_table, names.jobs_table, names.job_stats_table]
     )
     assert delete_read_model_tables(client, names) == []
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import random
 from collections import Counter, defaultdict
+from collections.abc import Sequence
 from typing import Any
 
 import boto3
@@ -20,6 +21,7 @@ from services.projections.bootstrap import ProjectionsContext
 from services.projections.consumer import make_handler
 from services.projections.readmodels import ENDPOINTS, JOBS, KEY_ATTRIBUTE, Item
 from services.projections.samples import History, to_stored
+from services.projections.store import StatsDelta
 from services.projections.tables import create_read_model_tables
 from tests.support.fakes.keys import InMemoryKeyStore
 from tests.support.moto_server import unique_name
@@ -197,15 +199,25 @@ class RacingStore(DynamoReadModelStore):
         super().__init__(client, names)
         self.interlopers = interlopers
 
-    def put(self, kind: str, item: Item, expected: dict[str, int] | None) -> None:
+    def put(
+        self,
+        kind: str,
+        item: Item,
+        expected: dict[str, int] | None,
+        stats: Sequence[StatsDelta] = (),
+    ) -> None:
         if self.interlopers:
             events, self.interlopers = self.interlopers, []
             other = Projector(DynamoReadModelStore(self.client, None, **self._table_names()), None)
             other.apply_item(events)
-        super().put(kind, item, expected)
+        super().put(kind, item, expected, stats)
 
     def _table_names(self) -> dict[str, str]:
-        return {"endpoints_table": self.tables[ENDPOINTS], "jobs_table": self.tables[JOBS]}
+        return {
+            "endpoints_table": self.tables[ENDPOINTS],
+            "jobs_table": self.tables[JOBS],
+            "job_stats_table": self.stats_table,
+        }
 
 
 def test_a_lost_conditional_write_rereads_and_reapplies_the_group(

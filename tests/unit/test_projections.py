@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import random
+from collections.abc import Sequence
 from typing import Any
 
 import pytest
@@ -22,6 +23,7 @@ from services.projections.bootstrap import ProjectionsContext
 from services.projections.consumer import make_handler
 from services.projections.readmodels import ENDPOINTS, JOBS
 from services.projections.samples import History, to_stored
+from services.projections.store import StatsDelta
 from tests.support.fakes.keys import InMemoryKeyStore
 from tests.support.fakes.projections import InMemoryReadModelStore
 from tests.support.sqs import eventbridge_body, sqs_batch
@@ -133,12 +135,18 @@ class ConflictingStore(InMemoryReadModelStore):
         super().__init__()
         self.interloper: FerryEvent | None = interloper
 
-    def put(self, kind: str, item: dict[str, Any], expected: dict[str, int] | None) -> None:
+    def put(
+        self,
+        kind: str,
+        item: dict[str, Any],
+        expected: dict[str, int] | None,
+        stats: Sequence[StatsDelta] = (),
+    ) -> None:
         if self.interloper is not None:
             event, self.interloper = self.interloper, None
             other = Projector(self, None)
             other.handle(event)
-        super().put(kind, item, expected)
+        super().put(kind, item, expected, stats)
 
 
 def test_a_concurrent_writer_on_the_same_item_makes_the_loser_reread_and_retry() -> None:
@@ -159,7 +167,13 @@ def test_a_concurrent_writer_on_the_same_item_makes_the_loser_reread_and_retry()
 
 def test_conflicts_without_end_give_up() -> None:
     class AlwaysConflicts(InMemoryReadModelStore):
-        def put(self, kind: str, item: dict[str, Any], expected: dict[str, int] | None) -> None:
+        def put(
+            self,
+            kind: str,
+            item: dict[str, Any],
+            expected: dict[str, int] | None,
+            stats: Sequence[StatsDelta] = (),
+        ) -> None:
             raise ConcurrentUpdate("busy")
 
     h = History()

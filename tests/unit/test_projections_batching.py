@@ -24,6 +24,7 @@ from services.projections.bootstrap import ProjectionsContext
 from services.projections.consumer import make_handler
 from services.projections.readmodels import ENDPOINTS, JOBS, Item
 from services.projections.samples import History, to_stored
+from services.projections.store import StatsDelta
 from tests.support.fakes.keys import InMemoryKeyStore
 from tests.support.fakes.projections import InMemoryReadModelStore
 from tests.support.sqs import eventbridge_body, sqs_batch
@@ -52,9 +53,15 @@ class CountingStore(InMemoryReadModelStore):
                 found[key] = item
         return found
 
-    def put(self, kind: str, item: Item, expected: dict[str, int] | None) -> None:
+    def put(
+        self,
+        kind: str,
+        item: Item,
+        expected: dict[str, int] | None,
+        stats: Sequence[StatsDelta] = (),
+    ) -> None:
         self.puts.append((kind, item[readmodels.KEY_ATTRIBUTE[kind]]))
-        super().put(kind, item, expected)
+        super().put(kind, item, expected, stats)
 
 
 class CountingRecorder(POPOAggregateRecorder):
@@ -245,10 +252,16 @@ def test_a_failing_group_fails_exactly_its_records() -> None:
     h, endpoint, first, second = two_jobs_and_an_endpoint()
 
     class EndpointWritesFail(InMemoryReadModelStore):
-        def put(self, kind: str, item: Item, expected: dict[str, int] | None) -> None:
+        def put(
+            self,
+            kind: str,
+            item: Item,
+            expected: dict[str, int] | None,
+            stats: Sequence[StatsDelta] = (),
+        ) -> None:
             if kind == ENDPOINTS:
                 raise RuntimeError("throttled")
-            super().put(kind, item, expected)
+            super().put(kind, item, expected, stats)
 
     second_events = [e for e in h.events if e.correlation_id == second]
     batch_events = [
@@ -309,13 +322,19 @@ class InterleavingStore(InMemoryReadModelStore):
         super().__init__()
         self.interlopers = interlopers
 
-    def put(self, kind: str, item: Item, expected: dict[str, int] | None) -> None:
+    def put(
+        self,
+        kind: str,
+        item: Item,
+        expected: dict[str, int] | None,
+        stats: Sequence[StatsDelta] = (),
+    ) -> None:
         if self.interlopers:
             events, self.interlopers = self.interlopers, []
             other = Projector(self, None)
             for event in events:
                 other.handle(event)
-        super().put(kind, item, expected)
+        super().put(kind, item, expected, stats)
 
 
 def test_a_conflict_rereads_and_reapplies_the_group() -> None:
@@ -337,11 +356,17 @@ def test_conflicts_without_end_fail_only_that_group() -> None:
     h, endpoint, first, second = two_jobs_and_an_endpoint()
 
     class FirstJobAlwaysConflicts(CountingStore):
-        def put(self, kind: str, item: Item, expected: dict[str, int] | None) -> None:
+        def put(
+            self,
+            kind: str,
+            item: Item,
+            expected: dict[str, int] | None,
+            stats: Sequence[StatsDelta] = (),
+        ) -> None:
             if item.get("job_id") == first:
                 self.puts.append((kind, first))
                 raise ConcurrentUpdate("busy")
-            super().put(kind, item, expected)
+            super().put(kind, item, expected, stats)
 
     store = FirstJobAlwaysConflicts()
     batch = deliveries(h.events)

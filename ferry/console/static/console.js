@@ -234,7 +234,7 @@
     if (token !== renderToken) return;
     const card = (label, value, bad) => h("div", { class: "card" + (bad ? " bad" : "") }, h("div", { class: "label" }, label), h("div", { class: "value" }, value));
     main.replaceChildren(
-      head("Overview", "The last 24 hours for " + me.customer_id + (stats.truncated ? " (the newest 2,000 jobs counted)" : "")),
+      head("Overview", "The last 24 hours for " + me.customer_id),
       h("div", { class: "grid cards" },
         card("Failed (24 h)", stats.failed_jobs, stats.failed_jobs > 0),
         card("Jobs (24 h)", stats.total_jobs),

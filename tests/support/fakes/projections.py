@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import threading
+from collections.abc import Sequence
 
 from services.projections.readmodels import ENDPOINTS, JOBS, KEY_ATTRIBUTE, Item
 from services.projections.store import (
@@ -12,6 +13,8 @@ from services.projections.store import (
     IndexQuery,
     Page,
     ReadModelStore,
+    StatsDelta,
+    row_key,
     strip_none,
 )
 
@@ -23,6 +26,7 @@ class InMemoryReadModelStore(ReadModelStore):
 
     def __init__(self) -> None:
         self.items: dict[str, dict[str, Item]] = {ENDPOINTS: {}, JOBS: {}}
+        self.stats: dict[tuple[str, str], Item] = {}  # (customer_id, hour_shard) -> counters row
         self._lock = threading.Lock()
 
     def get(self, kind: str, key: str) -> Item | None:
@@ -30,7 +34,13 @@ class InMemoryReadModelStore(ReadModelStore):
             found = self.items[kind].get(key)
             return copy.deepcopy(found) if found is not None else None
 
-    def put(self, kind: str, item: Item, expected: dict[str, int] | None) -> None:
+    def put(
+        self,
+        kind: str,
+        item: Item,
+        expected: dict[str, int] | None,
+        stats: Sequence[StatsDelta] = (),
+    ) -> None:
         key = item[KEY_ATTRIBUTE[kind]]
         with self._lock:
             current = self.items[kind].get(key)
@@ -41,6 +51,22 @@ class InMemoryReadModelStore(ReadModelStore):
             if not ok:
                 raise ConcurrentUpdate(f"{kind}/{key} changed")
             self.items[kind][key] = copy.deepcopy(strip_none(item))
+            for delta in stats:  # under the same lock: both or neither
+                row = self.stats.setdefault(
+                    (delta.customer_id, delta.sort_key),
+                    {"customer_id": delta.customer_id, "hour_shard": delta.sort_key},
+                )
+                for counter, amount in delta.counts.items():
+                    row[counter] = row.get(counter, 0) + amount
+
+    def stats_rows(self, customer_id: str, first_hour: str, last_hour: str) -> list[Item]:
+        low, high = row_key(first_hour, 0), f"{last_hour}#~"
+        with self._lock:
+            return [
+                copy.deepcopy(row)
+                for (customer, sort_key), row in sorted(self.stats.items())
+                if customer == customer_id and low <= sort_key <= high
+            ]
 
     def query(self, query: IndexQuery) -> Page:
         key_attribute = KEY_ATTRIBUTE[query.kind]
