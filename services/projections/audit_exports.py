@@ -363,8 +363,9 @@ class AuditExports:
         )
         if not self.store.update(running, frozenset({"PENDING", "RUNNING"})):
             return "SKIPPED"
-        sink = _Measured(self.files.sink(customer_id, export_id))
+        sink: _Measured | None = None
         try:
+            sink = _Measured(self.files.sink(customer_id, export_id))
             manifest = export_period(
                 index,
                 sink,
@@ -402,7 +403,7 @@ class AuditExports:
                     *(ExportFile(**_file_fields(f)) for f in manifest["files"]),
                     ExportFile(
                         name=MANIFEST,
-                        bytes=sink.sizes.get(MANIFEST, 0),
+                        bytes=sink.sizes.get(MANIFEST, 0) if sink else 0,
                         sha256=manifest["manifest_sha256"],
                     ),
                 ],
