@@ -56,6 +56,8 @@ STALLED_AFTER = timedelta(hours=1)
 """A PENDING/RUNNING export not touched for this long is answered FAILED ``stalled`` (the
 exporter's function times out after 15 minutes; its queue retries three times)."""
 MAX_ATTEMPTS = 3
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST = datetime(9998, 12, 31, tzinfo=UTC)
 _KEY_OK = re.compile(r"^[\x21-\x7e]{1,255}$")
 _ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}")
 
@@ -90,7 +92,10 @@ def check_period(since: datetime, until: datetime) -> tuple[str, str]:
     """The period in the chain's time form; :class:`Invalid` naming the field: a zone on both,
     in range, since < until, at most :data:`MAX_PERIOD` long."""
     low, high = export_window(since, until)
-    if low >= high:
+    for name, value in (("since", since), ("until", until)):
+        if not EARLIEST <= value.astimezone(UTC) <= LATEST:  # the chain's time form sorts as text
+            raise Invalid(f"{name}: out of range (1970 to 9998)", field=name)
+    if until <= since:
         raise Invalid("until: must be after since", field="until")
     if until - since > MAX_PERIOD:
         raise Invalid(f"until: the period is over {MAX_PERIOD.days} days", field="until")

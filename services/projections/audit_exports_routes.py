@@ -67,7 +67,13 @@ def add_export_routes(app: FerryResolver, exports_factory: Callable[[], AuditExp
     @app.get(
         "/audit/exports/<export_id>",
         summary="An audit export: status, counts, manifest sha256, presigned file URLs (15 min)",
-        responses=error_responses(404),
+        responses={
+            200: {
+                "description": "The export",
+                "content": {"application/json": {"model": ExportView}},
+            },
+            **error_responses(404, 422),
+        },
     )
     def get_export(export_id: IdPath) -> ExportView:
         return exports().get(principal(app).customer_id, export_id)

@@ -208,6 +208,8 @@ def test_an_export_nobody_runs_is_answered_stalled() -> None:
         ("2025-01-01T00:00:00Z", "2026-01-03T00:00:00Z", "until"),
         ("2026-03-01T00:00:00", "2026-03-02T00:00:00Z", "since"),
         ("2026-03-01T00:00:00Z", "2026-03-02T00:00:00", "until"),
+        ("2026-11-22T09:00:13Z", "0301-06-16T05:32:20Z", "until"),  # found by schemathesis
+        ("1969-12-31T00:00:00Z", "1970-01-02T00:00:00Z", "since"),
     ],
 )
 def test_bad_periods_name_their_field(since: str, until: str, field: str) -> None:
