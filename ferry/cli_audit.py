@@ -186,7 +186,8 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     events.add_argument("--type", help="a detail-type, e.g. JobSucceeded")
     events.add_argument("--limit", type=int, default=1000, help="at most this many (default 1000)")
     events.set_defaults(func=cmd_audit_events)
-    from ferry import cli_audit_access, cli_audit_export  # they use this module's helpers
+    from ferry import cli_audit_access, cli_audit_export, cli_audit_exports
 
     cli_audit_export.register(audit_sub, common)  # ferry audit export
     cli_audit_access.register(audit_sub, common)  # ferry audit access
+    cli_audit_exports.register(audit_sub, common)  # ferry audit exports (through the API)

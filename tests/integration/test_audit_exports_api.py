@@ -300,3 +300,46 @@ def _request() -> Any:
     from services.projections.audit_exports import ExportRequest
 
     return ExportRequest.model_validate({"since": SINCE, "until": UNTIL})
+
+
+def test_the_cli_starts_follows_and_downloads_an_export_through_the_local_api_server(
+    world: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: Any
+) -> None:
+    """The real local API server (``ferry.local.apiserver``) in front of the query API, the
+    exporter polling its queue meanwhile (as ``ferry up`` runs it), and ``ferry audit exports``
+    over HTTP: start --wait --download, then the offline check of the download."""
+    import threading
+
+    from ferry.cli import main
+    from tests.support.edge import Edge, serve
+
+    edge = Edge(keys=None, resolvers={"queries": world.app}, key=world.key)  # type: ignore[arg-type]
+    stop = threading.Event()
+    exporter = threading.Thread(target=world.poller.run, args=(stop,), daemon=True)
+    with serve(edge) as url:
+        monkeypatch.setenv("FERRY_API_URL", url)
+        monkeypatch.setenv("FERRY_API_KEY", world.key)
+        monkeypatch.setenv("FERRY_DATA_DIR", str(tmp_path / "data"))
+        exporter.start()
+        try:
+            target = tmp_path / "download"
+            capsys.readouterr()
+            argv = ["audit", "exports", "start", "--since", SINCE, "--until", UNTIL]
+            assert main([*argv, "--wait", "--download", str(target), "--json"]) == 0
+            view = json.loads(capsys.readouterr().out)
+            assert view["status"] == "SUCCEEDED"
+            assert sorted(p.name for p in target.iterdir()) == sorted(
+                f["name"] for f in view["files"]
+            )
+            assert main(["audit", "verify", "--export", str(target)]) == 0
+            assert "verifies" in capsys.readouterr().out
+            assert main(["audit", "exports", "show", view["export_id"], "--json"]) == 0
+            assert json.loads(capsys.readouterr().out)["export_id"] == view["export_id"]
+            assert main(["audit", "exports", "list", "--json"]) == 0
+            listed = json.loads(capsys.readouterr().out)["exports"]
+            assert view["export_id"] in {e["export_id"] for e in listed}
+            # the API's refusal, named: until before since
+            assert main(["audit", "exports", "start", "--since", UNTIL, "--until", SINCE]) != 0
+        finally:
+            stop.set()
+            exporter.join(timeout=10)
