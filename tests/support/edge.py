@@ -72,8 +72,13 @@ def _resolvers(keys: InMemoryKeyStore, history: Any = None) -> dict[str, FerryRe
     from tests.support.fakes.audit import in_memory_audit
 
     audit = in_memory_audit(recorder)
+    from tests.support.fakes.audit_exports import in_memory_exports
+
+    exports = in_memory_exports()
     queries = build_app(
-        ProjectionsContext(projector, Queries(store, recorder), keys), audit_factory=lambda: audit
+        ProjectionsContext(projector, Queries(store, recorder), keys),
+        audit_factory=lambda: audit,
+        exports_factory=lambda: exports,
     )
     routes_app = RoutesApplication(
         endpoints=RouteEndpoints(), jobs=FakeJobs(), staging_bucket="s", index=InMemoryRouteIndex()
