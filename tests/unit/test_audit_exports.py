@@ -245,3 +245,48 @@ def test_only_known_permanent_errors_are_classified() -> None:
     assert classify(error("AccessDenied")).code == "access_denied"  # type: ignore[union-attr]
     assert classify(error("ThrottlingException")) is None
     assert classify(ValueError("x")) is None
+
+
+def test_the_exporter_handler_retries_only_what_failed_transiently() -> None:
+    import json
+
+    from services.projections.audit_exporter import make_handler
+
+    w = World()
+    good, flaky = w.start(), w.start()
+    w.queue.messages.clear()
+    runs: list[str] = []
+
+    class Flaky(AuditExports):
+        def run(self, customer_id: str, export_id: str, index: Any, attempt: int = 1) -> str:
+            runs.append(export_id)
+            if export_id == flaky.export_id:
+                raise TimeoutError("slow")
+            return super().run(customer_id, export_id, index, attempt)
+
+    exporter = Flaky(w.store, w.queue, w.files, clock=w.clock)
+
+    def record(message_id: str, body: str) -> dict[str, Any]:
+        return {
+            "messageId": message_id,
+            "receiptHandle": "r",
+            "body": body,
+            "attributes": {"ApproximateReceiveCount": "1"},
+            "messageAttributes": {},
+            "md5OfBody": "",
+            "eventSource": "aws:sqs",
+            "eventSourceARN": "arn:aws:sqs:us-east-1:1:q",
+            "awsRegion": "us-east-1",
+        }
+
+    event = {
+        "Records": [
+            record("m1", json.dumps({"customer_id": "acme", "export_id": good.export_id})),
+            record("m2", json.dumps({"customer_id": "acme", "export_id": flaky.export_id})),
+            record("m3", "not json"),
+        ]
+    }
+    answer = make_handler(exporter, w.index)(event, None)
+    assert answer == {"batchItemFailures": [{"itemIdentifier": "m2"}]}  # m3 is dropped
+    assert runs == [good.export_id, flaky.export_id]
+    assert w.exports.get("acme", good.export_id).status == "SUCCEEDED"
