@@ -12,8 +12,13 @@ import boto3
 import pytest
 
 from ferry.cli import main
-from services.projections.samples import History, to_stored
-from tests.support.history_store import build_on_moto, seed_event_store, use_cli_env
+from services.projections.samples import History
+from tests.support.history_store import (
+    build_on_moto,
+    published,
+    seed_event_store,
+    use_cli_env,
+)
 from tests.support.moto_server import unique_name
 
 pytestmark = pytest.mark.usefixtures("aws_env")
@@ -43,14 +48,7 @@ class Store:
         }
 
     def published(self, customer: str) -> int:
-        """How many of the customer's events are published (internal ones are not lines)."""
-        from events.translate import to_integration
-
-        return sum(
-            1
-            for e in self.history.events
-            if e.customer_id == customer and to_integration(to_stored(e)) is not None
-        )
+        return published(self.history, customer)
 
 
 @pytest.fixture(scope="module")

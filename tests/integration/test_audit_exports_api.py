@@ -34,9 +34,9 @@ from services.projections.audit_exports_adapters import (
 )
 from services.projections.bootstrap import ProjectionsContext
 from services.projections.handlers import build_app
-from services.projections.samples import History, to_stored
+from services.projections.samples import History
 from tests.support.fakes.projections import InMemoryReadModelStore
-from tests.support.history_store import build_on_moto, seed_event_store
+from tests.support.history_store import build_on_moto, published, seed_event_store
 from tests.support.moto_server import unique_name
 
 pytestmark = pytest.mark.usefixtures("aws_env")
@@ -131,13 +131,7 @@ class World:
             pass
 
     def published(self, customer: str) -> int:
-        from events.translate import to_integration
-
-        return sum(
-            1
-            for e in self.history.events
-            if e.customer_id == customer and to_integration(to_stored(e)) is not None
-        )
+        return published(self.history, customer)
 
 
 @pytest.fixture(scope="module")

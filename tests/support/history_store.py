@@ -38,6 +38,17 @@ def seed_event_store(history: History, customers: Iterable[str]) -> tuple[str, s
     return table, keys_table
 
 
+def published(history: History, customer: str) -> int:
+    """How many of the customer's events are published (internal ones are never export lines)."""
+    from events.translate import to_integration
+
+    return sum(
+        1
+        for e in history.events
+        if e.customer_id == customer and to_integration(to_stored(e)) is not None
+    )
+
+
 def build_on_moto(moto_server: str, build: Callable[[dict[str, str]], T]) -> T:
     """``build(env)`` with boto3 pointed at moto server while it runs (for module fixtures,
     which cannot use the per-test ``aws_env``)."""

@@ -16,7 +16,7 @@ from eventsourcing.popo import POPOAggregateRecorder
 from events.aggregate import transfer_stream_id
 from events.contract import FerryEvent
 from services.projections.application import ConcurrentUpdate, Delivery, Projector
-from services.projections.readmodels import JOBS, Item
+from services.projections.readmodels import JOBS
 from services.projections.samples import History, to_stored
 from services.projections.stats import (
     SHARDS,
@@ -26,8 +26,8 @@ from services.projections.stats import (
     shard_of,
     stats_deltas,
 )
-from services.projections.store import StatsDelta
 from tests.support.fakes.projections import InMemoryReadModelStore
+from tests.unit.test_projections_batching import InterleavingStore
 
 NOW = datetime(2026, 11, 23, 12, 30, tzinfo=UTC)
 
@@ -155,30 +155,10 @@ def nonzero(store: InMemoryReadModelStore) -> dict[tuple[str, str], dict[str, An
     return {k: {c: v for c, v in row.items() if v} for k, row in store.stats.items()}
 
 
-class LosesOnce(InMemoryReadModelStore):
-    """Another projector writes the same item first, once (a real lost conditional write)."""
-
-    def __init__(self, interloper: list[FerryEvent]) -> None:
-        super().__init__()
-        self.interloper = interloper
-
-    def put(
-        self,
-        kind: str,
-        item: Item,
-        expected: dict[str, int] | None,
-        stats: Sequence[StatsDelta] = (),
-    ) -> None:
-        if self.interloper:
-            events, self.interloper = self.interloper, []
-            Projector(self, None).apply_item(events)
-        super().put(kind, item, expected, stats)
-
-
 def test_a_lost_race_counts_nothing_twice() -> None:
     h, jobs = history()
     first = [e for e in h.events if e.stream_id == jobs[0]]
-    store = LosesOnce(first[:2])
+    store = InterleavingStore(first[:2])  # another projector writes first, once
     outcome = Projector(store, None).apply_item(first)
     assert outcome.conflicts == 1 and outcome.written
     assert aggregate(store, "acme") == recount(store, "acme")
