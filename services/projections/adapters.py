@@ -17,7 +17,7 @@ from services.projections.application import (
     strip_none,
 )
 from services.projections.readmodels import ENDPOINTS, JOBS, KEY_ATTRIBUTE, Item
-from services.projections.store import StatsDelta, row_key
+from services.projections.store import StatsDelta, row_range
 
 _BATCH_GET_ATTEMPTS = 5
 
@@ -130,13 +130,14 @@ class DynamoReadModelStore(ReadModelStore):
 
     def stats_rows(self, customer_id: str, first_hour: str, last_hour: str) -> list[Item]:
         """One Query of the customer's partition, the hours' key range (paginated)."""
+        low, high = row_range(first_hour, last_hour)
         request: dict[str, Any] = {
             "TableName": self.stats_table,
             "KeyConditionExpression": "customer_id = :c AND hour_shard BETWEEN :low AND :high",
             "ExpressionAttributeValues": {
                 ":c": {"S": customer_id},
-                ":low": {"S": row_key(first_hour, 0)},
-                ":high": {"S": f"{last_hour}#~"},  # '~' sorts after every shard number
+                ":low": {"S": low},
+                ":high": {"S": high},
             },
             "ConsistentRead": True,
         }

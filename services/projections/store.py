@@ -52,6 +52,12 @@ def row_key(hour: str, shard: int) -> str:
     return f"{hour}#{shard}"
 
 
+def row_range(first_hour: str, last_hour: str) -> tuple[str, str]:
+    """The lowest and highest sort keys of hours ``first_hour`` to ``last_hour``, every shard
+    ('~' sorts after every shard number)."""
+    return row_key(first_hour, 0), f"{last_hour}#~"
+
+
 @dataclass(frozen=True)
 class Page:
     items: list[Item]

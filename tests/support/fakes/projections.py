@@ -14,7 +14,7 @@ from services.projections.store import (
     Page,
     ReadModelStore,
     StatsDelta,
-    row_key,
+    row_range,
     strip_none,
 )
 
@@ -60,7 +60,7 @@ class InMemoryReadModelStore(ReadModelStore):
                     row[counter] = row.get(counter, 0) + amount
 
     def stats_rows(self, customer_id: str, first_hour: str, last_hour: str) -> list[Item]:
-        low, high = row_key(first_hour, 0), f"{last_hour}#~"
+        low, high = row_range(first_hour, last_hour)
         with self._lock:
             return [
                 copy.deepcopy(row)
