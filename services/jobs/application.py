@@ -12,6 +12,7 @@ so on the event store's IntegrityError the job is reloaded and the command retri
 
 from __future__ import annotations
 
+import logging
 import random
 import time
 from collections.abc import Callable, Mapping
@@ -40,6 +41,7 @@ from events.contract import (
     TransferVerified,
 )
 from events.translate import detail_type_of_topic, stream_events
+from ferry.daily_bytes import DeliveredBytes, daily_bytes_refusal, limit_of
 from ferry.errors import Conflict, Invalid, NotFound, TooManyRequests
 from services.jobs.domain import (
     Job,
@@ -71,6 +73,7 @@ from services.jobs.requests import TargetRequest as TargetRequest  # re-exported
 from services.jobs.requests import check_path as check_path  # re-exported
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 _RECENT_TRANSFER_EVENTS = 20
 _LEG_EVENTS = frozenset({"TransferStarted", "ChunkCommitted", "TransferVerified"})
@@ -114,6 +117,13 @@ class QueuedLimitReached(TooManyRequests, JobsError):
     """The customer has its queued-jobs limit of jobs waiting to run: 429 with Retry-After."""
 
     code = "queued_limit_reached"
+
+
+class DailyBytesLimitReached(TooManyRequests, JobsError):
+    """The customer's jobs delivered its daily bytes today (UTC): 429, Retry-After until the
+    next 00:00 UTC."""
+
+    code = "daily_bytes_limit_reached"
 
 
 class ExecutorEventRejected(Conflict, JobsError):
@@ -161,9 +171,16 @@ class JobsPolicy:
     queued_limit: int = 1000
     queued_limit_overrides: Mapping[str, int] = field(default_factory=dict)
     queued_retry_after_seconds: int = 30
+    #: bytes a customer's jobs may deliver per UTC day (None: unlimited); per-customer
+    #: exceptions (None there: unlimited for that customer)
+    daily_bytes_limit: int | None = None
+    daily_bytes_limit_overrides: Mapping[str, int | None] = field(default_factory=dict)
 
     def queued_limit_of(self, customer_id: str) -> int:
         return self.queued_limit_overrides.get(customer_id, self.queued_limit)
+
+    def daily_bytes_limit_of(self, customer_id: str) -> int | None:
+        return limit_of(customer_id, self.daily_bytes_limit, self.daily_bytes_limit_overrides)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -183,12 +200,14 @@ class JobsApplication(FerryApplication):
         env: dict[str, str] | None = None,
         sources: SourceIdentity | None = None,
         queued: QueuedJobs | None = None,
+        daily_bytes: DeliveredBytes | None = None,
     ) -> None:
         super().__init__(env=env)
         self.endpoints = endpoints
         self.idempotency = idempotency
         self.sources = sources
         self.queued = queued  # None: no queued-jobs limit
+        self.daily_bytes = daily_bytes  # None: no bytes-per-day limit
         self.policy = policy or JobsPolicy()
         self.clock = clock or (lambda: datetime.now(UTC))
         self.rand = rand
@@ -492,6 +511,7 @@ class JobsApplication(FerryApplication):
                 pass
         if route_id is None:  # a route's file is never refused: it waits its turn to run
             self._check_queued(customer_id)
+            self._check_daily_bytes(customer_id)
         job = Job.request(
             job_id=job_id,
             customer_id=customer_id,
@@ -522,6 +542,24 @@ class JobsApplication(FerryApplication):
                 f"(queued_limit {limit}); retry after {retry} s",
                 retry_after=retry,
             )
+
+    def _check_daily_bytes(self, customer_id: str) -> None:
+        """The bytes-per-day limit (ferry/daily_bytes.py): a new job is refused while the
+        customer's jobs have delivered its limit today (UTC), until 00:00 UTC. An admission
+        check only: jobs admitted earlier still run (the executor holds them for the next day
+        once the customer is over), a running job is never cut. A failed count allows."""
+        limit = self.policy.daily_bytes_limit_of(customer_id)
+        if self.daily_bytes is None or limit is None:
+            return
+        now = self.clock()
+        try:
+            delivered = self.daily_bytes.delivered_today(customer_id, now)
+        except Exception as exc:  # fail open: never a 5xx, never a refusal for a failed read
+            log.warning("bytes delivered today by %s not counted: %r", customer_id, exc)
+            delivered = None
+        refusal = daily_bytes_refusal(delivered, limit, now)
+        if refusal is not None:
+            raise DailyBytesLimitReached(refusal.message, retry_after=refusal.retry_after)
 
     def _check_request(self, request: TransferRequest) -> None:
         if (request.source.endpoint_id, request.source.path) == (

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from ferry.api import ApiKeyStore, DynamoKeyStore
+from ferry.daily_bytes import DeliveredBytes
 from services.jobs.application import JobsApplication, JobsPolicy
 from services.jobs.ports import EndpointDirectory, IdempotencyStore, QueuedJobs, SourceIdentity
 from services.jobs.settings import JobsSettings
@@ -36,6 +37,8 @@ def policy_from(settings: JobsSettings) -> JobsPolicy:
         queued_limit=settings.jobs_queued_limit,
         queued_limit_overrides=dict(settings.jobs_queued_limit_overrides),
         queued_retry_after_seconds=settings.jobs_queued_retry_after_seconds,
+        daily_bytes_limit=settings.jobs_daily_bytes_limit,
+        daily_bytes_limit_overrides=dict(settings.jobs_daily_bytes_limit_overrides),
     )
 
 
@@ -50,6 +53,7 @@ def bootstrap(
     rand: Callable[[], float] = random.random,
     sources: SourceIdentity | None = None,
     queued: QueuedJobs | None = None,
+    daily_bytes: DeliveredBytes | None = None,
 ) -> JobsContext:
     """The jobs application and the API key store, with production adapters by default.
 
@@ -58,6 +62,8 @@ def bootstrap(
     HeadObject / SFTP stat through the executor's endpoint access). ``queued`` counts a
     customer's waiting jobs for the queued-jobs limit (default: the jobs read model, built
     with the other production adapters; in-memory wiring has no limit unless it is given).
+    ``daily_bytes`` reads a customer's bytes delivered today for the bytes-per-day limit
+    (default: the job-stats table, likewise, when a limit is set).
     """
     settings = settings or JobsSettings()
     if sources is None:
@@ -78,6 +84,13 @@ def bootstrap(
             from services.jobs.adapters import DynamoQueuedJobs
 
             queued = DynamoQueuedJobs(settings.jobs_table)
+        limited = settings.jobs_daily_bytes_limit is not None or any(
+            settings.jobs_daily_bytes_limit_overrides.values()
+        )
+        if daily_bytes is None and limited:  # no client (cold start) while nobody has a limit
+            from ferry.daily_bytes import DynamoDailyBytes
+
+            daily_bytes = DynamoDailyBytes(settings.job_stats_table)
     app = JobsApplication(
         endpoints=endpoints,
         idempotency=idempotency,
@@ -87,5 +100,6 @@ def bootstrap(
         env=env,
         sources=sources,
         queued=queued,
+        daily_bytes=daily_bytes,
     )
     return JobsContext(app=app, keys=keys, settings=settings)

@@ -87,6 +87,29 @@ def _responses(model: type[BaseModel]) -> dict[int, Any]:
     }
 
 
+def _submit_limits() -> dict[int, Any]:
+    """POST /transfers' 429: the customer's fair-sharing limits (docs/data-plane.md), each a
+    stable code, and when to try again."""
+    refused = error_responses(429)[429]
+    return {
+        429: {
+            **refused,
+            "description": (
+                "A limit of the customer's is reached, named in the message: "
+                "queued_limit_reached (its jobs waiting to run) or daily_bytes_limit_reached "
+                "(bytes its jobs delivered today, UTC). Retry after Retry-After seconds (for "
+                "the daily limit: until 00:00 UTC)."
+            ),
+            "headers": {
+                "Retry-After": {
+                    "description": "Seconds to wait before trying again",
+                    "schema": {"type": "integer", "minimum": 1},
+                }
+            },
+        }
+    }
+
+
 def build_resolver(service: JobsContext) -> FerryResolver:
     app = make_resolver(service.keys, not_found_code="job_not_found")
     jobs = service.app
@@ -94,7 +117,7 @@ def build_resolver(service: JobsContext) -> FerryResolver:
     @app.post(
         "/transfers",
         summary="Submit a transfer",
-        responses={**_responses(TransferAccepted), **error_responses(429)},
+        responses={**_responses(TransferAccepted), **_submit_limits()},
     )
     def submit_transfer(body: TransferRequest) -> Response[TransferAccepted]:
         caller = principal(app)

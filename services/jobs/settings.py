@@ -12,6 +12,7 @@ from typing import Annotated, Any
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from ferry.daily_bytes import MAX_DAILY_BYTES, parse_overrides
 from ferry.names import ENV_PREFIX, ResourceNames
 
 _DEFAULTS = ResourceNames()
@@ -25,6 +26,8 @@ class JobsSettings(BaseSettings):
     idempotency_table: str = _DEFAULTS.idempotency_table
     api_keys_table: str = _DEFAULTS.api_keys_table
     jobs_table: str = _DEFAULTS.jobs_table  # the read model (FERRY_JOBS_TABLE)
+    # the projector's aggregate, for the bytes-per-day limit (FERRY_JOB_STATS_TABLE)
+    job_stats_table: str = _DEFAULTS.job_stats_table
 
     # Idempotency: a request without Idempotency-Key is deduplicated within this window.
     jobs_dedupe_window_seconds: float = Field(default=600.0, gt=0)
@@ -46,6 +49,27 @@ class JobsSettings(BaseSettings):
         default_factory=dict
     )
     jobs_queued_retry_after_seconds: int = Field(default=30, ge=1, le=3600)
+
+    # Fair sharing: bytes a customer's jobs may deliver per UTC day (ferry/daily_bytes.py);
+    # unset or empty: unlimited. Beyond it POST /transfers answers 429 until 00:00 UTC, and
+    # the executor holds the customer's other jobs until then. The executor reads the same
+    # two variables (services/executor/settings.py). Per-customer exceptions as JSON, whole
+    # bytes, null for unlimited (FERRY_JOBS_DAILY_BYTES_LIMIT_OVERRIDES='{"<customer_id>":
+    # 5000000000000, "<other>": null}').
+    jobs_daily_bytes_limit: int | None = Field(default=None, ge=1, le=MAX_DAILY_BYTES)
+    jobs_daily_bytes_limit_overrides: dict[
+        str, Annotated[int, Field(ge=1, le=MAX_DAILY_BYTES, strict=True)] | None
+    ] = Field(default_factory=dict)
+
+    @field_validator("jobs_daily_bytes_limit", mode="before")
+    @classmethod
+    def _empty_is_unlimited(cls, value: Any) -> Any:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("jobs_daily_bytes_limit_overrides", mode="before")
+    @classmethod
+    def _daily_json_map(cls, value: Any) -> Any:
+        return parse_overrides(value, "FERRY_JOBS_DAILY_BYTES_LIMIT_OVERRIDES")
 
     @field_validator("jobs_queued_limit_overrides", mode="before")
     @classmethod

@@ -16,6 +16,11 @@ An aggregate kept by the projector, exact and cheap to read at any number of job
   conditional write).
 - A rebuild replays every stream into empty tables, so it recomputes the aggregate from the
   events, and ends with the same counters as the live projection.
+- One counter is charged to another hour: a SUCCEEDED job also contributes its ``size`` as
+  ``bytes_delivered`` to the hour it finished (``finished_at``), the bytes-per-day limit's count
+  (ferry/daily_bytes.py: a daily budget must charge a file to the day it was delivered, not the
+  day it was requested). Its inputs (status, size, finished_at) are all the job stream's, so
+  either stream order and a rebuild end with the same counter.
 
 Reading the last 24 hours is one Query of at most ``24 * SHARDS`` small items of the customer's
 own partition (``ReadModelStore.stats_rows``): never a scan, never another customer's rows.
@@ -28,6 +33,7 @@ from datetime import UTC, datetime, timedelta
 
 from pydantic import BaseModel, Field
 
+from ferry.daily_bytes import DELIVERED_COUNTER
 from services.projections.readmodels import Item
 from services.projections.store import ReadModelStore, StatsDelta, row_key
 
@@ -36,6 +42,7 @@ __all__ = ["HourBucket", "HourlyStats", "StatsDelta", "hourly_stats", "row_key",
 SHARDS = 8
 JOBS_PREFIX = "jobs_"  # a counter per status: jobs_SUCCEEDED, jobs_FAILED, ...
 BYTES = "bytes_moved"
+DELIVERED = DELIVERED_COUNTER  # by the hour the job finished, SUCCEEDED jobs only
 HOUR_FORMAT = "%Y-%m-%dT%H"
 
 
@@ -54,29 +61,34 @@ def bytes_moved(item: Item) -> int:
     return moved
 
 
-def _contribution(item: Item | None) -> tuple[str, str, dict[str, int]] | None:
-    """(customer, hour, counters) of one job item; None until it has a customer, a creation
-    time and a status (its Transfer stream's events can arrive first)."""
+def _contributions(item: Item | None) -> list[tuple[str, str, dict[str, int]]]:
+    """(customer, hour, counters) of one job item: its status and bytes moved at the hour it
+    was created, and, once SUCCEEDED, its size delivered at the hour it finished. Nothing until
+    it has a customer, a creation time and a status (its Transfer stream's events can arrive
+    first)."""
     if not item or not item.get("customer_id") or not item.get("created_at"):
-        return None
+        return []
     status = item.get("status")
     if not status:
-        return None
+        return []
+    customer = str(item["customer_id"])
     hour = hour_of(datetime.fromisoformat(str(item["created_at"])))
-    return str(item["customer_id"]), hour, {JOBS_PREFIX + str(status): 1, BYTES: bytes_moved(item)}
+    parts = [(customer, hour, {JOBS_PREFIX + str(status): 1, BYTES: bytes_moved(item)})]
+    size = int(item.get("size") or 0)
+    if status == "SUCCEEDED" and item.get("finished_at") and size:
+        finished = hour_of(datetime.fromisoformat(str(item["finished_at"])))
+        parts.append((customer, finished, {DELIVERED: size}))
+    return parts
 
 
 def stats_deltas(old: Item | None, new: Item) -> list[StatsDelta]:
     """What writing ``new`` over ``old`` (one job item; None: absent) changes in the counters."""
-    before, after = _contribution(old), _contribution(new)
     changes: dict[tuple[str, str], dict[str, int]] = {}
-    for sign, part in ((-1, before), (1, after)):
-        if part is None:
-            continue
-        customer, hour, counts = part
-        bucket = changes.setdefault((customer, hour), {})
-        for counter, amount in counts.items():
-            bucket[counter] = bucket.get(counter, 0) + sign * amount
+    for sign, parts in ((-1, _contributions(old)), (1, _contributions(new))):
+        for customer, hour, counts in parts:
+            bucket = changes.setdefault((customer, hour), {})
+            for counter, amount in counts.items():
+                bucket[counter] = bucket.get(counter, 0) + sign * amount
     shard = shard_of(str(new["job_id"]))
     deltas = []
     for (customer, hour), counts in changes.items():
