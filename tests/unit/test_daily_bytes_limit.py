@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import json
 import random
+import threading
 from datetime import UTC, date, datetime, timedelta, timezone
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from uuid import uuid4
 
@@ -15,6 +17,7 @@ import pytest
 from pydantic import ValidationError
 
 from events.contract import Direction, EndpointStatus, EndpointType, FerryEvent
+from ferry import cli
 from ferry.api import issue_key
 from ferry.apigw import rest_event
 from ferry.daily_bytes import (
@@ -382,3 +385,46 @@ def test_a_failed_count_allows_the_job_and_routes_are_never_refused(
         status, answer, _ = world.submit("acme", "f1")
     assert status == 202, answer  # fail open, never a 5xx
     assert "not counted" in caplog.text
+
+
+# --------------------------------------------------------------------------- the CLI
+
+
+def test_the_cli_prints_the_refusal_and_exits_non_zero(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``ferry transfer`` over HTTP (127.0.0.1) to the real resolver, the customer over its
+    daily bytes: one clean error line naming the limit and the code, exit 1, no traceback."""
+    world = World(JobsSettings(jobs_daily_bytes_limit=1), datetime(2026, 12, 3, 21, tzinfo=UTC))
+
+    class Api(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers["Content-Length"])).decode()
+            event = rest_event(
+                "POST", self.path, body=body, headers={"x-api-key": self.headers["x-api-key"]}
+            )
+            response = world.resolver.resolve(event, None)
+            self.send_response(response["statusCode"])
+            headers = {k: v[-1] for k, v in (response.get("multiValueHeaders") or {}).items()}
+            for name, value in {**headers, **(response.get("headers") or {})}.items():
+                self.send_header(name, value)
+            self.end_headers()
+            self.wfile.write(response["body"].encode())
+
+        def log_message(self, *_: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Api)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        monkeypatch.setenv("FERRY_API_URL", f"http://127.0.0.1:{server.server_port}")
+        monkeypatch.setenv("FERRY_API_KEY", world.keys["acme"])
+        src, dst = world.endpoints["acme"]
+        argv = ["transfer", "--from", f"{src.endpoint_id}:in/x", "--to", f"{dst.endpoint_id}:o/x"]
+        assert cli.main(argv) == 1
+    finally:
+        server.shutdown()
+    err = capsys.readouterr().err
+    assert "daily bytes limit reached" in err and "daily_bytes_limit 1" in err
+    assert "429 daily_bytes_limit_reached" in err and "retry after 10800 s" in err
+    assert "Traceback" not in err
