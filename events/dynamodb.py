@@ -447,6 +447,9 @@ def _item_from_stored_event(
         "topic": {"S": stored_event.topic},
         "state": {"B": bytes(stored_event.state)},
     }
+    origin = origin_region()
+    if origin:  # the region whose service appended it (active-active, multi-region-runtime.md)
+        item["origin_region"] = {"S": origin}
     if chain is not None:
         item["at"] = {"S": chain.at}
         item["state_sha256"] = {"S": chain.state_sha256}
@@ -461,6 +464,16 @@ def _item_from_stored_event(
                 )
             }
     return item
+
+
+def origin_region() -> str | None:
+    """FERRY_REGION, else the process's AWS region (one region: that region), else None."""
+    return (
+        os.environ.get("FERRY_REGION")
+        or os.environ.get("AWS_REGION")
+        or os.environ.get("AWS_DEFAULT_REGION")
+        or None
+    )
 
 
 def at_key(at: str, stream_id: str, version: int) -> str:

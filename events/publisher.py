@@ -10,17 +10,34 @@ through dynamodbstreams (same shape; B values arrive as bytes there and as base6
   failed and not sent (Lambda retries the batch from the first failure: order is kept, and what
   was already sent is re-sent at most once more — consumers dedupe on event_id).
 - A record that cannot be decoded or translated is reported as failed (never silently dropped).
+
+Active-active (``FERRY_PUBLICATIONS_TABLE`` set; docs/multi-region-runtime.md): each region's
+publisher sees every event, so each event is first claimed in the publications table
+(``events.publications``); the winner puts it to its own bus and to every peer region's bus
+(``FERRY_PEER_BUS_ARNS``), then marks the claim published; a lost claim is skipped; a fresh claim
+of another region not yet published stops the batch there (reported failed, retried). A peer bus
+that still fails after the retries is recorded on the claim (``missed_buses``) and does not
+block this region (a dead peer region must not stop the living one). With the variable unset
+the publisher is the single-region one: no claim, no extra call.
 """
 
 from __future__ import annotations
 
+import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from aws_lambda_powertools import Logger, Tracer
 
 from events.dynamodb import stored_event_from_item
+from events.publications import (
+    ENV_PEER_BUS_ARNS,
+    ENV_PUBLICATIONS_TABLE,
+    Claim,
+    Publications,
+    claim_key,
+)
 from events.translate import to_integration, to_put_events_entry
 
 logger = Logger(service="ferry-publisher")
@@ -41,9 +58,15 @@ def publish_records(
     bus_name: str,
     attempts: int = ATTEMPTS,
     sleep: Callable[[float], None] = time.sleep,
+    publications: Publications | None = None,
+    peer_buses: Sequence[str] = (),
+    peer_client: Callable[[str], Any] | None = None,
 ) -> list[str]:
-    """Publish the INSERT records; returns the sequence numbers of the records not published."""
-    pending: list[tuple[str, dict[str, Any]]] = []  # (record id, entry), in stream order
+    """Publish the INSERT records; returns the sequence numbers of the records not published.
+
+    With ``publications`` (active-active) each event is claimed first and the winner also puts
+    it to ``peer_buses`` (ARNs; ``peer_client(arn)`` gives the events client of its region)."""
+    pending: list[tuple[str, str, dict[str, Any]]] = []  # (record id, claim key, entry)
     undecodable: list[str] = []  # the first undecodable record and every later one
     for index, record in enumerate(records):
         if record.get("eventName") != "INSERT":
@@ -58,15 +81,101 @@ def publish_records(
             break
         if event is None:
             continue  # an internal event: not published
-        pending.append((record_id, to_put_events_entry(event, bus_name)))
+        key = claim_key(str(stored.originator_id), int(stored.originator_version))
+        pending.append((record_id, key, to_put_events_entry(event, bus_name)))
 
+    if publications is None:
+        return _publish(events_client, [(r, e) for r, _, e in pending], attempts, sleep) + (
+            undecodable
+        )
+    return _publish_claimed(
+        pending,
+        events_client=events_client,
+        attempts=attempts,
+        sleep=sleep,
+        publications=publications,
+        peer_buses=peer_buses,
+        peer_client=peer_client or _peer_events_client,
+    ) + (undecodable)
+
+
+def _publish(
+    client: Any,
+    pending: list[tuple[str, dict[str, Any]]],
+    attempts: int,
+    sleep: Callable[[float], None],
+) -> list[str]:
+    """Single region: PutEvents in batches of 10; the ids from the first final failure on."""
     for start in range(0, len(pending), MAX_ENTRIES):
         batch = pending[start : start + MAX_ENTRIES]
-        failed_at = _put_with_retries(events_client, batch, attempts, sleep)
+        failed_at = _put_with_retries(client, batch, attempts, sleep)
         if failed_at is not None:
             first = start + failed_at
-            return [record_id for record_id, _ in pending[first:]] + undecodable
-    return undecodable
+            return [record_id for record_id, _ in pending[first:]]
+    return []
+
+
+def _publish_claimed(
+    pending: list[tuple[str, str, dict[str, Any]]],
+    *,
+    events_client: Any,
+    attempts: int,
+    sleep: Callable[[float], None],
+    publications: Publications,
+    peer_buses: Sequence[str],
+    peer_client: Callable[[str], Any],
+) -> list[str]:
+    """Active-active: claim, publish the won ones to every bus, mark them published."""
+    if not pending:
+        return []
+    claims = publications.claim_all([key for _, key, _ in pending])
+    won: list[tuple[str, dict[str, Any], Claim]] = []
+    stop_at = len(pending)
+    for index, ((record_id, _, entry), claim) in enumerate(zip(pending, claims, strict=True)):
+        if claim.verdict == "pending":
+            stop_at = index  # another region holds it, not yet published: retried from here
+            logger.info("event claimed by another region, not yet published", key=claim.key)
+            break
+        if claim.verdict == "won":
+            won.append((record_id, entry, claim))
+    failed = [record_id for record_id, _, _ in pending[stop_at:]]
+    for start in range(0, len(won), MAX_ENTRIES):
+        batch = won[start : start + MAX_ENTRIES]
+        failed_at = _put_with_retries(events_client, [(r, e) for r, e, _ in batch], attempts, sleep)
+        sent = batch if failed_at is None else batch[:failed_at]
+        missed = _put_to_peers(sent, peer_buses, peer_client, attempts, sleep)
+        if sent:
+            publications.mark_published([c for _, _, c in sent], missed)
+        if failed_at is not None:
+            first_failed = batch[failed_at][0]
+            index = next(i for i, (r, _, _) in enumerate(pending) if r == first_failed)
+            return [record_id for record_id, _, _ in pending[index:]]
+    return failed
+
+
+def _put_to_peers(
+    sent: list[tuple[str, dict[str, Any], Claim]],
+    peer_buses: Sequence[str],
+    peer_client: Callable[[str], Any],
+    attempts: int,
+    sleep: Callable[[float], None],
+) -> list[str]:
+    """Put what went to our bus to each peer bus; the peer buses that still failed."""
+    missed: list[str] = []
+    if not sent:
+        return missed
+    for bus_arn in peer_buses:
+        batch = [(r, {**e, "EventBusName": bus_arn}) for r, e, _ in sent]
+        try:
+            client = peer_client(bus_arn)
+        except Exception:
+            logger.exception("no events client for the peer bus", bus=bus_arn)
+            missed.append(bus_arn)
+            continue
+        if _put_with_retries(client, batch, attempts, sleep) is not None:
+            logger.error("peer bus unreachable: events recorded as missed", bus=bus_arn)
+            missed.append(bus_arn)
+    return missed
 
 
 def _ids_after(records: list[dict[str, Any]], index: int) -> list[str]:
@@ -109,7 +218,11 @@ def _put_with_retries(
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """Lambda entry point for the event table's DynamoDB stream (ReportBatchItemFailures)."""
     failed = publish_records(
-        event.get("Records", []), events_client=_events_client(), bus_name=_bus_name()
+        event.get("Records", []),
+        events_client=_events_client(),
+        bus_name=_bus_name(),
+        publications=_publications(),
+        peer_buses=_peer_buses(),
     )
     return {"batchItemFailures": [{"itemIdentifier": f} for f in failed]}
 
@@ -126,8 +239,46 @@ def _events_client() -> Any:
 
 
 def _bus_name() -> str:
-    import os
-
     from ferry.names import ENV_BUS_NAME, ResourceNames
 
     return os.environ.get(ENV_BUS_NAME) or ResourceNames().bus
+
+
+def _region() -> str:
+    from ferry.names import ENV_DEPLOYMENT_REGION, ENV_REGION
+
+    return (
+        os.environ.get(ENV_DEPLOYMENT_REGION)
+        or os.environ.get("AWS_REGION")
+        or os.environ.get(ENV_REGION)
+        or "us-east-1"
+    )
+
+
+def _publications() -> Publications | None:
+    """The claims of this region, if FERRY_PUBLICATIONS_TABLE is set (active-active)."""
+    table = os.environ.get(ENV_PUBLICATIONS_TABLE)
+    if not table:
+        return None
+    if "publications" not in _clients:
+        import boto3
+
+        _clients["publications"] = Publications(boto3.client("dynamodb"), table, _region())
+    publications: Publications = _clients["publications"]
+    return publications
+
+
+def _peer_buses() -> list[str]:
+    return [a.strip() for a in os.environ.get(ENV_PEER_BUS_ARNS, "").split(",") if a.strip()]
+
+
+def _peer_events_client(bus_arn: str) -> Any:
+    """The events client of the peer bus's region (PutEvents goes to the bus's own region)."""
+    parts = bus_arn.split(":")
+    region = parts[3] if len(parts) > 4 and parts[3] else None
+    key = f"events:{region}"
+    if key not in _clients:
+        import boto3
+
+        _clients[key] = boto3.client("events", region_name=region)
+    return _clients[key]
