@@ -149,14 +149,19 @@ class DynamoDailyBytes:
 
     def __init__(self, table_name: str, client: Any = None) -> None:
         self.table = table_name
-        if client is None:
+        self._client = client
+
+    @property
+    def client(self) -> Any:
+        """The DynamoDB client, made at the first read (none at start-up)."""
+        if self._client is None:
             import boto3
             from botocore.config import Config
 
-            client = boto3.client(
+            self._client = boto3.client(
                 "dynamodb", config=Config(retries={"max_attempts": 3, "mode": "standard"})
             )
-        self.client = client
+        return self._client
 
     def delivered_today(self, customer_id: str, now: datetime) -> int | None:
         from botocore.exceptions import BotoCoreError, ClientError

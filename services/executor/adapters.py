@@ -278,6 +278,9 @@ class Message:
     body: str
     receipt_handle: str
     message_id: str
+    #: SQS's ApproximateReceiveCount (this receive included): how close the message is to the
+    #: DLQ's maxReceiveCount (services/executor/daily_budget.py starts a fresh copy in time)
+    receive_count: int = 1
 
 
 class SqsQueue:
@@ -290,9 +293,16 @@ class SqsQueue:
             QueueUrl=self.url,
             MaxNumberOfMessages=max(1, min(10, max_messages)),
             WaitTimeSeconds=wait_seconds,
+            AttributeNames=["ApproximateReceiveCount"],
         )
         return [
-            Message(m["Body"], m["ReceiptHandle"], m["MessageId"]) for m in resp.get("Messages", [])
+            Message(
+                m["Body"],
+                m["ReceiptHandle"],
+                m["MessageId"],
+                int(m.get("Attributes", {}).get("ApproximateReceiveCount", 1)),
+            )
+            for m in resp.get("Messages", [])
         ]
 
     def delete(self, message: Message) -> None:

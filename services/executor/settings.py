@@ -13,6 +13,7 @@ from typing import Annotated, Any
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from ferry.daily_bytes import MAX_DAILY_BYTES, limit_of, parse_overrides
 from ferry.names import ResourceNames
 
 MiB = 1024 * 1024
@@ -81,6 +82,7 @@ class ExecutorSettings(BaseSettings):
     events_table: str | None = Field(default=None, validation_alias="FERRY_EVENTS_TABLE")
     endpoints_table: str | None = Field(default=None, validation_alias="FERRY_ENDPOINTS_TABLE")
     jobs_table: str | None = Field(default=None, validation_alias="FERRY_JOBS_TABLE")
+    job_stats_table: str | None = Field(default=None, validation_alias="FERRY_JOB_STATS_TABLE")
     leases_table: str | None = Field(default=None, validation_alias="FERRY_LEASES_TABLE")
     staging_bucket: str | None = Field(default=None, validation_alias="FERRY_STAGING_BUCKET")
     region: str = Field(default="us-east-1", validation_alias="FERRY_REGION")
@@ -124,6 +126,22 @@ class ExecutorSettings(BaseSettings):
         description="A customer found at its limit is not asked again for this long (unless "
         "one of its jobs ends here); an executor whose whole queue is waiting pauses as long.",
     )
+    #: The bytes-per-day limit (ferry/daily_bytes.py, docs/data-plane.md "Fair sharing"): the
+    #: jobs service's two variables, read here too, so a customer whose jobs delivered its
+    #: limit today (UTC) has its other jobs held until 00:00 UTC (no attempt consumed)
+    daily_bytes_limit: int | None = Field(
+        default=None, ge=1, le=MAX_DAILY_BYTES, validation_alias="FERRY_JOBS_DAILY_BYTES_LIMIT"
+    )
+    daily_bytes_limit_overrides: dict[
+        str, Annotated[int, Field(ge=1, le=MAX_DAILY_BYTES, strict=True)] | None
+    ] = Field(default_factory=dict, validation_alias="FERRY_JOBS_DAILY_BYTES_LIMIT_OVERRIDES")
+    daily_bytes_recheck_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        le=300,
+        description="A customer found under its daily bytes is not asked again for this long "
+        "(how far its running jobs may take it past the limit before the next check here).",
+    )
     sftp_timeout: float = Field(default=20.0, gt=0)
     run_validator: bool = False
     #: Checked at start-up so a bad FERRY_EGRESS_ALLOW stops the process at once (connects read
@@ -147,6 +165,24 @@ class ExecutorSettings(BaseSettings):
 
     def customer_limit(self, customer_id: str) -> int:
         return self.customer_concurrency_overrides.get(customer_id, self.customer_concurrency)
+
+    @field_validator("daily_bytes_limit", mode="before")
+    @classmethod
+    def _empty_is_unlimited(cls, value: Any) -> Any:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("daily_bytes_limit_overrides", mode="before")
+    @classmethod
+    def _daily_json_map(cls, value: Any) -> Any:
+        return parse_overrides(value, "FERRY_JOBS_DAILY_BYTES_LIMIT_OVERRIDES")
+
+    def daily_bytes_limit_of(self, customer_id: str) -> int | None:
+        return limit_of(customer_id, self.daily_bytes_limit, self.daily_bytes_limit_overrides)
+
+    @property
+    def daily_bytes_limited(self) -> bool:
+        """Whether any customer has a bytes-per-day limit (else nothing is read for it)."""
+        return self.daily_bytes_limit is not None or any(self.daily_bytes_limit_overrides.values())
 
     @field_validator("egress_allow")
     @classmethod

@@ -42,6 +42,7 @@ from ferry import names
 from services.executor import errors
 from services.executor.adapters import DynamoSemaphore, Message, SqsQueue
 from services.executor.application import TransferApplication
+from services.executor.daily_budget import DailyBudget
 from services.executor.domain import LeaseHeld, Transfer, TransferFinished, utcnow
 from services.executor.fairness import Admission
 from services.executor.settings import ExecutorSettings
@@ -152,6 +153,7 @@ class Executor:
             recheck_seconds=settings.customer_recheck_seconds,
         )
         self._scanning = False  # the last batch put back a customer at its limit
+        self.daily_budget = DailyBudget.of(settings)  # bytes per day: hold until 00:00 UTC
         self.engine_settings = EngineSettings(
             chunk_size=settings.chunk_size,
             single_put_threshold=settings.single_put_threshold,
@@ -302,6 +304,8 @@ class Executor:
             delay = math.ceil((job.next_attempt_at - now).total_seconds())
             self.queue.extend(message, min(delay, 43200))
             return "not-due"
+        if self.daily_budget.hold(self.queue, message, job.customer_id):
+            return "over-budget"  # the customer's daily bytes are spent: back after 00:00 UTC
         with self._running_lock:
             if job.job_id in self._running:  # a duplicate delivery while this process runs it
                 self.queue.extend(message, math.ceil(self.settings.lease_seconds) + 1)
