@@ -61,7 +61,9 @@ def test_push_jobs_duplicates_replays_new_versions_and_no_loops(push: dict[str, 
         s3.put_object(Bucket=outbox, Key=f"out/f{i:03d}.csv", Body=f"row {i}\n".encode())
     s3.put_object(Bucket=outbox, Key="out/readme.txt", Body=b"not routed")
     bodies: list[str] = []
-    assert drain(queue, handle, keep=bodies) == N + 1
+    # At least N + 1 S3 events: on a loaded machine botocore may retry a PutObject that moto had
+    # already stored, and its S3 event arrives twice (seen: 52). The job count proves no dupe.
+    assert drain(queue, handle, keep=bodies) >= N + 1
     assert stack.job_requested_count() == N * 2
 
     ledger = stack.app.ledger(push["route_id"], "out/f007.csv")
@@ -97,9 +99,7 @@ def test_push_jobs_duplicates_replays_new_versions_and_no_loops(push: dict[str, 
             for e in resent
         ]
     )
-    # At least the 10: on a loaded machine botocore may retry a PutObject that moto had already
-    # stored, and that S3 event arrives twice (seen once in CI: 11) — harmless by design, and
-    # the job count below is what proves it.
+    # At least the 10 (the same PutObject retry as above; seen once in CI: 11).
     assert drain(queue, handle) >= 10
     assert stack.job_requested_count() == N * 2
 
