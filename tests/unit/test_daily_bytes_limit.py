@@ -428,3 +428,13 @@ def test_the_cli_prints_the_refusal_and_exits_non_zero(
     assert "daily bytes limit reached" in err and "daily_bytes_limit 1" in err
     assert "429 daily_bytes_limit_reached" in err and "retry after 10800 s" in err
     assert "Traceback" not in err
+
+
+def test_the_openapi_schema_declares_the_429_with_both_codes_and_retry_after() -> None:
+    world = World(JobsSettings(jobs_daily_bytes_limit=1), NOON)
+    schema = json.loads(world.resolver.get_openapi_json_schema())
+    refused = schema["paths"]["/transfers"]["post"]["responses"]["429"]
+    assert "daily_bytes_limit_reached" in refused["description"]
+    assert "queued_limit_reached" in refused["description"]
+    assert refused["headers"]["Retry-After"]["schema"]["type"] == "integer"
+    assert refused["content"]["application/json"]["schema"]["$ref"].endswith("ErrorEnvelope")
