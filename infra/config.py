@@ -15,6 +15,18 @@ from ferry.names import ResourceNames
 DEFAULT_REGIONS = ("us-gov-west-1", "us-gov-east-1")
 ECR_IMAGE_PREFIX = "ecr:"
 
+ACTIVE_ACTIVE = "active_active"
+"""``multi_region`` value: both regions run every writer on MRSC tables (docs/multi-region.md)."""
+
+# DynamoDB multi-Region strong consistency (MRSC) is offered only inside these Region sets, and a
+# table cannot span two of them (the AWS docs' list; docs/multi-region.md cites the pages). No
+# GovCloud (or China) Region is in any set.
+MRSC_REGION_SETS: dict[str, tuple[str, ...]] = {
+    "US": ("us-east-1", "us-east-2", "us-west-2"),
+    "EU": ("eu-west-1", "eu-west-2", "eu-west-3", "eu-central-1"),
+    "AP": ("ap-northeast-1", "ap-northeast-2", "ap-northeast-3"),
+}
+
 
 def _bool(value: Any) -> bool:
     if isinstance(value, bool):
@@ -41,6 +53,14 @@ class FerryConfig:
     global_tables: bool = False
     # The region whose writers run when global_tables is on (failover = redeploy with the other)
     active_region: str | None = None
+    # "active_active": both regions run every writer; MRSC tables (replicas in `regions`, witness
+    # in `witness_region`), publication claims, staging CRR, Route 53 for the API domain
+    multi_region: str = ""
+    witness_region: str | None = None
+    # The API's custom domain (active-active): latency records + health checks per region.
+    # Absent: the mode still synthesizes, without API failover records (a synth warning says so).
+    api_domain_name: str | None = None
+    api_hosted_zone_id: str | None = None
     # EventBridge
     archive_retention_days: int = 365
     consumer_accounts: tuple[str, ...] = ()
@@ -80,9 +100,17 @@ class FerryConfig:
         """Strictly longer than the resumable window: a resumable upload is never aborted."""
         return self.resume_window_days + 1
 
+    @property
+    def active_active(self) -> bool:
+        return self.multi_region == ACTIVE_ACTIVE
+
+    def peers(self, region: str) -> tuple[str, ...]:
+        """The other replica regions (active-active: the one other region)."""
+        return tuple(r for r in self.regions if r != region)
+
     def is_active(self, region: str) -> bool:
         """Whether the region runs Ferry's writers (always, unless global tables are on)."""
-        if not self.global_tables:
+        if not self.global_tables or self.active_active:
             return True
         return region == (self.active_region or self.home_region)
 
@@ -101,6 +129,10 @@ class FerryConfig:
             account=ctx("account", None),
             global_tables=_bool(ctx("global_tables", d.global_tables)),
             active_region=ctx("active_region", None),
+            multi_region=str(ctx("multi_region", d.multi_region)).strip(),
+            witness_region=ctx("witness_region", None) or None,
+            api_domain_name=ctx("api_domain_name", None) or None,
+            api_hosted_zone_id=ctx("api_hosted_zone_id", None) or None,
             archive_retention_days=int(ctx("archive_retention_days", d.archive_retention_days)),
             consumer_accounts=_list(ctx("consumer_accounts", [])),
             bundle=_bool(ctx("bundle", d.bundle)),
@@ -127,6 +159,12 @@ class FerryConfig:
             raise ValueError(f"regions must be distinct and non-empty: {self.regions}")
         if self.active_region and self.active_region not in self.regions:
             raise ValueError(f"active_region {self.active_region} is not one of {self.regions}")
+        if self.multi_region not in ("", ACTIVE_ACTIVE):
+            raise ValueError(f"multi_region must be '' or {ACTIVE_ACTIVE!r}: {self.multi_region!r}")
+        if self.active_active:
+            self._validate_active_active()
+        elif self.witness_region:
+            raise ValueError("witness_region is only used with multi_region=active_active")
         for account in self.consumer_accounts:
             if not (account.isdigit() and len(account) == 12):
                 raise ValueError(f"consumer_accounts: not a 12-digit account id: {account!r}")
@@ -144,3 +182,38 @@ class FerryConfig:
             )
         ):
             raise ValueError("executor_image must be 'asset' or 'ecr:<repository>:<tag>'")
+
+    def _validate_active_active(self) -> None:
+        """Two replica regions + a witness, all three in one MRSC Region set."""
+        if self.global_tables or self.active_region:
+            raise ValueError(
+                "multi_region=active_active replaces global_tables/active_region (active/passive): "
+                "set one mode, not both"
+            )
+        if len(self.regions) != 2:
+            raise ValueError(
+                f"multi_region=active_active needs exactly two replica regions (+ witness_region): "
+                f"{self.regions}"
+            )
+        if not self.witness_region:
+            raise ValueError(
+                "multi_region=active_active needs witness_region (MRSC tables span exactly three "
+                "regions: the two replicas and a witness)"
+            )
+        three = (*self.regions, self.witness_region)
+        if len(set(three)) != 3:
+            raise ValueError(f"regions and witness_region must be three distinct regions: {three}")
+        gov = [r for r in three if r.startswith(("us-gov-", "cn-"))]
+        if gov:
+            raise ValueError(
+                f"multi_region=active_active needs DynamoDB multi-Region strong consistency, which "
+                f"AWS offers in no GovCloud (or China) region ({', '.join(gov)}): use a commercial "
+                f"region set, e.g. regions=us-east-1,us-east-2 witness_region=us-west-2"
+            )
+        if not any(set(three) <= set(members) for members in MRSC_REGION_SETS.values()):
+            raise ValueError(
+                f"MRSC needs all three regions in one Region set ({three}); sets: "
+                + "; ".join(f"{n}: {', '.join(m)}" for n, m in MRSC_REGION_SETS.items())
+            )
+        if bool(self.api_domain_name) != bool(self.api_hosted_zone_id):
+            raise ValueError("api_domain_name and api_hosted_zone_id go together (both or neither)")

@@ -89,9 +89,10 @@ def iam_suppressions(names: ResourceNames) -> dict[str, list[tuple[str, str]]]:
             ),
             (
                 rf"^Resource::arn:{partition}:dynamodb:[a-z0-9-]+:<AWS::AccountId>:"
-                rf"table/{names.events_table}/index/\*$",
-                "The event store's by-customer-time GSI (issue 11) on the imported global-table "
-                "replica (its ARN is known by name only).",
+                rf"table/({names.events_table}|{names.endpoints_table})/index/\*$",
+                "The event store's by-customer-time GSI (issue 11) and, active-active, the "
+                "endpoints registry's customer-index on the imported global-table replicas "
+                "(their ARNs are known by name only).",
             ),
             (
                 rf"^Resource::arn:{partition}:secretsmanager:[a-z0-9-]+:<AWS::AccountId>:"
@@ -104,6 +105,18 @@ def iam_suppressions(names: ResourceNames) -> dict[str, list[tuple[str, str]]]:
                 "Customers' roles for their S3 endpoints, unknown until registered: sts:AssumeRole "
                 "only, only with a Ferry external id (condition sts:ExternalId ferry-*); each "
                 "customer's trust policy names this role and its endpoint's external id.",
+            ),
+            (
+                rf"^Resource::arn:{partition}:s3:::{names.staging_bucket}-"
+                r"(<AWS::AccountId>|[0-9]{12})-[a-z0-9-]+/\*$",
+                "Active-active staging CRR: the replication role may replicate objects into the "
+                "other region's staging bucket only (s3:Replicate* on its objects).",
+            ),
+            (
+                rf"^Resource::arn:{partition}:kms:[a-z0-9-]+:(<AWS::AccountId>|[0-9]{{12}}):key/\*$",
+                "Active-active staging CRR: the other region's data key, whose id only that "
+                "region's stack knows; limited to the key behind Ferry's alias "
+                "(kms:ResourceAliases) and to use through S3 in that region (kms:ViaService).",
             ),
             (
                 r"^Resource::\*$",

@@ -21,6 +21,12 @@ from infra.constructs.monitoring import (
     LAMBDA_QUEUE_OLDEST_MESSAGE_SECONDS,
     Monitoring,
 )
+from infra.constructs.multi_region import (
+    ENV_PEER_BUS_ARNS,
+    ENV_PUBLICATIONS_TABLE,
+    peer_bus_arn,
+    staging_replication,
+)
 from infra.constructs.notifications import NotificationsService
 from infra.constructs.routes import RoutesService
 from infra.constructs.services import (
@@ -36,7 +42,7 @@ from infra.constructs.services import (
 )
 from infra.constructs.sla import SlaChecks
 from infra.constructs.storage import Storage
-from infra.constructs.tables import Tables, data_key_alias
+from infra.constructs.tables import Tables, data_key_alias, publications_table_name
 from infra.nag import suppress
 
 CUSTOMER_S3_ACTIONS = [
@@ -79,14 +85,17 @@ class FerryStack(Stack):
             description="Ferry data: event store, tables, queues, staging bucket, alarms topic",
             removal_policy=RemovalPolicy.RETAIN,
         )
-        owns_global = cfg.global_tables and region == cfg.home_region
+        shared_tables = cfg.global_tables or cfg.active_active
+        owns_global = shared_tables and region == cfg.home_region
         self.tables = Tables(
             self,
             "Tables",
             names=names,
             key=self.key,
             replica_regions=[r for r in cfg.regions if r != region] if owns_global else None,
-            import_global=cfg.global_tables and not owns_global,
+            import_global=shared_tables and not owns_global,
+            # active-active: MRSC tables, the third region a witness (docs/multi-region.md)
+            witness_region=cfg.witness_region if cfg.active_active else None,
         )
         self.messaging = Messaging(
             self,
@@ -106,7 +115,22 @@ class FerryStack(Stack):
             key=self.key,
             multipart_abort_days=cfg.multipart_abort_days,
             staging_expiry_days=cfg.staging_expiry_days,
+            versioned=cfg.active_active,
         )
+        peers = cfg.peers(region) if cfg.active_active else ()
+        self.staging_replication_role = None
+        if cfg.active_active:
+            # staged chunks are readable in the other region at takeover (docs/multi-region.md)
+            [peer] = peers
+            self.staging_replication_role = staging_replication(
+                self.storage,
+                names=names,
+                bucket=self.storage.staging,
+                key=self.key,
+                peer_region=peer,
+                key_alias=data_key_alias(names).removeprefix("alias/"),
+            )
+        self.peer_bus_arns = [peer_bus_arn(self, names, r) for r in peers]
         q = self.messaging.queues
         environment = {
             n.ENV_PERSISTENCE_MODULE: "events.dynamodb",
@@ -127,6 +151,9 @@ class FerryStack(Stack):
             n.ENV_SECRETS_PREFIX: names.secrets_prefix,
             n.ENV_DEPLOYMENT_REGION: region,
         }
+        if cfg.active_active:
+            environment[ENV_PUBLICATIONS_TABLE] = publications_table_name(names)
+            environment[ENV_PEER_BUS_ARNS] = ",".join(self.peer_bus_arns)
         self.service_environment = environment
         layer = dependencies_layer(self, "Dependencies", bundle=cfg.bundle)
         common = _Common(names=names, environment=environment, layer=layer, key=self.key)
@@ -170,6 +197,7 @@ class FerryStack(Stack):
             tables=self.tables,
             bus=self.messaging.bus,
             dlq=self.publisher_dlq,
+            peer_bus_arns=self.peer_bus_arns,
         )
         self.network = Network(self, "Network")
         self.executor = Executor(

@@ -26,6 +26,7 @@ from constructs import Construct
 from ferry.names import ResourceNames
 from infra.constructs.api import ENDPOINTS_HANDLER, JOBS_HANDLER, QUERIES_HANDLER
 from infra.constructs.functions import FerryFunction
+from infra.constructs.multi_region import PUBLICATION_ITEM_ACTIONS
 from infra.constructs.tables import Tables
 
 PROCESS_MANAGER_HANDLER = "services/jobs/process_manager.py:handler"
@@ -252,13 +253,43 @@ class Publisher(Construct):
         tables: Tables,
         bus: events.IEventBus,
         dlq: sqs.IQueue,
+        peer_bus_arns: list[str] | None = None,
     ) -> None:
+        """``peer_bus_arns`` (active-active): the other regions' buses; the publisher claims
+        each event in the publications table and the winner puts it to every bus."""
         super().__init__(scope, cid)
         t = tables
         self.function = common.function(
             self, "Function", PUBLISHER_HANDLER, "publisher", timeout=Duration.seconds(60)
         )
         bus.grant_put_events_to(self.function)
+        if t.publications is not None:
+            role = self.function.role
+            assert role is not None
+            role.add_to_principal_policy(
+                iam.PolicyStatement(
+                    sid="PublicationClaims",
+                    actions=PUBLICATION_ITEM_ACTIONS,
+                    resources=[t.publications.table_arn],
+                )
+            )
+            role.add_to_principal_policy(
+                iam.PolicyStatement(
+                    sid="PublicationClaimsKey",
+                    actions=["kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey"],
+                    resources=[common.key.key_arn],
+                )
+            )
+        if peer_bus_arns:
+            role = self.function.role
+            assert role is not None
+            role.add_to_principal_policy(
+                iam.PolicyStatement(
+                    sid="PutEventsToPeerBuses",
+                    actions=["events:PutEvents"],
+                    resources=peer_bus_arns,
+                )
+            )
         deny_secret_reads(self.function.role, secrets_arn(self, common.names))
         deny_writes(self.function.role, [t.events], "NeverWriteTheEventStore")
         self.dlq = dlq

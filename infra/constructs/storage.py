@@ -32,7 +32,10 @@ class Storage(Construct):
         key: kms.IKey,
         multipart_abort_days: int,
         staging_expiry_days: int,
+        versioned: bool = False,
     ) -> None:
+        """``versioned``: active-active (S3 Cross-Region Replication needs versioning on both
+        buckets); noncurrent versions then expire after a day."""
         super().__init__(scope, construct_id)
         stack = Stack.of(self)
         self.access_logs = s3.Bucket(
@@ -56,7 +59,7 @@ class Storage(Construct):
             bucket_key_enabled=True,
             block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
             enforce_ssl=True,
-            versioned=False,
+            versioned=versioned,
             server_access_logs_bucket=self.access_logs,
             server_access_logs_prefix="staging/",
             removal_policy=RemovalPolicy.RETAIN,
@@ -67,6 +70,19 @@ class Storage(Construct):
                 ),
                 s3.LifecycleRule(
                     id="expire-staging-objects", expiration=Duration.days(staging_expiry_days)
+                ),
+                *(
+                    [
+                        s3.LifecycleRule(
+                            id="expire-noncurrent-versions",
+                            noncurrent_version_expiration=Duration.days(1),
+                        ),
+                        s3.LifecycleRule(
+                            id="remove-expired-delete-markers", expired_object_delete_marker=True
+                        ),
+                    ]
+                    if versioned
+                    else []
                 ),
             ],
         )

@@ -5,6 +5,13 @@ Every table is encrypted with the deployment's customer-managed key, has point-i
 and deletion protection. With ``global_tables`` the event store and the API keys are DynamoDB
 global tables owned by the home region's stack (replicas elsewhere); the read models, idempotency
 records and leases stay regional (see infra/README.md for why).
+
+With ``multi_region=active_active`` (docs/multi-region.md) the event store, API keys, endpoints,
+idempotency records, leases and the publication claims (``<prefix>-publications``) are DynamoDB
+multi-Region strong consistency (MRSC) global tables: owned by the home region's stack, one
+replica in the other region and a witness in the third. MRSC supports no TTL, so those tables have
+none (expiry is checked by the conditions that read ``expires_at``/``expiration``). The other
+tables (jobs, job stats, routes, route scan) stay regional: read models each region rebuilds.
 """
 
 from __future__ import annotations
@@ -40,10 +47,12 @@ class Tables(Construct):
         key: kms.IKey,
         replica_regions: list[str] | None = None,
         import_global: bool = False,
+        witness_region: str | None = None,
     ) -> None:
         """``replica_regions``: this stack owns the global tables and replicates them there.
         ``import_global``: the global tables belong to another region's stack; reference the
-        local replicas by name."""
+        local replicas by name. ``witness_region``: active-active; the global tables are MRSC
+        (with ``replica_regions``: owned here; with ``import_global``: imported)."""
         super().__init__(scope, construct_id)
         self._key = key
 
@@ -81,10 +90,51 @@ class Tables(Construct):
             "table_name": names.api_keys_table,
             "partition_key": _attr("key_hash"),
         }
+        mrsc = witness_region is not None
+        self.mrsc = mrsc
         self.events: ddb.ITableV2
         self.api_keys: ddb.ITableV2
         self.events_stream_arn: str
-        if import_global:
+        enc: ddb.TableEncryptionV2 | None = None
+        replicas = [ddb.ReplicaTableProps(region=r) for r in replica_regions or []]
+        strong: dict[str, Any] = (
+            {
+                "multi_region_consistency": ddb.MultiRegionConsistency.STRONG,
+                "witness_region": witness_region,
+            }
+            if mrsc
+            else {}
+        )
+        if replicas:
+            # replicas need a key per region: the same-alias key of each regional stack
+            enc = ddb.TableEncryptionV2.customer_managed_key(
+                key,
+                replica_key_arns={
+                    r: Stack.of(self).format_arn(
+                        service="kms", region=r, resource="alias", resource_name=_alias(names)
+                    )
+                    for r in replica_regions or []
+                },
+            )
+
+        def shared(construct_id: str, **kwargs: Any) -> ddb.ITableV2:
+            """A table of the global set: imported (the other region owns it), replicated from
+            here, or regional (no global tables)."""
+            if import_global:
+                return ddb.TableV2.from_table_attributes(
+                    self,
+                    construct_id,
+                    table_name=kwargs["table_name"],
+                    encryption_key=key,
+                    global_indexes=[
+                        g.index_name for g in kwargs.get("global_secondary_indexes", [])
+                    ],
+                )
+            if replicas:
+                return regional(construct_id, **kwargs, replicas=replicas, encryption=enc, **strong)
+            return regional(construct_id, **kwargs)
+
+        if import_global and not mrsc:
             # The global table's replica in this region: its stream ARN is only known at deploy.
             self.api_keys = ddb.TableV2.from_table_name(self, "ApiKeys", names.api_keys_table)
             describe = cr.AwsCustomResource(
@@ -115,22 +165,25 @@ class Tables(Construct):
                 encryption_key=key,
                 global_indexes=[CUSTOMER_TIME_INDEX],
             )
+        elif import_global:
+            # active-active, the other region owns the MRSC tables: the local replicas by name
+            self.api_keys = shared("ApiKeys", **api_keys_kwargs)
+            self.events_stream_arn = self._replica_stream_arn(names)
+            self.events = ddb.TableV2.from_table_attributes(
+                self,
+                "EventsReplica",
+                table_name=names.events_table,
+                table_stream_arn=self.events_stream_arn,
+                encryption_key=key,
+                global_indexes=[CUSTOMER_TIME_INDEX],
+            )
         else:
-            replicas = [ddb.ReplicaTableProps(region=r) for r in replica_regions or []]
             if replicas:
-                # replicas need a key per region: the same-alias key of each regional stack
-                enc = ddb.TableEncryptionV2.customer_managed_key(
-                    key,
-                    replica_key_arns={
-                        r: Stack.of(self).format_arn(
-                            service="kms", region=r, resource="alias", resource_name=_alias(names)
-                        )
-                        for r in replica_regions or []
-                    },
+                self.events = regional(
+                    "Events", **events_kwargs, replicas=replicas, encryption=enc, **strong
                 )
-                self.events = regional("Events", **events_kwargs, replicas=replicas, encryption=enc)
                 self.api_keys = regional(
-                    "ApiKeys", **api_keys_kwargs, replicas=replicas, encryption=enc
+                    "ApiKeys", **api_keys_kwargs, replicas=replicas, encryption=enc, **strong
                 )
             else:
                 self.events = regional("Events", **events_kwargs)
@@ -139,7 +192,9 @@ class Tables(Construct):
             assert stream_arn is not None
             self.events_stream_arn = stream_arn
 
-        self.endpoints = regional(
+        # MRSC (active-active): the endpoints registry, idempotency and leases are shared too
+        mrsc_shared = shared if mrsc else regional
+        self.endpoints = mrsc_shared(
             "Endpoints",
             table_name=names.endpoints_table,
             partition_key=_attr("endpoint_id"),
@@ -209,18 +264,31 @@ class Tables(Construct):
             partition_key=_attr("customer_id"),
             sort_key=_attr("hour_shard"),
         )
-        self.idempotency = regional(
+        # MRSC supports no TTL: expired records stay until overwritten (the conditions compare
+        # `expiration` / `expires_at` with now, so an expired record never blocks anything)
+        self.idempotency = mrsc_shared(
             "Idempotency",
             table_name=names.idempotency_table,
             partition_key=_attr("id"),
-            time_to_live_attribute="expiration",
+            **_ttl(None if mrsc else "expiration"),
         )
-        self.leases = regional(
+        self.leases = mrsc_shared(
             "Leases",
             table_name=names.leases_table,
             partition_key=_attr("endpoint_id"),
             sort_key=_attr("slot", N),
-            time_to_live_attribute="ttl",
+            **_ttl(None if mrsc else "ttl"),
+        )
+        # publication claims (active-active): one conditional item per event, so that exactly
+        # one region's publisher puts it to every region's bus (docs/multi-region.md)
+        self.publications: ddb.ITableV2 | None = (
+            shared(
+                "Publications",
+                table_name=publications_table_name(names),
+                partition_key=_attr("pk"),
+            )
+            if mrsc
+            else None
         )
 
         # Routes (issue 5): exactly services.routes.adapters.create_tables
@@ -246,9 +314,41 @@ class Tables(Construct):
             time_to_live_attribute="ttl",
         )
 
+    def _replica_stream_arn(self, names: ResourceNames) -> str:
+        """The local replica's stream ARN (only known at deploy): DescribeTable at deploy."""
+        describe = cr.AwsCustomResource(
+            self,
+            "EventsReplicaStream",
+            on_update=cr.AwsSdkCall(
+                service="DynamoDB",
+                action="describeTable",
+                parameters={"TableName": names.events_table},
+                physical_resource_id=cr.PhysicalResourceId.of(names.events_table),
+                output_paths=["Table.LatestStreamArn"],
+            ),
+            policy=cr.AwsCustomResourcePolicy.from_sdk_calls(
+                resources=[
+                    Stack.of(self).format_arn(
+                        service="dynamodb", resource="table", resource_name=names.events_table
+                    )
+                ]
+            ),
+            install_latest_aws_sdk=False,
+        )
+        return describe.get_response_field("Table.LatestStreamArn")
+
     @property
     def read_models(self) -> list[ddb.ITableV2]:
         return [self.endpoints, self.jobs, self.job_stats]
+
+
+def _ttl(attribute: str | None) -> dict[str, Any]:
+    return {"time_to_live_attribute": attribute} if attribute else {}
+
+
+def publications_table_name(names: ResourceNames) -> str:
+    """Publication claims (active-active), env FERRY_PUBLICATIONS_TABLE."""
+    return f"{names.prefix}-publications"
 
 
 def _alias(names: ResourceNames) -> str:

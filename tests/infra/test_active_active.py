@@ -1,0 +1,427 @@
+"""multi_region=active_active (docs/multi-region.md): two replica regions + a witness, MRSC tables
+owned by the home region's stack, every writer in both regions, publication claims, staging CRR,
+the API's custom domain with Route 53 latency records and health checks. One synth per module."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aws_cdk.assertions import Annotations, Match
+
+import ferry.names as n
+from infra.config import FerryConfig
+from infra.constructs import services as svc
+from infra.constructs.api import ROUTES
+from infra.constructs.multi_region import (
+    ENV_PEER_BUS_ARNS,
+    ENV_PUBLICATIONS_TABLE,
+    HEALTH_CHECK_PATH,
+    PUBLICATION_ITEM_ACTIONS,
+    api_domain_stack_name,
+)
+from infra.constructs.tables import publications_table_name
+from infra.stack import stack_name
+from tests.infra.conftest import CFN_LINT_IGNORED
+from tests.infra.iam import function_role, refs, role_statements, text
+
+HOME, PEER, WITNESS = "us-east-1", "us-east-2", "us-west-2"
+DOMAIN, ZONE = "api.ferry.example.com", "Z0123456789ABCDEFGHIJ"
+NAMES = n.ResourceNames("ferry")
+PUBLICATIONS = publications_table_name(NAMES)
+MRSC_TABLES = {
+    NAMES.events_table,
+    NAMES.api_keys_table,
+    NAMES.endpoints_table,
+    NAMES.idempotency_table,
+    NAMES.leases_table,
+    PUBLICATIONS,
+}
+REGIONAL_TABLES = {
+    NAMES.jobs_table,
+    NAMES.job_stats_table,
+    NAMES.routes_table,
+    NAMES.route_scan_table,
+    NAMES.access_log_table,
+    NAMES.audit_exports_table,
+}
+CONTEXT = {
+    "bundle": "false",
+    "executor_image": "ecr:ferry-executor:test",
+    "multi_region": "active_active",
+    "regions": f"{HOME},{PEER}",
+    "witness_region": WITNESS,
+}
+
+
+@dataclass
+class App:
+    outdir: Path
+    stacks: dict[str, Any]  # stack name -> Stack
+    lint: list[tuple[Path, subprocess.Popen[str]]]
+
+    def template(self, name: str) -> dict[str, Any]:
+        return json.loads(
+            (self.outdir / f"{self.stacks[name].artifact_id}.template.json").read_text()
+        )
+
+
+def _synth(outdir: Path, context: dict[str, Any], lint: bool) -> App:
+    from aws_cdk import Stack
+
+    from infra.app import build_app
+
+    app = build_app(context, outdir=str(outdir))
+    app.synth()
+    stacks = {c.stack_name: c for c in app.node.children if isinstance(c, Stack)}
+    procs = []
+    if lint:
+        cfn_lint = Path(sys.executable).with_name("cfn-lint")
+        for stack in stacks.values():
+            path = outdir / f"{stack.artifact_id}.template.json"
+            cmd = [str(cfn_lint), "--format", "parseable", "--regions", stack.region]
+            cmd += ["--ignore-checks", *CFN_LINT_IGNORED, "--", str(path)]
+            procs.append(
+                (
+                    path,
+                    subprocess.Popen(
+                        cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+                    ),
+                )
+            )
+    return App(outdir, stacks, procs)
+
+
+@pytest.fixture(scope="module")
+def aa(tmp_path_factory: pytest.TempPathFactory) -> Iterator[App]:
+    app = _synth(
+        tmp_path_factory.mktemp("cdk-active-active"),
+        {**CONTEXT, "api_domain_name": DOMAIN, "api_hosted_zone_id": ZONE},
+        lint=True,
+    )
+    yield app
+    for _, proc in app.lint:
+        if proc.poll() is None:
+            proc.kill()
+        proc.communicate()
+
+
+HOME_STACK, PEER_STACK = stack_name("ferry", HOME), stack_name("ferry", PEER)
+
+
+def _of(t: dict[str, Any], type_: str) -> list[dict[str, Any]]:
+    return [r for r in t["Resources"].values() if r["Type"] == type_]
+
+
+def _tables(t: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {
+        r["Properties"]["TableName"]: r["Properties"] for r in _of(t, "AWS::DynamoDB::GlobalTable")
+    }
+
+
+# --- layout -----------------------------------------------------------------------------------
+
+
+def test_three_region_layout_two_regional_stacks_and_their_api_domains(aa: App) -> None:
+    assert set(aa.stacks) == {
+        HOME_STACK,
+        PEER_STACK,
+        api_domain_stack_name("ferry", HOME),
+        api_domain_stack_name("ferry", PEER),
+    }
+    assert {s.region for s in aa.stacks.values()} == {HOME, PEER}  # nothing deploys to the witness
+
+
+def test_mrsc_tables_are_strong_with_the_witness_and_no_ttl(aa: App) -> None:
+    tables = _tables(aa.template(HOME_STACK))
+    for name in MRSC_TABLES:
+        p = tables[name]
+        assert p["MultiRegionConsistency"] == "STRONG", name
+        assert p["GlobalTableWitnesses"] == [{"Region": WITNESS}], name
+        assert {r["Region"] for r in p["Replicas"]} == {HOME, PEER}, name
+        assert "TimeToLiveSpecification" not in p, name  # MRSC supports no TTL
+        assert p["BillingMode"] == "PAY_PER_REQUEST"
+        assert p["SSESpecification"]["SSEType"] == "KMS"
+        # each replica with the data key of its own region (alias/<prefix>-data)
+        peer = next(r for r in p["Replicas"] if r["Region"] == PEER)
+        assert f"kms:{PEER}:" in text(peer["SSESpecification"]["KMSMasterKeyId"])
+        assert "alias/ferry-data" in text(peer["SSESpecification"]["KMSMasterKeyId"])
+    assert tables[NAMES.events_table]["StreamSpecification"] == {"StreamViewType": "NEW_IMAGE"}
+    pub = tables[PUBLICATIONS]
+    assert pub["KeySchema"] == [{"AttributeName": "pk", "KeyType": "HASH"}]
+    assert pub["AttributeDefinitions"] == [{"AttributeName": "pk", "AttributeType": "S"}]
+
+
+def test_read_models_access_log_and_exports_stay_regional(aa: App) -> None:
+    for stack, region in ((HOME_STACK, HOME), (PEER_STACK, PEER)):
+        tables = _tables(aa.template(stack))
+        for name in REGIONAL_TABLES | {NAMES.subscriptions_table}:
+            p = tables[name]
+            assert [r["Region"] for r in p["Replicas"]] == [region], (stack, name)
+            assert "MultiRegionConsistency" not in p and "GlobalTableWitnesses" not in p
+    # the peer owns none of the MRSC tables: it uses the local replicas the home stack creates
+    assert not MRSC_TABLES & set(_tables(aa.template(PEER_STACK)))
+
+
+def test_peer_publisher_reads_the_local_replica_stream(aa: App) -> None:
+    t = aa.template(PEER_STACK)
+    [lookup] = _of(t, "Custom::AWS")
+    assert "describeTable" in str(lookup["Properties"]["Create"])
+    [mapping] = [
+        r["Properties"]
+        for r in _of(t, "AWS::Lambda::EventSourceMapping")
+        if "BisectBatchOnFunctionError" in r["Properties"]
+    ]
+    assert "LatestStreamArn" in str(mapping["EventSourceArn"])
+
+
+def test_every_writer_runs_in_both_regions(aa: App) -> None:
+    for stack in (HOME_STACK, PEER_STACK):
+        t = aa.template(stack)
+        rules = {
+            r["Properties"]["Name"]: r["Properties"]["State"]
+            for r in _of(t, "AWS::Events::Rule")
+            if "Name" in r["Properties"]
+        }
+        for rule in (NAMES.executor_rule, NAMES.validator_rule, NAMES.jobs_rule):
+            assert rules[rule] == "ENABLED", (stack, rule)
+        assert set(rules.values()) == {"ENABLED"}, stack
+        assert {s["Properties"]["State"] for s in _of(t, "AWS::Scheduler::Schedule")} == {"ENABLED"}
+        assert len(_of(t, "AWS::ApiGateway::Method")) == len(ROUTES), stack
+
+
+# --- publication claims -------------------------------------------------------------------------
+
+
+def _publisher(t: dict[str, Any]) -> tuple[str, dict[str, str]]:
+    handler = svc.PUBLISHER_HANDLER.partition(":")[0].removesuffix(".py").replace("/", ".")
+    role = function_role(t, handler + ".handler")
+    [fn] = [
+        r["Properties"]
+        for r in _of(t, "AWS::Lambda::Function")
+        if r["Properties"].get("Handler") == handler + ".handler"
+    ]
+    return role, fn["Environment"]["Variables"]
+
+
+def _on_publications(t: dict[str, Any], resource: Any) -> bool:
+    ids = {lid for lid, r in t["Resources"].items() if r["Type"] == "AWS::DynamoDB::GlobalTable"}
+    pub_ids = {i for i in ids if t["Resources"][i]["Properties"]["TableName"] == PUBLICATIONS}
+    return bool(refs(resource) & pub_ids) or f"table/{PUBLICATIONS}" in text(resource)
+
+
+@pytest.mark.parametrize(
+    ("stack", "region", "peer"), [(HOME_STACK, HOME, PEER), (PEER_STACK, PEER, HOME)]
+)
+def test_publisher_claims_and_puts_to_the_peer_bus(
+    aa: App, stack: str, region: str, peer: str
+) -> None:
+    t = aa.template(stack)
+    role, env = _publisher(t)
+    assert env[ENV_PUBLICATIONS_TABLE] == PUBLICATIONS
+    assert env[n.ENV_DEPLOYMENT_REGION] == region
+    [peer_arn] = text(env[ENV_PEER_BUS_ARNS]).split(",")
+    assert f":events:{peer}:" in text(peer_arn) and text(peer_arn).endswith(
+        f"event-bus/{NAMES.bus}"
+    )
+    statements = role_statements(t, role)
+    claims = [s for s in statements if any(_on_publications(t, r) for r in s.resources)]
+    assert [sorted(s.actions) for s in claims] == [sorted(PUBLICATION_ITEM_ACTIONS)]
+    puts = [s for s in statements if "events:PutEvents" in s.actions]
+    assert any(f":events:{peer}:" in text(r) for s in puts for r in s.resources)
+
+
+def test_only_the_publisher_touches_the_publications_table(aa: App) -> None:
+    for stack in (HOME_STACK, PEER_STACK):
+        t = aa.template(stack)
+        publisher, _ = _publisher(t)
+        for res in _of(t, "AWS::IAM::Policy"):
+            for st in res["Properties"]["PolicyDocument"]["Statement"]:
+                resources = st.get("Resource", [])
+                resources = resources if isinstance(resources, list) else [resources]
+                if st["Effect"] == "Allow" and any(_on_publications(t, r) for r in resources):
+                    assert refs(res["Properties"]["Roles"]) == {publisher}, (stack, st)
+
+
+# --- staging replication ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("stack", "region", "peer"), [(HOME_STACK, HOME, PEER), (PEER_STACK, PEER, HOME)]
+)
+def test_staging_bucket_replicates_to_the_peer_bucket(
+    aa: App, stack: str, region: str, peer: str
+) -> None:
+    t = aa.template(stack)
+    [bucket] = [
+        r["Properties"]
+        for r in _of(t, "AWS::S3::Bucket")
+        if text(r["Properties"].get("BucketName", "")).startswith(NAMES.staging_bucket)
+        and "ReplicationConfiguration" in r["Properties"]
+    ]
+    assert bucket["VersioningConfiguration"] == {"Status": "Enabled"}
+    lifecycle = {r["Id"]: r for r in bucket["LifecycleConfiguration"]["Rules"]}
+    assert (
+        lifecycle["expire-noncurrent-versions"]["NoncurrentVersionExpiration"]["NoncurrentDays"]
+        == 1
+    )
+    [rule] = bucket["ReplicationConfiguration"]["Rules"]
+    assert rule["Status"] == "Enabled" and rule["DeleteMarkerReplication"] == {"Status": "Enabled"}
+    dest = rule["Destination"]
+    assert text(dest["Bucket"]).endswith(f"-{peer}") and f"{NAMES.staging_bucket}-" in text(
+        dest["Bucket"]
+    )
+    key = text(dest["EncryptionConfiguration"]["ReplicaKmsKeyID"])
+    assert f":kms:{peer}:" in key and key.endswith("alias/ferry-data")
+    assert rule["SourceSelectionCriteria"]["SseKmsEncryptedObjects"]["Status"] == "Enabled"
+    # the replication role: trusted by S3, replicate into the peer bucket only
+    role_id = bucket["ReplicationConfiguration"]["Role"]["Fn::GetAtt"][0]
+    role = t["Resources"][role_id]["Properties"]
+    assert role["AssumeRolePolicyDocument"]["Statement"][0]["Principal"] == {
+        "Service": "s3.amazonaws.com"
+    }
+    [policy] = role["Policies"]
+    sts = {s["Sid"]: s for s in policy["PolicyDocument"]["Statement"]}
+    replicate = sts["ReplicateIntoPeerBucket"]
+    assert text(replicate["Resource"]).endswith(f"-{peer}/*")
+    assert (
+        sts["DecryptSourceViaS3"]["Condition"]["StringEquals"]["kms:ViaService"]
+        == f"s3.{region}.amazonaws.com"
+    )
+    encrypt = sts["EncryptWithPeerDataKeyViaS3"]
+    assert encrypt["Condition"]["StringEquals"]["kms:ViaService"] == f"s3.{peer}.amazonaws.com"
+    assert (
+        encrypt["Condition"]["ForAnyValue:StringEquals"]["kms:ResourceAliases"]
+        == "alias/ferry-data"
+    )
+    # and no other statement of any policy of the stack names the peer bucket
+    for res in _of(t, "AWS::IAM::Policy"):
+        assert f"-{peer}/" not in json.dumps(res["Properties"]["PolicyDocument"]), res
+
+
+# --- API failover --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("region", [HOME, PEER])
+def test_api_domain_latency_record_with_health_check(aa: App, region: str) -> None:
+    t = aa.template(api_domain_stack_name("ferry", region))
+    [domain] = _of(t, "AWS::ApiGateway::DomainName")
+    assert domain["Properties"]["DomainName"] == DOMAIN
+    assert domain["Properties"]["EndpointConfiguration"] == {"Types": ["REGIONAL"]}
+    assert domain["Properties"]["SecurityPolicy"] == "TLS_1_2"
+    [cert] = _of(t, "AWS::CertificateManager::Certificate")
+    assert cert["Properties"]["DomainName"] == DOMAIN
+    assert cert["Properties"]["DomainValidationOptions"][0]["HostedZoneId"] == ZONE
+    [mapping] = _of(t, "AWS::ApiGateway::BasePathMapping")
+    assert "Fn::ImportValue" in json.dumps(mapping["Properties"]["RestApiId"])  # the region's API
+    [check] = _of(t, "AWS::Route53::HealthCheck")
+    cfg = check["Properties"]["HealthCheckConfig"]
+    assert cfg["Type"] == "HTTPS" and cfg["ResourcePath"] == HEALTH_CHECK_PATH
+    assert cfg["EnableSNI"] is True and cfg["FailureThreshold"] == 3
+    assert f".execute-api.{region}." in text(cfg["FullyQualifiedDomainName"])
+    [record] = _of(t, "AWS::Route53::RecordSet")
+    p = record["Properties"]
+    assert (p["Name"], p["Type"], p["HostedZoneId"]) == (DOMAIN, "A", ZONE)
+    assert p["Region"] == region and p["SetIdentifier"] == region  # latency routing
+    assert refs(p["HealthCheckId"]) == {
+        lid for lid, r in t["Resources"].items() if r["Type"] == "AWS::Route53::HealthCheck"
+    }
+    assert p["AliasTarget"]["EvaluateTargetHealth"] is True
+    assert "RegionalDomainName" in json.dumps(p["AliasTarget"]["DNSName"])
+
+
+def test_the_health_check_path_is_a_public_get_of_stage_v1() -> None:
+    stage, _, path = HEALTH_CHECK_PATH.removeprefix("/").partition("/")
+    assert stage == "v1"
+    assert ("GET", "/" + path) in {(m, p) for m, p, _ in ROUTES}
+    assert "/" + path in {p for _, p in n.API_PUBLIC_ROUTES}
+
+
+# --- limits, cdk-nag, cfn-lint -------------------------------------------------------------
+
+
+def test_regional_stacks_stay_clear_of_the_resource_limit(aa: App) -> None:
+    for stack in (HOME_STACK, PEER_STACK):
+        count = len(aa.template(stack)["Resources"])
+        assert count <= 470, f"{stack}: {count} of CloudFormation's 500 resources"
+
+
+def test_cdk_nag_passes_on_every_stack(aa: App) -> None:
+    for stack in aa.stacks.values():
+        annotations = Annotations.from_stack(stack)
+        errors = annotations.find_error("*", Match.string_like_regexp("AwsSolutions-.*"))
+        warnings = annotations.find_warning("*", Match.string_like_regexp("AwsSolutions-.*"))
+        assert not errors, [e.entry.data for e in errors][:5]
+        assert not warnings, [w.entry.data for w in warnings][:5]
+
+
+def test_cfn_lint_passes_on_every_template(aa: App) -> None:
+    assert len(aa.lint) == 4
+    failures = []
+    for path, proc in aa.lint:
+        out, _ = proc.communicate(timeout=300)
+        if proc.returncode != 0:
+            failures.append(f"{path.name}:\n{out}")
+    assert not failures, "\n".join(failures)
+
+
+def test_without_a_domain_it_synthesizes_and_says_failover_records_are_skipped(
+    tmp_path: Path,
+) -> None:
+    app = _synth(tmp_path, CONTEXT, lint=False)
+    assert set(app.stacks) == {HOME_STACK, PEER_STACK}
+    for stack in app.stacks.values():
+        found = Annotations.from_stack(stack).find_warning(
+            "*", Match.string_like_regexp(".*no custom domain, health checks or Route 53.*")
+        )
+        assert found, stack.stack_name
+
+
+# --- config validation -------------------------------------------------------------------------
+
+
+def _cfg(**context: Any) -> FerryConfig:
+    return FerryConfig.from_context({**CONTEXT, **context}.get)
+
+
+def test_valid_active_active_config() -> None:
+    cfg = _cfg()
+    assert cfg.active_active and cfg.regions == (HOME, PEER) and cfg.witness_region == WITNESS
+    assert cfg.is_active(HOME) and cfg.is_active(PEER)
+    assert cfg.peers(HOME) == (PEER,)
+    eu = _cfg(regions="eu-west-1,eu-central-1", witness_region="eu-west-2")
+    assert eu.home_region == "eu-west-1"
+
+
+@pytest.mark.parametrize(
+    ("context", "message"),
+    [
+        ({"regions": "us-gov-west-1,us-gov-east-1", "witness_region": "us-east-1"}, "GovCloud"),
+        ({"regions": None}, "GovCloud"),  # the default pair is GovCloud
+        ({"regions": "us-east-1,us-east-2,us-west-2"}, "exactly two replica regions"),
+        ({"regions": "us-east-1"}, "exactly two replica regions"),
+        ({"witness_region": None}, "needs witness_region"),
+        ({"witness_region": "us-east-1"}, "three distinct regions"),
+        ({"witness_region": "eu-west-1"}, "one Region set"),
+        ({"regions": "us-east-1,us-west-1", "witness_region": "us-west-2"}, "one Region set"),
+        ({"global_tables": "true"}, "replaces global_tables"),
+        ({"active_region": HOME}, "replaces global_tables"),
+        ({"multi_region": "active-passive"}, "multi_region must be"),
+        ({"api_domain_name": DOMAIN}, "go together"),
+        ({"api_hosted_zone_id": ZONE}, "go together"),
+    ],
+)
+def test_invalid_active_active_config_is_refused(context: dict[str, Any], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        _cfg(**context)
+
+
+def test_witness_without_active_active_is_refused() -> None:
+    with pytest.raises(ValueError, match="only used with multi_region"):
+        FerryConfig.from_context({"witness_region": WITNESS}.get)
