@@ -134,40 +134,14 @@ class Tables(Construct):
                 return regional(construct_id, **kwargs, replicas=replicas, encryption=enc, **strong)
             return regional(construct_id, **kwargs)
 
-        if import_global and not mrsc:
-            # The global table's replica in this region: its stream ARN is only known at deploy.
-            self.api_keys = ddb.TableV2.from_table_name(self, "ApiKeys", names.api_keys_table)
-            describe = cr.AwsCustomResource(
-                self,
-                "EventsReplicaStream",
-                on_update=cr.AwsSdkCall(
-                    service="DynamoDB",
-                    action="describeTable",
-                    parameters={"TableName": names.events_table},
-                    physical_resource_id=cr.PhysicalResourceId.of(names.events_table),
-                    output_paths=["Table.LatestStreamArn"],
-                ),
-                policy=cr.AwsCustomResourcePolicy.from_sdk_calls(
-                    resources=[
-                        Stack.of(self).format_arn(
-                            service="dynamodb", resource="table", resource_name=names.events_table
-                        )
-                    ]
-                ),
-                install_latest_aws_sdk=False,
+        if import_global:
+            # The global tables' replicas in this region; the stream ARN is only known at deploy.
+            # (active/passive keeps its API-keys import by name only, as before)
+            self.api_keys = (
+                shared("ApiKeys", **api_keys_kwargs)
+                if mrsc
+                else ddb.TableV2.from_table_name(self, "ApiKeys", names.api_keys_table)
             )
-            self.events_stream_arn = describe.get_response_field("Table.LatestStreamArn")
-            self.events = ddb.TableV2.from_table_attributes(
-                self,
-                "EventsReplica",
-                table_name=names.events_table,
-                table_stream_arn=self.events_stream_arn,
-                encryption_key=key,
-                global_indexes=[CUSTOMER_TIME_INDEX],
-            )
-        elif import_global:
-            # active-active, the other region owns the MRSC tables: the local replicas by name
-            self.api_keys = shared("ApiKeys", **api_keys_kwargs)
             self.events_stream_arn = self._replica_stream_arn(names)
             self.events = ddb.TableV2.from_table_attributes(
                 self,
