@@ -43,6 +43,9 @@ ENV_ACCESS_LOG_TABLE = "FERRY_ACCESS_LOG_TABLE"  # the chained log of API reads 
 ENV_ACCESS_LOG_ENABLED = "FERRY_ACCESS_LOG"  # "false": record no reads (tests only)
 ENV_AUDIT_EXPORTS_TABLE = "FERRY_AUDIT_EXPORTS_TABLE"  # audit exports as jobs (issue 11)
 ENV_AUDIT_EXPORTS_QUEUE_URL = "FERRY_AUDIT_EXPORTS_QUEUE_URL"  # → the audit exporter
+# Active-active regions (issue 15, docs/multi-region-runtime.md): publish-once claims, peer buses
+ENV_PUBLICATIONS_TABLE = "FERRY_PUBLICATIONS_TABLE"  # unset: one region, no claims
+ENV_PEER_BUS_ARNS = "FERRY_PEER_BUS_ARNS"  # comma-separated ARNs of the other regions' buses
 
 
 @dataclass(frozen=True)
@@ -101,6 +104,12 @@ class ResourceNames:
         """Audit exports started through the API (pk customer_id, sk ``export#<id>`` /
         ``key#<idempotency key hash>``; services/projections/audit_exports_adapters.py)."""
         return f"{self.prefix}-audit-exports"
+
+    @property
+    def publications_table(self) -> str:
+        """Publish-once claims of the active-active publishers (pk ``<stream_id>#<version>``,
+        TTL ``expires_at``; events/publications.py). Multi-region only."""
+        return f"{self.prefix}-publications"
 
     @property
     def audit_exports_queue(self) -> str:

@@ -60,10 +60,16 @@ class Resources:
     region: str
     queue_urls: dict[str, str] = field(default_factory=dict)  # queue attribute -> URL
     bus_arn: str = ""
+    #: the names of the bus, archive, rules and queues (a region's own in the two-region
+    #: simulation, ferry/local/regions.py); None: ``names``, as for one region
+    messaging: n.ResourceNames | None = None
 
     def environment(self) -> dict[str, str]:
         """Environment variables every service process reads (names from ``ferry.names``)."""
-        return service_environment(self.names, self.endpoint_url, self.region, self.queue_urls)
+        env = service_environment(self.names, self.endpoint_url, self.region, self.queue_urls)
+        if self.messaging is not None:
+            env[n.ENV_BUS_NAME] = self.messaging.bus
+        return env
 
 
 def aws_client(service: str, endpoint_url: str, region: str) -> Any:
@@ -144,13 +150,26 @@ def service_environment(
 
 
 def create_resources(
-    names: n.ResourceNames, endpoint_url: str, region: str = "us-east-1"
+    names: n.ResourceNames,
+    endpoint_url: str,
+    region: str = "us-east-1",
+    *,
+    messaging: n.ResourceNames | None = None,
+    publications: bool = False,
 ) -> Resources:
-    """Create (or find) every resource; safe to call again on the same server."""
-    out = Resources(names=names, endpoint_url=endpoint_url, region=region)
+    """Create (or find) every resource; safe to call again on the same server.
+
+    ``messaging``: other names for the bus, archive, rules and queues than ``names`` (one
+    region's own, beside tables and buckets shared by the regions: ferry/local/regions.py);
+    ``publications``: also the publish-once claims table (active-active)."""
+    out = Resources(names=names, endpoint_url=endpoint_url, region=region, messaging=messaging)
     ddb = aws_client("dynamodb", endpoint_url, region)
     _create_tables(ddb, names)
-    _create_messaging(names, endpoint_url, region, out)
+    if publications:
+        from events.publications import create_publications_table
+
+        create_publications_table(ddb, names.publications_table)
+    _create_messaging(messaging or names, endpoint_url, region, out)
     _create_bucket(aws_client("s3", endpoint_url, region), names.staging_bucket, region)
     _create_bucket(aws_client("s3", endpoint_url, region), names.audit_bucket, region)
     return out

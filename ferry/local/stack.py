@@ -25,7 +25,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,7 +33,7 @@ from typing import Any
 from ferry.api import DynamoKeyStore, hash_key, issue_key
 from ferry.local import bootstrap, keys
 from ferry.local.supervisor import Service, Supervisor
-from ferry.names import ResourceNames
+from ferry.names import ENV_DEPLOYMENT_REGION, ENV_PUBLICATIONS_TABLE, ResourceNames
 
 DEMO_CUSTOMER = "demo"
 REGION = "us-east-1"
@@ -110,6 +110,21 @@ SQS_SERVICES: tuple[tuple[str, str, str], ...] = (
 )
 
 
+class _Only:
+    """The supervisor, adding only the services named in ``only`` (None: every one)."""
+
+    def __init__(self, supervisor: Supervisor, only: set[str] | None) -> None:
+        self._supervisor = supervisor
+        self._only = only
+
+    def add(self, service: Service) -> None:
+        if self._only is None or service.name in self._only:
+            self._supervisor.add(service)
+
+    def pids(self) -> dict[str, int]:
+        return self._supervisor.pids()
+
+
 class LocalStack:
     def __init__(
         self,
@@ -120,13 +135,36 @@ class LocalStack:
         prefix: str = "ferry",
         on_event: Callable[[str], None] | None = None,
         executor: bool = True,
+        external_moto: bool = False,
+        region: str | None = None,
+        messaging_prefix: str | None = None,
+        publications: bool = False,
+        extra_env: Mapping[str, str] | None = None,
+        services: Collection[str] | None = None,
     ) -> None:
+        """The defaults are ``ferry up``'s one region. For the two-region simulation
+        (ferry/local/regions.py): ``external_moto`` — use the moto server already listening on
+        ``moto_port`` (not started, not stopped here); ``region`` — FERRY_REGION of every
+        service (the region recorded on events and leases; AWS calls still go to moto's
+        us-east-1); ``messaging_prefix`` — the region's own bus, archive, rules and queues
+        (tables and buckets keep ``prefix``: shared); ``publications`` — create the publish-once
+        claims table and set FERRY_PUBLICATIONS_TABLE; ``extra_env`` — more variables for every
+        service (FERRY_PEER_BUS_ARNS, executor settings); ``services`` — run only these of the
+        service names (None: all)."""
         self.data_dir = Path(data_dir).resolve()
         self.api_port = api_port or free_port()
+        if external_moto and not moto_port:
+            raise ValueError("external_moto needs the moto server's port")
         self.moto_port = moto_port or free_port()
         self.names = ResourceNames(prefix=prefix)
         self.on_event = on_event or (lambda msg: print(msg, file=sys.stderr, flush=True))
         self.with_executor = executor
+        self.external_moto = external_moto
+        self.region = region or REGION
+        self.messaging = ResourceNames(prefix=messaging_prefix) if messaging_prefix else None
+        self.publications = publications
+        self.extra_env = dict(extra_env or {})
+        self.only = set(services) if services is not None else None
         self.supervisor: Supervisor | None = None
         self.info: StackInfo | None = None
         self.resources: bootstrap.Resources | None = None
@@ -143,7 +181,8 @@ class LocalStack:
 
     # ------------------------------------------------------------------------------ start
     def start(self) -> StackInfo:
-        ensure_free(self.moto_port, "--moto-port")
+        if not self.external_moto:
+            ensure_free(self.moto_port, "--moto-port")
         ensure_free(self.api_port, "--port")
         self.data_dir.mkdir(parents=True, exist_ok=True)
         base_env = {k: v for k, v in os.environ.items() if k not in _UNSET_FOR_CHILDREN}
@@ -163,15 +202,24 @@ class LocalStack:
         supervisor = self.supervisor
         assert supervisor is not None
         py = sys.executable
-        supervisor.add(
-            Service(
-                "moto", [py, "-m", "events._moto", "--port", str(self.moto_port)], critical=True
+        if not self.external_moto:
+            supervisor.add(
+                Service(
+                    "moto",
+                    [py, "-m", "events._moto", "--port", str(self.moto_port)],
+                    critical=True,
+                )
             )
-        )
         wait_for_port("127.0.0.1", self.moto_port, 30, lambda: supervisor.failed is None)
         for k in _UNSET_FOR_CHILDREN:
             os.environ.pop(k, None)  # this process talks to moto too (http: no CA bundle)
-        self.resources = bootstrap.create_resources(self.names, self.aws_endpoint, REGION)
+        self.resources = bootstrap.create_resources(
+            self.names,
+            self.aws_endpoint,
+            REGION,
+            messaging=self.messaging,
+            publications=self.publications,
+        )
         # A fresh moto server: stream checkpoints of an earlier run no longer apply.
         with contextlib.suppress(OSError):
             (self.data_dir / "stream-checkpoints.json").unlink()
@@ -194,6 +242,9 @@ class LocalStack:
         )
         if os.environ.get("FERRY_BUCKET_GRANTS"):  # the operator's explicit grants
             service_env["FERRY_BUCKET_GRANTS"] = os.environ["FERRY_BUCKET_GRANTS"]
+        service_env[ENV_DEPLOYMENT_REGION] = self.region
+        if self.publications:
+            service_env[ENV_PUBLICATIONS_TABLE] = self.names.publications_table
         # Notifications (issue 12, docs/notifications.md): plain-http webhooks allowed (to the
         # loopback allow-list), a 2 s first retry (then 3x each), mail into the mail catcher.
         smtp_port = free_port()
@@ -208,19 +259,21 @@ class LocalStack:
                 "FERRY_EMAIL_FROM": "ferry@localhost",
             }
         )
+        service_env.update(self.extra_env)
+        services = _Only(supervisor, self.only)
         mail = [py, "-m", "ferry.local.mail", "--port", str(smtp_port)]
         mail += ["--dir", str(self.data_dir / "mail")]
-        supervisor.add(
+        services.add(
             Service("mail", mail, env={**service_env, "POWERTOOLS_SERVICE_NAME": "ferry-mail"})
         )
-        supervisor.add(
+        services.add(
             Service(
                 "api",
                 [py, "-m", "ferry.local.apiserver", "--port", str(self.api_port)],
                 env={**service_env, "POWERTOOLS_SERVICE_NAME": "ferry-api"},
             )
         )
-        supervisor.add(
+        services.add(
             Service(
                 "publisher",
                 [
@@ -236,7 +289,7 @@ class LocalStack:
             )
         )
         for name, handler, queue_attr in SQS_SERVICES:
-            supervisor.add(
+            services.add(
                 Service(
                     name,
                     [
@@ -254,7 +307,7 @@ class LocalStack:
                 )
             )
         if self.with_executor:
-            supervisor.add(
+            services.add(
                 Service(
                     "executor",
                     [py, "-m", "services.executor"],
@@ -276,7 +329,7 @@ class LocalStack:
                 ("jobs-slow-check", "services.jobs.slow_check"),  # JobSlow (EventBridge Scheduler)
                 ("audit-checkpoint", "services.projections.audit_checkpoints"),  # hourly
             ):
-                supervisor.add(
+                services.add(
                     Service(
                         name,
                         [py, "-m", module],
@@ -326,6 +379,14 @@ class LocalStack:
                 return 1
             stop.wait(0.2)
         return 0
+
+    def kill(self) -> list[int]:
+        """SIGKILL every process group of this stack at once, restarting none (a region
+        failure in the simulation); the pids killed. ``stop()`` afterwards closes the logs."""
+        self._watch_stop.set()
+        if self._watcher is not None:
+            self._watcher.join(timeout=5)
+        return self.supervisor.kill_all() if self.supervisor is not None else []
 
     def stop(self) -> None:
         self._watch_stop.set()

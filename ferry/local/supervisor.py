@@ -201,6 +201,24 @@ class Supervisor:
             with contextlib.suppress(OSError):
                 (self.state_dir / "pids.json").unlink()
 
+    def kill_all(self) -> list[int]:
+        """SIGKILL every process group at once and restart none (a crash, not a stop: nothing
+        gets to finish or release anything); the pids killed. Logs stay open until stop()."""
+        self._stopping.set()
+        with self._lock:
+            running = [r for r in self._procs.values() if r.proc is not None]
+            for r in running:
+                assert r.proc is not None
+                _killpg(r.proc.pid, signal.SIGKILL)
+            killed = []
+            for r in running:
+                assert r.proc is not None
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    r.proc.wait(timeout=5)
+                killed.append(r.proc.pid)
+                r.proc = None
+            return killed
+
     def _stop_group(self, running: list[_Running]) -> None:
         for r in running:
             assert r.proc is not None
