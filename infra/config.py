@@ -57,6 +57,10 @@ class FerryConfig:
     # in `witness_region`), publication claims, staging CRR, Route 53 for the API domain
     multi_region: str = ""
     witness_region: str | None = None
+    # active-active first deployment only: the second region's stack without what needs the
+    # home stack's tables (the replica-stream lookup, the publisher's trigger) or the home's
+    # staging bucket (its replication rule); see infra/README.md "First deployment"
+    multi_region_bootstrap: bool = False
     # The API's custom domain (active-active): latency records + health checks per region.
     # Absent: the mode still synthesizes, without API failover records (a synth warning says so).
     api_domain_name: str | None = None
@@ -108,6 +112,10 @@ class FerryConfig:
         """The other replica regions (active-active: the one other region)."""
         return tuple(r for r in self.regions if r != region)
 
+    def bootstraps(self, region: str) -> bool:
+        """Active-active first deployment: this (non-home) region's stack in its bootstrap form."""
+        return self.active_active and self.multi_region_bootstrap and region != self.home_region
+
     def is_active(self, region: str) -> bool:
         """Whether the region runs Ferry's writers (always, unless global tables are on)."""
         if not self.global_tables or self.active_active:
@@ -131,6 +139,7 @@ class FerryConfig:
             active_region=ctx("active_region", None),
             multi_region=str(ctx("multi_region", d.multi_region)).strip(),
             witness_region=ctx("witness_region", None) or None,
+            multi_region_bootstrap=_bool(ctx("multi_region_bootstrap", False)),
             api_domain_name=ctx("api_domain_name", None) or None,
             api_hosted_zone_id=ctx("api_hosted_zone_id", None) or None,
             archive_retention_days=int(ctx("archive_retention_days", d.archive_retention_days)),
@@ -163,8 +172,11 @@ class FerryConfig:
             raise ValueError(f"multi_region must be '' or {ACTIVE_ACTIVE!r}: {self.multi_region!r}")
         if self.active_active:
             self._validate_active_active()
-        elif self.witness_region:
-            raise ValueError("witness_region is only used with multi_region=active_active")
+        elif self.witness_region or self.multi_region_bootstrap:
+            raise ValueError(
+                "witness_region and multi_region_bootstrap are only used with "
+                "multi_region=active_active"
+            )
         for account in self.consumer_accounts:
             if not (account.isdigit() and len(account) == 12):
                 raise ValueError(f"consumer_accounts: not a 12-digit account id: {account!r}")

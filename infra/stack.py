@@ -96,6 +96,7 @@ class FerryStack(Stack):
             import_global=shared_tables and not owns_global,
             # active-active: MRSC tables, the third region a witness (docs/multi-region.md)
             witness_region=cfg.witness_region if cfg.active_active else None,
+            stream_lookup=not cfg.bootstraps(region),
         )
         self.messaging = Messaging(
             self,
@@ -119,7 +120,7 @@ class FerryStack(Stack):
         )
         peers = cfg.peers(region) if cfg.active_active else ()
         self.staging_replication_role = None
-        if cfg.active_active:
+        if cfg.active_active and not cfg.bootstraps(region):
             # staged chunks are readable in the other region at takeover (docs/multi-region.md)
             [peer] = peers
             self.staging_replication_role = staging_replication(
@@ -198,6 +199,7 @@ class FerryStack(Stack):
             bus=self.messaging.bus,
             dlq=self.publisher_dlq,
             peer_bus_arns=self.peer_bus_arns,
+            subscribe=not cfg.bootstraps(region),
         )
         self.network = Network(self, "Network")
         self.executor = Executor(

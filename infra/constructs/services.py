@@ -254,9 +254,11 @@ class Publisher(Construct):
         bus: events.IEventBus,
         dlq: sqs.IQueue,
         peer_bus_arns: list[str] | None = None,
+        subscribe: bool = True,
     ) -> None:
         """``peer_bus_arns`` (active-active): the other regions' buses; the publisher claims
-        each event in the publications table and the winner puts it to every bus."""
+        each event in the publications table and the winner puts it to every bus.
+        ``subscribe=False`` (active-active bootstrap): no trigger on the event store's stream."""
         super().__init__(scope, cid)
         t = tables
         self.function = common.function(
@@ -293,6 +295,8 @@ class Publisher(Construct):
         deny_secret_reads(self.function.role, secrets_arn(self, common.names))
         deny_writes(self.function.role, [t.events], "NeverWriteTheEventStore")
         self.dlq = dlq
+        if not subscribe:
+            return
         self.function.add_event_source(
             sources.DynamoEventSource(
                 t.events,

@@ -48,11 +48,14 @@ class Tables(Construct):
         replica_regions: list[str] | None = None,
         import_global: bool = False,
         witness_region: str | None = None,
+        stream_lookup: bool = True,
     ) -> None:
         """``replica_regions``: this stack owns the global tables and replicates them there.
         ``import_global``: the global tables belong to another region's stack; reference the
         local replicas by name. ``witness_region``: active-active; the global tables are MRSC
-        (with ``replica_regions``: owned here; with ``import_global``: imported)."""
+        (with ``replica_regions``: owned here; with ``import_global``: imported).
+        ``stream_lookup=False`` (active-active bootstrap): the imported event store without its
+        stream (the home stack has not created the replica yet); ``events_stream_arn`` is ""."""
         super().__init__(scope, construct_id)
         self._key = key
 
@@ -142,12 +145,12 @@ class Tables(Construct):
                 if mrsc
                 else ddb.TableV2.from_table_name(self, "ApiKeys", names.api_keys_table)
             )
-            self.events_stream_arn = self._replica_stream_arn(names)
+            self.events_stream_arn = self._replica_stream_arn(names) if stream_lookup else ""
             self.events = ddb.TableV2.from_table_attributes(
                 self,
                 "EventsReplica",
                 table_name=names.events_table,
-                table_stream_arn=self.events_stream_arn,
+                table_stream_arn=self.events_stream_arn or None,
                 encryption_key=key,
                 global_indexes=[CUSTOMER_TIME_INDEX],
             )

@@ -383,6 +383,36 @@ def test_without_a_domain_it_synthesizes_and_says_failover_records_are_skipped(
         assert found, stack.stack_name
 
 
+def test_first_deployment_bootstrap_form_of_the_second_region(tmp_path: Path) -> None:
+    """infra/README.md "First deployment": the second region's stack without the replica-stream
+    lookup, the publisher's trigger and the replication rule, but with its data key and its
+    versioned staging bucket (what the home stack's replicas and replication need)."""
+    app = _synth(tmp_path, {**CONTEXT, "multi_region_bootstrap": "true"}, lint=False)
+    peer, home = app.template(PEER_STACK), app.template(HOME_STACK)
+    assert not _of(peer, "Custom::AWS")
+    assert not [
+        r
+        for r in _of(peer, "AWS::Lambda::EventSourceMapping")
+        if "BisectBatchOnFunctionError" in r["Properties"]
+    ]
+    assert [k["Properties"].get("EnableKeyRotation") for k in _of(peer, "AWS::KMS::Key")] == [True]
+    assert {a["Properties"]["AliasName"] for a in _of(peer, "AWS::KMS::Alias")} == {
+        "alias/ferry-data"
+    }
+    [staging] = [
+        r["Properties"]
+        for r in _of(peer, "AWS::S3::Bucket")
+        if text(r["Properties"].get("BucketName", "")).startswith(NAMES.staging_bucket + "-")
+    ]
+    assert staging["VersioningConfiguration"] == {"Status": "Enabled"}
+    assert "ReplicationConfiguration" not in staging
+    # the home stack is its full self
+    assert [
+        r for r in _of(home, "AWS::S3::Bucket") if "ReplicationConfiguration" in r["Properties"]
+    ]
+    assert set(_tables(home)) >= MRSC_TABLES
+
+
 # --- config validation -------------------------------------------------------------------------
 
 
@@ -422,6 +452,15 @@ def test_invalid_active_active_config_is_refused(context: dict[str, Any], messag
         _cfg(**context)
 
 
-def test_witness_without_active_active_is_refused() -> None:
+@pytest.mark.parametrize(
+    "context", [{"witness_region": WITNESS}, {"multi_region_bootstrap": "true"}]
+)
+def test_active_active_settings_without_the_mode_are_refused(context: dict[str, Any]) -> None:
     with pytest.raises(ValueError, match="only used with multi_region"):
-        FerryConfig.from_context({"witness_region": WITNESS}.get)
+        FerryConfig.from_context(context.get)
+
+
+def test_bootstrap_applies_to_the_second_region_only() -> None:
+    cfg = _cfg(multi_region_bootstrap="true")
+    assert cfg.bootstraps(PEER) and not cfg.bootstraps(HOME)
+    assert not _cfg().bootstraps(PEER)
