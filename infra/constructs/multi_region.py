@@ -22,11 +22,12 @@ from aws_cdk import aws_route53 as route53
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
+from ferry import names as n
 from ferry.names import ResourceNames
 
-ENV_PUBLICATIONS_TABLE = "FERRY_PUBLICATIONS_TABLE"
+ENV_PUBLICATIONS_TABLE = n.ENV_PUBLICATIONS_TABLE
 """The publication-claims table (MRSC): the publisher claims each event before putting it."""
-ENV_PEER_BUS_ARNS = "FERRY_PEER_BUS_ARNS"
+ENV_PEER_BUS_ARNS = n.ENV_PEER_BUS_ARNS
 """Comma-separated ARNs of the other regions' Ferry buses (the claim winner puts to all)."""
 
 PUBLICATION_ITEM_ACTIONS = ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"]

@@ -324,8 +324,8 @@ def _ttl(attribute: str | None) -> dict[str, Any]:
 
 
 def publications_table_name(names: ResourceNames) -> str:
-    """Publication claims (active-active), env FERRY_PUBLICATIONS_TABLE."""
-    return f"{names.prefix}-publications"
+    """Publication claims (active-active), env FERRY_PUBLICATIONS_TABLE (ferry/names.py)."""
+    return names.publications_table
 
 
 def _alias(names: ResourceNames) -> str:
