@@ -93,7 +93,8 @@ def test_a_customer_over_its_daily_bytes_waits_for_midnight_without_an_attempt(
     other = Customer(stack, "cust-other")
     job_id, body = other.job_message("other.txt")
     stack.sqs.send_message(QueueUrl=stack.queue_url, MessageBody=body)
-    assert stack.drain(ex, until=lambda: stack.released(job_id) is not None) == ["succeeded"]
+    ran = stack.drain(ex, until=lambda: stack.released(job_id) is not None)
+    assert [r for r in ran if r != "over-budget"] == ["succeeded"]  # (held again if back)
     assert stack.types(held) == []  # still held: the message is not back before midnight
     # When the day changes (the clock; the message's visibility ends at the same time)
     clock.now = datetime(2026, 12, 4, 0, 0, 1, tzinfo=UTC)
