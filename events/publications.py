@@ -34,6 +34,7 @@ from botocore.exceptions import ClientError
 ENV_PUBLICATIONS_TABLE = "FERRY_PUBLICATIONS_TABLE"
 ENV_PEER_BUS_ARNS = "FERRY_PEER_BUS_ARNS"
 STALE_AFTER_SECONDS = 30.0  # an unpublished claim older than this may be taken over
+ENV_STALE_SECONDS = "FERRY_PUBLICATIONS_STALE_SECONDS"  # tests: a shorter takeover
 TTL_SECONDS = 3 * 24 * 3600  # streams keep records 24 h: a claim is useless after that
 CLAIM_THREADS = 8
 BATCH_WRITE_MAX = 25

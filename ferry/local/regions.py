@@ -133,7 +133,11 @@ class TwoRegions:
         extra_env: Mapping[str, str] | None = None,
         services: Collection[str] | None = None,
         on_event: Callable[[str], None] | None = None,
+        held: Mapping[str, Collection[str]] | None = None,
     ) -> None:
+        """``held``: per region, services added but started only on ``start_held`` (a test
+        that needs region A's executor to lease every job first)."""
+        self.held = dict(held or {})
         self.data_dir = Path(data_dir).resolve()
         self.prefix = prefix
         self.names = ResourceNames(prefix)
@@ -162,6 +166,7 @@ class TwoRegions:
             messaging_prefix=messaging.prefix,
             publications=True,
             services=self.services,
+            held=self.held.get(name, ()),
         )
 
     @property

@@ -111,15 +111,17 @@ SQS_SERVICES: tuple[tuple[str, str, str], ...] = (
 
 
 class _Only:
-    """The supervisor, adding only the services named in ``only`` (None: every one)."""
+    """The supervisor, adding only the services named in ``only`` (None: every one), those
+    in ``held`` without starting them."""
 
-    def __init__(self, supervisor: Supervisor, only: set[str] | None) -> None:
+    def __init__(self, supervisor: Supervisor, only: set[str] | None, held: set[str]) -> None:
         self._supervisor = supervisor
         self._only = only
+        self._held = held
 
     def add(self, service: Service) -> None:
         if self._only is None or service.name in self._only:
-            self._supervisor.add(service)
+            self._supervisor.add(service, start=service.name not in self._held)
 
     def pids(self) -> dict[str, int]:
         return self._supervisor.pids()
@@ -141,6 +143,7 @@ class LocalStack:
         publications: bool = False,
         extra_env: Mapping[str, str] | None = None,
         services: Collection[str] | None = None,
+        held: Collection[str] = (),
     ) -> None:
         """The defaults are ``ferry up``'s one region. For the two-region simulation
         (ferry/local/regions.py): ``external_moto`` — use the moto server already listening on
@@ -150,7 +153,8 @@ class LocalStack:
         (tables and buckets keep ``prefix``: shared); ``publications`` — create the publish-once
         claims table and set FERRY_PUBLICATIONS_TABLE; ``extra_env`` — more variables for every
         service (FERRY_PEER_BUS_ARNS, executor settings); ``services`` — run only these of the
-        service names (None: all)."""
+        service names (None: all); ``held`` — add these but start them only on
+        ``start_held(name)``."""
         self.data_dir = Path(data_dir).resolve()
         self.api_port = api_port or free_port()
         if external_moto and not moto_port:
@@ -165,6 +169,7 @@ class LocalStack:
         self.publications = publications
         self.extra_env = dict(extra_env or {})
         self.only = set(services) if services is not None else None
+        self.held = set(held)
         self.supervisor: Supervisor | None = None
         self.info: StackInfo | None = None
         self.resources: bootstrap.Resources | None = None
@@ -260,7 +265,7 @@ class LocalStack:
             }
         )
         service_env.update(self.extra_env)
-        services = _Only(supervisor, self.only)
+        services = _Only(supervisor, self.only, self.held)
         mail = [py, "-m", "ferry.local.mail", "--port", str(smtp_port)]
         mail += ["--dir", str(self.data_dir / "mail")]
         services.add(
@@ -379,6 +384,11 @@ class LocalStack:
                 return 1
             stop.wait(0.2)
         return 0
+
+    def start_held(self, name: str) -> None:
+        """Start a service of ``held``."""
+        assert self.supervisor is not None
+        self.supervisor.start_held(name)
 
     def kill(self) -> list[int]:
         """SIGKILL every process group of this stack at once, restarting none (a region

@@ -114,6 +114,13 @@ class Supervisor:
         running.history.append(running.proc.pid)
         self._write_pids()
 
+    def start_held(self, name: str) -> None:
+        """Start a service that was added with ``start=False``."""
+        with self._lock:
+            running = self._procs[name]
+            if running.proc is None:
+                self._start(running)
+
     def pids(self) -> dict[str, int]:
         with self._lock:
             return {

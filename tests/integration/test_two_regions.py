@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import time
 import urllib.error
 import urllib.request
@@ -230,3 +231,283 @@ def test_both_regions_publish_each_event_once(
             assert (region.data_dir / "stream-checkpoints.json").exists()
     finally:
         regions.stop()
+
+
+# ----------------------------------------------------------------------------------- failover
+def store_events(events_table: str) -> list[tuple[Any, str, str]]:
+    """(integration event, origin region, appended at) of every published event, by time."""
+    from events.dynamodb import stored_event_from_item
+    from events.translate import to_integration
+
+    ddb = boto3.client("dynamodb")
+    out = []
+    for page in ddb.get_paginator("scan").paginate(TableName=events_table, ConsistentRead=True):
+        for item in page["Items"]:
+            event = to_integration(stored_event_from_item(item))
+            if event is not None:
+                origin = item.get("origin_region", {}).get("S", "")
+                out.append((event, origin, item.get("at", {}).get("S", "")))
+    return sorted(out, key=lambda e: e[2])
+
+
+def _of_job(events: list[tuple[Any, str, str]], job_id: str, kind: str) -> list[Any]:
+    return [
+        (e, origin, at)
+        for e, origin, at in events
+        if getattr(e, "job_id", None) == job_id and e.detail_type() == kind
+    ]
+
+
+def _sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _failover(
+    regions_env: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    sshd: Any,
+    sftp_dir: Path,
+    *,
+    size: int,
+    rate: int,
+    copy_size: int,
+    services: Any,
+) -> None:
+    env = {**_fast_env(), "FERRY_PUBLICATIONS_STALE_SECONDS": "3"}
+    # region B's executor starts once region A's executor leased every job (below): with both
+    # running from the start the lease picks either region, and a job B holds is no failover
+    regions = _start(
+        regions_env / "sim",
+        monkeypatch,
+        extra_env=env,
+        services=services,
+        held={REGION_B: ["executor"]},
+    )
+    try:
+        a, b = regions[REGION_A], regions[REGION_B]
+        assert a.info is not None
+        queues = {r.name: catch_all_queue(r.messaging, "watch") for r in (a, b)}
+        s3 = boto3.client("s3")
+        bucket = f"{regions.prefix}-data"
+        s3.create_bucket(Bucket=bucket)
+        api_a = Api(a.api_url, a.info.api_key)
+        src = api_a.endpoint(
+            {"name": "src", "type": "s3", "bucket": bucket, "prefix": "in/", "direction": "BOTH"}
+        )
+        dst = api_a.endpoint(
+            {"name": "dst", "type": "s3", "bucket": bucket, "prefix": "out/", "direction": "BOTH"}
+        )
+        ftp = api_a.endpoint(
+            {
+                "name": "partner",
+                "type": "sftp",
+                "host": sshd.host,
+                "port": sshd.port,
+                "username": sshd.username,
+                "base_path": str(sftp_dir),
+                "host_key": sshd.host_key_line,
+                "private_key": Path(sshd.private_key_path).read_text(),
+                "direction": "BOTH",
+                "max_concurrency": 20,
+            }
+        )
+        data = {flow: os.urandom(size) for flow in ("S3_TO_SFTP", "SFTP_TO_S3", "SFTP_TO_SFTP")}
+        data["S3_TO_S3"] = os.urandom(copy_size)
+        s3.put_object(Bucket=bucket, Key="in/s3-to-sftp.bin", Body=data["S3_TO_SFTP"])
+        s3.put_object(Bucket=bucket, Key="in/s3-to-s3.bin", Body=data["S3_TO_S3"])
+        (sftp_dir / "outbox").mkdir()
+        (sftp_dir / "inbox").mkdir()
+        (sftp_dir / "outbox" / "to-s3.bin").write_bytes(data["SFTP_TO_S3"])
+        (sftp_dir / "outbox" / "to-sftp.bin").write_bytes(data["SFTP_TO_SFTP"])
+        for path in (sftp_dir / "outbox", sftp_dir / "inbox", *sftp_dir.glob("outbox/*")):
+            shutil.chown(path, sshd.username)  # the partner's account writes the inbox
+        throttled = {"bandwidth_limit": rate, "overwrite": True}
+        bodies = {
+            "S3_TO_SFTP": (src, "s3-to-sftp.bin", ftp, "inbox/from-s3.bin", throttled),
+            "SFTP_TO_S3": (ftp, "outbox/to-s3.bin", dst, "from-sftp.bin", throttled),
+            "SFTP_TO_SFTP": (ftp, "outbox/to-sftp.bin", ftp, "inbox/from-sftp.bin", throttled),
+            "S3_TO_S3": (src, "s3-to-s3.bin", dst, "copy.bin", {"overwrite": True}),
+        }
+
+        def body(flow: str) -> dict[str, Any]:
+            s_id, s_path, t_id, t_path, options = bodies[flow]
+            return {
+                "source": {"endpoint_id": s_id, "path": s_path},
+                "target": {"endpoint_id": t_id, "path": t_path},
+                "options": options,
+            }
+
+        jobs: dict[str, str] = {}
+        for flow in ("S3_TO_SFTP", "SFTP_TO_S3", "SFTP_TO_SFTP"):
+            status, answer = api_a.transfer(body(flow), key=f"key-{flow}")
+            assert status == 202, answer
+            jobs[flow] = answer["job_id"]
+        throttled_jobs = list(jobs.values())
+        deadline = time.monotonic() + 60
+        while not all(
+            _of_job(store_events(regions.names.events_table), j, "ChunkCommitted")
+            for j in throttled_jobs
+        ):
+            assert time.monotonic() < deadline, "region A did not start every job"
+            time.sleep(0.2)
+        b.stack.start_held("executor")  # region A's executor has leased the throttled jobs
+        # the server-side copy is fast (no bytes through the executor, no pacing): requested
+        # last, region A killed as soon as it leased the copy
+        status, answer = api_a.transfer(body("S3_TO_S3"), key="key-S3_TO_S3")
+        assert status == 202, answer
+        jobs["S3_TO_S3"] = answer["job_id"]
+        deadline = time.monotonic() + 60
+        while not _of_job(
+            store_events(regions.names.events_table), jobs["S3_TO_S3"], "LeaseAcquired"
+        ):
+            assert time.monotonic() < deadline, "region A did not lease the copy"
+            time.sleep(0.05)
+
+        killed_at = time.time()
+        killed = regions.kill(REGION_A)
+        before = store_events(regions.names.events_table)
+        in_flight = {f for f, j in jobs.items() if not _of_job(before, j, "TransferVerified")}
+        committed_by_a = {f: len(_of_job(before, j, "ChunkCommitted")) for f, j in jobs.items()}
+        print(f"\nkilled region A ({len(killed)} processes); in flight: {sorted(in_flight)}")
+        for flow, job_id in jobs.items():
+            marks = {
+                kind: [at for _, _, at in _of_job(before, job_id, kind)][:1]
+                for kind in ("LeaseAcquired", "ChunkCommitted", "TransferVerified")
+            }
+            print(f"  {flow} before the kill ({killed_at:.1f}): {marks}")
+        assert {"S3_TO_SFTP", "SFTP_TO_S3", "SFTP_TO_SFTP"} <= in_flight
+        for flow in in_flight:
+            leases = _of_job(before, jobs[flow], "LeaseAcquired")
+            assert leases and all(origin == REGION_A for _, origin, _ in leases), flow
+            assert leases[-1][0].region == REGION_A
+
+        # the client retries its POSTs against region B with the same keys: the same jobs
+        api_b = Api(b.api_url, a.info.api_key)  # the API keys table is shared
+        for flow, job_id in jobs.items():
+            status, answer = api_b.transfer(body(flow), key=f"key-{flow}")
+            assert status == 202, answer
+            assert answer["job_id"] == job_id and answer["deduplicated"] is True, answer
+
+        deadline = time.monotonic() + 120
+        while True:
+            states = {f: api_b.job(j).get("status") for f, j in jobs.items()}
+            if all(s == "SUCCEEDED" for s in states.values()):
+                break
+            assert not any(s in ("FAILED", "CANCELLED") for s in states.values()), states
+            assert time.monotonic() < deadline, states
+            time.sleep(0.3)
+        done_at = time.time()
+
+        events = store_events(regions.names.events_table)
+        from datetime import datetime
+
+        b_commits = sorted(
+            datetime.fromisoformat(at).timestamp()
+            for e, origin, at in events
+            if e.detail_type() == "ChunkCommitted" and origin == REGION_B
+        )
+        assert b_commits, "region B committed no chunk"
+        failover = b_commits[0] - killed_at
+        print(f"failover (kill -> first ChunkCommitted appended by B): {failover:.2f} s")
+        print(f"kill -> every job SUCCEEDED in B's read model: {done_at - killed_at:.1f} s")
+        for flow, job_id in jobs.items():
+            commits = _of_job(events, job_id, "ChunkCommitted")
+            keys = Counter((e.leg, e.index) for e, _, _ in commits)
+            assert max(keys.values()) == 1, f"{flow}: a chunk committed twice"
+            by_b = sum(1 for _, origin, _ in commits if origin == REGION_B)
+            took = [
+                e for e, origin, _ in _of_job(events, job_id, "LeaseAcquired") if origin == REGION_B
+            ]
+            if flow in in_flight:
+                assert took and took[0].takeover_from is not None and took[0].region == REGION_B
+            assert len(_of_job(events, job_id, "JobSucceeded")) == 1, flow
+            assert len(_of_job(events, job_id, "TransferVerified")) == 1, flow
+            print(
+                f"  {flow}: {len(keys)} chunks, {committed_by_a[flow]} committed by A before the "
+                f"kill, {by_b} read and committed by B (those A had not committed; at most "
+                f"K=4 of them A had read already)"
+            )
+
+        # each target written once, whole and exact; nothing left in staging
+        targets = {
+            "S3_TO_SFTP": (sftp_dir / "inbox" / "from-s3.bin").read_bytes(),
+            "SFTP_TO_S3": s3.get_object(Bucket=bucket, Key="out/from-sftp.bin")["Body"].read(),
+            "SFTP_TO_SFTP": (sftp_dir / "inbox" / "from-sftp.bin").read_bytes(),
+            "S3_TO_S3": s3.get_object(Bucket=bucket, Key="out/copy.bin")["Body"].read(),
+        }
+        for flow, written in targets.items():
+            assert _sha(written) == _sha(data[flow]), f"{flow}: corrupt target"
+        assert sorted(p.name for p in (sftp_dir / "inbox").iterdir()) == [
+            "from-s3.bin",
+            "from-sftp.bin",
+        ]  # no temporary file left behind
+        assert s3.list_multipart_uploads(Bucket=bucket).get("Uploads", []) == []
+
+        # every event once per region's consumers (a test queue with a catch-all rule on
+        # each bus); a duplicate is possible only for a claim taken over after its winner
+        # died between PutEvents and marking it published
+        expected = published_events(regions.names.events_table)
+        items = {i["pk"]["S"]: i for i in claims(regions.names.publications_table)}
+        taken_over = {k for k, i in items.items() if "takeover_of" in i}
+        duplicates = 0
+        for region in (a, b):
+            seen = drain(queues[region.name])
+            missing = expected - set(seen)
+            assert not missing, f"{region.name}'s bus missed {len(missing)} events"
+            dup = {f"{s}#{v}" for (s, v), n in seen.items() if n > 1}
+            assert dup <= taken_over, f"{region.name}: duplicates of claims not taken over"
+            duplicates += len(dup)
+        print(
+            f"{len(expected)} events; claims taken over from the dead region: {len(taken_over)};"
+            f" duplicate deliveries: {duplicates}"
+        )
+        # each region's projector consumed its queue to the end, nothing dead-lettered
+        sqs = boto3.client("sqs")
+        for region in (b,):
+            for queue in (region.messaging.projections_queue, region.messaging.jobs_queue):
+                for name in (queue, ResourceNames.dlq(queue)):
+                    url = sqs.get_queue_url(QueueName=name)["QueueUrl"]
+                    attrs = sqs.get_queue_attributes(
+                        QueueUrl=url,
+                        AttributeNames=[
+                            "ApproximateNumberOfMessages",
+                            "ApproximateNumberOfMessagesNotVisible",
+                        ],
+                    )["Attributes"]
+                    assert attrs["ApproximateNumberOfMessages"] == "0", (name, attrs)
+    finally:
+        regions.stop()
+
+
+def test_region_a_killed_mid_transfer_region_b_finishes_every_job(
+    regions_env: Path, monkeypatch: pytest.MonkeyPatch, sshd: Any, sftp_dir: Path
+) -> None:
+    """The default suite's version: the core services, 20 MiB files at 1 MiB/s (S3 targets
+    and staging move 5 MiB chunks: five per file)."""
+    _failover(
+        regions_env,
+        monkeypatch,
+        sshd,
+        sftp_dir,
+        size=20 * MiB + 100,
+        rate=1 * MiB,
+        copy_size=24 * MiB,
+        services=CORE_SERVICES,
+    )
+
+
+@pytest.mark.slow
+def test_region_a_killed_mid_transfer_full_services_bigger_files(
+    regions_env: Path, monkeypatch: pytest.MonkeyPatch, sshd: Any, sftp_dir: Path
+) -> None:
+    """On demand (-m slow): every service of both regions, 30 MiB files at 2 MiB/s."""
+    _failover(
+        regions_env,
+        monkeypatch,
+        sshd,
+        sftp_dir,
+        size=30 * MiB + 100,
+        rate=2 * MiB,
+        copy_size=48 * MiB,
+        services=None,
+    )
