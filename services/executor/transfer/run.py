@@ -352,6 +352,13 @@ class TransferRun:
         chunk)."""
         staging = self._staging()
         source = self._source(self.src, self.src_path)
+        leg1_before = self.t.legs.get(1)
+        if leg1_before is not None:  # a resume, perhaps in another region (replicated staging)
+            info = source.info()
+            if (leg1_before.size, leg1_before.source_version) == (info.size, info.version):
+                pulled = restage_from_partner(leg1_before, self.t.legs.get(2), staging, source)
+                if pulled:
+                    log.info("job %s: staged chunks %s pulled again", self.t.job_id, pulled)
         info1, leg1 = self._open_leg(1, 2, source, staging, None)
         k1 = max(1, self.settings.chunks_in_flight // 2)
         k2 = max(1, self.settings.chunks_in_flight - k1)
@@ -553,3 +560,50 @@ class TransferRun:
         if leg1 is not None:
             staging.delete(leg1.chunk_count)
         staging.client.delete_object(Bucket=staging.bucket, Key=self.staging_key)
+
+
+def restage_from_partner(
+    leg1: Leg, leg2: Leg | None, staging: StagingSink, partner: Source
+) -> list[int]:
+    """SFTP→SFTP resume: every chunk leg 1 committed that leg 2 still has to deliver must be
+    staged as leg 1 recorded it. One that is missing (not replicated yet to this region's
+    staging bucket, or gone) or whose sha256 differs is read again from the partner (the
+    source, unchanged: same size and version), checked against leg 1's digest and staged
+    again, so leg 1 resumes instead of starting over. The indices pulled again."""
+    needed = [c for c in leg1.chunks if leg2 is None or c.index not in leg2.committed]
+    pulled: list[int] = []
+    for chunk in needed:
+        if _staged_sha256(staging, chunk.index) == chunk.sha256:
+            continue
+        data = b"".join(partner.open_range(chunk.offset, chunk.length, leg1.chunk_size))
+        if hashlib.sha256(data).hexdigest() != chunk.sha256:
+            raise errors.IntegrityMismatch(
+                f"chunk {chunk.index} of the partner's file differs from the one leg 1 staged"
+            )
+        staging.write_chunk(leg1, chunk.index, chunk.offset, data, chunk.sha256)
+        pulled.append(chunk.index)
+    return pulled
+
+
+def _staged_sha256(staging: StagingSink, index: int) -> str | None:
+    """The sha256 (hex) of staged chunk ``index``, None if it is not there: S3's checksum
+    (HEAD, ChecksumMode) when the object has one, else the bytes hashed."""
+    import base64
+
+    from botocore.exceptions import ClientError
+
+    key = staging.key(index)
+    try:
+        head = staging.client.head_object(Bucket=staging.bucket, Key=key, ChecksumMode="ENABLED")
+        checksum = head.get("ChecksumSHA256")
+        if checksum and "-" not in checksum:
+            return base64.b64decode(checksum).hex()
+        body = staging.client.get_object(Bucket=staging.bucket, Key=key)["Body"]
+        try:
+            return hashlib.sha256(body.read()).hexdigest()
+        finally:
+            body.close()
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+            return None
+        raise s3_error(exc, f"check staged chunk {index}") from None
