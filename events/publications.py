@@ -17,8 +17,14 @@ again; ``takeover_of`` on the item records it).
 
 Claims are written one conditional PutItem per event (no transaction: in active-active both
 regions race on every event, and one lost condition would cancel a whole TransactWriteItems),
-sent by a small thread pool; the published marks go as BatchWriteItem puts (25 per call). With
+sent by a small thread pool, and so are the published marks (one UpdateItem each). Cost per
+published event in active-active: the winner's claim and mark (2 writes), the loser's failed
+conditional put (1 write: a failed condition is billed too), a PutEvents entry per bus. With
 ``FERRY_PUBLICATIONS_TABLE`` unset none of this runs (single region).
+
+``expires_at`` is a TTL attribute for tables that have TTL; MRSC tables have none, so nothing
+relies on it (an expired claim is only ever compared, never required to be gone); a sweep of old
+claims is not built.
 """
 
 from __future__ import annotations
@@ -37,7 +43,6 @@ STALE_AFTER_SECONDS = 30.0  # an unpublished claim older than this may be taken 
 ENV_STALE_SECONDS = "FERRY_PUBLICATIONS_STALE_SECONDS"  # tests: a shorter takeover
 TTL_SECONDS = 3 * 24 * 3600  # streams keep records 24 h: a claim is useless after that
 CLAIM_THREADS = 8
-BATCH_WRITE_MAX = 25
 
 Verdict = Literal["won", "lost", "pending"]
 
@@ -157,27 +162,29 @@ class Publications:
 
     # ---------------------------------------------------------------------- publish
     def mark_published(self, claims: Sequence[Claim], missed_buses: Sequence[str] = ()) -> None:
-        """Mark won claims published (BatchWriteItem puts; unprocessed items retried)."""
-        requests = []
-        for c in claims:
-            item = self._item(c.key, c.claimed_at)
-            item["published"] = {"BOOL": True}
-            item["published_at"] = {"N": repr(self.clock())}
-            if c.takeover_of:
-                item["takeover_of"] = {"S": c.takeover_of}
+        """Mark won claims published: one UpdateItem each, sent in parallel (the publisher's
+        IAM grants GetItem/PutItem/UpdateItem on the table, docs/multi-region.md §4)."""
+        now = repr(self.clock())
+
+        def mark(claim: Claim) -> None:
+            expression = "SET published = :t, published_at = :now"
+            values: dict[str, Any] = {":t": {"BOOL": True}, ":now": {"N": now}}
             if missed_buses:
-                item["missed_buses"] = {"SS": sorted(set(missed_buses))}
-            requests.append({"PutRequest": {"Item": item}})
-        for start in range(0, len(requests), BATCH_WRITE_MAX):
-            todo = {self.table_name: requests[start : start + BATCH_WRITE_MAX]}
-            for attempt in range(8):
-                response = self.client.batch_write_item(RequestItems=todo)
-                todo = response.get("UnprocessedItems") or {}
-                if not todo:
-                    break
-                time.sleep(min(0.05 * 2**attempt, 1.0))
-            if todo:
-                raise RuntimeError(f"could not mark {len(todo[self.table_name])} claims published")
+                expression += ", missed_buses = :missed"
+                values[":missed"] = {"SS": sorted(set(missed_buses))}
+            self.client.update_item(
+                TableName=self.table_name,
+                Key={"pk": {"S": claim.key}},
+                UpdateExpression=expression,
+                ExpressionAttributeValues=values,
+            )
+
+        if len(claims) <= 1 or self.threads <= 1:
+            for claim in claims:
+                mark(claim)
+            return
+        with ThreadPoolExecutor(max_workers=min(self.threads, len(claims))) as pool:
+            list(pool.map(mark, claims))
 
     # ---------------------------------------------------------------------- helpers
     def _item(self, key: str, claimed_at: float) -> dict[str, Any]:
