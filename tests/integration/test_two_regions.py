@@ -449,17 +449,17 @@ def _failover(
         expected = published_events(regions.names.events_table)
         items = {i["pk"]["S"]: i for i in claims(regions.names.publications_table)}
         taken_over = {k for k, i in items.items() if "takeover_of" in i}
-        duplicates = 0
+        duplicates: dict[str, int] = {}
         for region in (a, b):
             seen = drain(queues[region.name])
             missing = expected - set(seen)
             assert not missing, f"{region.name}'s bus missed {len(missing)} events"
             dup = {f"{s}#{v}" for (s, v), n in seen.items() if n > 1}
             assert dup <= taken_over, f"{region.name}: duplicates of claims not taken over"
-            duplicates += len(dup)
+            duplicates[region.name] = len(dup)
         print(
             f"{len(expected)} events; claims taken over from the dead region: {len(taken_over)};"
-            f" duplicate deliveries: {duplicates}"
+            f" events delivered twice, per region's bus: {duplicates}"
         )
         # each region's projector consumed its queue to the end, nothing dead-lettered
         sqs = boto3.client("sqs")
