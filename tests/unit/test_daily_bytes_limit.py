@@ -40,6 +40,7 @@ from services.projections.stats import SHARDS, hour_of, row_key
 from tests.support.fakes.jobs import InMemoryEndpointDirectory, InMemoryIdempotencyStore
 from tests.support.fakes.keys import InMemoryKeyStore
 from tests.support.fakes.projections import InMemoryReadModelStore
+from tests.unit.test_job_stats import live
 
 NOON = datetime(2026, 12, 3, 12, 0, tzinfo=UTC)
 
@@ -177,17 +178,9 @@ def across_midnight() -> tuple[History, list[str]]:
     return h, jobs
 
 
-def project(events: list[FerryEvent]) -> InMemoryReadModelStore:
-    store = InMemoryReadModelStore()
-    projector = Projector(store, None)
-    for event in events:
-        projector.handle(event)
-    return store
-
-
 def test_delivered_bytes_count_on_the_day_the_job_finished_not_the_day_it_was_requested() -> None:
     h, jobs = across_midnight()
-    store = project(h.events)
+    store = live(h.events)
     expected = recount_by_day(store, "acme")
     assert delivered_by_day(store, "acme") == expected
     assert set(expected) == {"2026-12-02", "2026-12-03"}  # the history spans the midnight
@@ -211,7 +204,7 @@ def test_delivered_bytes_count_on_the_day_the_job_finished_not_the_day_it_was_re
 
 def test_the_counter_is_the_same_for_any_order_of_the_two_streams() -> None:
     h, _ = across_midnight()
-    expected = delivered_by_day(project(h.events), "acme")
+    expected = delivered_by_day(live(h.events), "acme")
     rng = random.Random(15)
     streams: dict[str, list[FerryEvent]] = {}
     for event in h.events:
@@ -222,7 +215,7 @@ def test_the_counter_is_the_same_for_any_order_of_the_two_streams() -> None:
         shuffled.append(streams[stream].pop(0))
         if not streams[stream]:
             del streams[stream]
-    assert delivered_by_day(project(shuffled), "acme") == expected
+    assert delivered_by_day(live(shuffled), "acme") == expected
     rebuilt = InMemoryReadModelStore()  # the rebuild's order: stream by stream
     projector = Projector(rebuilt, None)
     for stream_events in _by_stream(h.events).values():
@@ -265,7 +258,7 @@ class World:
     def __init__(self, settings: JobsSettings, now: datetime) -> None:
         self.now = now
         history, _ = across_midnight()  # acme: 3 jobs delivered on 2026-12-03
-        self.store = project(history.events)
+        self.store = live(history.events)
         self.delivered = StoreDeliveredBytes(self.store)
         keys = InMemoryKeyStore()
         self.keys = {c: issue_key(keys, c)[0] for c in ("acme", "globex")}
