@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ferry.names import ResourceNames
+from infra.limits import parse_limits
 
 DEFAULT_REGIONS = ("us-gov-west-1", "us-gov-east-1")
 ECR_IMAGE_PREFIX = "ecr:"
@@ -88,6 +89,8 @@ class FerryConfig:
     # Reserved concurrency for the SQS-driven Lambdas (0 = none; new accounts may need 0)
     consumer_reserved_concurrency: int = 10
     alarm_email: str | None = None
+    # Per-customer limits (infra/limits.py): {environment variable: value}, checked at synth
+    customer_limits: dict[str, str] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -159,6 +162,7 @@ class FerryConfig:
                 ctx("consumer_reserved_concurrency", d.consumer_reserved_concurrency)
             ),
             alarm_email=ctx("alarm_email", None),
+            customer_limits=parse_limits(ctx("customer_limits", None)),
         )
         cfg.validate()
         return cfg

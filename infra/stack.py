@@ -152,6 +152,7 @@ class FerryStack(Stack):
             n.ENV_SECRETS_PREFIX: names.secrets_prefix,
             n.ENV_DEPLOYMENT_REGION: region,
         }
+        environment.update(cfg.customer_limits)  # read by the jobs API and the executor
         if cfg.active_active:
             environment[ENV_PUBLICATIONS_TABLE] = publications_table_name(names)
             environment[ENV_PEER_BUS_ARNS] = ",".join(self.peer_bus_arns)

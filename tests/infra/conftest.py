@@ -47,6 +47,12 @@ class Synth:
         )
 
 
+#: per-customer limits of the global-tables synth (one synth serves both tests)
+LIMITS_CONTEXT = (
+    '{"concurrency": 3, "queued_overrides": {"acme": 50}, "daily_bytes": 1000000000000}'
+)
+
+
 def _synth(tmp: Path, context: dict[str, Any]) -> Synth:
     from infra.app import build_app
     from infra.stack import FerryStack
@@ -97,7 +103,12 @@ def synth_global(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Synth]:
     """Global tables: home/active region us-gov-west-1, passive us-gov-east-1."""
     s = _synth(
         tmp_path_factory.mktemp("cdk-global"),
-        {"bundle": "false", "executor_image": "ecr:ferry-executor:test", "global_tables": "true"},
+        {
+            "bundle": "false",
+            "executor_image": "ecr:ferry-executor:test",
+            "global_tables": "true",
+            "customer_limits": LIMITS_CONTEXT,  # tests/infra/test_limits.py
+        },
     )
     yield s
     _stop_lint(s)
