@@ -19,7 +19,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple, TypeVar
-from uuid import UUID, uuid4
+from uuid import UUID, uuid4, uuid5
 
 from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.persistence import IntegrityError
@@ -183,6 +183,18 @@ class JobsPolicy:
         return limit_of(customer_id, self.daily_bytes_limit, self.daily_bytes_limit_overrides)
 
 
+_REDRIVE_NAMESPACE = UUID("0b9d5f3e-8a41-5c2e-9d7a-3f1e6c2b4a90")
+
+
+def redrive_job_id(original_job_id: str) -> UUID:
+    """The id of ``original_job_id``'s redrive job: derived, so a retry, a racing redrive and
+    the heal after a crash all name the same job. A job is redriven at most once
+    (``Job.mark_redriven``), so the original's id is enough; its version is not used: an
+    event appended to the original between a crash and the heal would change it and make
+    a second job."""
+    return uuid5(_REDRIVE_NAMESPACE, f"{original_job_id}:redrive")
+
+
 # ---------------------------------------------------------------------------------------------
 # The application
 # ---------------------------------------------------------------------------------------------
@@ -328,33 +340,38 @@ class JobsApplication(FerryApplication):
 
     def redrive(self, customer_id: str, actor: str, job_id: str) -> Redriven:
         """A FAILED or CANCELLED job → a new queued job referencing it (idempotent: a job that
-        was already redriven answers with the job it was redriven to)."""
+        was already redriven answers with the job it was redriven to).
+
+        Two streams change (the new job's JobRequested + JobQueued, the original's
+        JobRedriven) and the event store appends one stream per call (DynamoDB MRSC global
+        tables have no TransactWriteItems), so they are two ordered saves:
+
+        1. the new job, under an id derived from the original's (:func:`redrive_job_id`):
+           whoever saves it first creates it, a retry or a racing redrive finds it (its
+           version-1 append fails) and checks that it is this original's redrive;
+        2. the original's JobRedriven, under optimistic concurrency: a racing redrive that
+           marked it first makes this save fail, and ``_retrying`` answers ``redriven_to``.
+
+        A crash between the two leaves the new job queued and the original not yet marked;
+        the next redrive of the original finds the same id, marks the original and answers
+        that job (never a second one), and so does the process manager when the new job
+        starts (:meth:`job_started`). Until then readers see a FAILED/CANCELLED job without
+        ``redriven_to`` (what the routes scanner and ``retry`` already treat as "not redriven
+        yet": their own redrive converges on the same job).
+        """
 
         def attempt() -> Redriven:
             original = self.get_job(customer_id, job_id)
             if original.redriven_to is not None:
                 again = self._load(original.redriven_to)
                 return Redriven(again.job_id, original.job_id, again.status)
-            spec = original.spec
-            new_id = uuid4()
-            try:
+            new_id = redrive_job_id(original.job_id)
+            try:  # refuse a job that is not FAILED/CANCELLED before anything is written
                 original.mark_redriven(str(new_id), actor)
             except JobNotRedrivable as error:
                 raise JobConflict(str(error), field="job_id") from None
-            self._usable_endpoints(
-                customer_id, spec["source"]["endpoint_id"], spec["target"]["endpoint_id"]
-            )
-            new = Job.request(
-                job_id=new_id,
-                customer_id=customer_id,
-                spec=spec,
-                idempotency_key=f"redrive:{original.job_id}",
-                request_hash=original.request_hash,
-                actor=actor,
-                redrive_of=original.job_id,
-                route_id=original.route_id,
-            )
-            self.save(original, new)
+            new = self._redrive_job(original, new_id, actor)
+            self.save(original)  # IntegrityError: marked meanwhile → _retrying reloads
             return Redriven(new.job_id, original.job_id, new.status)
 
         return self._retrying(attempt)
@@ -362,7 +379,18 @@ class JobsApplication(FerryApplication):
     # -- process manager commands -----------------------------------------------------------
 
     def job_started(self, customer_id: str, job_id: str, attempt: int, executor_id: str) -> bool:
-        return self._update(customer_id, job_id, lambda job: job.start(attempt, executor_id))
+        """JobStarted; a redriven job that starts also finishes its redrive when a crash
+        left the original unmarked (see :meth:`redrive`)."""
+        loaded: list[Job] = []
+
+        def start(job: Job) -> bool:
+            loaded.append(job)
+            return job.start(attempt, executor_id)
+
+        changed = self._update(customer_id, job_id, start)
+        if loaded and loaded[-1].redrive_of is not None:
+            self._finish_redrive(loaded[-1])
+        return changed
 
     def job_verified(
         self,
@@ -448,6 +476,56 @@ class JobsApplication(FerryApplication):
         if any(detail_type_of_topic(e.topic) in _LEG_EVENTS for e in recent):
             return False
         return cancellable_at_once(stream_events(self.recorder, stream))
+
+    def _redrive_job(self, original: Job, new_id: UUID, actor: str) -> Job:
+        """The original's redrive job (step 1 of :meth:`redrive`): found when it exists (a
+        retry, a racing redrive, or a crash before the original was marked), else created
+        after the endpoint checks. Never a job that is not this original's redrive."""
+        try:
+            new = self._load(str(new_id))
+        except JobNotFound:
+            spec = original.spec
+            self._usable_endpoints(
+                original.customer_id, spec["source"]["endpoint_id"], spec["target"]["endpoint_id"]
+            )
+            new = Job.request(
+                job_id=new_id,
+                customer_id=original.customer_id,
+                spec=spec,
+                idempotency_key=f"redrive:{original.job_id}",
+                request_hash=original.request_hash,
+                actor=actor,
+                redrive_of=original.job_id,
+                route_id=original.route_id,
+            )
+            try:
+                self.save(new)
+                return new
+            except IntegrityError:  # a racing redrive created it first
+                new = self._load(str(new_id))
+        if new.redrive_of != original.job_id or new.customer_id != original.customer_id:
+            raise JobConflict(  # pragma: no cover - a uuid5 collision
+                f"job {new_id} exists and is not a redrive of {original.job_id}", field="job_id"
+            )
+        return new
+
+    def _finish_redrive(self, job: Job) -> None:
+        """Mark the original of redrive job ``job`` when it is not marked yet (a crash
+        between :meth:`redrive`'s two saves); one read when it is."""
+        original_id = job.redrive_of
+        if original_id is None or job.id != redrive_job_id(original_id):
+            return  # not a redrive, or one from before derived ids (saved with its mark)
+
+        def mark() -> None:
+            original = self._load(original_id)
+            if original.redriven_to is None and original.customer_id == job.customer_id:
+                original.mark_redriven(job.job_id, job.actor)
+                self.save(original)
+
+        try:
+            self._retrying(mark)
+        except (JobNotFound, JobNotRedrivable):
+            log.warning("redrive %s of %s: the original cannot be marked", job.id, original_id)
 
     def _load(self, job_id: str) -> Job:
         try:
