@@ -1,8 +1,8 @@
 """The endpoints application: register, update, disable, enable, validate, retire, and record
 validation results.
 
-Names are unique per customer through a claim stream per name (``domain.EndpointName``) saved
-in the same atomic append as the endpoint's event. S3 endpoints get a Ferry-generated
+Names are unique per customer through a claim stream per name (``domain.EndpointName``); the
+claim protocol is below. S3 endpoints get a Ferry-generated
 ``external_id`` (random per endpoint, ``ferry-`` + 32 hex digits: unguessable, never reused, the
 same for the endpoint's whole life); Ferry's own buckets are refused (422 ``bucket``). Retiring
 is refused while jobs that are not final or enabled routes use the endpoint (an
@@ -12,9 +12,36 @@ Credentials go to a :class:`SecretStore` (Secrets Manager in production) *before
 appended; when the append fails the secret write is undone (a new secret is deleted, a rotated
 one reverted), so no orphaned or mismatched secret is left behind.
 
+Name claims without transactions
+================================
+The event store appends the events of one stream per call (DynamoDB multi-Region strong
+consistency has no TransactWriteItems), so a claim and its endpoint's event are ordered
+appends, each conditional on its stream's next version:
+
+1. claim: append the claim (holder = this endpoint) — a first claim, a claim of a released
+   name, or a take-over of a claim that is not *valid*: its holder is not an endpoint of the
+   customer, not retired, whose current name is the claim's (compared as the claim ids
+   normalise names, ``name_claim_id``). A claim not valid is taken over only once its newest
+   event is ``NAME_CLAIM_GRACE`` old (a registration or rename in flight is younger);
+   otherwise, or when it is valid, the name is taken (409 ``name``);
+2. the endpoint's event (EndpointRegistered, or EndpointUpdated with the new name);
+3. confirm: Reclaimed by the same endpoint, at the claim's next version. A take-over that
+   read the endpoint before step 2 appends at that same version, so exactly one of the two
+   wins. Lost: the endpoint is compensated with a normal domain event (a registration is
+   retired, a rename is reverted) and the request is a 409 ``name``. After the confirmation
+   the claim is valid, so no take-over can follow;
+4. rename and retire release the old name's claim (best effort: a crash leaves a claim whose
+   holder no longer has that name, which the grace period makes takeable).
+
+So a crash between 1 and 2 blocks the name for the grace period at most, and two live
+endpoints never hold one name. The grace period is liveness only: correctness comes from
+the conditional appends. A rename first confirms the old name's claim again, so the claim
+stays fresh (not takeable) while the endpoint has the new name, and a revert can take the
+old name back.
+
 Why one module over 400 lines: the commands and the two ports they order around each event
 append (``SecretStore``: written before, undone on failure; ``EndpointUsage``: checked before
-retiring); the name claim shares that append.
+retiring), and the name claim protocol around those appends.
 """
 
 from __future__ import annotations
@@ -24,6 +51,7 @@ import secrets as _secrets
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID, uuid4
 
@@ -36,6 +64,7 @@ from events.contract import EndpointCheckCompleted, EndpointConfig, EndpointType
 from ferry.errors import Conflict, Invalid
 from ferry.names import ResourceNames
 from services.endpoints.domain import (
+    CONFIG_FIELDS,
     Endpoint,
     EndpointError,
     EndpointInUse,
@@ -47,6 +76,7 @@ from services.endpoints.domain import (
 )
 
 __all__ = [
+    "NAME_CLAIM_GRACE",
     "BucketReserved",
     "ConcurrentModification",
     "Credentials",
@@ -61,6 +91,12 @@ logger = Logger(service="ferry-endpoints")
 
 S3_CONFIG = frozenset({"bucket", "prefix", "region", "kms_key_id", "role_arn"})
 SFTP_CONFIG = frozenset({"host", "port", "username", "base_path", "host_key", "auth_method"})
+
+#: How old a name claim's newest event must be before a claim that is not valid (see the
+#: module doc) may be taken over: far longer than a registration or rename takes between
+#: its claim and its endpoint event, so one in flight is never taken over.
+NAME_CLAIM_GRACE = timedelta(seconds=60)
+_CLAIM_ATTEMPTS = 5
 
 
 class ConcurrentModification(EndpointError, Conflict):
@@ -173,8 +209,10 @@ class EndpointsApplication(FerryApplication):
         is_reserved_bucket: Callable[[str], bool] | None = None,
         usage: EndpointUsage | None = None,
         external_id: Callable[[], str] = new_external_id,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         super().__init__(env=env)
+        self.clock = clock
         self.secrets = secrets
         self.secret_name = secret_name or ResourceNames().endpoint_secret_name
         self.new_id = new_id
@@ -217,15 +255,19 @@ class EndpointsApplication(FerryApplication):
         if config.type is EndpointType.S3:
             self._check_bucket(config.bucket)
             config = config.model_copy(update={"external_id": self.new_external_id()})
-        claim = self._claim_name(customer_id, registration.name, str(endpoint_id))
+        claim = self._claim(customer_id, registration.name, str(endpoint_id))  # step 1
         secret_arn: str | None = None
         if registration.credentials is not None:
             config = config.model_copy(update={"auth_method": registration.credentials.auth_method})
-            secret_arn = self.secrets.create(
-                self.secret_name(customer_id, str(endpoint_id)),
-                registration.credentials,
-                tags={"ferry:customer_id": customer_id, "ferry:endpoint_id": str(endpoint_id)},
-            )
+            try:
+                secret_arn = self.secrets.create(
+                    self.secret_name(customer_id, str(endpoint_id)),
+                    registration.credentials,
+                    tags={"ferry:customer_id": customer_id, "ferry:endpoint_id": str(endpoint_id)},
+                )
+            except BaseException:
+                self._release(claim, str(endpoint_id))
+                raise
         endpoint = Endpoint.register(
             endpoint_id=endpoint_id,
             customer_id=customer_id,
@@ -238,7 +280,14 @@ class EndpointsApplication(FerryApplication):
             actor=actor,
         )
         try:
-            self._save(endpoint, claim, name=registration.name)
+            try:
+                self._save(endpoint)  # step 2
+            except BaseException:
+                self._release(claim, str(endpoint_id))
+                raise
+            if not self._confirm(claim, str(endpoint_id)):  # step 3
+                self._compensate(lambda loaded: loaded.retire(actor=actor), endpoint_id)
+                raise _name_taken(registration.name)
         except BaseException:
             if secret_arn is not None:
                 self._undo(lambda: self.secrets.delete(secret_arn), endpoint_id)
@@ -276,17 +325,12 @@ class EndpointsApplication(FerryApplication):
             )
         if endpoint.type is EndpointType.S3 and updates.get("bucket") is not None:
             self._check_bucket(str(updates["bucket"]))
-        claims: list[EndpointName] = []
-        if "name" in updates and updates["name"] != endpoint.name:
-            new_claim = self._claim_name(customer_id, str(updates["name"]), str(endpoint.id))
-            if new_claim is not None:
-                claims.append(new_claim)
-            same_claim = name_claim_id(customer_id, str(updates["name"])) == name_claim_id(
-                customer_id, endpoint.name
-            )
-            old_claim = None if same_claim else self._name_claim(customer_id, endpoint.name)
-            if old_claim is not None and old_claim.release(str(endpoint.id)):
-                claims.append(old_claim)
+        old_name = endpoint.name
+        renamed = "name" in updates and name_claim_id(customer_id, str(updates["name"])) != (
+            name_claim_id(customer_id, old_name)
+        )
+        if renamed:  # a taken name is refused before anything else is checked (or written)
+            self._claim(customer_id, str(updates["name"]), str(endpoint.id), write=False)
         if credentials is not None:
             if endpoint.type is not EndpointType.SFTP:
                 raise InvalidChange(
@@ -295,6 +339,7 @@ class EndpointsApplication(FerryApplication):
             updates["auth_method"] = credentials.auth_method
             username = str(updates.get("username") or endpoint.config.get("username") or "")
             credentials = replace(credentials, username=username)
+        before = {key: self._setting(endpoint, key) for key in updates}
         changed = endpoint.update(
             updates,
             actor=actor,
@@ -303,6 +348,10 @@ class EndpointsApplication(FerryApplication):
         )
         if not changed:
             return endpoint
+        new_claim = old_claim = None
+        if renamed:  # the old name's claim made fresh, then step 1 on the new name
+            old_claim = self._refresh(customer_id, old_name, str(endpoint.id))
+            new_claim = self._claim(customer_id, str(updates["name"]), str(endpoint.id))
         undo: Callable[[], None] | None = None
         if credentials is not None:
             if endpoint.secret_arn:
@@ -315,7 +364,14 @@ class EndpointsApplication(FerryApplication):
                 endpoint.secret_arn = arn
                 undo = lambda: self.secrets.delete(arn)  # noqa: E731
         try:
-            self._save(endpoint, *claims, name=str(updates.get("name") or endpoint.name))
+            try:
+                self._save(endpoint)
+            except BaseException:
+                if new_claim is not None:
+                    self._release(new_claim, str(endpoint.id))
+                raise
+            if new_claim is not None:
+                self._renamed(endpoint, new_claim, old_claim, old_name, before, updates, actor)
         except BaseException:
             if undo is not None:
                 self._undo(undo, endpoint.id)
@@ -368,9 +424,10 @@ class EndpointsApplication(FerryApplication):
                     f"endpoint {endpoint.id} is in use: {shown}", field="endpoint_id"
                 )
         endpoint.retire(actor=actor)
+        self._save(endpoint)
         claim = self._name_claim(customer_id, endpoint.name)
-        released = [claim] if claim is not None and claim.release(str(endpoint.id)) else []
-        self._save(endpoint, *released)
+        if claim is not None:  # after the retirement: a crash leaves a claim that is not valid
+            self._release(claim, str(endpoint.id))
         if endpoint.secret_arn:
             arn = endpoint.secret_arn
             self._undo(lambda: self.secrets.delete(arn), endpoint.id)
@@ -453,29 +510,158 @@ class EndpointsApplication(FerryApplication):
             return None
         return found if isinstance(found, EndpointName) else None
 
-    def _claim_name(self, customer_id: str, name: str, endpoint_id: str) -> EndpointName | None:
-        """The claim to save with the endpoint (None: this endpoint already holds it).
-        Raises :class:`EndpointNameTaken` when another endpoint holds it."""
-        claim = self._name_claim(customer_id, name)
-        if claim is None:
-            return EndpointName.first_claim(
-                customer_id=customer_id, name=name, endpoint_id=endpoint_id
-            )
-        return claim if claim.claim(endpoint_id, name) else None
-
-    def _save(self, endpoint: Endpoint, *claims: EndpointName | None, name: str = "") -> None:
+    def _valid(self, claim: EndpointName) -> bool:
+        """The claim's holder is an endpoint of the claim's customer, not retired, whose
+        current name is the claim's name (as ``name_claim_id`` normalises it)."""
+        if claim.holder is None:
+            return False
         try:
-            self.save(endpoint, *[c for c in claims if c is not None])
+            holder = self.get(claim.holder)
+        except EndpointNotFound:
+            return False
+        return (
+            not holder.retired
+            and holder.customer_id == claim.customer_id
+            and name_claim_id(holder.customer_id, holder.name) == claim.id
+        )
+
+    def _claim(
+        self, customer_id: str, name: str, endpoint_id: str, *, write: bool = True
+    ) -> EndpointName:
+        """Step 1: the claim on ``name``, held by ``endpoint_id`` once this returns (appended
+        unless it already was). Raises :class:`EndpointNameTaken` when another endpoint holds
+        it validly, or not validly but within the grace period. ``write=False``: only that
+        check (nothing appended)."""
+        for _ in range(_CLAIM_ATTEMPTS):
+            claim = self._name_claim(customer_id, name)
+            if claim is None:
+                claim = EndpointName.first_claim(
+                    customer_id=customer_id, name=name, endpoint_id=endpoint_id
+                )
+            elif claim.holder == endpoint_id:
+                return claim  # a crashed earlier attempt of this endpoint: confirmed later
+            elif claim.holder is None:
+                claim.claim(endpoint_id, name)
+            elif self.clock() - claim.modified_on < NAME_CLAIM_GRACE or self._valid(claim):
+                raise _name_taken(name)
+            else:
+                if write:
+                    logger.warning(
+                        "name claim taken over",
+                        extra={"claim_id": str(claim.id), "from": claim.holder, "to": endpoint_id},
+                    )
+                claim.take_over(endpoint_id)
+            if not write:
+                return claim
+            try:
+                self.save(claim)
+                return claim
+            except IntegrityError:
+                continue  # another claimant appended first: decide again on what it wrote
+        raise _name_taken(name)
+
+    def _confirm(self, claim: EndpointName, endpoint_id: str) -> bool:
+        """Step 3: Reclaimed by ``endpoint_id`` at the claim's next version. False when a
+        take-over holds that version (or the append's outcome is unknown: then the caller
+        compensates too)."""
+        seen = claim.version
+        claim.confirm(endpoint_id)
+        try:
+            self.save(claim)
+            return True
         except IntegrityError:
-            for claim in claims:
-                if claim is None:
-                    continue
-                current = self._name_claim(endpoint.customer_id, name)
-                if current is not None and current.holder not in (None, str(endpoint.id)):
-                    raise EndpointNameTaken(
-                        f"an endpoint named {name!r} exists; names are unique per customer",
-                        field="name",
-                    ) from None
+            pass
+        except Exception:
+            logger.exception("name claim not confirmed", extra={"claim_id": str(claim.id)})
+            return False
+        # the version is taken: by a take-over, or by this very append (a store that retried
+        # it); only this endpoint ever appends itself as holder at that version
+        found: object = self.repository.get(claim.id, version=seen + 1)
+        return isinstance(found, EndpointName) and found.holder == endpoint_id
+
+    def _refresh(self, customer_id: str, name: str, endpoint_id: str) -> EndpointName | None:
+        """A rename's first step: confirm the old name's claim again (a fresh newest event),
+        so it is not takeable while the endpoint has the new name and a revert can take the
+        name back. None when the endpoint does not hold it."""
+        claim = self._name_claim(customer_id, name)
+        if claim is None or claim.holder != endpoint_id:
+            return None
+        return claim if self._confirm(claim, endpoint_id) else None
+
+    def _release(self, claim: EndpointName, endpoint_id: str) -> None:
+        """Release a claim this endpoint holds; never raises (the endpoint event is written):
+        a claim left behind is not valid, so it becomes takeable after the grace period."""
+        try:
+            if claim.release(endpoint_id):
+                self.save(claim)
+        except Exception:
+            logger.warning(
+                "name claim not released", extra={"claim_id": str(claim.id)}, exc_info=True
+            )
+
+    def _renamed(
+        self,
+        endpoint: Endpoint,
+        new_claim: EndpointName,
+        old_claim: EndpointName | None,
+        old_name: str,
+        before: Mapping[str, Any],
+        updates: Mapping[str, Any],
+        actor: str,
+    ) -> None:
+        """Steps 3 and 4 of a rename whose EndpointUpdated is written. Lost the new name:
+        the update is reverted (its settings back to ``before`` where nobody changed them
+        since) and, once the old name's claim is confirmed again, 409 ``name``."""
+        endpoint_id = str(endpoint.id)
+        if self._confirm(new_claim, endpoint_id):
+            if old_claim is not None:
+                self._release(old_claim, endpoint_id)
+            return
+
+        def revert(current: Endpoint) -> None:
+            undo = {
+                key: before[key]
+                for key in updates
+                if key != "type"
+                and before[key] != updates[key]
+                and self._setting(current, key) == updates[key]
+            }
+            current.update(undo, actor=actor)
+
+        self._compensate(revert, endpoint.id)
+        if old_claim is not None and self._confirm(old_claim, endpoint_id):
+            raise _name_taken(str(updates["name"]))
+        # The old name was taken over too (the rename took longer than the grace period):
+        # the endpoint gets a name no other endpoint can hold rather than a duplicate.
+        fallback = f"{old_name} ({endpoint_id})"
+        logger.error("rename lost both names; endpoint renamed", extra={"endpoint_id": endpoint_id})
+        claim = self._claim(endpoint.customer_id, fallback, endpoint_id)
+        self._compensate(lambda loaded: loaded.update({"name": fallback}, actor=actor), endpoint.id)
+        self._confirm(claim, endpoint_id)
+        raise _name_taken(str(updates["name"]))
+
+    def _compensate(self, change: Callable[[Endpoint], object], endpoint_id: UUID) -> None:
+        """Append a compensating event: ``change`` records it on the endpoint as loaded now;
+        loaded and applied again when another writer (the validator) appended first."""
+        for attempt in range(_CLAIM_ATTEMPTS):
+            endpoint = self.get(endpoint_id)
+            change(endpoint)
+            try:
+                self.save(endpoint)
+                return
+            except IntegrityError:
+                if attempt == _CLAIM_ATTEMPTS - 1:
+                    raise
+
+    @staticmethod
+    def _setting(endpoint: Endpoint, key: str) -> Any:
+        return endpoint.config.get(key) if key in CONFIG_FIELDS else getattr(endpoint, key, None)
+
+    def _save(self, endpoint: Endpoint) -> None:
+        """Append the endpoint's pending events (one stream per append)."""
+        try:
+            self.save(endpoint)
+        except IntegrityError:
             raise ConcurrentModification(
                 "the endpoint was changed concurrently; retry the request"
             ) from None
@@ -489,3 +675,9 @@ class EndpointsApplication(FerryApplication):
                 "could not undo a secret write after a failed append",
                 extra={"endpoint_id": str(endpoint_id)},
             )
+
+
+def _name_taken(name: str) -> EndpointNameTaken:
+    return EndpointNameTaken(
+        f"an endpoint named {name!r} exists; names are unique per customer", field="name"
+    )

@@ -450,10 +450,15 @@ def name_claim_id(customer_id: str, name: str) -> UUID:
 class EndpointName(FerryAggregate):
     """The claim on one endpoint name of one customer (an internal stream: never published).
 
-    Uniqueness comes from the event store's conditional append, not from a read model: the
-    claim is saved in the same atomic append as the endpoint's own event, so of two racing
-    registrations with one name exactly one append succeeds. Retiring (or renaming) releases
-    the claim, so the name can be claimed again at the stream's next version."""
+    Uniqueness comes from the event store's conditional append, not from a read model: every
+    change of holder is an append at the stream's next version, so of two racing claimants
+    exactly one succeeds. The claim is appended before the endpoint's own event (the store
+    appends one stream at a time), and the holder confirms it after (``confirm``: one more
+    append at the next version), so a ``take_over`` that raced the endpoint's event loses
+    to the confirmation or makes it fail. Whether a claim is still valid (its holder is a
+    live endpoint with this name) and whether it may be taken over is the application's
+    rule (``services.endpoints.application``). Retiring (or renaming) releases the claim,
+    so the name can be claimed again at the stream's next version."""
 
     class Claimed(FerryAggregate.Created):
         internal = True  # never published
@@ -484,6 +489,19 @@ class EndpointName(FerryAggregate):
             )
         self._reclaimed(endpoint_id=endpoint_id)
         return True
+
+    def take_over(self, endpoint_id: str) -> None:
+        """Hold the name for ``endpoint_id`` although another endpoint holds the claim: the
+        application found that holder not to be a live endpoint with this name, for longer
+        than the grace period (Reclaimed, like a claim of a released name)."""
+        self._reclaimed(endpoint_id=endpoint_id)
+
+    def confirm(self, endpoint_id: str) -> None:
+        """The holder, after its endpoint event: Reclaimed by the same endpoint, appended at
+        the next version (it fails when a take-over came first)."""
+        if self.holder != endpoint_id:
+            raise ValueError(f"the claim is held by {self.holder}, not {endpoint_id}")
+        self._reclaimed(endpoint_id=endpoint_id)
 
     def release(self, endpoint_id: str) -> bool:
         if self.holder != endpoint_id:

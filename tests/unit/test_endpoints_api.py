@@ -450,14 +450,22 @@ def test_disable_rejects_unknown_fields(api: Api) -> None:
 
 # --- secrets: ordering and undo ---------------------------------------------------------------
 def test_failed_append_deletes_the_new_secret(api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
-    def broken(*args: Any, **kwargs: Any) -> None:
-        raise OperationalError("event store unavailable")
+    insert = api.app.recorder.insert_events
+    calls: list[int] = []
 
-    monkeypatch.setattr(api.app.recorder, "insert_events", broken)
+    def broken_after_the_claim(stored_events: Any, **kwargs: Any) -> Any:
+        calls.append(1)
+        if len(calls) == 2:  # the name claim is appended first, then the endpoint's event
+            raise OperationalError("event store unavailable")
+        return insert(stored_events, **kwargs)
+
+    monkeypatch.setattr(api.app.recorder, "insert_events", broken_after_the_claim)
     status, body = api.call("POST", "/endpoints", sftp_body())
     assert status == 500, body
     assert len(api.secrets.deleted) == 1
     assert not api.secrets.names  # no orphaned secret
+    # the claim was released: the name is free at once
+    assert api.call("POST", "/endpoints", sftp_body())[0] == 201
 
 
 def test_failed_append_reverts_a_rotation(api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
