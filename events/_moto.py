@@ -24,6 +24,8 @@ or as a separate process (prints ``MOTO_URL=http://127.0.0.1:PORT`` once it acce
 from __future__ import annotations
 
 import argparse
+import io
+import json
 import os
 import signal
 import sys
@@ -177,13 +179,56 @@ class _QuietRequestHandler(MotoRequestHandler):
         return None
 
 
-def _serialise_dynamodb(app: WSGIApp) -> WSGIApp:
+NO_TRANSACTIONS_MESSAGE = (
+    "TransactWriteItems is not supported on a multi-Region strongly consistent (MRSC) table: {}"
+)
+"""What the emulation answers (ValidationException); AWS's own wording may differ."""
+
+
+def _refused_transaction(
+    environ: dict[str, Any], target: str, mrsc_tables: frozenset[str]
+) -> str | None:
+    """The MRSC table a TransactWriteItems/TransactGetItems request touches, if any. Reads the
+    body and puts it back for moto."""
+    if not mrsc_tables or not target.endswith(("TransactWriteItems", "TransactGetItems")):
+        return None
+    length = int(environ.get("CONTENT_LENGTH") or 0)
+    body = environ["wsgi.input"].read(length) if length else b""
+    environ["wsgi.input"] = io.BytesIO(body)
+    try:
+        request = json.loads(body or b"{}")
+    except ValueError:
+        return None
+    for entry in request.get("TransactItems", []):
+        for action in entry.values():
+            table = action.get("TableName") if isinstance(action, dict) else None
+            if table in mrsc_tables:
+                return str(table)
+    return None
+
+
+def _serialise_dynamodb(app: WSGIApp, mrsc_tables: frozenset[str] = frozenset()) -> WSGIApp:
     lock = threading.Lock()
 
     def wrapped(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         target = environ.get("HTTP_X_AMZ_TARGET", "")
         if not target.startswith(_SERIALISED_TARGET_PREFIXES):
             return app(environ, start_response)
+        refused = _refused_transaction(environ, target, mrsc_tables)
+        if refused is not None:
+            error = {
+                "__type": "com.amazon.coral.validate#ValidationException",
+                "message": NO_TRANSACTIONS_MESSAGE.format(refused),
+            }
+            payload = json.dumps(error).encode()
+            start_response(
+                "400 Bad Request",
+                [
+                    ("Content-Type", "application/x-amz-json-1.0"),
+                    ("Content-Length", str(len(payload))),
+                ],
+            )
+            return [payload]
         with lock:
             result = app(environ, start_response)
             try:
@@ -210,8 +255,12 @@ class SerialMotoServer:
         *,
         quiet: bool = True,
         count_calls: bool = False,
+        mrsc_tables: Iterable[str] = (),
     ) -> None:
+        """``mrsc_tables``: tables that stand for MRSC global tables: transactions on them are
+        refused with a ValidationException, as DynamoDB refuses them there."""
         self._host = host
+        self.mrsc_tables = frozenset(mrsc_tables)
         self._port = port
         self._quiet = quiet
         # Count every call by caller/service/operation (events/_moto_calls.py).
@@ -232,7 +281,7 @@ class SerialMotoServer:
             return self.url
         _sort_keys_once()
         _serialize_items_once()
-        app = _serialise_dynamodb(DomainDispatcherApplication(create_backend_app))
+        app = _serialise_dynamodb(DomainDispatcherApplication(create_backend_app), self.mrsc_tables)
         if self.calls is not None:
             app = self.calls.wrap(app)
         handler = _QuietRequestHandler if self._quiet else MotoRequestHandler

@@ -41,52 +41,74 @@ Endpoint and credentials are boto3's own business (``AWS_ENDPOINT_URL``,
 Events table and item format
 ============================
 Partition key ``stream_id`` (S), sort key ``version`` (N), ``PAY_PER_REQUEST``, DynamoDB Streams
-with ``NEW_IMAGE`` (see :func:`create_events_table`). One item per stored event:
+with ``NEW_IMAGE`` (see :func:`create_events_table`). **One item per append** (one
+``insert_events`` call, the events one command of one aggregate emitted), keyed by the append's
+first version:
 
-=============  ====  ===========================================================
-attribute      type  value
-=============  ====  ===========================================================
-``stream_id``  S     ``str(StoredEvent.originator_id)`` (UUIDs in canonical form)
-``version``    N     ``StoredEvent.originator_version``
-``topic``      S     ``StoredEvent.topic`` (the domain event class topic)
-``state``      B     ``StoredEvent.state`` (mapper output: JSON, maybe compressed
-                     and/or encrypted according to COMPRESSOR_TOPIC/CIPHER_KEY)
-=============  ====  ===========================================================
+================  ====  ===========================================================
+attribute         type  value
+================  ====  ===========================================================
+``stream_id``     S     ``str(StoredEvent.originator_id)`` (UUIDs in canonical form)
+``version``       N     the first event's ``originator_version``
+``topic``         S     the first event's topic (the domain event class topic)
+``state``         B     the first event's state (mapper output: JSON, maybe compressed
+                        and/or encrypted according to COMPRESSOR_TOPIC/CIPHER_KEY)
+``more``          L     only for an append of several events: the later ones, each a map
+                        of ``version``, ``topic``, ``state`` and its chain attributes
+``last_version``  N     with ``more``: the append's last version
+================  ====  ===========================================================
 
-Consumers of the table's stream decode a record's ``NewImage`` with
-:func:`stored_event_from_item`, which accepts the low-level typed format (``{"S": ...}``,
+plus ``origin_region`` and the chain attributes (``events.chain``) of the first event, and
+``customer_id``/``at_key`` for the ``by-customer-time`` index. An append of one event is exactly
+the per-event item of earlier versions, so tables written before keep reading the same.
+
+Why one item and not a transaction: DynamoDB's multi-Region strongly consistent (MRSC) global
+tables, which active-active needs for the event store (docs/multi-region.md), reject
+``TransactWriteItems``. One conditional ``PutItem`` is atomic in every mode. The optimistic
+rule stays sound: a writer appends at (its last seen version + 1), and the versions it can have
+seen are always the last version of some item (the events of an item come into existence
+together), so its key is either a free version or the first version of an existing item.
+
+Consumers decode an item (a DynamoDB Streams ``NewImage``, a Query result) with
+:func:`stored_events_from_item` (every event it holds) or :func:`expand_item` (per-event items,
+as plain dicts of attributes), which accept the low-level typed format (``{"S": ...}``,
 ``{"N": ...}``, ``{"B": ...}``; ``B`` as bytes, or as base64 text as in records delivered by a
-Lambda event source) and the boto3 resource (deserialised) format. It returns the originator id
-as a ``UUID`` when ``stream_id`` is a canonical UUID string, else as ``str``;
-``Mapper.to_domain_event`` accepts both. :meth:`DynamoDBAggregateRecorder.select_events` returns
-the ``originator_id`` object it was given, so a reader gets back the type it asked with.
+Lambda event source) and the boto3 resource (deserialised) format.
+:func:`stored_event_from_item` decodes the first event only. Originator ids come back as a
+``UUID`` when ``stream_id`` is a canonical UUID string, else as ``str``;
+``Mapper.to_domain_event`` accepts both. :meth:`DynamoDBAggregateRecorder.select_events`
+returns the ``originator_id`` object it was given, so a reader gets back the type it asked with.
 
 Writes
 ======
 ``insert_events`` is all-or-nothing and optimistic:
 
-* every item is written with ``attribute_not_exists(stream_id)``: a second writer at the same
-  (stream, version) gets ``eventsourcing.persistence.IntegrityError``; so does a batch that
-  repeats a (stream, version) (checked before any request is sent);
-* one event: a conditional ``PutItem``; several: one ``TransactWriteItems``;
-* ``TransactWriteItems`` takes at most 100 items: a longer append raises ``ProgrammingError``.
-  It is **not** split: two transactions could half-succeed, which breaks the atomicity
-  aggregates rely on (an aggregate emitting > 100 events per command needs a different design).
-  DynamoDB also caps an item at 400 KB and a transaction at 4 MB: beyond that, ``DataError``
-  or ``ProgrammingError`` (from DynamoDB's ValidationException);
+* the append's one item is written with ``attribute_not_exists(stream_id)``: a second writer at
+  the same (stream, version) gets ``eventsourcing.persistence.IntegrityError``; so does a batch
+  that repeats a (stream, version) (checked before any request is sent);
+* one stream per append: events of several aggregates in one call raise ``ProgrammingError``
+  (save them one by one, in an order that survives a crash between — see
+  ``services/jobs`` redrive and ``services/endpoints`` name claims); versions must be
+  consecutive;
+* at most 100 events (``MAX_EVENTS_PER_APPEND``): a longer append raises ``ProgrammingError``.
+  It is **not** split: two items could half-succeed, which breaks the atomicity aggregates rely
+  on. DynamoDB caps an item at 400 KB: beyond that, ``DataError`` (from its
+  ValidationException);
 * retries by botocore after an ambiguous failure (lost response) must not turn our own success
-  into a conflict: transactions carry a fresh ``ClientRequestToken`` (idempotent for 10
-  minutes), and a ``PutItem`` whose retry fails its condition against an item byte-identical
-  to ours counts as written;
-* writes refused only because another transaction on the same items was in flight
-  (``TransactionConflict``) are retried a few times with jittered backoff, then raise
+  into a conflict: a ``PutItem`` whose retry fails its condition against an item
+  byte-identical to ours counts as written;
+* writes refused only because another request on the same item was in flight
+  (``TransactionConflict``, or MRSC's ``ReplicatedWriteConflictException``: another Region is
+  writing that item) are retried a few times with jittered backoff, then raise
   ``OperationalError``; the outcome of the retry (success or ``IntegrityError``) is the answer.
 
 Reads
 =====
 ``select_events`` runs a strongly consistent ``Query`` on ``stream_id`` with ``gt``/``lte`` as a
-key condition on ``version`` (``BETWEEN`` when both), ``desc`` as ``ScanIndexForward=False`` and
-``limit`` as ``Limit``, following ``LastEvaluatedKey`` until done.
+key condition on ``version`` (``BETWEEN`` when both; the lower bound 99 below ``gt + 1``, where
+the item holding ``gt + 1`` may start), ``desc`` as ``ScanIndexForward=False`` and ``limit`` as
+``Limit``, following ``LastEvaluatedKey`` until done; items are expanded and the events outside
+the range dropped.
 
 Decision: no notification log (application sequence)
 ====================================================
@@ -189,12 +211,15 @@ __all__ = [
     "DynamoDBTrackingRecorder",
     "create_events_table",
     "create_tracking_table",
+    "expand_item",
     "plain_item",
     "stored_event_from_item",
+    "stored_events_from_item",
 ]
 
 MAX_EVENTS_PER_APPEND = 100
-"""TransactWriteItems' item limit: the largest atomic append."""
+"""The most events one append (one item) may hold: readers look this far below a version for
+the item holding it."""
 
 _TRANSACTION_CONFLICT_ATTEMPTS = 5
 
@@ -259,6 +284,8 @@ def _is_transaction_conflict(error: ClientError) -> bool:
     """Another transaction on the same item(s) was in flight: worth retrying."""
     code = _error_code(error)
     if code == "TransactionConflictException":  # a plain write met a transaction
+        return True
+    if code == "ReplicatedWriteConflictException":  # MRSC: another Region writes the item
         return True
     if code != "TransactionCanceledException":
         return False
@@ -466,6 +493,55 @@ def _item_from_stored_event(
     return item
 
 
+_FOLLOWER_ATTRIBUTES = ("version", "topic", "state", "at", "state_sha256", "prev_hash", "hash")
+"""What a follower event of an append item (``more``) holds; the rest is the leader's."""
+
+
+def _append_item(
+    stored_events: Sequence[StoredEvent], links: Mapping[tuple[str, int], ChainLink]
+) -> dict[str, Any]:
+    """The one item of an append: the first event's attributes at the top level (an append of
+    one event is exactly the per-event item), the later ones in ``more``, ``last_version``."""
+    leader, *followers = stored_events
+    item = _item_from_stored_event(
+        leader, links.get((str(leader.originator_id), int(leader.originator_version)))
+    )
+    if followers:
+        more = []
+        for stored in followers:
+            full = _item_from_stored_event(
+                stored, links.get((str(stored.originator_id), int(stored.originator_version)))
+            )
+            more.append({"M": {k: full[k] for k in _FOLLOWER_ATTRIBUTES if k in full}})
+        item["more"] = {"L": more}
+        item["last_version"] = {"N": str(int(followers[-1].originator_version))}
+    return item
+
+
+def expand_item(item: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """An events-table item as the per-event items it holds, in version order: itself for a
+    one-event append; for a longer one the leader (without ``more``/``last_version``) and each
+    follower completed with the leader's stream, origin, customer and ``at_key``: an append has
+    one entry in the ``by-customer-time`` index, at its first event's time, and a cursor on that
+    index lands between appends, never inside one. Accepts the low-level typed format and the
+    deserialised (boto3 resource) one."""
+    if "more" not in item:
+        return [dict(item)]
+    typed = isinstance(item.get("stream_id"), Mapping)
+    leader = {k: v for k, v in item.items() if k not in ("more", "last_version")}
+    out = [leader]
+    raw_more = item["more"]
+    followers: Sequence[Any] = raw_more["L"] if typed else raw_more
+    shared = {k: leader[k] for k in ("stream_id", "origin_region", "customer_id") if k in leader}
+    for raw in followers:
+        fields = raw["M"] if typed else raw
+        event = {**shared, **fields}
+        if "at_key" in leader:
+            event["at_key"] = leader["at_key"]  # the append's one index entry
+        out.append(event)
+    return out
+
+
 def origin_region() -> str | None:
     """FERRY_REGION, else the process's AWS region (one region: that region), else None."""
     return (
@@ -559,6 +635,12 @@ def stored_event_from_item(item: Mapping[str, Any]) -> StoredEvent:
     )
 
 
+def stored_events_from_item(item: Mapping[str, Any]) -> list[StoredEvent]:
+    """Every event an events-table item holds (one per event of its append), in version order;
+    the formats and errors of :func:`stored_event_from_item`."""
+    return [stored_event_from_item(event) for event in expand_item(item)]
+
+
 # --------------------------------------------------------------------------- recorders
 
 
@@ -632,9 +714,10 @@ class DynamoDBAggregateRecorder(AggregateRecorder):
     ) -> Sequence[int] | None:
         """Append atomically; IntegrityError if any (stream, version) exists or repeats.
 
-        At most MAX_EVENTS_PER_APPEND (100) events: a longer append raises ProgrammingError
-        rather than being split into several non-atomic transactions. Returns None: there are
-        no notification ids (see "no notification log" in the module docstring).
+        One item (see the module docstring): events of one stream, consecutive versions, at
+        most MAX_EVENTS_PER_APPEND (100); anything else raises ProgrammingError rather than
+        being split into several non-atomic writes. Returns None: there are no notification
+        ids (see "no notification log" in the module docstring).
         """
         if kwargs.get("tracking") is not None:
             msg = (
@@ -646,24 +729,29 @@ class DynamoDBAggregateRecorder(AggregateRecorder):
             return None
         if len(stored_events) > MAX_EVENTS_PER_APPEND:
             msg = (
-                f"Cannot append {len(stored_events)} events atomically: DynamoDB "
-                f"TransactWriteItems takes at most {MAX_EVENTS_PER_APPEND} items, and splitting "
-                "the append would break its atomicity. Emit fewer events per command."
+                f"Cannot append {len(stored_events)} events atomically: one append is one "
+                f"item of at most {MAX_EVENTS_PER_APPEND} events, and splitting it would break "
+                "its atomicity. Emit fewer events per command."
             )
             raise ProgrammingError(msg)
-        keys = {(str(e.originator_id), int(e.originator_version)) for e in stored_events}
-        if len(keys) < len(stored_events):
+        streams = {str(e.originator_id) for e in stored_events}
+        if len(streams) > 1:
+            msg = (
+                "Cannot append to several streams at once: an append is one item of one stream "
+                "(multi-Region strongly consistent tables have no transactions). Save each "
+                f"aggregate on its own, in an order that survives a crash between: {sorted(streams)}"
+            )
+            raise ProgrammingError(msg)
+        ordered = sorted(stored_events, key=lambda e: int(e.originator_version))
+        versions = [int(e.originator_version) for e in ordered]
+        if len(set(versions)) < len(versions):
             msg = f"Stored events repeat a (stream, version) within one append: {stored_events}"
             raise IntegrityError(msg)
-        links = self._links(stored_events) if self.chained else {}
-        items = [
-            _item_from_stored_event(e, links.get((str(e.originator_id), e.originator_version)))
-            for e in stored_events
-        ]
-        if len(items) == 1:
-            self._put(items[0])
-        else:
-            self._transact(items)
+        if versions != list(range(versions[0], versions[0] + len(versions))):
+            msg = f"An append's versions must be consecutive, got {versions}"
+            raise ProgrammingError(msg)
+        links = self._links(ordered) if self.chained else {}
+        self._put(_append_item(ordered, links))
         for (stream_id, version), chain in links.items():
             _HEADS.put(self.table_name, stream_id, version, chain.hash)
         return None
@@ -709,7 +797,7 @@ class DynamoDBAggregateRecorder(AggregateRecorder):
         found = page.get("Items", [])
         if not found:
             return genesis(stream_id)
-        below = found[0]
+        below = expand_item(found[0])[-1]  # the item's last event is the one just below
         if "hash" in below:
             return str(below["hash"]["S"])
         legacy = [
@@ -734,7 +822,10 @@ class DynamoDBAggregateRecorder(AggregateRecorder):
         with _translated_errors():
             while True:
                 page = self.client.query(**query)
-                yield from page.get("Items", [])
+                for item in page.get("Items", []):
+                    for event in expand_item(item):
+                        if lte is None or int(event["version"]["N"]) <= lte:
+                            yield event
                 last_key = page.get("LastEvaluatedKey")
                 if not last_key:
                     return
@@ -789,27 +880,6 @@ class DynamoDBAggregateRecorder(AggregateRecorder):
             written=item,
         )
 
-    def _transact(self, items: list[dict[str, Any]]) -> None:
-        transact_items: list[Any] = [
-            {
-                "Put": {
-                    "TableName": self.table_name,
-                    "Item": item,
-                    "ConditionExpression": "attribute_not_exists(stream_id)",
-                }
-            }
-            for item in items
-        ]
-        # A fresh token per attempt of ours; botocore's own retries of one attempt reuse it,
-        # which makes them idempotent. (A cancelled transaction returns no item, so
-        # _retried_onto_own_write never applies here.)
-        _conditional_write(
-            lambda: self.client.transact_write_items(
-                TransactItems=transact_items, ClientRequestToken=str(uuid.uuid4())
-            ),
-            written={},
-        )
-
     def select_events(
         self,
         originator_id: UUID | str,
@@ -819,20 +889,26 @@ class DynamoDBAggregateRecorder(AggregateRecorder):
         desc: bool = False,
         limit: int | None = None,
     ) -> Sequence[StoredEvent]:
+        """Events of one stream in (gt, lte], ascending (or ``desc``), at most ``limit``.
+
+        Items are keyed by their append's first version, so the key range starts up to
+        MAX_EVENTS_PER_APPEND - 1 below ``gt + 1`` (the item holding ``gt + 1`` may start
+        there); the events outside (gt, lte] are dropped after expanding the items."""
         if limit is not None and limit <= 0:
             return []
+        if gt is not None and lte is not None and gt + 1 > lte:
+            return []
+        low = None if gt is None else max(gt + 1 - (MAX_EVENTS_PER_APPEND - 1), 0)
         names = {"#s": "stream_id"}
         values: dict[str, Any] = {":s": {"S": str(originator_id)}}
         condition = "#s = :s"
-        if gt is not None and lte is not None:
-            if gt + 1 > lte:
-                return []
+        if low is not None and lte is not None:
             condition += " AND #v BETWEEN :lo AND :hi"
-            values[":lo"] = {"N": str(gt + 1)}
+            values[":lo"] = {"N": str(low)}
             values[":hi"] = {"N": str(lte)}
-        elif gt is not None:
-            condition += " AND #v > :gt"
-            values[":gt"] = {"N": str(gt)}
+        elif low is not None:
+            condition += " AND #v >= :lo"
+            values[":lo"] = {"N": str(low)}
         elif lte is not None:
             condition += " AND #v <= :hi"
             values[":hi"] = {"N": str(lte)}
@@ -846,29 +922,40 @@ class DynamoDBAggregateRecorder(AggregateRecorder):
             "ScanIndexForward": not desc,
             "ConsistentRead": True,
         }
+        # Items below gt + 1 (at most MAX - 1 of them) may be read and dropped: a page limit
+        # leaves room for them, so that a limit never costs a round trip per dropped item.
+        slack = 0 if gt is None else MAX_EVENTS_PER_APPEND - 1
         results: list[StoredEvent] = []
         with _translated_errors():
             while True:
                 if limit is not None:
-                    query["Limit"] = limit - len(results)
+                    query["Limit"] = limit - len(results) + slack
                 page = self.client.query(**query)
                 for item in page.get("Items", []):
-                    version = int(item["version"]["N"])
-                    results.append(
-                        StoredEvent(
-                            originator_id=originator_id,
-                            originator_version=version,
-                            topic=item["topic"]["S"],
-                            state=bytes(item["state"]["B"]),
+                    events = expand_item(item)
+                    for event in reversed(events) if desc else events:
+                        version = int(event["version"]["N"])
+                        if "hash" in event:
+                            _HEADS.put(
+                                self.table_name, str(originator_id), version, event["hash"]["S"]
+                            )
+                        if (gt is not None and version <= gt) or (
+                            lte is not None and version > lte
+                        ):
+                            continue
+                        results.append(
+                            StoredEvent(
+                                originator_id=originator_id,
+                                originator_version=version,
+                                topic=event["topic"]["S"],
+                                state=bytes(event["state"]["B"]),
+                            )
                         )
-                    )
-                    if "hash" in item:
-                        _HEADS.put(self.table_name, str(originator_id), version, item["hash"]["S"])
                 last_key = page.get("LastEvaluatedKey")
                 if not last_key or (limit is not None and len(results) >= limit):
                     break
                 query["ExclusiveStartKey"] = last_key
-        return results
+        return results if limit is None else results[:limit]
 
 
 class DynamoDBTrackingRecorder(TrackingRecorder):

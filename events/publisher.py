@@ -30,12 +30,12 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from aws_lambda_powertools import Logger, Tracer
 
-from events.dynamodb import stored_event_from_item
+from events.dynamodb import stored_events_from_item
 from events.publications import (
     ENV_PEER_BUS_ARNS,
     ENV_PUBLICATIONS_TABLE,
@@ -79,17 +79,20 @@ def publish_records(
         if record.get("eventName") != "INSERT":
             continue
         record_id = _record_id(record)
-        try:
-            stored = stored_event_from_item(record["dynamodb"]["NewImage"])
-            event = to_integration(stored)
+        try:  # one record per append: every event it holds, in version order
+            decoded = [
+                (stored, to_integration(stored))
+                for stored in stored_events_from_item(record["dynamodb"]["NewImage"])
+            ]
         except Exception:
             logger.exception("undecodable event-store record", record_id=record_id)
             undecodable = [record_id, *_ids_after(records, index)]
             break
-        if event is None:
-            continue  # an internal event: not published
-        key = claim_key(str(stored.originator_id), int(stored.originator_version))
-        pending.append((record_id, key, to_put_events_entry(event, bus_name)))
+        for stored, event in decoded:
+            if event is None:
+                continue  # an internal event: not published
+            key = claim_key(str(stored.originator_id), int(stored.originator_version))
+            pending.append((record_id, key, to_put_events_entry(event, bus_name)))
 
     if publications is None:
         return _publish(events_client, [(r, e) for r, _, e in pending], attempts, sleep) + (
@@ -118,7 +121,7 @@ def _publish(
         failed_at = _put_with_retries(client, batch, attempts, sleep)
         if failed_at is not None:
             first = start + failed_at
-            return [record_id for record_id, _ in pending[first:]]
+            return _unique(record_id for record_id, _ in pending[first:])
     return []
 
 
@@ -137,6 +140,7 @@ def _publish_claimed(
         return []
     claims = publications.claim_all([key for _, key, _ in pending])
     won: list[tuple[str, dict[str, Any], Claim]] = []
+    won_at: list[int] = []  # each won entry's index in pending
     first_failed = len(pending)
     for index, ((record_id, _, entry), claim) in enumerate(zip(pending, claims, strict=True)):
         if claim.verdict == "pending":
@@ -146,7 +150,7 @@ def _publish_claimed(
             logger.info("event claimed by another region, not yet published", key=claim.key)
         elif claim.verdict == "won":
             won.append((record_id, entry, claim))
-    position = {record_id: i for i, (record_id, _, _) in enumerate(pending)}
+            won_at.append(index)
     for start in range(0, len(won), MAX_ENTRIES):
         batch = won[start : start + MAX_ENTRIES]
         failed_at = _put_with_retries(events_client, [(r, e) for r, e, _ in batch], attempts, sleep)
@@ -155,9 +159,14 @@ def _publish_claimed(
         if sent:
             publications.mark_published([c for _, _, c in sent], missed)
         if failed_at is not None:
-            first_failed = min(first_failed, position[batch[failed_at][0]])
+            first_failed = min(first_failed, won_at[start + failed_at])
             break
-    return [record_id for record_id, _, _ in pending[first_failed:]]
+    return _unique(record_id for record_id, _, _ in pending[first_failed:])
+
+
+def _unique(record_ids: Iterable[str]) -> list[str]:
+    """Record ids in order, each once (the events of one record share its id)."""
+    return list(dict.fromkeys(record_ids))
 
 
 def _put_to_peers(

@@ -78,8 +78,21 @@ class OneRegionMotoServer(SerialMotoServer):
         return url
 
 
-def _moto_main(port: int) -> int:
-    server = OneRegionMotoServer("127.0.0.1", port)
+def mrsc_tables(names: ResourceNames) -> tuple[str, ...]:
+    """The tables that are MRSC global tables in AWS (docs/multi-region.md): the simulation's
+    moto refuses transactions on them, as DynamoDB does."""
+    return (
+        names.events_table,
+        names.leases_table,
+        names.idempotency_table,
+        names.api_keys_table,
+        names.endpoints_table,
+        names.publications_table,
+    )
+
+
+def _moto_main(port: int, mrsc: Iterable[str] = ()) -> int:
+    server = OneRegionMotoServer("127.0.0.1", port, mrsc_tables=mrsc)
     stopped = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stopped.set())
     signal.signal(signal.SIGINT, lambda *_: stopped.set())
@@ -183,6 +196,7 @@ class TwoRegions:
         env["FERRY_DATA_DIR"] = str(self.data_dir)
         self.moto = Supervisor(self.data_dir / "logs", self.data_dir, base_env=env)
         argv = [sys.executable, "-m", "ferry.local.regions", "moto", "--port", str(self.moto_port)]
+        argv += [f"--mrsc-table={table}" for table in mrsc_tables(self.names)]
         try:
             self.moto.add(Service("moto", argv, critical=True))
             moto = self.moto
@@ -228,12 +242,18 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     moto = sub.add_parser("moto", help="the moto server answering every region from us-east-1")
     moto.add_argument("--port", type=int, default=0)
+    moto.add_argument(
+        "--mrsc-table",
+        action="append",
+        default=[],
+        help="a table standing for an MRSC global table: transactions on it are refused",
+    )
     up = sub.add_parser("up", help="start regions A and B; Ctrl-C stops both")
     up.add_argument("--data-dir", default=".ferry-regions")
     up.add_argument("--core", action="store_true", help="only the services a transfer needs")
     args = parser.parse_args(argv)
     if args.command == "moto":
-        return _moto_main(args.port)
+        return _moto_main(args.port, args.mrsc_table)
 
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())

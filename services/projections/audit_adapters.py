@@ -10,7 +10,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from events.dynamodb import CUSTOMER_TIME_INDEX, plain_item
+from events.dynamodb import CUSTOMER_TIME_INDEX, expand_item, plain_item
 from services.projections.audit import IndexPage
 
 CHECKPOINT_PREFIX = "checkpoints/"
@@ -46,7 +46,9 @@ class DynamoCustomerIndex:
                 "version": {"N": str(int(version))},
             }
         response = self.client.query(**query)
-        items = [plain_item(i) for i in response.get("Items", [])]
+        # One index entry per append, at its first event's time: its later events follow it
+        # with the same at_key.
+        items = [plain_item(e) for i in response.get("Items", []) for e in expand_item(i)]
         last = response.get("LastEvaluatedKey")
         return IndexPage(items=items, last_at_key=last["at_key"]["S"] if last else None, reads=1)
 

@@ -358,6 +358,11 @@ def replay(
         store.save(asdict(state))
 
     def send(batch: list[tuple[str, FerryEvent]]) -> None:
+        # a batch may pass ``size`` by the rest of one append (see below): calls of ``size``
+        for start in range(0, len(batch), size):
+            send_part(batch[start : start + size])
+
+    def send_part(batch: list[tuple[str, FerryEvent]]) -> None:
         pending = {e.event_id: e for _, e in batch}
         for attempt in range(ATTEMPTS):
             if attempt:
@@ -392,6 +397,18 @@ def replay(
             at_key = str(item["at_key"])
             if cursor is not None and at_key <= cursor:
                 continue
+            if len(batch) >= size and at_key != batch[-1][0]:
+                # a full batch goes out where a new index entry starts: the events of one
+                # append share their entry's at_key, and the cursor must never split them
+                send(batch)
+                sent_now = {e.event_id for _, e in batch}
+                # everything scanned is at or below the new cursor: keep only the ids of an
+                # interrupted run's batch that lie beyond it (not scanned yet)
+                state.cursor = batch[-1][0]
+                state.sent = [i for i in state.sent if i not in passed and i not in sent_now]
+                already = set(state.sent)
+                batch = []
+                save()
             report.scanned += 1
             if not _matches(item, customer, replay_plan.detail_types):
                 continue
@@ -406,16 +423,6 @@ def replay(
                 passed.add(event.event_id)
             else:
                 batch.append((at_key, event))
-            if len(batch) >= size:
-                send(batch)
-                sent_now = {e.event_id for _, e in batch}
-                # everything scanned is at or below the new cursor: keep only the ids of an
-                # interrupted run's batch that lie beyond it (not scanned yet)
-                state.cursor = at_key
-                state.sent = [i for i in state.sent if i not in passed and i not in sent_now]
-                already = set(state.sent)
-                batch = []
-                save()
         if batch:
             send(batch)
         state.position += 1

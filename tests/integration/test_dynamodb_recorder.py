@@ -47,6 +47,7 @@ from events.dynamodb import (
     DynamoDBFactory,
     DynamoDBTrackingRecorder,
     stored_event_from_item,
+    stored_events_from_item,
 )
 from tests.support.moto_server import unique_name
 
@@ -153,7 +154,7 @@ def recorder(factory: DynamoDBFactory) -> DynamoDBAggregateRecorder:
     return recorder
 
 
-@pytest.mark.parametrize("events_per_append", [1, 5], ids=["put-item", "transaction"])
+@pytest.mark.parametrize("events_per_append", [1, 5], ids=["one-event", "five-events"])
 def test_racing_writers_at_the_same_version_exactly_one_wins(
     recorder: DynamoDBAggregateRecorder, events_per_append: int
 ) -> None:
@@ -194,7 +195,7 @@ def test_an_append_of_more_than_100_events_is_refused_not_split(
         for version in range(1, MAX_EVENTS_PER_APPEND + 2)
     ]
 
-    with pytest.raises(ProgrammingError, match="at most 100 items"):
+    with pytest.raises(ProgrammingError, match="at most 100 events"):
         recorder.insert_events(events)
     assert recorder.select_events(stream) == []
 
@@ -232,13 +233,14 @@ def test_stored_event_from_item_decodes_dynamodb_stream_records(
         StoredEvent(transfer, 3, "services.jobs.domain:Transfer.ChunkCommitted", b"{}"),
         StoredEvent("endpoint-7", 1, "services.endpoints.domain:Endpoint.Registered", b"{}"),
     ]
-    recorder.insert_events(appended[:1])  # PutItem
-    recorder.insert_events(appended[1:3])  # TransactWriteItems
+    recorder.insert_events(appended[:1])
+    recorder.insert_events(appended[1:3])  # one item holding versions 2 and 3
     recorder.insert_events(appended[3:])
 
     images = _read_new_images(factory.client, recorder.table_name)
 
-    decoded = [stored_event_from_item(image) for image in images]
+    assert len(images) == 3  # one stream record per append
+    decoded = [e for image in images for e in stored_events_from_item(image)]
     assert sorted(decoded, key=_key) == sorted(appended, key=_key)  # UUID ids come back as UUIDs
     assert {type(e.originator_id) for e in decoded} == {UUID, str}
     first = next(
@@ -257,9 +259,32 @@ def test_stored_event_from_item_decodes_dynamodb_stream_records(
     deserializer = TypeDeserializer()
     as_resource = {name: deserializer.deserialize(value) for name, value in first.items()}
     assert stored_event_from_item(as_resource) == stored_event_from_item(first)
+
+    # An append of several events, in all three formats.
+    pair = next(i for i in images if "more" in i)
+    assert stored_events_from_item(pair) == appended[1:3]
+    pair_as_lambda = _as_lambda(pair)
+    assert stored_events_from_item(pair_as_lambda) == appended[1:3]
+    pair_as_resource = {name: deserializer.deserialize(value) for name, value in pair.items()}
+    assert stored_events_from_item(pair_as_resource) == appended[1:3]
     table = boto3.resource("dynamodb").Table(recorder.table_name)
     item = table.get_item(Key={"stream_id": str(transfer), "version": 1}, ConsistentRead=True)
     assert stored_event_from_item(item["Item"]) == appended[0]
+
+
+def _as_lambda(value: Any) -> Any:
+    """A typed item as a Lambda event source delivers it (JSON: binary as base64 text)."""
+    if isinstance(value, dict) and len(value) == 1:
+        (kind, inner), *_ = value.items()
+        if kind == "B":
+            return {"B": base64.b64encode(inner).decode()}
+        if kind == "M":
+            return {"M": {k: _as_lambda(v) for k, v in inner.items()}}
+        if kind == "L":
+            return {"L": [_as_lambda(v) for v in inner]}
+        if kind in ("S", "N", "BOOL", "NULL"):
+            return value
+    return {k: _as_lambda(v) for k, v in value.items()}
 
 
 def _key(stored_event: StoredEvent) -> tuple[str, int]:
