@@ -1,8 +1,9 @@
 """Endpoint names are unique per customer, proven with a real race on the DynamoDB event store
 (moto server): several application instances (as several API Lambdas would be) register the same
-name at the same instant; the name claim is appended in the same TransactWriteItems as the
-endpoint's EndpointRegistered, so exactly one registration succeeds and the others get 409
-``name_taken`` — not a read-model check, which every racer would pass."""
+name at the same instant; the name claim is a conditional append of its own stream, made before
+the endpoint's EndpointRegistered (one stream per append: MRSC tables have no transactions), so
+exactly one registration succeeds and the others get 409 ``name_taken`` — not a read-model
+check, which every racer would pass."""
 
 from __future__ import annotations
 
