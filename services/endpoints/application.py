@@ -255,7 +255,7 @@ class EndpointsApplication(FerryApplication):
         if config.type is EndpointType.S3:
             self._check_bucket(config.bucket)
             config = config.model_copy(update={"external_id": self.new_external_id()})
-        claim = self._claim(customer_id, registration.name, str(endpoint_id))  # step 1
+        claim, _ = self._claim(customer_id, registration.name, str(endpoint_id))  # step 1
         secret_arn: str | None = None
         if registration.credentials is not None:
             config = config.model_copy(update={"auth_method": registration.credentials.auth_method})
@@ -349,25 +349,17 @@ class EndpointsApplication(FerryApplication):
         if not changed:
             return endpoint
         new_claim = old_claim = None
+        appended = False  # this request appended new_claim: only then may it release it
         if renamed:  # the old name's claim made fresh, then step 1 on the new name
             old_claim = self._refresh(customer_id, old_name, str(endpoint.id))
-            new_claim = self._claim(customer_id, str(updates["name"]), str(endpoint.id))
+            new_claim, appended = self._claim(customer_id, str(updates["name"]), str(endpoint.id))
         undo: Callable[[], None] | None = None
-        if credentials is not None:
-            if endpoint.secret_arn:
-                write = self.secrets.put(endpoint.secret_arn, credentials)
-                undo = lambda: self.secrets.revert(write)  # noqa: E731
-            else:  # pragma: no cover - sftp endpoints are registered with credentials
-                arn = self.secrets.create(
-                    self.secret_name(customer_id, str(endpoint.id)), credentials, tags={}
-                )
-                endpoint.secret_arn = arn
-                undo = lambda: self.secrets.delete(arn)  # noqa: E731
         try:
             try:
+                undo = self._write_credentials(endpoint, customer_id, credentials)
                 self._save(endpoint)
             except BaseException:
-                if new_claim is not None:
+                if new_claim is not None and appended:
                     self._release(new_claim, str(endpoint.id))
                 raise
             if new_claim is not None:
@@ -510,6 +502,21 @@ class EndpointsApplication(FerryApplication):
             return None
         return found if isinstance(found, EndpointName) else None
 
+    def _write_credentials(
+        self, endpoint: Endpoint, customer_id: str, credentials: Credentials | None
+    ) -> Callable[[], None] | None:
+        """Write rotated credentials (before the endpoint's event); returns their undo."""
+        if credentials is None:
+            return None
+        if endpoint.secret_arn:
+            write = self.secrets.put(endpoint.secret_arn, credentials)
+            return lambda: self.secrets.revert(write)
+        arn = self.secrets.create(  # pragma: no cover - sftp endpoints have credentials
+            self.secret_name(customer_id, str(endpoint.id)), credentials, tags={}
+        )
+        endpoint.secret_arn = arn
+        return lambda: self.secrets.delete(arn)
+
     def _valid(self, claim: EndpointName) -> bool:
         """The claim's holder is an endpoint of the claim's customer, not retired, whose
         current name is the claim's name (as ``name_claim_id`` normalises it)."""
@@ -527,11 +534,11 @@ class EndpointsApplication(FerryApplication):
 
     def _claim(
         self, customer_id: str, name: str, endpoint_id: str, *, write: bool = True
-    ) -> EndpointName:
-        """Step 1: the claim on ``name``, held by ``endpoint_id`` once this returns (appended
-        unless it already was). Raises :class:`EndpointNameTaken` when another endpoint holds
-        it validly, or not validly but within the grace period. ``write=False``: only that
-        check (nothing appended)."""
+    ) -> tuple[EndpointName, bool]:
+        """Step 1: the claim on ``name``, held by ``endpoint_id`` once this returns, and
+        whether this call appended it (False: it already was, e.g. by an earlier attempt).
+        Raises :class:`EndpointNameTaken` when another endpoint holds it validly, or not
+        validly but within the grace period. ``write=False``: only that check."""
         for _ in range(_CLAIM_ATTEMPTS):
             claim = self._name_claim(customer_id, name)
             if claim is None:
@@ -539,7 +546,7 @@ class EndpointsApplication(FerryApplication):
                     customer_id=customer_id, name=name, endpoint_id=endpoint_id
                 )
             elif claim.holder == endpoint_id:
-                return claim  # a crashed earlier attempt of this endpoint: confirmed later
+                return claim, False  # an earlier attempt of this endpoint: confirmed later
             elif claim.holder is None:
                 claim.claim(endpoint_id, name)
             elif self.clock() - claim.modified_on < NAME_CLAIM_GRACE or self._valid(claim):
@@ -552,10 +559,10 @@ class EndpointsApplication(FerryApplication):
                     )
                 claim.take_over(endpoint_id)
             if not write:
-                return claim
+                return claim, False
             try:
                 self.save(claim)
-                return claim
+                return claim, True
             except IntegrityError:
                 continue  # another claimant appended first: decide again on what it wrote
         raise _name_taken(name)
@@ -635,7 +642,7 @@ class EndpointsApplication(FerryApplication):
         # the endpoint gets a name no other endpoint can hold rather than a duplicate.
         fallback = f"{old_name} ({endpoint_id})"
         logger.error("rename lost both names; endpoint renamed", extra={"endpoint_id": endpoint_id})
-        claim = self._claim(endpoint.customer_id, fallback, endpoint_id)
+        claim, _ = self._claim(endpoint.customer_id, fallback, endpoint_id)
         self._compensate(lambda loaded: loaded.update({"name": fallback}, actor=actor), endpoint.id)
         self._confirm(claim, endpoint_id)
         raise _name_taken(str(updates["name"]))

@@ -309,3 +309,18 @@ def test_a_valid_claim_is_never_taken_over(app: EndpointsApplication, clock: Clo
     with pytest.raises(EndpointNameTaken):
         register(app, "INBOX ")  # the same name as claim ids normalise it
     assert [e.id for e in live(app, "inbox")] == [endpoint.id]
+
+
+def test_two_renames_of_one_endpoint_to_one_name_keep_its_claim(app: EndpointsApplication) -> None:
+    # Given a rename of E to "landing" that a second identical rename overtakes before E's event
+    endpoint = register(app, "inbox")
+    overtaken: list[Endpoint] = []
+    # the first rename's appends: refresh "inbox" (1), claim "landing" (2), EndpointUpdated (3)
+    recorder(app).before_append(3, lambda: overtaken.append(rename(app, endpoint, "landing")))
+    # When the first one's EndpointUpdated then fails (the second appended first)
+    with pytest.raises(Exception, match="changed concurrently"):
+        rename(app, endpoint, "landing")
+    # Then E is "landing" and still holds its claim (the failed one released nothing it shared)
+    assert app.get(endpoint.id).name == "landing"
+    assert claim(app, "landing").holder == str(endpoint.id)
+    assert claim(app, "inbox").holder is None
