@@ -313,29 +313,51 @@ class Audit:
         limit: int = 100,
         next_token: str | None = None,
     ) -> dict[str, Any]:
-        """The customer's published events in [since, until], ordered by (time, stream,
-        version), ``limit`` per page; ``reads`` is the index Query requests this page took."""
+        """The customer's published events in [since, until], ``limit`` per page, ordered by
+        (time, stream, version) of their append's first event, an append's events in version
+        order (one append has one index entry); ``reads`` is the index Query requests this
+        page took. A page may end inside an append: its token then names the entry and the
+        last version given (``after``), and the next page reads that entry again and skips up
+        to there."""
         low, high_key, start = index_window(since, until, next_token)
+        after = decode_event_after(next_token) if next_token else None
+        inside: str | None = None  # the entry a token names, when it names a version too
+        if start is not None and after is not None:
+            inside, start = start, None
+            low = max(low, inside)
         matched: list[dict[str, Any]] = []
         reads = 0
-        last: str | None = None
-        while len(matched) < limit:
-            page = self.index.page(customer_id, low, high_key, start, limit - len(matched))
+        token: str | None = None
+        reread = 1 if inside is not None else 0  # the entry a token inside an append names
+        while token is None:
+            want = limit - len(matched) + reread
+            reread = 0
+            page = self.index.page(customer_id, low, high_key, start, want)
             reads += page.reads
-            for item in page.items:
-                last = str(item["at_key"])
+            for position, item in enumerate(page.items):
+                at = str(item["at_key"])
+                if inside is not None and at == inside and int(item["version"]) <= (after or 0):
+                    continue
+                if len(matched) >= limit:  # full, with events left: resume at this one
+                    token = _event_token(page.items[position - 1]) if position else None
+                    break
                 record = _record(item)
                 if record is not None and _matches(record, detail_type, endpoint_id, route_id):
                     matched.append(record)
+            if token is not None:
+                break
             if page.last_at_key is None:
-                last = None
+                break
+            if len(matched) >= limit:
+                token = _event_token(page.items[-1]) if page.items else None
                 break
             start = page.last_at_key
-        return {
-            "events": matched,
-            "next_token": encode_event_token(last) if last else None,
-            "reads": reads,
-        }
+        return {"events": matched, "next_token": token, "reads": reads}
+
+
+def _event_token(item: Mapping[str, Any]) -> str:
+    """A token resuming after ``item`` (an expanded index item: its entry and version)."""
+    return encode_event_token(str(item["at_key"]), after=int(item["version"]))
 
 
 def _record(item: Mapping[str, Any]) -> dict[str, Any] | None:
@@ -381,8 +403,25 @@ def _matches(
 _AT_KEY = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z#[\w:.@-]{1,200}#\d{12}$")
 
 
-def encode_event_token(at_key: str) -> str:
-    return base64.urlsafe_b64encode(json.dumps({"at_key": at_key}).encode()).decode()
+def encode_event_token(at_key: str, *, after: int | None = None) -> str:
+    """A page token: the index position (``at_key``) and, for the audit events, the last
+    version given of that entry's append (``after``)."""
+    value: dict[str, Any] = {"at_key": at_key}
+    if after is not None:
+        value["after"] = after
+    return base64.urlsafe_b64encode(json.dumps(value).encode()).decode()
+
+
+def decode_event_after(token: str) -> int | None:
+    """The ``after`` of a token :func:`decode_event_token` accepted (None: the whole entry at
+    its position was given)."""
+    value = json.loads(base64.urlsafe_b64decode(token.encode()))
+    after = value.get("after")
+    if after is None:
+        return None
+    if not isinstance(after, int) or isinstance(after, bool) or not 0 < after < 10**12:
+        raise BadRequest("next_token: not a token this API issued", field="next_token")
+    return after
 
 
 def decode_event_token(token: str) -> str:

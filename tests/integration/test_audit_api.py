@@ -42,11 +42,8 @@ class Api:
         self.job = h.job("acme", self.src, self.dst)
         self.other = h.endpoint("globex")
         self.history = h
-        by_stream: dict[str, list[Any]] = {}
-        for event in h.events:
-            by_stream.setdefault(event.stream_id, []).append(to_stored(event))
-        for stored in by_stream.values():
-            self.recorder.insert_events(stored)
+        for event in h.events:  # one append per event, as the history's commands wrote them
+            self.recorder.insert_events([to_stored(event)])
         keys = DynamoKeyStore(self.keys_table, client=ddb)
         self.key, _ = issue_key(keys, "acme")
         self.other_key, _ = issue_key(keys, "globex")

@@ -18,8 +18,8 @@ from eventsourcing.persistence import IntegrityError, StoredEvent
 
 from events.chain import genesis, verify_stream
 from events.dynamodb import _HEADS, DynamoDBAggregateRecorder, create_events_table
-from ferry.errors import NotFound
-from services.projections.audit import Audit, endpoint_as_of, job_as_of
+from ferry.errors import BadRequest, NotFound
+from services.projections.audit import Audit, encode_event_token, endpoint_as_of, job_as_of
 from services.projections.audit_adapters import DynamoCustomerIndex, S3CheckpointStore
 from tests.support.moto_server import unique_name
 
@@ -90,6 +90,11 @@ class Store:
             Key={"stream_id": {"S": str(stream)}, "version": {"N": str(version)}},
         )["Item"]
 
+    def append_each(self, events: list[StoredEvent]) -> None:
+        """One append (one item) per event, as separate commands write them."""
+        for stored in events:
+            self.recorder.insert_events([stored])
+
     def put_raw(self, item: dict[str, Any]) -> None:
         self.ddb.put_item(TableName=self.table, Item=item)
 
@@ -108,8 +113,8 @@ def _problems(report: dict[str, Any]) -> list[tuple[str, int, str]]:
 
 def test_every_stored_event_is_chained_from_the_genesis_marker(store: Store) -> None:
     stream = uuid4()
-    store.recorder.insert_events(_endpoint_history(stream, "acme")[:2])  # one transaction
-    store.recorder.insert_events(_endpoint_history(stream, "acme")[2:3])  # one put
+    store.recorder.insert_events(_endpoint_history(stream, "acme")[:2])  # one item, two events
+    store.recorder.insert_events(_endpoint_history(stream, "acme")[2:3])  # one item, one event
     items = store.recorder.stream_items(str(stream))
     assert [i["version"] for i in items] == [1, 2, 3]
     assert items[0]["prev_hash"] == genesis(str(stream))
@@ -199,7 +204,7 @@ def test_legacy_events_are_chained_from_genesis_and_sealed_on_first_verification
 
 def test_one_events_state_bytes_edited_in_dynamodb_is_reported_exactly(store: Store) -> None:
     stream = uuid4()
-    store.recorder.insert_events(_endpoint_history(stream, "acme"))
+    store.append_each(_endpoint_history(stream, "acme"))
     item = store.item(stream, 3)
     state = json.loads(item["state"]["B"])
     state["changed"] = {"prefix": "exfiltrate/"}
@@ -213,7 +218,7 @@ def test_one_events_state_bytes_edited_in_dynamodb_is_reported_exactly(store: St
 
 def test_an_event_deleted_at_the_tail_is_detected_through_the_checkpoint(store: Store) -> None:
     stream = uuid4()
-    store.recorder.insert_events(_endpoint_history(stream, "acme"))
+    store.append_each(_endpoint_history(stream, "acme"))
     checkpoint = store.audit.checkpoint("acme")
     assert checkpoint is not None and checkpoint["streams"][str(stream)]["version"] == 5
     assert checkpoint["location"].startswith(f"s3://{store.bucket}/checkpoints/acme/")
@@ -234,7 +239,7 @@ def test_an_event_deleted_at_the_tail_is_detected_through_the_checkpoint(store: 
 
 def test_two_versions_reordered_are_reported_exactly(store: Store) -> None:
     stream = uuid4()
-    store.recorder.insert_events(_endpoint_history(stream, "acme"))
+    store.append_each(_endpoint_history(stream, "acme"))
     three, four = store.item(stream, 3), store.item(stream, 4)
     three["version"], four["version"] = {"N": "4"}, {"N": "3"}
     store.put_raw(three)
@@ -247,7 +252,7 @@ def test_two_versions_reordered_are_reported_exactly(store: Store) -> None:
 
 def test_a_middle_event_deleted_breaks_the_chain_at_the_next_version(store: Store) -> None:
     stream = uuid4()
-    store.recorder.insert_events(_endpoint_history(stream, "acme"))
+    store.append_each(_endpoint_history(stream, "acme"))
     store.ddb.delete_item(
         TableName=store.table, Key={"stream_id": {"S": str(stream)}, "version": {"N": "3"}}
     )
@@ -300,8 +305,8 @@ def test_another_customers_stream_is_not_found(store: Store) -> None:
 def test_events_across_streams_in_time_order_paginated_and_counted(store: Store) -> None:
     streams = [uuid4() for _ in range(3)]
     for stream in streams:
-        store.recorder.insert_events(_endpoint_history(stream, "acme"))
-    store.recorder.insert_events(_endpoint_history(uuid4(), "globex"))
+        store.append_each(_endpoint_history(stream, "acme"))
+    store.append_each(_endpoint_history(uuid4(), "globex"))
     seen: list[dict[str, Any]] = []
     token = None
     pages = 0
@@ -333,6 +338,46 @@ def test_events_across_streams_in_time_order_paginated_and_counted(store: Store)
 
 
 # --------------------------------------------------------------------------- as of
+
+
+def test_pages_of_events_end_inside_an_append_and_resume_there(store: Store) -> None:
+    """Appends of several events (one index entry each) paged 2 at a time: every event once,
+    an append's events in version order, each page at most the limit."""
+    streams = [uuid4() for _ in range(3)]
+    for stream in streams:
+        history = _endpoint_history(stream, "acme")
+        store.recorder.insert_events(history[:3])  # one item of three events
+        store.recorder.insert_events(history[3:])  # one item of two
+    seen: list[dict[str, Any]] = []
+    token = None
+    sizes = []
+    while True:
+        page = store.audit.events("acme", limit=2, next_token=token)
+        seen.extend(page["events"])
+        sizes.append(len(page["events"]))
+        token = page["next_token"]
+        if token is None:
+            break
+    assert max(sizes) == 2
+    assert sorted((e["stream_id"], e["version"]) for e in seen) == sorted(
+        (str(s), v) for s in streams for v in range(1, 6)
+    )
+    for stream in streams:
+        versions = [e["version"] for e in seen if e["stream_id"] == str(stream)]
+        assert versions == [1, 2, 3, 4, 5]
+    forged = encode_event_token(f"2026-03-01T00:00:00.000000Z#{streams[0]}#000000000001", after=-1)
+    with pytest.raises(BadRequest, match="next_token"):
+        store.audit.events("acme", next_token=forged)
+
+
+def test_an_event_removed_from_inside_an_append_breaks_the_chain_there(store: Store) -> None:
+    stream = uuid4()
+    store.recorder.insert_events(_endpoint_history(stream, "acme"))  # one item, versions 1..5
+    item = store.item(stream, 1)
+    del item["more"]["L"][1]  # version 3
+    store.put_raw(item)
+    report = store.audit.verify_stream("acme", str(stream))
+    assert _problems(report) == [(str(stream), 4, "chain_broken")]
 
 
 def test_as_of_answers_match_the_state_at_that_time(store: Store) -> None:

@@ -89,26 +89,28 @@ class World:
         )
 
 
-def _keys(records: list[dict[str, Any]]) -> list[str]:
-    """The claim keys of the records that are published (internal events are not claimed)."""
-    from events.dynamodb import stored_event_from_item
+def _published(records: list[dict[str, Any]]) -> list[tuple[int, str]]:
+    """(record index, claim key) of every published event the records hold, in order (a
+    record holds one append: one or more events; internal events are not claimed)."""
+    from events.dynamodb import stored_events_from_item
     from events.translate import to_integration
 
     out = []
-    for r in records:
-        image = r["dynamodb"]["NewImage"]
-        if to_integration(stored_event_from_item(image)) is not None:
-            out.append(claim_key(image["stream_id"]["S"], int(image["version"]["N"])))
+    for index, r in enumerate(records):
+        for stored in stored_events_from_item(r["dynamodb"]["NewImage"]):
+            if to_integration(stored) is not None:
+                key = claim_key(str(stored.originator_id), int(stored.originator_version))
+                out.append((index, key))
     return out
 
 
-def _published_event_count(records: list[dict[str, Any]]) -> int:
-    from events.dynamodb import stored_event_from_item
-    from events.translate import to_integration
+def _keys(records: list[dict[str, Any]]) -> list[str]:
+    """The claim keys of the published events, in order."""
+    return [key for _, key in _published(records)]
 
-    return sum(
-        1 for r in records if to_integration(stored_event_from_item(r["dynamodb"]["NewImage"]))
-    )
+
+def _published_event_count(records: list[dict[str, Any]]) -> int:
+    return len(_published(records))
 
 
 @pytest.fixture
@@ -161,16 +163,18 @@ def test_a_claim_whose_winner_died_before_publishing_is_taken_over_once_stale(
     world.append_history(jobs=1)
     records = stream_records(world.events_table)
     expected = _published_event_count(records)
-    keys = _keys(records)
+    published = _published(records)
+    keys = [key for _, key in published]
+    held_record = published[2][0]  # the record holding the third event
     # region A claimed the third event, then died before PutEvents
     assert world.publications(A).claim(keys[2]).verdict == "won"
 
     b = world.publications(B, stale_after=1.0)
     failed = world.publish(B, records, publications=b)
     ids = [r["dynamodb"]["SequenceNumber"] for r in records]
-    assert failed == ids[2:]  # held from the pending claim on: retried, never skipped
+    assert failed == ids[held_record:]  # held from the pending claim on: retried, never skipped
     time.sleep(1.1)
-    assert world.publish(B, records[2:], publications=b) == []
+    assert world.publish(B, records[held_record:], publications=b) == []
     item = world.claim_item(keys[2])
     assert item["region"]["S"] == B and item["takeover_of"]["S"] == A
     assert item["published"]["BOOL"] is True

@@ -106,7 +106,9 @@ def test_a_downstream_rule_receives_job_requested_and_queued_with_the_documented
     recorder.insert_events([to_stored(e) for e in job_events])  # one atomic append
 
     records = stream_records(names.events_table)
-    assert [r["eventName"] for r in records] == ["INSERT"] * len(history.events)
+    # one record per append: the endpoint's, then the job's (both its events in one item)
+    assert [r["eventName"] for r in records] == ["INSERT", "INSERT"]
+    assert len(records[1]["dynamodb"]["NewImage"]["more"]["L"]) == len(job_events) - 1
     assert publisher.publish_records(records, events_client=events, bus_name=names.bus) == []
 
     received = receive(queue_url, 2)
