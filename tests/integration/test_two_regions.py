@@ -137,13 +137,13 @@ def drain(queue_url: str, quiet: float = 3.0, timeout: float = 60.0) -> Counter[
 
 def published_events(events_table: str) -> set[tuple[str, int]]:
     """Every (stream, version) of the event store that the publisher publishes."""
-    from events.dynamodb import stored_event_from_item
+    from events.dynamodb import expand_item, stored_event_from_item
     from events.translate import to_integration
 
     ddb = boto3.client("dynamodb")
     out: set[tuple[str, int]] = set()
     for page in ddb.get_paginator("scan").paginate(TableName=events_table, ConsistentRead=True):
-        for item in page["Items"]:
+        for item in (e for i in page["Items"] for e in expand_item(i)):  # every event of an append
             if to_integration(stored_event_from_item(item)) is not None:
                 out.add((item["stream_id"]["S"], int(item["version"]["N"])))
     return out
@@ -236,13 +236,13 @@ def test_both_regions_publish_each_event_once(
 # ----------------------------------------------------------------------------------- failover
 def store_events(events_table: str) -> list[tuple[Any, str, str]]:
     """(integration event, origin region, appended at) of every published event, by time."""
-    from events.dynamodb import stored_event_from_item
+    from events.dynamodb import expand_item, stored_event_from_item
     from events.translate import to_integration
 
     ddb = boto3.client("dynamodb")
     out = []
     for page in ddb.get_paginator("scan").paginate(TableName=events_table, ConsistentRead=True):
-        for item in page["Items"]:
+        for item in (e for i in page["Items"] for e in expand_item(i)):  # every event of an append
             event = to_integration(stored_event_from_item(item))
             if event is not None:
                 origin = item.get("origin_region", {}).get("S", "")
