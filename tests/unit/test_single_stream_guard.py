@@ -97,6 +97,15 @@ def test_every_jobs_flow_appends_one_stream_at_a_time() -> None:
         app.job_released(CUSTOMER, redriven.job_id, "cancelled")
 
 
+def _bucket_registration() -> Registration:
+    return Registration(
+        name="bucket",
+        direction="BOTH",
+        max_concurrency=1,
+        config=EndpointConfig(type=EndpointType.S3, bucket="customer-bucket"),
+    )
+
+
 def test_every_endpoints_flow_appends_one_stream_at_a_time() -> None:
     secrets = InMemorySecretStore()
     app = EndpointsApplication(
@@ -123,12 +132,7 @@ def test_every_endpoints_flow_appends_one_stream_at_a_time() -> None:
     s3 = app.register(
         customer_id=CUSTOMER,
         actor="k",
-        registration=Registration(
-            name="bucket",
-            direction="BOTH",
-            max_concurrency=1,
-            config=EndpointConfig(type=EndpointType.S3, bucket="customer-bucket"),
-        ),
+        registration=_bucket_registration(),
     )
     app.record_validation(sftp.id, 1, True, ["connect"])
     # rename (with settings and a rotation), rename within the same key, settings only
@@ -150,11 +154,6 @@ def test_every_endpoints_flow_appends_one_stream_at_a_time() -> None:
     again = app.register(
         customer_id=CUSTOMER,
         actor="k",
-        registration=Registration(
-            name="bucket",
-            direction="BOTH",
-            max_concurrency=1,
-            config=EndpointConfig(type=EndpointType.S3, bucket="customer-bucket"),
-        ),
+        registration=_bucket_registration(),
     )
     assert app.get(again.id).name == "bucket"
