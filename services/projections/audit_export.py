@@ -21,6 +21,7 @@ same, so two exports can be compared by sha256).
 from __future__ import annotations
 
 import hashlib
+import heapq
 import json
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
@@ -211,6 +212,50 @@ def _index_items(index: CustomerIndex, customer_id: str, low: str, high: str) ->
         start = page.last_at_key
 
 
+_Pending = tuple[tuple[str, str, int], "ChainAttributes", Any, bytes]
+"""An event waiting for its line: (time, stream, version), chain attributes, event, state."""
+
+
+def _entry_key(item: Mapping[str, Any]) -> tuple[str, str, int]:
+    """(time, stream, version) of the index entry an (expanded) item came from."""
+    parts = str(item.get("at_key") or "").split("#")
+    if len(parts) < 3 or not parts[2].isdigit():
+        return ("", "", 0)
+    return (parts[0], parts[1], int(parts[2]))
+
+
+def _emit(
+    waiting: _Pending,
+    current: _Day | None,
+    flush: Callable[[_Day], None],
+    total: int,
+    progress: Callable[[int], None] | None,
+) -> tuple[_Day | None, int]:
+    """Write one event's line into its day (flushing the day before when it changes)."""
+    _, attributes, event, state = waiting
+    document = envelope(event)
+    document["ferry-chain"] = {**attributes.model_dump(), "state": state.decode()}
+    day = attributes.at[:10]
+    if current is not None and current.day != day:
+        flush(current)
+        current = None
+    if current is None:
+        current = _Day(day)
+    ref = EventRef(
+        stream_id=attributes.stream_id,
+        version=attributes.version,
+        time=attributes.at,
+        hash=attributes.hash,
+    )
+    current.first = current.first or ref
+    current.last = ref
+    current.lines.append(_line(document))
+    total += 1
+    if progress is not None:
+        progress(total)
+    return current, total
+
+
 def export_period(
     index: CustomerIndex,
     sink: ExportSink,
@@ -231,6 +276,7 @@ def export_period(
     omitted: list[ChainAttributes] = []
     current: _Day | None = None
     total = 0
+    pending: list[_Pending] = []  # a heap, by (time, stream, version)
 
     def flush(day: _Day) -> None:
         data = b"".join(day.lines)
@@ -284,26 +330,17 @@ def export_period(
         if event is None:
             omitted.append(attributes)
             continue
-        document = envelope(event)
-        document["ferry-chain"] = {**attributes.model_dump(), "state": state.decode()}
-        day = attributes.at[:10]
-        if current is not None and current.day != day:
-            flush(current)
-            current = None
-        if current is None:
-            current = _Day(day)
-        ref = EventRef(
-            stream_id=attributes.stream_id,
-            version=attributes.version,
-            time=attributes.at,
-            hash=attributes.hash,
-        )
-        current.first = current.first or ref
-        current.last = ref
-        current.lines.append(_line(document))
-        total += 1
-        if progress is not None:
-            progress(total)
+        # Lines go out in (time, stream, version) order. The index has one entry per append,
+        # at its first event's time, and an append's later events may sort after later
+        # entries: each event waits in ``pending`` until the index has passed its key (no
+        # later entry, nor any of its events, can sort before the entry's own key).
+        threshold = _entry_key(item)
+        while pending and pending[0][0] < threshold:
+            current, total = _emit(heapq.heappop(pending), current, flush, total, progress)
+        key = (attributes.at, attributes.stream_id, attributes.version)
+        heapq.heappush(pending, (key, attributes, event, state))
+    while pending:
+        current, total = _emit(heapq.heappop(pending), current, flush, total, progress)
     if current is not None:
         flush(current)
     manifest = Manifest(
