@@ -23,8 +23,8 @@ conditional put (1 write: a failed condition is billed too), a PutEvents entry p
 ``FERRY_PUBLICATIONS_TABLE`` unset none of this runs (single region).
 
 ``expires_at`` is a TTL attribute for tables that have TTL; MRSC tables have none, so nothing
-relies on it (an expired claim is only ever compared, never required to be gone); a sweep of old
-claims is not built.
+relies on it (an expired claim is only ever compared, never required to be gone); the hourly sweep
+(``events/expiry.py``) deletes expired claims that list no ``missed_buses``.
 """
 
 from __future__ import annotations

@@ -208,6 +208,11 @@ class ResourceNames:
         """EventBridge Scheduler: the JobSlow check (issue 12), every minute."""
         return f"{self.prefix}-jobs-slow-check"
 
+    @property
+    def expiry_sweep_schedule(self) -> str:
+        """EventBridge Scheduler (active-active): the expired-item sweep (events/expiry.py)."""
+        return f"{self.prefix}-expiry-sweep"
+
     # Notifications (issue 12): subscriptions, the notifier's two queues and its bus rule
     @property
     def subscriptions_table(self) -> str:

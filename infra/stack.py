@@ -15,6 +15,7 @@ from infra.constructs.audit import AuditTrail
 from infra.constructs.audit_exports import AuditExports
 from infra.constructs.code import dependencies_layer
 from infra.constructs.executor import Executor, Network, executor_settings_environment
+from infra.constructs.expiry import ExpirySweep
 from infra.constructs.messaging import Messaging
 from infra.constructs.monitoring import (
     EXECUTOR_OLDEST_MESSAGE_SECONDS,
@@ -235,6 +236,12 @@ class FerryStack(Stack):
         )
         # delivery SLAs: route deadlines run in the scanner's tick; JobSlow on its own schedule
         self.sla = SlaChecks(self, "Sla", common=common, tables=self.tables, active=active)
+        # active-active: MRSC tables have no TTL, so an hourly sweep deletes expired items
+        self.expiry_sweep = (
+            ExpirySweep(self, "ExpirySweep", common=common, tables=self.tables, active=active)
+            if cfg.active_active
+            else None
+        )
         # push matching heads objects with the route's source endpoint's credentials
         if self.routes.push.role is not None:
             self._grant_assume_customer_roles(self.routes.push.role)

@@ -333,6 +333,8 @@ class LocalStack:
                 ("routes-scanner", "services.routes.scanner"),  # + SLA deadline checks
                 ("jobs-slow-check", "services.jobs.slow_check"),  # JobSlow (EventBridge Scheduler)
                 ("audit-checkpoint", "services.projections.audit_checkpoints"),  # hourly
+                # active-active: the expired-item sweep (MRSC tables have no TTL), hourly in AWS
+                *([("expiry-sweep", "events.expiry")] if self.publications else []),
             ):
                 services.add(
                     Service(

@@ -19,7 +19,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from aws_cdk import CfnOutput, Duration, Stack
+from aws_cdk import CfnOutput, Duration, NestedStack, Stack
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_eventschemas as schemas
@@ -215,8 +215,13 @@ class Messaging(Construct):
             )
             self.rules[rule_attr] = rule
 
+        # The registry and its ~45 schemas are a nested stack: they reference nothing of the
+        # regional stack, and keep it clear of CloudFormation's 500-resource limit.
+        self.schema_stack = NestedStack(
+            self, "EventSchemas", description="Ferry event schema registry (events/schemas)"
+        )
         self.registry = schemas.CfnRegistry(
-            self,
+            self.schema_stack,
             "Registry",
             registry_name=f"{names.bus}-schemas",
             description="One schema per Ferry event (events/schemas, generated from events/contract.py)",
@@ -224,7 +229,7 @@ class Messaging(Construct):
         self.schemas: dict[str, schemas.CfnSchema] = {}
         for detail_type, (source, detail) in event_schemas().items():
             s = schemas.CfnSchema(
-                self,
+                self.schema_stack,
                 f"Schema{detail_type}",
                 registry_name=self.registry.registry_name,  # type: ignore[arg-type]
                 schema_name=f"{source}@{detail_type}",

@@ -19,6 +19,7 @@ import ferry.names as n
 from infra.config import FerryConfig
 from infra.constructs import services as svc
 from infra.constructs.api import ROUTES
+from infra.constructs.expiry import EXPIRY_SWEEP_ACTIONS, EXPIRY_SWEEP_HANDLER
 from infra.constructs.multi_region import (
     ENV_PEER_BUS_ARNS,
     ENV_PUBLICATIONS_TABLE,
@@ -28,7 +29,7 @@ from infra.constructs.multi_region import (
 )
 from infra.constructs.tables import publications_table_name
 from infra.stack import stack_name
-from tests.infra.conftest import CFN_LINT_IGNORED
+from tests.infra.conftest import CFN_LINT_IGNORED, Synth
 from tests.infra.iam import function_role, refs, role_statements, text
 
 HOME, PEER, WITNESS = "us-east-1", "us-east-2", "us-west-2"
@@ -237,16 +238,86 @@ def test_publisher_claims_and_puts_to_the_peer_bus(
     assert any(f":events:{peer}:" in text(r) for s in puts for r in s.resources)
 
 
-def test_only_the_publisher_touches_the_publications_table(aa: App) -> None:
+def test_only_the_publisher_writes_the_publications_table_and_the_sweep_deletes(aa: App) -> None:
     for stack in (HOME_STACK, PEER_STACK):
         t = aa.template(stack)
         publisher, _ = _publisher(t)
+        sweep = function_role(t, SWEEP_HANDLER)
         for res in _of(t, "AWS::IAM::Policy"):
             for st in res["Properties"]["PolicyDocument"]["Statement"]:
                 resources = st.get("Resource", [])
                 resources = resources if isinstance(resources, list) else [resources]
                 if st["Effect"] == "Allow" and any(_on_publications(t, r) for r in resources):
-                    assert refs(res["Properties"]["Roles"]) == {publisher}, (stack, st)
+                    roles = refs(res["Properties"]["Roles"])
+                    assert roles in ({publisher}, {sweep}), (stack, st)
+                    if roles == {sweep}:
+                        assert sorted(_listify(st["Action"])) == sorted(EXPIRY_SWEEP_ACTIONS)
+
+
+# --- the expired-item sweep (MRSC has no TTL) ---------------------------------------------------
+
+SWEEP_HANDLER = EXPIRY_SWEEP_HANDLER.partition(":")[0].removesuffix(".py").replace("/", ".") + (
+    ".handler"
+)
+
+
+def _listify(v: Any) -> list[Any]:
+    return v if isinstance(v, list) else [v]
+
+
+@pytest.mark.parametrize("stack", [HOME_STACK, PEER_STACK])
+def test_an_hourly_sweep_in_each_region_scans_and_deletes_the_two_ttl_less_tables_only(
+    aa: App, stack: str
+) -> None:
+    t = aa.template(stack)
+    role = function_role(t, SWEEP_HANDLER)
+    [fn] = [
+        (lid, r["Properties"])
+        for lid, r in t["Resources"].items()
+        if r["Type"] == "AWS::Lambda::Function" and r["Properties"].get("Handler") == SWEEP_HANDLER
+    ]
+    env = fn[1]["Environment"]["Variables"]
+    assert env[ENV_PUBLICATIONS_TABLE] == PUBLICATIONS
+    assert env[n.ENV_IDEMPOTENCY_TABLE] == NAMES.idempotency_table
+    assert fn[1]["ReservedConcurrentExecutions"] == 1
+    [schedule] = [
+        s["Properties"]
+        for s in _of(t, "AWS::Scheduler::Schedule")
+        if s["Properties"]["Name"] == NAMES.expiry_sweep_schedule
+    ]
+    assert schedule["ScheduleExpression"] == "rate(1 hour)"
+    assert schedule["State"] == "ENABLED"
+    assert schedule["Target"]["Arn"] == {"Fn::GetAtt": [fn[0], "Arn"]}
+    allowed = [s for s in role_statements(t, role) if s.effect == "Allow"]
+    on_tables = [s for s in allowed if any(a.startswith("dynamodb:") for a in s.actions)]
+    assert [sorted(s.actions) for s in on_tables] == [sorted(EXPIRY_SWEEP_ACTIONS)]
+    targets = {text(r) for s in on_tables for r in s.resources} | {
+        i for s in on_tables for r in s.resources for i in refs(r)
+    }
+    names = {
+        t["Resources"][i]["Properties"]["TableName"]
+        for i in targets
+        if i in t["Resources"] and t["Resources"][i]["Type"] == "AWS::DynamoDB::GlobalTable"
+    } | {
+        name for name in MRSC_TABLES | REGIONAL_TABLES if any(f"table/{name}" in x for x in targets)
+    }
+    assert names == {NAMES.idempotency_table, PUBLICATIONS}
+    assert not any(a.startswith("secretsmanager:") for s in allowed for a in s.actions)
+    denied = [s for s in role_statements(t, role) if s.effect == "Deny"]
+    assert any("secretsmanager:GetSecretValue" in s.actions for s in denied)
+
+
+def test_regional_and_global_tables_deployments_have_no_sweep(
+    synth: Synth, synth_global: Synth
+) -> None:  # their tables have TTL
+    for deployment in (synth, synth_global):
+        for region in deployment.stacks:
+            t = deployment.template_json(region)
+            assert not [
+                r
+                for r in _of(t, "AWS::Lambda::Function")
+                if r["Properties"].get("Handler") == SWEEP_HANDLER
+            ], region
 
 
 # --- staging replication ----------------------------------------------------------------------

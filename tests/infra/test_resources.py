@@ -222,11 +222,17 @@ def test_rules_come_from_ferry_names(synth: Synth) -> None:
         assert queues[target["Arn"]["Fn::GetAtt"][0]] == getattr(NAMES, queue_attr)
 
 
-def test_schema_registry_has_one_schema_per_event(synth: Synth) -> None:
-    t = synth.template(WEST)
+def test_schema_registry_has_one_schema_per_event_in_a_nested_stack(synth: Synth) -> None:
+    from aws_cdk.assertions import Template
+
+    regional = synth.template(WEST)
+    regional.resource_count_is("AWS::EventSchemas::Schema", 0)
+    regional.resource_count_is("AWS::CloudFormation::Stack", 1)
+    nested = synth.stacks[WEST].messaging.schema_stack
+    t = Template.from_stack(nested)
     t.resource_count_is("AWS::EventSchemas::Registry", 1)
     t.resource_count_is("AWS::EventSchemas::Schema", len(EVENT_TYPES))
-    schemas = synth.template_json()
+    schemas = t.to_json()
     names = {
         r["Properties"]["SchemaName"]
         for r in resources(schemas, "AWS::EventSchemas::Schema").values()
