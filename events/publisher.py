@@ -261,14 +261,9 @@ def _bus_name() -> str:
 
 
 def _region() -> str:
-    from ferry.names import ENV_DEPLOYMENT_REGION, ENV_REGION
+    from ferry.names import deployment_region
 
-    return (
-        os.environ.get(ENV_DEPLOYMENT_REGION)
-        or os.environ.get("AWS_REGION")
-        or os.environ.get(ENV_REGION)
-        or "us-east-1"
-    )
+    return deployment_region()
 
 
 def _publications() -> Publications | None:

@@ -10,6 +10,7 @@ pattern and API route lives here once, for infra, the services and the local sta
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 # --- environment variable names read by the services' settings models --------------------
@@ -46,6 +47,19 @@ ENV_AUDIT_EXPORTS_QUEUE_URL = "FERRY_AUDIT_EXPORTS_QUEUE_URL"  # → the audit e
 # Active-active regions (issue 15, docs/multi-region-runtime.md): publish-once claims, peer buses
 ENV_PUBLICATIONS_TABLE = "FERRY_PUBLICATIONS_TABLE"  # unset: one region, no claims
 ENV_PEER_BUS_ARNS = "FERRY_PEER_BUS_ARNS"  # comma-separated ARNs of the other regions' buses
+# Endpoint secrets' replicas (services/endpoints/settings.py; ferry/secret_regions.py)
+ENV_SECRETS_REPLICA_REGIONS = "FERRY_SECRETS_REPLICA_REGIONS"  # comma-separated peer regions
+ENV_SECRETS_REPLICA_KMS_KEY_ID = "FERRY_SECRETS_REPLICA_KMS_KEY_ID"  # e.g. alias/<prefix>-data
+
+
+def deployment_region() -> str:
+    """The region this process runs for: FERRY_REGION, else AWS_REGION, AWS_DEFAULT_REGION."""
+    return (
+        os.environ.get(ENV_DEPLOYMENT_REGION)
+        or os.environ.get("AWS_REGION")
+        or os.environ.get(ENV_REGION)
+        or "us-east-1"
+    )
 
 
 @dataclass(frozen=True)

@@ -39,6 +39,8 @@ from infra.constructs.services import (
     ProjectionsService,
     Publisher,
     _Common,
+    peer_data_key_via_secrets,
+    region_sid,
     secrets_arn,
 )
 from infra.constructs.sla import SlaChecks
@@ -168,6 +170,7 @@ class FerryStack(Stack):
             tables=self.tables,
             checks_queue=q["endpoint_checks_queue"].queue,
             reserved_concurrency=reserved,
+            peer_regions=peers,  # endpoint secrets replicated there (ferry/secret_regions.py)
         )
         self.jobs = JobsService(
             self,
@@ -419,13 +422,22 @@ class FerryStack(Stack):
 
     def _grant_partner_access(self, names: n.ResourceNames, role: iam.IRole) -> None:
         """Endpoint secrets and customers' S3 buckets: the executor and the routes scanner."""
+        # active-active: the local replica first, the primary in the peer region only while the
+        # replica is not there yet (ferry/secret_regions.py)
+        peers = self.cfg.peers(self.region) if self.cfg.active_active else ()
         role.add_to_principal_policy(
             iam.PolicyStatement(
                 sid="ReadEndpointSecrets",
                 actions=SECRET_READ_ACTIONS,
-                resources=[secrets_arn(self, names)],
+                resources=[secrets_arn(self, names), *(secrets_arn(self, names, r) for r in peers)],
             )
         )
+        for peer in peers:
+            role.add_to_principal_policy(
+                peer_data_key_via_secrets(
+                    self, names, peer, ["kms:Decrypt"], f"DecryptPeerSecrets{region_sid(peer)}"
+                )
+            )
         self._grant_assume_customer_roles(role)
         role.add_to_principal_policy(
             iam.PolicyStatement(

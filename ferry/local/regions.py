@@ -16,7 +16,10 @@ Regions are named as AWS regions (FERRY_REGION, recorded on events, leases and c
 services build their AWS clients for FERRY_REGION; moto keeps each region's resources apart, so
 the simulation's moto server answers every region's request from us-east-1 (the credential
 scope's region is rewritten): one account, one set of MRSC tables, as if every region's
-endpoint reached its local replica.
+endpoint reached its local replica. Secrets Manager is the exception: it stays regional, as in
+AWS (endpoint secrets are created in one region with replicas in the other,
+ferry/secret_regions.py), and a killed region's Secrets Manager is down too
+(``TwoRegions.kill``: its requests are refused with 503 and counted, ``GET /_ferry/down``).
 
 One S3 (moto) holds the staging bucket; in AWS each region has its own staging bucket with
 replication (docs/multi-region-runtime.md).
@@ -28,11 +31,13 @@ replication (docs/multi-region-runtime.md).
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import re
 import signal
 import sys
 import threading
+import urllib.request
 from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,30 +47,78 @@ from events._moto import SerialMotoServer
 from ferry.local import bootstrap
 from ferry.local.stack import REGION, LocalStack, StackInfo, free_port, wait_for_port
 from ferry.local.supervisor import Service, Supervisor
-from ferry.names import ENV_PEER_BUS_ARNS, ResourceNames
+from ferry.names import ENV_PEER_BUS_ARNS, ENV_SECRETS_REPLICA_REGIONS, ResourceNames
 
 REGION_A = "us-east-1"
 REGION_B = "us-west-2"
 MOTO_REGION = REGION  # every region's request is answered from this one
 
-_SCOPE = re.compile(r"(Credential=[^/,\s]+/\d{8}/)([a-z0-9-]+)(/)")
+_SCOPE = re.compile(r"(Credential=[^/,\s]+/\d{8}/)([a-z0-9-]+)(/)([a-z0-9-]+)")
 _QUERY_SCOPE = re.compile(r"(X-Amz-Credential=[^&%]+(?:%2F|/)\d{8}(?:%2F|/))([a-z0-9-]+)")
+#: Services that stay regional in the simulation, as in AWS (not rewritten to MOTO_REGION).
+REGIONAL_SERVICES = frozenset({"secretsmanager"})
+DOWN_PATH = "/_ferry/down"  # POST /_ferry/down/<region>: that region's regional services fail
 
 
-def one_region(app: Callable[..., Iterable[bytes]]) -> Callable[..., Iterable[bytes]]:
+def one_region(
+    app: Callable[..., Iterable[bytes]], down: dict[str, int] | None = None
+) -> Callable[..., Iterable[bytes]]:
     """WSGI middleware: the request's SigV4 scope region becomes MOTO_REGION (moto picks the
-    backend by it; it does not check signatures)."""
+    backend by it; it does not check signatures), except for REGIONAL_SERVICES. ``down``
+    (region → requests refused): a request of a regional service scoped to such a region is
+    answered 503 and counted; ``POST /_ferry/down/<region>`` adds one, ``GET /_ferry/down``
+    shows the counts."""
+    refused = down if down is not None else {}
+    lock = threading.Lock()
+
+    def scope(match: re.Match[str]) -> str:
+        region = match[2] if match[4] in REGIONAL_SERVICES else MOTO_REGION
+        return f"{match[1]}{region}{match[3]}{match[4]}"
+
+    def answer(start_response: Callable[..., Any], status: str, body: Any) -> Iterable[bytes]:
+        data = json.dumps(body).encode()
+        start_response(status, [("Content-Type", "application/json")])
+        return [data]
 
     def wrapped(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        path = str(environ.get("PATH_INFO") or "")
+        if path.startswith(DOWN_PATH):
+            if environ.get("REQUEST_METHOD") == "POST":
+                with lock:
+                    refused.setdefault(path.removeprefix(DOWN_PATH).strip("/"), 0)
+            with lock:
+                return answer(start_response, "200 OK", dict(refused))
         auth = environ.get("HTTP_AUTHORIZATION")
         if auth:
-            environ["HTTP_AUTHORIZATION"] = _SCOPE.sub(rf"\g<1>{MOTO_REGION}\g<3>", auth)
+            found = _SCOPE.search(auth)
+            if found and found[4] in REGIONAL_SERVICES and found[2] in refused:
+                with lock:
+                    refused[found[2]] += 1
+                return answer(
+                    start_response,
+                    "503 Service Unavailable",
+                    {"__type": "ServiceUnavailable", "message": f"{found[2]} is down"},
+                )
+            environ["HTTP_AUTHORIZATION"] = _SCOPE.sub(scope, auth)
         query = environ.get("QUERY_STRING")
         if query and "X-Amz-Credential" in query:
             environ["QUERY_STRING"] = _QUERY_SCOPE.sub(rf"\g<1>{MOTO_REGION}", query)
         return app(environ, start_response)
 
     return wrapped
+
+
+def region_down(aws_endpoint: str, region: str) -> None:
+    """Tell the simulation's moto server that ``region``'s regional services are down."""
+    request = urllib.request.Request(f"{aws_endpoint}{DOWN_PATH}/{region}", method="POST")
+    with urllib.request.urlopen(request, timeout=10):
+        pass
+
+
+def refused_requests(aws_endpoint: str) -> dict[str, int]:
+    """Requests refused so far per down region (``region_down``)."""
+    with urllib.request.urlopen(f"{aws_endpoint}{DOWN_PATH}", timeout=10) as response:
+        return {str(k): int(v) for k, v in json.loads(response.read()).items()}
 
 
 class OneRegionMotoServer(SerialMotoServer):
@@ -213,7 +266,12 @@ class TwoRegions:
                 region.bus_arn = made.bus_arn
             for region in self.regions.values():
                 peers = [r.bus_arn for r in self.regions.values() if r is not region]
-                region.stack.extra_env = {**self.extra_env, ENV_PEER_BUS_ARNS: ",".join(peers)}
+                others = [r.name for r in self.regions.values() if r is not region]
+                region.stack.extra_env = {
+                    **self.extra_env,
+                    ENV_PEER_BUS_ARNS: ",".join(peers),
+                    ENV_SECRETS_REPLICA_REGIONS: ",".join(others),
+                }
                 region.info = region.stack.start()
         except BaseException:
             self.stop()
@@ -221,8 +279,11 @@ class TwoRegions:
         return self
 
     def kill(self, name: str) -> list[int]:
-        """A region failure: SIGKILL every process group of the region at once."""
-        return self.regions[name].stack.kill()
+        """A region failure: SIGKILL every process group of the region at once, and its
+        regional services (Secrets Manager) refuse every request from then on."""
+        killed = self.regions[name].stack.kill()
+        region_down(self.aws_endpoint, name)
+        return killed
 
     def stop(self) -> None:
         for region in self.regions.values():

@@ -13,6 +13,8 @@ Every Lambda role carries an explicit deny on reading endpoint secrets.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from aws_cdk import ArnFormat, Duration, Stack
 from aws_cdk import aws_dynamodb as ddb
 from aws_cdk import aws_events as events
@@ -23,11 +25,12 @@ from aws_cdk import aws_lambda_event_sources as sources
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
+import ferry.names as n
 from ferry.names import ResourceNames
 from infra.constructs.api import ENDPOINTS_HANDLER, JOBS_HANDLER, QUERIES_HANDLER
 from infra.constructs.functions import FerryFunction
 from infra.constructs.multi_region import PUBLICATION_ITEM_ACTIONS
-from infra.constructs.tables import Tables
+from infra.constructs.tables import Tables, data_key_alias
 
 PROCESS_MANAGER_HANDLER = "services/jobs/process_manager.py:handler"
 ENDPOINT_CHECKS_HANDLER = "services/endpoints/consumer.py:handler"
@@ -47,6 +50,12 @@ SECRET_WRITE_ACTIONS = [
     "secretsmanager:TagResource",
 ]
 SECRET_READ_ACTIONS = ["secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret"]
+# Active-active (ferry/secret_regions.py): each new secret is created with a replica in the
+# peer region, and its replicas are removed before it is deleted.
+SECRET_REPLICA_ACTIONS = [
+    "secretsmanager:ReplicateSecretToRegions",
+    "secretsmanager:RemoveRegionsFromReplication",
+]
 DDB_WRITE_ACTIONS = [
     "dynamodb:PutItem",
     "dynamodb:UpdateItem",
@@ -55,13 +64,35 @@ DDB_WRITE_ACTIONS = [
 ]
 
 
-def secrets_arn(scope: Construct, names: ResourceNames) -> str:
-    """Every endpoint secret of the deployment: ``<prefix>/endpoints/*``."""
+def secrets_arn(scope: Construct, names: ResourceNames, region: str | None = None) -> str:
+    """Every endpoint secret of the deployment in ``region`` (default: the stack's):
+    ``<prefix>/endpoints/*``."""
     return Stack.of(scope).format_arn(
         service="secretsmanager",
+        region=region,
         resource="secret",
         resource_name=f"{names.secrets_prefix}*",
         arn_format=_colon(),
+    )
+
+
+def peer_data_key_via_secrets(
+    scope: Construct, names: ResourceNames, peer: str, actions: list[str], sid: str
+) -> iam.PolicyStatement:
+    """``actions`` on the peer region's data key (its id is only known in the peer's stack: any
+    key there, but only the one behind Ferry's alias), and only through Secrets Manager."""
+    return iam.PolicyStatement(
+        sid=sid,
+        actions=actions,
+        resources=[
+            Stack.of(scope).format_arn(
+                service="kms", region=peer, resource="key", resource_name="*"
+            )
+        ],
+        conditions={
+            "StringEquals": {"kms:ViaService": f"secretsmanager.{peer}.amazonaws.com"},
+            "ForAnyValue:StringEquals": {"kms:ResourceAliases": data_key_alias(names)},
+        },
     )
 
 
@@ -77,16 +108,21 @@ def secrets_kms_env() -> str:
     return str(alias.choices[0])  # type: ignore[union-attr]
 
 
-def deny_secret_reads(role: iam.IRole | None, arn: str) -> None:
+def deny_secret_reads(role: iam.IRole | None, *arns: str) -> None:
     assert role is not None
     role.add_to_principal_policy(
         iam.PolicyStatement(
             sid="NeverReadEndpointSecrets",
             effect=iam.Effect.DENY,
             actions=["secretsmanager:GetSecretValue"],
-            resources=[arn],
+            resources=list(arns),
         )
     )
+
+
+def region_sid(region: str) -> str:
+    """``us-east-2`` → ``UsEast2`` (a statement id part)."""
+    return "".join(part.capitalize() for part in region.split("-"))
 
 
 def deny_writes(role: iam.IRole | None, tables: list[ddb.ITableV2], sid: str) -> None:
@@ -140,7 +176,11 @@ class EndpointsService(Construct):
         tables: Tables,
         checks_queue: sqs.IQueue,
         reserved_concurrency: int,
+        peer_regions: Sequence[str] = (),
     ) -> None:
+        """``peer_regions`` (active-active): every new secret gets a replica in each, encrypted
+        with that region's data key (same alias); a rotation or retire taken here of an
+        endpoint created in a peer region writes the primary there."""
         super().__init__(scope, cid)
         t = tables
         self.api_function = common.function(self, "Api", ENDPOINTS_HANDLER, "endpoints")
@@ -152,12 +192,30 @@ class EndpointsService(Construct):
         t.endpoints.grant_read_data(self.api_function)
         t.idempotency.grant_read_write_data(self.api_function)
         arn = secrets_arn(self, common.names)
+        peers = [secrets_arn(self, common.names, r) for r in peer_regions]
         self.api_function.add_to_role_policy(
             iam.PolicyStatement(
-                sid="WriteEndpointSecrets", actions=SECRET_WRITE_ACTIONS, resources=[arn]
+                sid="WriteEndpointSecrets",
+                actions=SECRET_WRITE_ACTIONS + (SECRET_REPLICA_ACTIONS if peers else []),
+                resources=[arn, *peers],
             )
         )
-        deny_secret_reads(self.api_function.role, arn)
+        if peer_regions:
+            self.api_function.add_environment(n.ENV_SECRETS_REPLICA_REGIONS, ",".join(peer_regions))
+            self.api_function.add_environment(
+                n.ENV_SECRETS_REPLICA_KMS_KEY_ID, data_key_alias(common.names)
+            )
+            for peer in peer_regions:
+                self.api_function.add_to_role_policy(
+                    peer_data_key_via_secrets(
+                        self,
+                        common.names,
+                        peer,
+                        ["kms:Encrypt", "kms:GenerateDataKey"],
+                        f"EncryptSecretsWithDataKey{region_sid(peer)}",
+                    )
+                )
+        deny_secret_reads(self.api_function.role, arn, *peers)
         # the validator's verdicts (EndpointCheckCompleted) -> EndpointValidated / ...Failed
         self.checks_consumer = common.function(
             self,

@@ -3,9 +3,12 @@ routes read models) that guards retirement. Their fakes: ``tests/support/fakes/e
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from aws_lambda_powertools import Logger
+
+from ferry.secret_regions import SecretsClients
 from services.endpoints.application import Credentials, EndpointUsage, SecretStore, SecretWrite
 
 __all__ = [
@@ -13,6 +16,8 @@ __all__ = [
     "ReadModelEndpointUsage",
     "SecretsManagerStore",
 ]
+
+logger = Logger(service="ferry-endpoints", child=True)
 
 NOT_FINAL_JOB_STATUSES = ("RECEIVED", "QUEUED", "RUNNING", "VERIFYING")
 
@@ -88,15 +93,33 @@ class ReadModelEndpointUsage(EndpointUsage):
 
 
 class SecretsManagerStore(SecretStore):
-    """Endpoint credentials as JSON SecretStrings in AWS Secrets Manager."""
+    """Endpoint credentials as JSON SecretStrings in AWS Secrets Manager.
 
-    def __init__(self, client: Any = None, *, kms_key_id: str | None = None) -> None:
+    ``replica_regions`` (active-active, ``ferry.secret_regions``): a new secret is created with
+    a replica in each (``AddReplicaRegions``, encrypted with ``replica_kms_key_id`` as that
+    region resolves it), so every region's executor reads it locally. A replica is read-only:
+    rotation, its undo and deletion go to the region the secret's ARN names (the primary),
+    whichever region's API took the command; deletion first removes the replicas (Secrets
+    Manager refuses to delete a primary that has some)."""
+
+    def __init__(
+        self,
+        client: Any = None,
+        *,
+        kms_key_id: str | None = None,
+        replica_regions: Sequence[str] = (),
+        replica_kms_key_id: str | None = None,
+        clients: Callable[[str], Any] | None = None,
+    ) -> None:
         if client is None:
             import boto3
 
             client = boto3.client("secretsmanager")
         self._client = client
+        self._clients = SecretsClients(client, clients)
         self._kms_key_id = kms_key_id
+        self._replica_regions = tuple(replica_regions)
+        self._replica_kms_key_id = replica_kms_key_id
 
     def create(self, name: str, value: Credentials, *, tags: Mapping[str, str]) -> str:
         kwargs: dict[str, Any] = {
@@ -107,17 +130,31 @@ class SecretsManagerStore(SecretStore):
         }
         if self._kms_key_id:
             kwargs["KmsKeyId"] = self._kms_key_id
-        return str(self._client.create_secret(**kwargs)["ARN"])
+        if self._replica_regions:
+            replica: dict[str, str] = {}
+            if self._replica_kms_key_id:
+                replica["KmsKeyId"] = self._replica_kms_key_id
+            kwargs["AddReplicaRegions"] = [{"Region": r, **replica} for r in self._replica_regions]
+        response = self._client.create_secret(**kwargs)
+        for status in response.get("ReplicationStatus") or ():
+            if status.get("Status") == "Failed":  # readers there fall back to the primary
+                logger.warning(
+                    "endpoint secret not replicated",
+                    extra={"region": status.get("Region"), "reason": status.get("StatusMessage")},
+                )
+        return str(response["ARN"])
 
     def put(self, arn: str, value: Credentials) -> SecretWrite:
         previous = self._current_version(arn)
-        response = self._client.put_secret_value(SecretId=arn, SecretString=value.secret_string())
+        response = self._clients.for_arn(arn).put_secret_value(
+            SecretId=arn, SecretString=value.secret_string()
+        )
         return SecretWrite(arn=arn, version_id=response["VersionId"], previous_version_id=previous)
 
     def revert(self, write: SecretWrite) -> None:
         if write.previous_version_id is None:
             return
-        self._client.update_secret_version_stage(
+        self._clients.for_arn(write.arn).update_secret_version_stage(
             SecretId=write.arn,
             VersionStage="AWSCURRENT",
             MoveToVersionId=write.previous_version_id,
@@ -125,10 +162,17 @@ class SecretsManagerStore(SecretStore):
         )
 
     def delete(self, arn: str) -> None:
-        self._client.delete_secret(SecretId=arn, ForceDeleteWithoutRecovery=True)
+        client = self._clients.for_arn(arn)
+        replicas = client.describe_secret(SecretId=arn).get("ReplicationStatus") or ()
+        regions = [str(r["Region"]) for r in replicas if r.get("Region")]
+        if regions:
+            client.remove_regions_from_replication(SecretId=arn, RemoveReplicaRegions=regions)
+        client.delete_secret(SecretId=arn, ForceDeleteWithoutRecovery=True)
 
     def _current_version(self, arn: str) -> str | None:
-        stages = self._client.describe_secret(SecretId=arn).get("VersionIdsToStages", {})
+        stages = (
+            self._clients.for_arn(arn).describe_secret(SecretId=arn).get("VersionIdsToStages", {})
+        )
         for version_id, labels in stages.items():
             if "AWSCURRENT" in labels:
                 return str(version_id)

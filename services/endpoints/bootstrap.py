@@ -43,7 +43,12 @@ def build_application(
         from services.endpoints.adapters import SecretsManagerStore
 
         client = boto3.client("secretsmanager", region_name=settings.region)
-        secrets = SecretsManagerStore(client, kms_key_id=settings.secrets_kms_key_id)
+        secrets = SecretsManagerStore(
+            client,
+            kms_key_id=settings.secrets_kms_key_id,
+            replica_regions=settings.replica_regions,
+            replica_kms_key_id=settings.secrets_replica_kms_key_id,
+        )
     return EndpointsApplication(
         secrets=secrets,
         secret_name=settings.secret_name,

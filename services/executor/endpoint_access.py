@@ -26,12 +26,13 @@ import posixpath
 import threading
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from events.contract import Direction, EndpointConfig, EndpointStatus, EndpointType
 from events.dynamodb_values import plain
+from ferry.secret_regions import SecretsClients, in_region, region_of
 from services.executor.errors import InvalidConfiguration, TransferError
 from services.executor.sftp import SftpCredentials, SftpSession, SftpTarget, connect
 
@@ -131,17 +132,35 @@ class DynamoEndpointDirectory(EndpointDirectory):
 
 
 # --- credentials ----------------------------------------------------------------------------
+class _NotFound(Exception):
+    """The secret is not in the region asked (SecretsReader: try the primary)."""
+
+
 class SecretsReader:
     """Secrets Manager get_secret_value → :class:`SftpCredentials`, cached for ``ttl`` seconds.
 
     The cache key includes the endpoint's version, so a new endpoint version (e.g. after a
-    credentials rotation) reads the secret again; ``fresh=True`` bypasses the cache."""
+    credentials rotation) reads the secret again; ``fresh=True`` bypasses the cache.
 
-    def __init__(self, client: Any = None, *, ttl: float = 60.0) -> None:
+    Across regions (``ferry.secret_regions``): a secret whose ARN names another region is read
+    from its replica in this reader's region (the client's), and from the primary only while
+    the replica is not there yet; so a surviving region reads every endpoint's credentials
+    without the region that created them."""
+
+    def __init__(
+        self,
+        client: Any = None,
+        *,
+        ttl: float = 60.0,
+        clients: Callable[[str], Any] | None = None,
+    ) -> None:
         if client is None:
             import boto3
 
-            client = boto3.client("secretsmanager")
+            from ferry.names import deployment_region
+
+            client = boto3.client("secretsmanager", region_name=deployment_region())
+        self._clients = SecretsClients(client, clients)
         self._client = client
         self._ttl = ttl
         self._lock = threading.Lock()
@@ -155,15 +174,21 @@ class SecretsReader:
                 hit = self._cache.get(key)
             if hit and now - hit[0] < self._ttl:
                 return hit[1]
+        local, primary = self._where(secret_arn)
         try:
-            # AWSCURRENT explicitly: moto's default (no stage) ignores a stage moved back by
-            # update_secret_version_stage (the endpoints service's rotation undo).
-            response = self._client.get_secret_value(SecretId=secret_arn, VersionStage="AWSCURRENT")
-        except Exception as exc:
-            code = getattr(exc, "response", {}).get("Error", {}).get("Code", type(exc).__name__)
-            if code in ("ResourceNotFoundException", "AccessDeniedException", "DecryptionFailure"):
-                raise CredentialsUnavailable(f"endpoint credentials unavailable: {code}") from None
-            raise
+            response = self._get(self._client, local)
+        except _NotFound:
+            if primary is None:
+                raise CredentialsUnavailable(
+                    "endpoint credentials unavailable: ResourceNotFoundException"
+                ) from None
+            try:  # no replica here yet: the primary's region
+                response = self._get(self._clients.for_arn(primary), primary)
+            except _NotFound:
+                raise CredentialsUnavailable(
+                    "endpoint credentials unavailable: ResourceNotFoundException "
+                    f"(in {region_of(local)} and in {region_of(primary)})"
+                ) from None
         try:
             value = json.loads(response["SecretString"])
             if not isinstance(value, dict):
@@ -175,6 +200,27 @@ class SecretsReader:
             if len(self._cache) > 1024:
                 self._cache.pop(next(iter(self._cache)))
         return value
+
+    def _where(self, secret_arn: str) -> tuple[str, str | None]:
+        """(the ARN to read first, the primary's ARN to fall back to, or None)."""
+        own, named = self._clients.region, region_of(secret_arn)
+        if own is None or named is None or named == own:
+            return secret_arn, None
+        return in_region(secret_arn, own), secret_arn
+
+    @staticmethod
+    def _get(client: Any, secret_id: str) -> dict[str, Any]:
+        try:
+            # AWSCURRENT explicitly: moto's default (no stage) ignores a stage moved back by
+            # update_secret_version_stage (the endpoints service's rotation undo).
+            return dict(client.get_secret_value(SecretId=secret_id, VersionStage="AWSCURRENT"))
+        except Exception as exc:
+            code = getattr(exc, "response", {}).get("Error", {}).get("Code", type(exc).__name__)
+            if code == "ResourceNotFoundException":
+                raise _NotFound from None
+            if code in ("AccessDeniedException", "DecryptionFailure"):
+                raise CredentialsUnavailable(f"endpoint credentials unavailable: {code}") from None
+            raise
 
     def sftp_credentials(self, view: EndpointView, *, fresh: bool = False) -> SftpCredentials:
         if not view.secret_arn:

@@ -20,8 +20,11 @@ def _client(service: str, client: Any) -> Any:
         return client
     import boto3
 
+    from ferry.names import deployment_region
+
     session: Any = boto3.session.Session()
-    return session.client(service)
+    # this region's (in the two-region simulation too, where AWS_DEFAULT_REGION is shared)
+    return session.client(service, region_name=deployment_region())
 
 
 def create_subscriptions_table(ddb: Any, name: str) -> None:

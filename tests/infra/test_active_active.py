@@ -197,6 +197,71 @@ def test_every_writer_runs_in_both_regions(aa: App) -> None:
         assert len(_of(t, "AWS::ApiGateway::Method")) == len(ROUTES), stack
 
 
+# --- endpoint secrets: replicated to the peer region ------------------------------------------
+
+ENDPOINTS_API = svc.ENDPOINTS_HANDLER.partition(":")[0].removesuffix(".py").replace("/", ".")
+
+
+def _task_role(t: dict[str, Any], command: str) -> str:
+    [task] = [
+        r
+        for r in _of(t, "AWS::ECS::TaskDefinition")
+        if r["Properties"]["ContainerDefinitions"][0]["Command"] == ["python", "-m", command]
+    ]
+    return str(task["Properties"]["TaskRoleArn"]["Fn::GetAtt"][0])
+
+
+def _on_secrets(s: Any, region: str) -> bool:
+    return any(
+        f":secretsmanager:{region}:" in text(r) and NAMES.secrets_prefix in text(r)
+        for r in s.resources
+    )
+
+
+@pytest.mark.parametrize(
+    ("stack", "region", "peer"), [(HOME_STACK, HOME, PEER), (PEER_STACK, PEER, HOME)]
+)
+def test_endpoint_secrets_are_replicated_to_the_peer_and_read_in_either_region(
+    aa: App, stack: str, region: str, peer: str
+) -> None:
+    t = aa.template(stack)
+    role = function_role(t, ENDPOINTS_API + ".handler")
+    [fn] = [
+        r["Properties"]
+        for r in _of(t, "AWS::Lambda::Function")
+        if r["Properties"].get("Handler") == ENDPOINTS_API + ".handler"
+    ]
+    env = fn["Environment"]["Variables"]
+    assert env[n.ENV_SECRETS_REPLICA_REGIONS] == peer
+    assert env[n.ENV_SECRETS_REPLICA_KMS_KEY_ID] == "alias/ferry-data"
+    statements = role_statements(t, role)
+    [write] = [
+        s for s in statements if s.effect == "Allow" and s.allows("secretsmanager:CreateSecret")
+    ]
+    assert set(svc.SECRET_REPLICA_ACTIONS) <= set(write.actions)
+    # its own secrets and the peer's primaries (a rotation taken here of a peer's endpoint)
+    assert _on_secrets(write, region) and _on_secrets(write, peer)
+    [deny] = [
+        s for s in statements if s.effect == "Deny" and s.allows("secretsmanager:GetSecretValue")
+    ]
+    assert _on_secrets(deny, region) and _on_secrets(deny, peer)
+    kms_peer = [s for s in statements if f":kms:{peer}:" in text(s.resources)]
+    assert [sorted(s.actions) for s in kms_peer] == [["kms:Encrypt", "kms:GenerateDataKey"]]
+    # the executor and the routes scanner read the local replica, the peer's primary while the
+    # replica is not there yet, and decrypt with the peer's data key only through Secrets Manager
+    for command in ("services.executor", "services.routes.scanner"):
+        statements = role_statements(t, _task_role(t, command))
+        reads = [
+            s
+            for s in statements
+            if s.effect == "Allow" and s.allows("secretsmanager:GetSecretValue")
+        ]
+        assert any(_on_secrets(s, region) for s in reads), command
+        assert any(_on_secrets(s, peer) for s in reads), command
+        decrypt = [s for s in statements if f":kms:{peer}:" in text(s.resources)]
+        assert [s.actions for s in decrypt] == [["kms:Decrypt"]], command
+
+
 # --- publication claims -------------------------------------------------------------------------
 
 

@@ -25,7 +25,14 @@ import boto3
 import pytest
 
 from ferry.local import bootstrap
-from ferry.local.regions import CORE_SERVICES, MOTO_REGION, REGION_A, REGION_B, TwoRegions
+from ferry.local.regions import (
+    CORE_SERVICES,
+    MOTO_REGION,
+    REGION_A,
+    REGION_B,
+    TwoRegions,
+    refused_requests,
+)
 from ferry.names import ALL_SOURCES, ResourceNames
 
 pytestmark = [pytest.mark.timeout(600)]
@@ -405,7 +412,19 @@ def _failover(
             assert time.monotonic() < deadline, states
             time.sleep(0.3)
         done_at = time.time()
-
+        # region B read the endpoints' credentials from its own replicas (created with each
+        # secret by region A's endpoints service): region A's Secrets Manager, down since the
+        # kill, was never asked
+        assert refused_requests(regions.aws_endpoint) == {REGION_A: 0}
+        sm_b = boto3.client("secretsmanager", region_name=REGION_B)
+        secrets_b = [
+            s
+            for s in sm_b.list_secrets()["SecretList"]
+            if s["Name"].startswith(regions.names.secrets_prefix)
+        ]
+        assert [(s["Name"].rsplit("/", 1)[-1], s.get("PrimaryRegion")) for s in secrets_b] == [
+            (ftp, REGION_A)
+        ]  # the SFTP partner's credentials, replicated from A
         events = store_events(regions.names.events_table)
         from datetime import datetime
 
