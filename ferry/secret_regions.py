@@ -6,12 +6,14 @@ secret in its own region (the *primary*) with a replica in every peer region
 is read-only: a new value is written to the primary and Secrets Manager copies it to the
 replicas. So:
 
-- readers (the executor, the validator, the routes scanner, the jobs API's checks) read the
-  replica in their own region (``in_region``), and the primary only if the replica is not there
-  yet (replication is asynchronous in AWS) — a region failure leaves every surviving region
-  able to read every endpoint's credentials;
-- writers (rotation, its undo, retire) go to the region the ARN names (``SecretsClients``),
-  whichever region's API took the command.
+- readers (the executor, the validator, the routes scanner, the jobs API's checks; the
+  notifier for webhook signing secrets) read the replica in their own region, and the primary
+  only if the replica is not there yet (replication is asynchronous in AWS):
+  ``SecretsClients.candidates``. A region failure leaves every surviving region able to read
+  every secret;
+- writers (rotation, its undo, deletion) go to the region the ARN names
+  (``SecretsClients.for_arn``), whichever region's API took the command; deletion removes the
+  replicas first (``delete_everywhere``).
 
 [1] "The ARN for a replicated secret is the same as the primary secret except for the Region",
     https://docs.aws.amazon.com/secretsmanager/latest/userguide/create-manage-multi-region-secrets.html
@@ -19,10 +21,52 @@ replicas. So:
 
 from __future__ import annotations
 
+import re
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 from urllib.parse import urlparse
+
+from pydantic import AliasChoices, Field, field_validator
+from pydantic_settings import BaseSettings
+
+from ferry import names
+
+_REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d$")
+
+
+class SecretReplicaSettings(BaseSettings):
+    """The replica regions of the secrets a service creates (a mixin of its settings model)."""
+
+    secrets_replica_regions: str = Field(
+        default="",
+        validation_alias=AliasChoices(names.ENV_SECRETS_REPLICA_REGIONS, "secrets_replica_regions"),
+        description="Active-active: the peer regions every new secret is replicated to "
+        "(AddReplicaRegions), comma-separated. Empty: one region.",
+    )
+    secrets_replica_kms_key_id: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices(
+            names.ENV_SECRETS_REPLICA_KMS_KEY_ID, "secrets_replica_kms_key_id"
+        ),
+        description="The replicas' KMS key, as each replica region resolves it (an alias: "
+        "alias/<prefix>-data); unset: aws/secretsmanager.",
+    )
+
+    @field_validator("secrets_replica_regions")
+    @classmethod
+    def _valid_regions(cls, value: str) -> str:
+        for item in (r.strip() for r in value.split(",")):
+            if item and not _REGION.match(item):
+                raise ValueError(
+                    f"{names.ENV_SECRETS_REPLICA_REGIONS}: {item!r} is not a region name"
+                )
+        return value
+
+    def replicas(self, own: str | None) -> tuple[str, ...]:
+        """The replica regions, without ``own`` (this deployment's region)."""
+        found = (r.strip() for r in self.secrets_replica_regions.split(","))
+        return tuple(dict.fromkeys(r for r in found if r and r != own))
 
 
 def region_of(arn: str) -> str | None:
@@ -92,3 +136,41 @@ class SecretsClients:
     def for_arn(self, arn: str) -> Any:
         """The client of the region ``arn`` names (the primary's, for a write)."""
         return self.for_region(region_of(arn))
+
+    def candidates(self, arn: str) -> list[tuple[str | None, str]]:
+        """Where to read ``arn``, in order: (region, secret id) of this region's replica, then
+        of the primary; just the secret itself when it lives in this region (region None:
+        this client's). ``for_region`` gives each one's client."""
+        own, named = self.region, region_of(arn)
+        if own is None or named is None or named == own:
+            return [(None, arn)]
+        return [(own, in_region(arn, own)), (named, arn)]
+
+
+def replica_kwargs(regions: Sequence[str], kms_key_id: str | None) -> dict[str, Any]:
+    """CreateSecret's ``AddReplicaRegions`` for ``regions`` (nothing for none)."""
+    if not regions:
+        return {}
+    key = {"KmsKeyId": kms_key_id} if kms_key_id else {}
+    return {"AddReplicaRegions": [{"Region": r, **key} for r in regions]}
+
+
+def failed_replicas(response: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """(region, reason) of each replica CreateSecret could not make (readers there fall back to
+    the primary)."""
+    return [
+        (str(r.get("Region")), str(r.get("StatusMessage")))
+        for r in response.get("ReplicationStatus") or ()
+        if r.get("Status") == "Failed"
+    ]
+
+
+def delete_everywhere(clients: SecretsClients, arn: str) -> None:
+    """Delete the secret at once (no recovery window) in the primary's region, its replicas
+    first (Secrets Manager refuses to delete a primary that has some)."""
+    client = clients.for_arn(arn)
+    replicas = client.describe_secret(SecretId=arn).get("ReplicationStatus") or ()
+    regions = [str(r["Region"]) for r in replicas if r.get("Region")]
+    if regions:
+        client.remove_regions_from_replication(SecretId=arn, RemoveReplicaRegions=regions)
+    client.delete_secret(SecretId=arn, ForceDeleteWithoutRecovery=True)

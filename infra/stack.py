@@ -256,6 +256,7 @@ class FerryStack(Stack):
             ferry_bus=self.messaging.bus,
             reserved_concurrency=reserved,
             active=active,
+            peer_regions=peers,  # signing secrets replicated there; the MRSC subscriptions
         )
         # issue 11: the checkpoint bucket (Object Lock) and the hourly AuditCheckpoint
         self.audit = AuditTrail(

@@ -2,9 +2,9 @@
 
 One moto server stands for the AWS account. Its DynamoDB stands for the multi-Region strongly
 consistent (MRSC) tables, which both regions use under the same names: the event store, leases
-and slots, idempotency, API keys, endpoints, and ``<prefix>-publications`` (publish-once
-claims). In the simulation the read models are shared too (the projectors' writes are
-conditional on versions, so two regions' projectors racing on one item is safe; in AWS they are
+and slots, idempotency, API keys, endpoints, ``<prefix>-publications`` (publish-once
+claims) and ``<prefix>-subscriptions`` (notifications). In the simulation the read models are
+shared too (the projectors' writes are conditional on versions, so two regions' projectors racing on one item is safe; in AWS they are
 per-region, eventually consistent). Each region runs a complete set of Ferry's service
 processes (``ferry.local.stack.LocalStack``): its own API port, stream publisher (reading the
 same table stream with its own checkpoints), bus, archive, rules and queues
@@ -141,6 +141,7 @@ def mrsc_tables(names: ResourceNames) -> tuple[str, ...]:
         names.api_keys_table,
         names.endpoints_table,
         names.publications_table,
+        names.subscriptions_table,
     )
 
 

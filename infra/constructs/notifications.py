@@ -22,6 +22,8 @@ E-mail is SES (docs/notifications.md says why not SNS): verify the sender identi
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from aws_cdk import ArnFormat, Duration, RemovalPolicy, Stack
 from aws_cdk import aws_dynamodb as ddb
 from aws_cdk import aws_events as events
@@ -35,13 +37,16 @@ import ferry.names as n
 from infra.constructs.messaging import FerryQueue
 from infra.constructs.services import (
     CONSUMER_TIMEOUT,
+    SECRET_REPLICA_ACTIONS,
     _Common,
     _sqs_source,
     deny_secret_reads,
     deny_writes,
+    peer_data_key_via_secrets,
+    region_sid,
     secrets_arn,
 )
-from infra.constructs.tables import Tables
+from infra.constructs.tables import Tables, data_key_alias
 
 NOTIFICATIONS_API_HANDLER = "services/notifications/handlers.py:handler"
 FANOUT_HANDLER = "services/notifications/consumer.py:handler"
@@ -61,11 +66,16 @@ class NotificationsService(Construct):
         reserved_concurrency: int,
         active: bool,
         email_from: str = DEFAULT_EMAIL_FROM,
+        peer_regions: Sequence[str] = (),
     ) -> None:
+        """``peer_regions`` (active-active): signing secrets replicated there, read from the
+        local replica (the peer's primary while it is missing), deleted in the primary's
+        region; the subscriptions table is the MRSC one of ``tables``."""
         super().__init__(scope, cid)
         names, key, t = common.names, common.key, tables
         stack = Stack.of(self)
-        self.table = ddb.TableV2(
+        # active-active: the MRSC table of Tables (both regions deliver, a claim decides)
+        self.table: ddb.ITableV2 = t.subscriptions or ddb.TableV2(
             self,
             "Subscriptions",
             table_name=names.subscriptions_table,
@@ -136,12 +146,19 @@ class NotificationsService(Construct):
             timeout=CONSUMER_TIMEOUT, reserved_concurrency=reserved_concurrency,
         )  # fmt: skip
         endpoint_secrets = secrets_arn(self, names)
-        signing_secrets = stack.format_arn(
-            service="secretsmanager",
-            resource="secret",
-            resource_name=f"{names.subscription_secrets_prefix}*",
-            arn_format=ArnFormat.COLON_RESOURCE_NAME,
+        signing_secrets, *peer_secrets = (
+            stack.format_arn(
+                service="secretsmanager",
+                region=region,
+                resource="secret",
+                resource_name=f"{names.subscription_secrets_prefix}*",
+                arn_format=ArnFormat.COLON_RESOURCE_NAME,
+            )
+            for region in (None, *peer_regions)
         )
+        if peer_regions:
+            env[n.ENV_SECRETS_REPLICA_REGIONS] = ",".join(peer_regions)
+            env[n.ENV_SECRETS_REPLICA_KMS_KEY_ID] = data_key_alias(names)
         never_write = [t.events, t.endpoints, t.jobs, t.routes]
         for fn in (self.api_function, self.fanout, self.deliver):
             for k, v in env.items():
@@ -154,17 +171,20 @@ class NotificationsService(Construct):
         t.api_keys.grant_read_data(self.api_function)
         key.grant_encrypt(self.api_function)
         deliver_queue.queue.grant_send_messages(self.api_function)
+        replicas = (
+            [*SECRET_REPLICA_ACTIONS, "secretsmanager:DescribeSecret"] if peer_regions else []
+        )
         self._allow(self.api_function, "WriteSigningSecrets", [
             "secretsmanager:CreateSecret", "secretsmanager:DeleteSecret",
-            "secretsmanager:TagResource",
-        ], [signing_secrets])  # fmt: skip
+            "secretsmanager:TagResource", *replicas,
+        ], [signing_secrets, *peer_secrets])  # fmt: skip
         assert self.api_function.role is not None
         self.api_function.role.add_to_principal_policy(
             iam.PolicyStatement(
                 sid="NeverReadSigningSecrets",
                 effect=iam.Effect.DENY,
                 actions=["secretsmanager:GetSecretValue"],
-                resources=[signing_secrets],
+                resources=[signing_secrets, *peer_secrets],
             )
         )
 
@@ -180,8 +200,17 @@ class NotificationsService(Construct):
         # delivery: attempts, signing secrets (read), its queue and DLQ, SES
         self.table.grant_read_write_data(self.deliver)
         self._allow(self.deliver, "ReadSigningSecrets", ["secretsmanager:GetSecretValue"],
-                    [signing_secrets])  # fmt: skip
+                    [signing_secrets, *peer_secrets])  # fmt: skip
         key.grant_decrypt(self.deliver)
+        for peer in peer_regions:  # replicas encrypted with the peer's data key (same alias)
+            self.api_function.add_to_role_policy(
+                peer_data_key_via_secrets(self, names, peer, ["kms:Encrypt", "kms:GenerateDataKey"],
+                                          f"EncryptSigningSecrets{region_sid(peer)}")
+            )  # fmt: skip
+            self.deliver.add_to_role_policy(
+                peer_data_key_via_secrets(self, names, peer, ["kms:Decrypt"],
+                                          f"DecryptPeerSigningSecrets{region_sid(peer)}")
+            )  # fmt: skip
         deliver_queue.queue.grant_send_messages(self.deliver)
         deliver_queue.dlq.grant_send_messages(self.deliver)
         self._allow(self.deliver, "FindItsDlq", ["sqs:GetQueueAttributes", "sqs:GetQueueUrl"],

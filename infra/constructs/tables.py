@@ -7,7 +7,8 @@ global tables owned by the home region's stack (replicas elsewhere); the read mo
 records and leases stay regional (see infra/README.md for why).
 
 With ``multi_region=active_active`` (docs/multi-region.md) the event store, API keys, endpoints,
-idempotency records, leases and the publication claims (``<prefix>-publications``) are DynamoDB
+idempotency records, leases, the publication claims (``<prefix>-publications``) and the
+notifications' subscriptions (``<prefix>-subscriptions``) are DynamoDB
 multi-Region strong consistency (MRSC) global tables: owned by the home region's stack, one
 replica in the other region and a witness in the third. MRSC supports no TTL, so those tables have
 none (expiry is checked by the conditions that read ``expires_at``/``expiration``). The other
@@ -263,6 +264,21 @@ class Tables(Construct):
                 "Publications",
                 table_name=publications_table_name(names),
                 partition_key=_attr("pk"),
+            )
+            if mrsc
+            else None
+        )
+
+        # webhook/e-mail subscriptions and their deliveries (issue 12: the notifications service
+        # creates a regional one itself). Active-active: shared, so that a subscription made in
+        # either region is delivered from both, and each delivery attempt's conditional claim
+        # makes exactly one region send it (services/notifications/notifier.py)
+        self.subscriptions: ddb.ITableV2 | None = (
+            shared(
+                "Subscriptions",
+                table_name=names.subscriptions_table,
+                partition_key=_attr("pk"),
+                sort_key=_attr("sk"),
             )
             if mrsc
             else None

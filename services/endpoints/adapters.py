@@ -8,7 +8,12 @@ from typing import Any
 
 from aws_lambda_powertools import Logger
 
-from ferry.secret_regions import SecretsClients
+from ferry.secret_regions import (
+    SecretsClients,
+    delete_everywhere,
+    failed_replicas,
+    replica_kwargs,
+)
 from services.endpoints.application import Credentials, EndpointUsage, SecretStore, SecretWrite
 
 __all__ = [
@@ -130,18 +135,12 @@ class SecretsManagerStore(SecretStore):
         }
         if self._kms_key_id:
             kwargs["KmsKeyId"] = self._kms_key_id
-        if self._replica_regions:
-            replica: dict[str, str] = {}
-            if self._replica_kms_key_id:
-                replica["KmsKeyId"] = self._replica_kms_key_id
-            kwargs["AddReplicaRegions"] = [{"Region": r, **replica} for r in self._replica_regions]
+        kwargs.update(replica_kwargs(self._replica_regions, self._replica_kms_key_id))
         response = self._client.create_secret(**kwargs)
-        for status in response.get("ReplicationStatus") or ():
-            if status.get("Status") == "Failed":  # readers there fall back to the primary
-                logger.warning(
-                    "endpoint secret not replicated",
-                    extra={"region": status.get("Region"), "reason": status.get("StatusMessage")},
-                )
+        for region, reason in failed_replicas(response):  # readers there use the primary
+            logger.warning(
+                "endpoint secret not replicated", extra={"region": region, "reason": reason}
+            )
         return str(response["ARN"])
 
     def put(self, arn: str, value: Credentials) -> SecretWrite:
@@ -162,12 +161,7 @@ class SecretsManagerStore(SecretStore):
         )
 
     def delete(self, arn: str) -> None:
-        client = self._clients.for_arn(arn)
-        replicas = client.describe_secret(SecretId=arn).get("ReplicationStatus") or ()
-        regions = [str(r["Region"]) for r in replicas if r.get("Region")]
-        if regions:
-            client.remove_regions_from_replication(SecretId=arn, RemoveReplicaRegions=regions)
-        client.delete_secret(SecretId=arn, ForceDeleteWithoutRecovery=True)
+        delete_everywhere(self._clients, arn)
 
     def _current_version(self, arn: str) -> str | None:
         stages = (

@@ -3,21 +3,18 @@ settings are shared with the data plane: ``ferry.tenancy.TenancySettings`` (re-e
 
 from __future__ import annotations
 
-import re
-
-from pydantic import AliasChoices, Field, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import AliasChoices, Field
+from pydantic_settings import SettingsConfigDict
 
 from ferry import names
 from ferry.names import ResourceNames
+from ferry.secret_regions import SecretReplicaSettings
 from ferry.tenancy import TenancySettings
 
 __all__ = ["EndpointsSettings", "TenancySettings"]
 
-_REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d$")
 
-
-class EndpointsSettings(BaseSettings):
+class EndpointsSettings(SecretReplicaSettings):
     model_config = SettingsConfigDict(extra="ignore", populate_by_name=True)
 
     prefix: str = Field(default="ferry", validation_alias=AliasChoices("FERRY_PREFIX", "prefix"))
@@ -42,36 +39,11 @@ class EndpointsSettings(BaseSettings):
             names.ENV_DEPLOYMENT_REGION, names.ENV_REGION, "AWS_REGION", "region"
         ),
     )
-    secrets_replica_regions: str = Field(
-        default="",
-        validation_alias=AliasChoices(names.ENV_SECRETS_REPLICA_REGIONS, "secrets_replica_regions"),
-        description="Active-active: the peer regions every new endpoint secret is replicated "
-        "to (AddReplicaRegions), comma-separated. Empty: one region.",
-    )
-    secrets_replica_kms_key_id: str | None = Field(
-        default=None,
-        validation_alias=AliasChoices(
-            names.ENV_SECRETS_REPLICA_KMS_KEY_ID, "secrets_replica_kms_key_id"
-        ),
-        description="The replicas' KMS key, as each replica region resolves it (an alias: "
-        "alias/<prefix>-data); unset: aws/secretsmanager.",
-    )
-
-    @field_validator("secrets_replica_regions")
-    @classmethod
-    def _valid_regions(cls, value: str) -> str:
-        for item in (r.strip() for r in value.split(",")):
-            if item and not _REGION.match(item):
-                raise ValueError(
-                    f"{names.ENV_SECRETS_REPLICA_REGIONS}: {item!r} is not a region name"
-                )
-        return value
 
     @property
     def replica_regions(self) -> tuple[str, ...]:
-        """The replica regions, without this deployment's own region."""
-        found = (r.strip() for r in self.secrets_replica_regions.split(","))
-        return tuple(dict.fromkeys(r for r in found if r and r != self.region))
+        """The endpoint secrets' replica regions, without this deployment's own region."""
+        return self.replicas(self.region)
 
     jobs_table_name: str | None = Field(
         default=None, validation_alias=AliasChoices(names.ENV_JOBS_TABLE, "jobs_table")

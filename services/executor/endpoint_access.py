@@ -32,7 +32,7 @@ from typing import Any
 
 from events.contract import Direction, EndpointConfig, EndpointStatus, EndpointType
 from events.dynamodb_values import plain
-from ferry.secret_regions import SecretsClients, in_region, region_of
+from ferry.secret_regions import SecretsClients, region_of
 from services.executor.errors import InvalidConfiguration, TransferError
 from services.executor.sftp import SftpCredentials, SftpSession, SftpTarget, connect
 
@@ -161,7 +161,6 @@ class SecretsReader:
 
             client = boto3.client("secretsmanager", region_name=deployment_region())
         self._clients = SecretsClients(client, clients)
-        self._client = client
         self._ttl = ttl
         self._lock = threading.Lock()
         self._cache: dict[tuple[str, int], tuple[float, dict[str, Any]]] = {}
@@ -174,20 +173,20 @@ class SecretsReader:
                 hit = self._cache.get(key)
             if hit and now - hit[0] < self._ttl:
                 return hit[1]
-        local, primary = self._where(secret_arn)
+        (region, local), *primary = self._clients.candidates(secret_arn)
         try:
-            response = self._get(self._client, local)
+            response = self._get(self._clients.for_region(region), local)
         except _NotFound:
-            if primary is None:
+            if not primary:
                 raise CredentialsUnavailable(
                     "endpoint credentials unavailable: ResourceNotFoundException"
                 ) from None
             try:  # no replica here yet: the primary's region
-                response = self._get(self._clients.for_arn(primary), primary)
+                response = self._get(self._clients.for_region(primary[0][0]), secret_arn)
             except _NotFound:
                 raise CredentialsUnavailable(
                     "endpoint credentials unavailable: ResourceNotFoundException "
-                    f"(in {region_of(local)} and in {region_of(primary)})"
+                    f"(in {region_of(local)} and in {region_of(secret_arn)})"
                 ) from None
         try:
             value = json.loads(response["SecretString"])
@@ -200,13 +199,6 @@ class SecretsReader:
             if len(self._cache) > 1024:
                 self._cache.pop(next(iter(self._cache)))
         return value
-
-    def _where(self, secret_arn: str) -> tuple[str, str | None]:
-        """(the ARN to read first, the primary's ARN to fall back to, or None)."""
-        own, named = self._clients.region, region_of(secret_arn)
-        if own is None or named is None or named == own:
-            return secret_arn, None
-        return in_region(secret_arn, own), secret_arn
 
     @staticmethod
     def _get(client: Any, secret_id: str) -> dict[str, Any]:

@@ -5,12 +5,17 @@ deliveries), signing secrets in Secrets Manager, the delivery queue (SQS), the j
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Sequence
 from typing import Any
 
+from aws_lambda_powertools import Logger
 from botocore.exceptions import ClientError
 
 from events.dynamodb_values import deserialize, serialize, to_attribute
+from ferry.secret_regions import SecretsClients, delete_everywhere, failed_replicas, replica_kwargs
 from services.notifications.ports import Outcome
+
+logger = Logger(service="ferry-notifications", child=True)
 
 Item = dict[str, Any]
 
@@ -208,9 +213,24 @@ def _conditional(error: ClientError) -> bool:
 
 
 class SecretsManagerSigningSecrets:
-    def __init__(self, client: Any = None, *, kms_key_id: str | None = None) -> None:
+    """Webhook signing secrets in Secrets Manager. ``replica_regions`` (active-active): created
+    with a replica in each, read from this region's replica first and deleted in the primary's
+    region, replicas first (ferry/secret_regions.py), so the notifier of either region signs a
+    subscription's deliveries without the region that created it."""
+
+    def __init__(
+        self,
+        client: Any = None,
+        *,
+        kms_key_id: str | None = None,
+        replica_regions: Sequence[str] = (),
+        replica_kms_key_id: str | None = None,
+        clients: Callable[[str], Any] | None = None,
+    ) -> None:
         self._client = _client("secretsmanager", client)
+        self._clients = SecretsClients(self._client, clients)
         self._kms_key_id = kms_key_id
+        self._replicas = replica_kwargs(replica_regions, replica_kms_key_id)
 
     def create(self, name: str, value: str, *, tags: dict[str, str]) -> str:
         kwargs: dict[str, Any] = {
@@ -218,16 +238,34 @@ class SecretsManagerSigningSecrets:
             "SecretString": value,
             "Description": "Ferry webhook signing secret",
             "Tags": [{"Key": k, "Value": v} for k, v in tags.items()],
+            **self._replicas,
         }
         if self._kms_key_id:
             kwargs["KmsKeyId"] = self._kms_key_id
-        return str(self._client.create_secret(**kwargs)["ARN"])
+        response = self._client.create_secret(**kwargs)
+        for region, reason in failed_replicas(response):  # the notifier there uses the primary
+            logger.warning(
+                "signing secret not replicated", extra={"region": region, "reason": reason}
+            )
+        return str(response["ARN"])
 
     def read(self, arn: str) -> str:
-        return str(self._client.get_secret_value(SecretId=arn)["SecretString"])
+        (region, first), *rest = self._clients.candidates(arn)
+        try:
+            found = self._clients.for_region(region).get_secret_value(SecretId=first)
+        except ClientError as error:
+            if not rest or error.response.get("Error", {}).get("Code") != (
+                "ResourceNotFoundException"
+            ):
+                raise
+            found = self._clients.for_region(rest[0][0]).get_secret_value(SecretId=arn)
+        return str(found["SecretString"])
 
     def delete(self, arn: str) -> None:
-        self._client.delete_secret(SecretId=arn, ForceDeleteWithoutRecovery=True)
+        if self._replicas:
+            delete_everywhere(self._clients, arn)
+        else:  # one region: no replicas to remove (and no DescribeSecret grant)
+            self._client.delete_secret(SecretId=arn, ForceDeleteWithoutRecovery=True)
 
 
 class SqsDeliveryQueue:

@@ -38,9 +38,14 @@ def _store(settings: NotificationsSettings, store: SubscriptionStore | None) -> 
 def _secrets(settings: NotificationsSettings, secrets: SigningSecrets | None) -> SigningSecrets:
     if secrets is not None:
         return secrets
+    from ferry.names import deployment_region
     from services.notifications.adapters import SecretsManagerSigningSecrets
 
-    return SecretsManagerSigningSecrets(kms_key_id=settings.secrets_kms_key_id)
+    return SecretsManagerSigningSecrets(
+        kms_key_id=settings.secrets_kms_key_id,
+        replica_regions=settings.replicas(deployment_region()),
+        replica_kms_key_id=settings.secrets_replica_kms_key_id,
+    )
 
 
 def _queue(settings: NotificationsSettings, queue: DeliveryQueue | None) -> DeliveryQueue:

@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 from pydantic import AliasChoices, Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
 
 from ferry import names
 from ferry.names import ResourceNames
+from ferry.secret_regions import SecretReplicaSettings
 
 
 def _env(name: str, field: str) -> AliasChoices:
     return AliasChoices(name, field)
 
 
-class NotificationsSettings(BaseSettings):
+class NotificationsSettings(SecretReplicaSettings):
     model_config = SettingsConfigDict(extra="ignore", populate_by_name=True)
 
     prefix: str = Field(default="ferry", validation_alias=_env("FERRY_PREFIX", "prefix"))

@@ -43,6 +43,7 @@ MRSC_TABLES = {
     NAMES.idempotency_table,
     NAMES.leases_table,
     PUBLICATIONS,
+    NAMES.subscriptions_table,  # both regions deliver; a delivery's claim decides which sends
 }
 REGIONAL_TABLES = {
     NAMES.jobs_table,
@@ -154,6 +155,11 @@ def test_mrsc_tables_are_strong_with_the_witness_and_no_ttl(aa: App) -> None:
         assert f"kms:{PEER}:" in text(peer["SSESpecification"]["KMSMasterKeyId"])
         assert "alias/ferry-data" in text(peer["SSESpecification"]["KMSMasterKeyId"])
     assert tables[NAMES.events_table]["StreamSpecification"] == {"StreamViewType": "NEW_IMAGE"}
+    subs = tables[NAMES.subscriptions_table]  # services/notifications/adapters.py's keys
+    assert subs["KeySchema"] == [
+        {"AttributeName": "pk", "KeyType": "HASH"},
+        {"AttributeName": "sk", "KeyType": "RANGE"},
+    ]
     pub = tables[PUBLICATIONS]
     assert pub["KeySchema"] == [{"AttributeName": "pk", "KeyType": "HASH"}]
     assert pub["AttributeDefinitions"] == [{"AttributeName": "pk", "AttributeType": "S"}]
@@ -162,7 +168,7 @@ def test_mrsc_tables_are_strong_with_the_witness_and_no_ttl(aa: App) -> None:
 def test_read_models_access_log_and_exports_stay_regional(aa: App) -> None:
     for stack, region in ((HOME_STACK, HOME), (PEER_STACK, PEER)):
         tables = _tables(aa.template(stack))
-        for name in REGIONAL_TABLES | {NAMES.subscriptions_table}:
+        for name in REGIONAL_TABLES:
             p = tables[name]
             assert [r["Region"] for r in p["Replicas"]] == [region], (stack, name)
             assert "MultiRegionConsistency" not in p and "GlobalTableWitnesses" not in p
@@ -260,6 +266,51 @@ def test_endpoint_secrets_are_replicated_to_the_peer_and_read_in_either_region(
         assert any(_on_secrets(s, peer) for s in reads), command
         decrypt = [s for s in statements if f":kms:{peer}:" in text(s.resources)]
         assert [s.actions for s in decrypt] == [["kms:Decrypt"]], command
+
+
+def _handler_of(entry: str) -> str:
+    return entry.partition(":")[0].removesuffix(".py").replace("/", ".") + ".handler"
+
+
+@pytest.mark.parametrize(
+    ("stack", "region", "peer"), [(HOME_STACK, HOME, PEER), (PEER_STACK, PEER, HOME)]
+)
+def test_signing_secrets_are_replicated_and_the_notifier_reads_either_regions(
+    aa: App, stack: str, region: str, peer: str
+) -> None:
+    from infra.constructs.notifications import DELIVER_HANDLER, NOTIFICATIONS_API_HANDLER
+
+    t = aa.template(stack)
+    prefix = NAMES.subscription_secrets_prefix
+
+    def on(s: Any, where: str) -> bool:
+        return any(
+            f":secretsmanager:{where}:" in text(r) and prefix in text(r) for r in s.resources
+        )
+
+    api = role_statements(t, function_role(t, _handler_of(NOTIFICATIONS_API_HANDLER)))
+    [write] = [s for s in api if s.effect == "Allow" and s.allows("secretsmanager:CreateSecret")]
+    assert set(svc.SECRET_REPLICA_ACTIONS) <= set(write.actions)
+    assert on(write, region) and on(write, peer)
+    [deny] = [s for s in api if s.effect == "Deny" and on(s, peer)]
+    assert deny.allows("secretsmanager:GetSecretValue")
+    assert [sorted(s.actions) for s in api if f":kms:{peer}:" in text(s.resources)] == [
+        ["kms:Encrypt", "kms:GenerateDataKey"]
+    ]
+    deliver = role_statements(t, function_role(t, _handler_of(DELIVER_HANDLER)))
+    reads = [
+        s for s in deliver if s.effect == "Allow" and s.allows("secretsmanager:GetSecretValue")
+    ]
+    assert any(on(s, region) for s in reads) and any(on(s, peer) for s in reads)
+    assert [s.actions for s in deliver if f":kms:{peer}:" in text(s.resources)] == [["kms:Decrypt"]]
+    [fn] = [
+        r["Properties"]
+        for r in _of(t, "AWS::Lambda::Function")
+        if r["Properties"].get("Handler") == _handler_of(NOTIFICATIONS_API_HANDLER)
+    ]
+    env = fn["Environment"]["Variables"]
+    assert env[n.ENV_SECRETS_REPLICA_REGIONS] == peer
+    assert env[n.ENV_SECRETS_REPLICA_KMS_KEY_ID] == "alias/ferry-data"
 
 
 # --- publication claims -------------------------------------------------------------------------

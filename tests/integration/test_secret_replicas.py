@@ -74,3 +74,25 @@ def test_a_reader_falls_back_to_the_primary_without_a_replica(clients: dict[str,
     assert SecretsReader(clients[B]).read(arn)["password"] == "pw"
     store_a.delete(arn)  # no replicas to remove
     assert _missing(clients[A], arn)
+
+
+def test_webhook_signing_secrets_are_replicated_and_read_in_either_region(
+    clients: dict[str, Any],
+) -> None:
+    from services.notifications.adapters import SecretsManagerSigningSecrets
+
+    store_a = SecretsManagerSigningSecrets(clients[A], replica_regions=[B])
+    arn = store_a.create(unique_name("ferry") + "/subscriptions/c/s1", "whsec-1", tags={})
+    store_b = SecretsManagerSigningSecrets(
+        clients[B], replica_regions=[A], clients=lambda region: pytest.fail(f"asked {region}")
+    )
+    assert store_b.read(arn) == "whsec-1"  # B's replica; region A not asked
+    # a subscription removed through region B: the primary (A) loses its replica, then itself
+    SecretsManagerSigningSecrets(clients[B], replica_regions=[A]).delete(arn)
+    assert _missing(clients[A], arn) and _missing(clients[B], in_region(arn, B))
+    # one region: no replica, read and deleted in place
+    single = SecretsManagerSigningSecrets(clients[A])
+    arn = single.create(unique_name("ferry") + "/subscriptions/c/s2", "whsec-2", tags={})
+    assert SecretsManagerSigningSecrets(clients[B]).read(arn) == "whsec-2"  # via the primary
+    single.delete(arn)
+    assert _missing(clients[A], arn)
