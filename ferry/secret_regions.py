@@ -174,3 +174,39 @@ def delete_everywhere(clients: SecretsClients, arn: str) -> None:
     if regions:
         client.remove_regions_from_replication(SecretId=arn, RemoveReplicaRegions=regions)
     client.delete_secret(SecretId=arn, ForceDeleteWithoutRecovery=True)
+
+
+class ReplicatedSecrets:
+    """What a service's Secrets Manager adapter shares (endpoint credentials, webhook signing
+    secrets): its region's client, clients for the other regions, the secrets' KMS key and
+    their replicas (none: one region)."""
+
+    def __init__(
+        self,
+        client: Any,
+        *,
+        kms_key_id: str | None = None,
+        replica_regions: Sequence[str] = (),
+        replica_kms_key_id: str | None = None,
+        clients: Callable[[str], Any] | None = None,
+    ) -> None:
+        self._client = client
+        self._clients = SecretsClients(client, clients)
+        self._kms_key_id = kms_key_id
+        self._replicas = replica_kwargs(replica_regions, replica_kms_key_id)
+
+    def _create(
+        self, name: str, value: str, description: str, tags: Mapping[str, str]
+    ) -> tuple[str, list[tuple[str, str]]]:
+        """CreateSecret here, with the replicas; (its ARN, the replicas that failed)."""
+        kwargs: dict[str, Any] = {
+            "Name": name,
+            "SecretString": value,
+            "Description": description,
+            "Tags": [{"Key": k, "Value": v} for k, v in tags.items()],
+            **self._replicas,
+        }
+        if self._kms_key_id:
+            kwargs["KmsKeyId"] = self._kms_key_id
+        response = self._client.create_secret(**kwargs)
+        return str(response["ARN"]), failed_replicas(response)

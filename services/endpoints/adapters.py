@@ -3,17 +3,12 @@ routes read models) that guards retirement. Their fakes: ``tests/support/fakes/e
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 from aws_lambda_powertools import Logger
 
-from ferry.secret_regions import (
-    SecretsClients,
-    delete_everywhere,
-    failed_replicas,
-    replica_kwargs,
-)
+from ferry.secret_regions import ReplicatedSecrets, delete_everywhere
 from services.endpoints.application import Credentials, EndpointUsage, SecretStore, SecretWrite
 
 __all__ = [
@@ -97,7 +92,7 @@ class ReadModelEndpointUsage(EndpointUsage):
         return found
 
 
-class SecretsManagerStore(SecretStore):
+class SecretsManagerStore(ReplicatedSecrets, SecretStore):
     """Endpoint credentials as JSON SecretStrings in AWS Secrets Manager.
 
     ``replica_regions`` (active-active, ``ferry.secret_regions``): a new secret is created with
@@ -107,41 +102,20 @@ class SecretsManagerStore(SecretStore):
     whichever region's API took the command; deletion first removes the replicas (Secrets
     Manager refuses to delete a primary that has some)."""
 
-    def __init__(
-        self,
-        client: Any = None,
-        *,
-        kms_key_id: str | None = None,
-        replica_regions: Sequence[str] = (),
-        replica_kms_key_id: str | None = None,
-        clients: Callable[[str], Any] | None = None,
-    ) -> None:
+    def __init__(self, client: Any = None, **kwargs: Any) -> None:
         if client is None:
             import boto3
 
             client = boto3.client("secretsmanager")
-        self._client = client
-        self._clients = SecretsClients(client, clients)
-        self._kms_key_id = kms_key_id
-        self._replica_regions = tuple(replica_regions)
-        self._replica_kms_key_id = replica_kms_key_id
+        super().__init__(client, **kwargs)
 
     def create(self, name: str, value: Credentials, *, tags: Mapping[str, str]) -> str:
-        kwargs: dict[str, Any] = {
-            "Name": name,
-            "SecretString": value.secret_string(),
-            "Description": "Ferry endpoint credentials",
-            "Tags": [{"Key": k, "Value": v} for k, v in tags.items()],
-        }
-        if self._kms_key_id:
-            kwargs["KmsKeyId"] = self._kms_key_id
-        kwargs.update(replica_kwargs(self._replica_regions, self._replica_kms_key_id))
-        response = self._client.create_secret(**kwargs)
-        for region, reason in failed_replicas(response):  # readers there use the primary
+        arn, failed = self._create(name, value.secret_string(), "Ferry endpoint credentials", tags)
+        for region, reason in failed:  # readers there use the primary
             logger.warning(
                 "endpoint secret not replicated", extra={"region": region, "reason": reason}
             )
-        return str(response["ARN"])
+        return arn
 
     def put(self, arn: str, value: Credentials) -> SecretWrite:
         previous = self._current_version(arn)

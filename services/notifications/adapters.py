@@ -5,14 +5,13 @@ deliveries), signing secrets in Secrets Manager, the delivery queue (SQS), the j
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
 from typing import Any
 
 from aws_lambda_powertools import Logger
 from botocore.exceptions import ClientError
 
 from events.dynamodb_values import deserialize, serialize, to_attribute
-from ferry.secret_regions import SecretsClients, delete_everywhere, failed_replicas, replica_kwargs
+from ferry.secret_regions import ReplicatedSecrets, delete_everywhere
 from services.notifications.ports import Outcome
 
 logger = Logger(service="ferry-notifications", child=True)
@@ -212,42 +211,22 @@ def _conditional(error: ClientError) -> bool:
     return error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException"
 
 
-class SecretsManagerSigningSecrets:
+class SecretsManagerSigningSecrets(ReplicatedSecrets):
     """Webhook signing secrets in Secrets Manager. ``replica_regions`` (active-active): created
     with a replica in each, read from this region's replica first and deleted in the primary's
     region, replicas first (ferry/secret_regions.py), so the notifier of either region signs a
     subscription's deliveries without the region that created it."""
 
-    def __init__(
-        self,
-        client: Any = None,
-        *,
-        kms_key_id: str | None = None,
-        replica_regions: Sequence[str] = (),
-        replica_kms_key_id: str | None = None,
-        clients: Callable[[str], Any] | None = None,
-    ) -> None:
-        self._client = _client("secretsmanager", client)
-        self._clients = SecretsClients(self._client, clients)
-        self._kms_key_id = kms_key_id
-        self._replicas = replica_kwargs(replica_regions, replica_kms_key_id)
+    def __init__(self, client: Any = None, **kwargs: Any) -> None:
+        super().__init__(_client("secretsmanager", client), **kwargs)
 
     def create(self, name: str, value: str, *, tags: dict[str, str]) -> str:
-        kwargs: dict[str, Any] = {
-            "Name": name,
-            "SecretString": value,
-            "Description": "Ferry webhook signing secret",
-            "Tags": [{"Key": k, "Value": v} for k, v in tags.items()],
-            **self._replicas,
-        }
-        if self._kms_key_id:
-            kwargs["KmsKeyId"] = self._kms_key_id
-        response = self._client.create_secret(**kwargs)
-        for region, reason in failed_replicas(response):  # the notifier there uses the primary
+        arn, failed = self._create(name, value, "Ferry webhook signing secret", tags)
+        for region, reason in failed:  # the notifier there uses the primary
             logger.warning(
                 "signing secret not replicated", extra={"region": region, "reason": reason}
             )
-        return str(response["ARN"])
+        return arn
 
     def read(self, arn: str) -> str:
         (region, first), *rest = self._clients.candidates(arn)
