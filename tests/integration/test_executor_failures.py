@@ -195,8 +195,14 @@ def test_post_action_move_after_success(stack: Stack) -> None:
 
 def test_cancelled_job_stops_and_cleans_up(stack: Stack) -> None:
     data = os.urandom(48 * MiB)
+    # paced (about 6 s for the file) so that the cancel lands mid-transfer however fast the
+    # machine moves the bytes: unpaced, a CI run finished the 48 MiB before the watcher saw the
+    # first ChunkCommitted
     job_id = stack.queue_job(
-        Flow.SFTP_TO_S3, put_source(stack, Flow.SFTP_TO_S3, data), target_of(stack, Flow.SFTP_TO_S3)
+        Flow.SFTP_TO_S3,
+        put_source(stack, Flow.SFTP_TO_S3, data),
+        target_of(stack, Flow.SFTP_TO_S3),
+        bandwidth_limit=8 * MiB,
     )
 
     def cancel_after_first_chunk() -> None:
